@@ -1,0 +1,239 @@
+package consulagent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// EnvRequire makes tests fail instead of skip when no Consul can be had.
+const envRequire = "FLEETDECK_REQUIRE_CONSUL"
+
+// binaryForTest returns a Consul binary, building it if needed. It skips only
+// when neither a binary nor a Go toolchain is available and
+// FLEETDECK_REQUIRE_CONSUL is not set.
+func binaryForTest(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	bin, err := Binary(ctx, testWriter{t})
+	if err != nil {
+		_, goErr := exec.LookPath("go")
+		if goErr != nil && os.Getenv(envRequire) != "1" {
+			t.Skipf("no Consul binary and no Go toolchain to build one: %v", err)
+		}
+		t.Fatalf("Binary: %v", err)
+	}
+	return bin
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}
+
+func startAgent(t *testing.T, opts Options) *Agent {
+	t.Helper()
+	if opts.Binary == "" {
+		opts.Binary = binaryForTest(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := a.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return a
+}
+
+func processGone(pid int) bool {
+	err := syscall.Kill(-pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+func TestAcceptableVersion(t *testing.T) {
+	for out, want := range map[string]bool{
+		"Consul v1.15.4\nBuild Date ...": true,
+		"Consul v1.14.0":                 true,
+		"Consul v1.16.3":                 true,
+		"Consul v1.16.4":                 false,
+		"Consul v1.17.0":                 false,
+		"Consul v1.22.1":                 false,
+		"Consul v1.15.4+ent":             false,
+		"Consul v1.13.9":                 false,
+		"Consul v2.0.0":                  false,
+		"garbage":                        false,
+	} {
+		if got, _ := acceptableVersion(out); got != want {
+			t.Errorf("acceptableVersion(%q) = %v, want %v", out, got, want)
+		}
+	}
+}
+
+func TestStartStopLeavesNothing(t *testing.T) {
+	bin := binaryForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := Start(ctx, Options{Binary: bin})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	pid, dir := a.Pid(), a.Dir()
+	c, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, err := c.Status().Leader()
+	if err != nil || leader == "" {
+		t.Fatalf("leader = %q, %v", leader, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("temp dir: %v", err)
+	}
+	if err := a.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !processGone(pid) {
+		t.Errorf("process group %d still exists after Stop", pid)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("temp dir %s still exists after Stop (err=%v)", dir, err)
+	}
+	if err := a.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+	if _, err := c.Status().Leader(); err == nil {
+		t.Errorf("agent still answers after Stop")
+	}
+}
+
+func TestKillRestartSamePorts(t *testing.T) {
+	a := startAgent(t, Options{})
+	c, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KV().Put(&api.KVPair{Key: "probe", Value: []byte("1")}, nil); err != nil {
+		t.Fatalf("KV put: %v", err)
+	}
+	_, meta, err := c.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, ports, pid := meta.LastIndex, a.Ports(), a.Pid()
+
+	if err := a.Kill(); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	if !processGone(pid) {
+		t.Fatalf("process group %d survives Kill", pid)
+	}
+	if _, err := c.Status().Leader(); err == nil {
+		t.Fatal("agent answers after Kill")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Restart(ctx); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if a.Ports() != ports {
+		t.Fatalf("ports changed over Restart: %+v -> %+v", ports, a.Ports())
+	}
+	// Same client, same address: the restarted agent answers, with fresh
+	// in-memory state.
+	kv, _, err := c.KV().Get("probe", nil)
+	if err != nil {
+		t.Fatalf("KV get after restart: %v", err)
+	}
+	if kv != nil {
+		t.Errorf("dev agent kept state over restart")
+	}
+	_, meta, err = c.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("catalog index before kill %d, after restart %d", before, meta.LastIndex)
+
+	// Restart after a clean Stop works too (the temp dir is recreated).
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restart(ctx); err != nil {
+		t.Fatalf("Restart after Stop: %v", err)
+	}
+	if _, err := c.Status().Leader(); err != nil {
+		t.Fatalf("leader after second restart: %v", err)
+	}
+}
+
+func TestWANFederation(t *testing.T) {
+	dc1 := startAgent(t, Options{Datacenter: "dc1"})
+	dc2 := startAgent(t, Options{Datacenter: "dc2", JoinWAN: []string{dc1.SerfWANAddr()}})
+	for _, a := range []*Agent{dc1, dc2} {
+		c, err := a.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The dc1 side learns about dc2 through gossip; give it a moment.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			dcs, err := c.Catalog().Datacenters()
+			if err == nil && slices.Contains(dcs, "dc1") && slices.Contains(dcs, "dc2") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: datacenters = %v, %v", a.Datacenter(), dcs, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Cross-DC reads go through the WAN.
+		other := "dc2"
+		if a.Datacenter() == "dc2" {
+			other = "dc1"
+		}
+		nodes, _, err := c.Catalog().Nodes(&api.QueryOptions{Datacenter: other})
+		if err != nil || len(nodes) != 1 || nodes[0].Node != "consul-"+other {
+			t.Errorf("%s reading %s: nodes=%v err=%v", a.Datacenter(), other, nodes, err)
+		}
+	}
+}
+
+func TestACLToken(t *testing.T) {
+	a := startAgent(t, Options{
+		ExtraHCL: `acl {
+  enabled = true
+  default_policy = "deny"
+  tokens { initial_management = "root" }
+}`,
+		Token: "root",
+	})
+	c, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Catalog().Nodes(nil); err != nil {
+		t.Fatalf("with management token: %v", err)
+	}
+	if _, err := c.KV().Put(&api.KVPair{Key: "x"}, &api.WriteOptions{Token: "not-a-token"}); err == nil {
+		t.Errorf("write with a bogus token succeeded under default_policy=deny")
+	}
+}

@@ -1,0 +1,19 @@
+//go:build !unix
+
+package consulagent
+
+import "os/exec"
+
+// setProcessGroup has no process-group equivalent here; the agent starts no
+// children of its own, so killing the process is enough.
+func setProcessGroup(cmd *exec.Cmd) {}
+
+// terminate stops the agent; without signals this is an immediate kill.
+func terminate(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+}
+
+// killGroup kills the agent process.
+func killGroup(cmd *exec.Cmd) { terminate(cmd) }
