@@ -1,0 +1,81 @@
+package fleet
+
+import "time"
+
+// Config tunes a Watcher. The zero value is usable: every zero field takes
+// the default documented on it.
+type Config struct {
+	// Datacenters to watch. Empty means every datacenter the agent knows
+	// (re-read every DatacenterRefresh).
+	Datacenters []string
+	// GroupKeys are the node-meta keys that name a node's autoscaling
+	// group; the first one present wins. Default: asg, mig.
+	GroupKeys []string
+	// InstanceKey, ZoneKey and ImageKey are node-meta keys. Defaults:
+	// instance-id, zone, image.
+	InstanceKey string
+	ZoneKey     string
+	ImageKey    string
+	// WaitTime is the longest a blocking query waits. Default 5m; use ≤55s
+	// behind proxies that cut idle connections.
+	WaitTime time.Duration
+	// Consistent disables stale reads (every read goes to the leader).
+	// Default false: stale reads spread load over servers and keep working
+	// without a leader; ConnState shows how old the data may be.
+	Consistent bool
+	// StaleAfter is the LastContact above which data is shown as stale.
+	// Default 5s.
+	StaleAfter time.Duration
+	// FullCheckInterval is how often all checks (passing too) are read for
+	// totals and check names. Failing checks are always live. Default 5m.
+	FullCheckInterval time.Duration
+	// DatacenterRefresh is how often the datacenter list is re-read when
+	// Datacenters is empty. Default 5m.
+	DatacenterRefresh time.Duration
+	// JournalSize bounds the event journal. Default 10000.
+	JournalSize int
+	// RefetchRate and RefetchBurst shape the token bucket that limits how
+	// often one watch may re-fetch. Defaults 5/s, burst 5.
+	RefetchRate  float64
+	RefetchBurst int
+	// BackoffMin and BackoffMax bound the exponential backoff (with
+	// jitter) after a failed request. Defaults 500ms and 30s.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if len(c.GroupKeys) == 0 {
+		c.GroupKeys = []string{"asg", "mig"}
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.InstanceKey, "instance-id")
+	def(&c.ZoneKey, "zone")
+	def(&c.ImageKey, "image")
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	dur(&c.WaitTime, 5*time.Minute)
+	dur(&c.StaleAfter, 5*time.Second)
+	dur(&c.FullCheckInterval, 5*time.Minute)
+	dur(&c.DatacenterRefresh, 5*time.Minute)
+	dur(&c.BackoffMin, 500*time.Millisecond)
+	dur(&c.BackoffMax, 30*time.Second)
+	if c.JournalSize <= 0 {
+		c.JournalSize = 10000
+	}
+	if c.RefetchRate <= 0 {
+		c.RefetchRate = 5
+	}
+	if c.RefetchBurst <= 0 {
+		c.RefetchBurst = 5
+	}
+	return c
+}

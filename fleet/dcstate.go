@@ -1,0 +1,449 @@
+package fleet
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// watchKey identifies one watch of a datacenter.
+type watchKey struct {
+	kind    watchKind
+	service string
+}
+
+// svcWatch is a running per-service blocking query.
+type svcWatch struct {
+	id     uint64
+	cancel context.CancelFunc
+	loaded bool
+}
+
+// dcState is everything known about one datacenter, as the raw answers of
+// its watches plus the Nodes built from them. Owned by the Run goroutine.
+type dcState struct {
+	name   string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	nodes       map[string]*api.Node
+	nodesLoaded bool
+	svcList     map[string]bool
+	svcLoaded   bool
+	svcWatches  map[string]*svcWatch
+	// byNode indexes service instances: node → service name → instances.
+	byNode        map[string]map[string][]*api.CatalogService
+	instances     map[string][]*api.CatalogService
+	failing       map[string]map[string]*api.HealthCheck
+	failingLoaded bool
+	all           map[string]map[string]*api.HealthCheck
+	allLoaded     bool
+	fullTrigger   chan struct{}
+
+	built map[string]*Node
+	// sorted is the built nodes in name order; nil when membership changed.
+	sorted []*Node
+	dirty  map[string]bool
+	ready  bool
+
+	errs        map[watchKey]result
+	aclFiltered map[watchKey]bool
+	lastSuccess time.Time
+	lastContact time.Duration
+	knownLeader bool
+}
+
+func newDCState(name string, ctx context.Context, cancel context.CancelFunc) *dcState {
+	return &dcState{
+		name:        name,
+		ctx:         ctx,
+		cancel:      cancel,
+		nodes:       map[string]*api.Node{},
+		svcList:     map[string]bool{},
+		svcWatches:  map[string]*svcWatch{},
+		byNode:      map[string]map[string][]*api.CatalogService{},
+		instances:   map[string][]*api.CatalogService{},
+		failing:     map[string]map[string]*api.HealthCheck{},
+		all:         map[string]map[string]*api.HealthCheck{},
+		fullTrigger: make(chan struct{}, 1),
+		built:       map[string]*Node{},
+		dirty:       map[string]bool{},
+		errs:        map[watchKey]result{},
+		aclFiltered: map[watchKey]bool{},
+	}
+}
+
+// requestFullRead asks for a read of all checks soon (new nodes' passing
+// checks are not in the failing-checks watch).
+func (d *dcState) requestFullRead() {
+	select {
+	case d.fullTrigger <- struct{}{}:
+	default:
+	}
+}
+
+// applyNodes replaces the node list and reports whether membership changed.
+func (d *dcState) applyNodes(nodes []*api.Node) (membership bool) {
+	next := make(map[string]*api.Node, len(nodes))
+	for _, n := range nodes {
+		next[n.Node] = n
+		old, ok := d.nodes[n.Node]
+		switch {
+		case !ok:
+			membership = true
+			d.dirty[n.Node] = true
+		case old.Address != n.Address || !reflect.DeepEqual(old.Meta, n.Meta):
+			d.dirty[n.Node] = true
+		}
+	}
+	for name := range d.nodes {
+		if _, ok := next[name]; !ok {
+			membership = true
+			d.dirty[name] = true
+		}
+	}
+	d.nodes = next
+	d.nodesLoaded = true
+	return membership
+}
+
+// applyServiceList records the set of services and returns those to start
+// and stop watching.
+func (d *dcState) applyServiceList(svcs map[string][]string) (added, removed []string) {
+	for name := range svcs {
+		if !d.svcList[name] {
+			added = append(added, name)
+		}
+	}
+	for name := range d.svcList {
+		if _, ok := svcs[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	d.svcList = make(map[string]bool, len(svcs))
+	for name := range svcs {
+		d.svcList[name] = true
+	}
+	d.svcLoaded = true
+	sort.Strings(added)
+	return added, removed
+}
+
+// dropService stops a service's watch and forgets its instances.
+func (d *dcState) dropService(svc string) {
+	if sw := d.svcWatches[svc]; sw != nil {
+		sw.cancel()
+		delete(d.svcWatches, svc)
+	}
+	d.setInstances(svc, nil)
+	delete(d.instances, svc)
+}
+
+// applyService records the instances of one service.
+func (d *dcState) applyService(svc string, insts []*api.CatalogService) {
+	if sw := d.svcWatches[svc]; sw != nil {
+		sw.loaded = true
+	}
+	d.setInstances(svc, insts)
+}
+
+// setInstances replaces svc's instances and marks every node that gained
+// or lost one dirty.
+func (d *dcState) setInstances(svc string, insts []*api.CatalogService) {
+	for _, old := range d.instances[svc] {
+		d.dirty[old.Node] = true
+		if m := d.byNode[old.Node]; m != nil {
+			delete(m, svc)
+			if len(m) == 0 {
+				delete(d.byNode, old.Node)
+			}
+		}
+	}
+	d.instances[svc] = insts
+	for _, in := range insts {
+		d.dirty[in.Node] = true
+		m := d.byNode[in.Node]
+		if m == nil {
+			m = map[string][]*api.CatalogService{}
+			d.byNode[in.Node] = m
+		}
+		m[svc] = append(m[svc], in)
+	}
+}
+
+// indexChecks groups checks by node and check ID.
+func indexChecks(checks api.HealthChecks) map[string]map[string]*api.HealthCheck {
+	out := map[string]map[string]*api.HealthCheck{}
+	for _, c := range checks {
+		m := out[c.Node]
+		if m == nil {
+			m = map[string]*api.HealthCheck{}
+			out[c.Node] = m
+		}
+		m[c.CheckID] = c
+	}
+	return out
+}
+
+// applyFailing replaces the failing checks; only nodes whose failing
+// checks differ are rebuilt.
+func (d *dcState) applyFailing(checks api.HealthChecks) {
+	next := indexChecks(checks)
+	for node, m := range next {
+		if !sameChecks(d.failing[node], m) {
+			d.dirty[node] = true
+		}
+	}
+	for node := range d.failing {
+		if _, ok := next[node]; !ok {
+			d.dirty[node] = true
+		}
+	}
+	d.failing = next
+	d.failingLoaded = true
+}
+
+func sameChecks(a, b map[string]*api.HealthCheck) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, x := range a {
+		y, ok := b[id]
+		if !ok || x.Status != y.Status || x.Output != y.Output || x.Name != y.Name || x.ServiceID != y.ServiceID {
+			return false
+		}
+	}
+	return true
+}
+
+// applyAllChecks replaces the full check set (every node is rebuilt; this
+// happens rarely).
+func (d *dcState) applyAllChecks(checks api.HealthChecks) {
+	d.all = indexChecks(checks)
+	d.allLoaded = true
+	for name := range d.nodes {
+		d.dirty[name] = true
+	}
+}
+
+// loaded reports whether every watch has answered once.
+func (d *dcState) loaded() bool {
+	if !d.nodesLoaded || !d.svcLoaded || !d.failingLoaded || !d.allLoaded {
+		return false
+	}
+	for _, sw := range d.svcWatches {
+		if !sw.loaded {
+			return false
+		}
+	}
+	return true
+}
+
+// rebuild rebuilds the dirty nodes and returns the events their changes
+// make. The first complete load makes no events: the fleet did not change,
+// fleetdeck just started looking.
+func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
+	if !d.ready {
+		if !d.loaded() {
+			return nil
+		}
+		d.ready = true
+		d.dirty = map[string]bool{}
+		d.built = make(map[string]*Node, len(d.nodes))
+		for name := range d.nodes {
+			n := d.buildNode(name, cfg)
+			n.ChangedAt = now
+			d.built[name] = n
+		}
+		d.sorted = nil
+		return nil
+	}
+	var events []Event
+	for name := range d.dirty {
+		old := d.built[name]
+		n := d.buildNode(name, cfg)
+		switch {
+		case n == nil && old == nil:
+			continue
+		case n == nil:
+			delete(d.built, name)
+			d.sorted = nil
+		case old != nil && sameNode(old, n):
+			continue // keep the old pointer: callers cache by it
+		default:
+			n.ChangedAt = now
+			d.built[name] = n
+			if old == nil {
+				d.sorted = nil
+			} else if d.sorted != nil {
+				i := sort.Search(len(d.sorted), func(i int) bool { return d.sorted[i].Name >= name })
+				d.sorted[i] = n
+			}
+		}
+		events = append(events, diffNode(d.name, old, n)...)
+	}
+	d.dirty = map[string]bool{}
+	sort.Slice(events, func(i, j int) bool { return events[i].Node < events[j].Node })
+	return events
+}
+
+// list returns the built nodes in name order. The slice is reused by the
+// next rebuild, so callers copy it.
+func (d *dcState) list() []*Node {
+	if !d.ready {
+		return nil
+	}
+	if d.sorted == nil {
+		d.sorted = make([]*Node, 0, len(d.built))
+		for _, n := range d.built {
+			d.sorted = append(d.sorted, n)
+		}
+		sort.Slice(d.sorted, func(i, j int) bool { return d.sorted[i].Name < d.sorted[j].Name })
+	}
+	return d.sorted
+}
+
+// buildNode assembles the Node for name from the raw answers, or nil when
+// the node is not in the catalog.
+func (d *dcState) buildNode(name string, cfg Config) *Node {
+	an := d.nodes[name]
+	if an == nil {
+		return nil
+	}
+	n := &Node{
+		Name:       an.Node,
+		Datacenter: d.name,
+		Address:    an.Address,
+		Meta:       an.Meta,
+		InstanceID: an.Meta[cfg.InstanceKey],
+		Zone:       an.Meta[cfg.ZoneKey],
+		Image:      an.Meta[cfg.ImageKey],
+	}
+	for _, k := range cfg.GroupKeys {
+		if g := an.Meta[k]; g != "" {
+			n.Group = g
+			break
+		}
+	}
+	for _, insts := range d.byNode[name] {
+		for _, in := range insts {
+			n.Services = append(n.Services, Service{ID: in.ServiceID, Name: in.ServiceName, Tags: in.ServiceTags, Port: in.ServicePort})
+		}
+	}
+	sort.Slice(n.Services, func(i, j int) bool { return n.Services[i].ID < n.Services[j].ID })
+	n.Checks, n.Health = mergeChecks(d.all[name], d.failing[name])
+	return n
+}
+
+// mergeChecks combines the last full read with the live failing checks.
+// The failing watch is authoritative for status: a check from the full
+// read that is no longer failing is passing now.
+func mergeChecks(all, failing map[string]*api.HealthCheck) ([]Check, Health) {
+	checks := make([]Check, 0, len(all)+len(failing))
+	for id, c := range all {
+		if _, ok := failing[id]; ok {
+			continue
+		}
+		out := ""
+		if c.Status == api.HealthPassing {
+			out = c.Output
+		}
+		checks = append(checks, Check{ID: id, Name: c.Name, Status: HealthPassing, Output: out, ServiceID: c.ServiceID, ServiceName: c.ServiceName})
+	}
+	health := HealthPassing
+	for id, c := range failing {
+		st, _ := ParseHealth(c.Status)
+		if st == HealthCritical && isMaintenance(id) {
+			st = HealthMaintenance
+		}
+		health = max(health, st)
+		checks = append(checks, Check{ID: id, Name: c.Name, Status: st, Output: c.Output, ServiceID: c.ServiceID, ServiceName: c.ServiceName})
+	}
+	sort.Slice(checks, func(i, j int) bool { return checks[i].ID < checks[j].ID })
+	return checks, health
+}
+
+// isMaintenance reports whether a check ID is one of Consul's maintenance
+// checks, which are critical while maintenance mode is on.
+func isMaintenance(id string) bool {
+	return id == "_node_maintenance" || strings.HasPrefix(id, "_service_maintenance:")
+}
+
+// sameNode compares everything but ChangedAt.
+func sameNode(a, b *Node) bool {
+	x, y := *a, *b
+	x.ChangedAt, y.ChangedAt = time.Time{}, time.Time{}
+	return reflect.DeepEqual(x, y)
+}
+
+// diffNode returns the events that turn old into n (either may be nil).
+func diffNode(dc string, old, n *Node) []Event {
+	switch {
+	case old == nil:
+		return []Event{{Kind: NodeJoined, Datacenter: dc, Node: n.Name, Group: n.Group, To: n.Health, NewRoles: n.Roles()}}
+	case n == nil:
+		return []Event{{Kind: NodeLeft, Datacenter: dc, Node: old.Name, Group: old.Group, From: old.Health, OldRoles: old.Roles()}}
+	}
+	var events []Event
+	if or, nr := old.Roles(), n.Roles(); !slices.Equal(or, nr) {
+		events = append(events, Event{Kind: RolesChanged, Datacenter: dc, Node: n.Name, Group: n.Group, OldRoles: or, NewRoles: nr})
+	}
+	prev := make(map[string]Check, len(old.Checks))
+	for _, c := range old.Checks {
+		prev[c.ID] = c
+	}
+	for _, c := range n.Checks {
+		p, ok := prev[c.ID]
+		delete(prev, c.ID)
+		from := HealthPassing
+		if ok {
+			from = p.Status
+		}
+		if from != c.Status {
+			events = append(events, Event{Kind: HealthChanged, Datacenter: dc, Node: n.Name, Group: n.Group,
+				CheckID: c.ID, CheckName: c.Name, From: from, To: c.Status, Output: c.Output})
+		}
+	}
+	// A failing check that vanished (passed before the next full read, or
+	// was deregistered) no longer holds the node down.
+	for _, p := range prev {
+		if p.Status != HealthPassing {
+			events = append(events, Event{Kind: HealthChanged, Datacenter: dc, Node: n.Name, Group: n.Group,
+				CheckID: p.ID, CheckName: p.Name, From: p.Status, To: HealthPassing})
+		}
+	}
+	return events
+}
+
+// connState summarises the datacenter's connection for the console.
+func (d *dcState) connState(staleAfter time.Duration) ConnState {
+	cs := ConnState{
+		Datacenter:    d.name,
+		LastSuccess:   d.lastSuccess,
+		LastContact:   d.lastContact,
+		KnownLeader:   d.knownLeader,
+		FilteredByACL: len(d.aclFiltered) > 0,
+	}
+	var latest result
+	for _, r := range d.errs {
+		if latest.err == nil || r.nextRetry.After(latest.nextRetry) {
+			latest = r
+		}
+	}
+	switch {
+	case latest.err != nil:
+		cs.Status, cs.LastError, cs.NextRetry = Degraded, latest.err.Error(), latest.nextRetry
+	case d.lastSuccess.IsZero() || !d.ready:
+		cs.Status = Connecting
+	case !d.knownLeader || d.lastContact > staleAfter:
+		cs.Status = Stale
+	default:
+		cs.Status = Connected
+	}
+	return cs
+}

@@ -1,0 +1,203 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"golang.org/x/time/rate"
+)
+
+// watchKind names one of the constant set of queries per datacenter.
+type watchKind uint8
+
+const (
+	watchNodes      watchKind = iota + 1 // /v1/catalog/nodes
+	watchServices                        // /v1/catalog/services
+	watchService                         // /v1/catalog/service/<name>
+	watchFailing                         // /v1/health/state/any?filter=Status != "passing"
+	watchAllChecks                       // /v1/health/state/any, non-blocking, occasional
+	watchDatacenter                      // /v1/catalog/datacenters, occasional
+)
+
+// what says what a watch is doing, for error messages.
+func (k watchKind) what(dc, service string) string {
+	switch k {
+	case watchNodes:
+		return "watching catalog nodes in " + dc
+	case watchServices:
+		return "watching the service list in " + dc
+	case watchService:
+		return fmt.Sprintf("watching service %q in %s", service, dc)
+	case watchFailing:
+		return "watching failing checks in " + dc
+	case watchAllChecks:
+		return "reading all checks in " + dc
+	case watchDatacenter:
+		return "listing datacenters"
+	}
+	return "querying Consul"
+}
+
+// failingFilter selects the non-passing checks: at 10k nodes about 40 KB
+// instead of the 12 MB of all checks.
+const failingFilter = `Status != "passing"`
+
+// result is what a watch goroutine hands to the Run loop, which owns all
+// state. Exactly one of the data fields is set when err is nil.
+type result struct {
+	dc      string
+	kind    watchKind
+	service string
+	// id identifies the watch instance so results of a cancelled service
+	// watch can be dropped.
+	id uint64
+
+	nodes    []*api.Node
+	services map[string][]string
+	svc      []*api.CatalogService
+	checks   api.HealthChecks
+	dcs      []string
+
+	// changed is false when a blocking query timed out without a new
+	// index: only the connection state is refreshed.
+	changed   bool
+	meta      *api.QueryMeta
+	err       error
+	nextRetry time.Time
+}
+
+// fetchFunc performs one (blocking) query.
+type fetchFunc func(q *api.QueryOptions) (result, *api.QueryMeta, error)
+
+// backoff is exponential backoff with jitter; not safe for concurrent use.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+// next returns the delay before the next retry and increases the step.
+func (b *backoff) next() time.Duration {
+	d := b.min << min(b.n, 30)
+	if d > b.max || d <= 0 {
+		d = b.max
+	} else {
+		b.n++
+	}
+	// Half fixed, half random: spreads reconnect storms from many
+	// consoles without ever retrying immediately.
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// nextIndex applies Consul's blocking-query index rules: an index that
+// goes backwards (snapshot restore, new cluster) resets to 0 so the next
+// query returns at once, and an index is never below 1.
+func nextIndex(prev, got uint64) uint64 {
+	switch {
+	case got < prev:
+		return 0
+	case got < 1:
+		return 1
+	}
+	return got
+}
+
+// describeErr wraps a Consul error with what was being done and, for the
+// errors users can act on, what to do.
+func describeErr(what string, err error) error {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case http.StatusForbidden:
+			return fmt.Errorf("%s: permission denied by Consul ACLs (%s): set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with node:read and service:read: %w", what, se.Body, err)
+		case http.StatusTooManyRequests:
+			return fmt.Errorf("%s: Consul is limiting connections from this address (HTTP 429): %w", what, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// loopParams are the settings every watch loop shares.
+type loopParams struct {
+	dc       string
+	kind     watchKind
+	service  string
+	id       uint64
+	wait     time.Duration
+	stale    bool
+	limiter  *rate.Limiter
+	backoff  backoff
+	out      chan<- result
+	blocking bool
+}
+
+// loop runs one blocking query over and over until ctx ends, sending every
+// answer (and every error) to p.out. Re-fetches are paced by a token bucket
+// rather than sleeps so bursts of changes are absorbed but a hot index
+// cannot spin.
+func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
+	var index uint64
+	first := true
+	for {
+		if err := p.limiter.Wait(ctx); err != nil {
+			return
+		}
+		q := &api.QueryOptions{Datacenter: p.dc, AllowStale: p.stale}
+		if p.blocking {
+			q.WaitIndex = index
+			q.WaitTime = p.wait
+		}
+		res, meta, err := fetch(q.WithContext(ctx))
+		if ctx.Err() != nil {
+			return
+		}
+		res.dc, res.kind, res.service, res.id = p.dc, p.kind, p.service, p.id
+		if err != nil {
+			// The server may come back as a new cluster whose index is
+			// below ours, and a blocking query with a future index just
+			// hangs until WaitTime: start over with a non-blocking read.
+			index = 0
+			delay := p.backoff.next()
+			res.err = describeErr(p.kind.what(p.dc, p.service), err)
+			res.nextRetry = time.Now().Add(delay)
+			if !send(ctx, p.out, res) {
+				return
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		p.backoff.reset()
+		res.meta = meta
+		res.changed = first || !p.blocking || meta.LastIndex != index
+		first = false
+		index = nextIndex(index, meta.LastIndex)
+		if !send(ctx, p.out, res) {
+			return
+		}
+		if !p.blocking {
+			return
+		}
+	}
+}
+
+// send delivers r unless ctx ends first.
+func send(ctx context.Context, out chan<- result, r result) bool {
+	select {
+	case out <- r:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

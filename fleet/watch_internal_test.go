@@ -1,0 +1,96 @@
+package fleet
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+func TestNextIndex(t *testing.T) {
+	for _, tc := range []struct{ prev, got, want uint64 }{
+		{0, 0, 1},    // never block on index 0 forever: use 1
+		{0, 42, 42},  // first answer
+		{42, 42, 42}, // timeout, no change
+		{42, 50, 50}, // change
+		{50, 7, 0},   // went backwards: start over non-blocking
+		{50, 0, 0},   // reset to nothing
+		{1, 1000, 1000},
+	} {
+		if got := nextIndex(tc.prev, tc.got); got != tc.want {
+			t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.prev, tc.got, got, tc.want)
+		}
+	}
+}
+
+func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
+	b := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
+	prevCeil := time.Duration(0)
+	for i := range 10 {
+		d := b.next()
+		ceil := min(100*time.Millisecond<<i, 2*time.Second)
+		if d < ceil/2 || d > ceil {
+			t.Fatalf("step %d: delay %v outside [%v, %v]", i, d, ceil/2, ceil)
+		}
+		if ceil < prevCeil {
+			t.Fatalf("step %d: ceiling shrank", i)
+		}
+		prevCeil = ceil
+	}
+	b.reset()
+	if d := b.next(); d > 100*time.Millisecond {
+		t.Errorf("after reset the delay is %v, want ≤ 100ms", d)
+	}
+}
+
+func TestMergeChecksFailingWatchIsAuthoritative(t *testing.T) {
+	all := map[string]*api.HealthCheck{
+		"serf": {CheckID: "serf", Name: "Serf", Status: api.HealthPassing, Output: "alive"},
+		"http": {CheckID: "http", Name: "HTTP", Status: api.HealthCritical, Output: "old 503"},
+	}
+	// http has recovered since the full read; disk went warning; a node in
+	// maintenance is maintenance, not just critical.
+	failing := map[string]*api.HealthCheck{
+		"disk":              {CheckID: "disk", Name: "Disk", Status: api.HealthWarning, Output: "91%"},
+		"_node_maintenance": {CheckID: "_node_maintenance", Status: api.HealthCritical},
+	}
+	checks, h := mergeChecks(all, failing)
+	if h != HealthMaintenance {
+		t.Errorf("health = %v, want maintenance", h)
+	}
+	byID := map[string]Check{}
+	for _, c := range checks {
+		byID[c.ID] = c
+	}
+	if c := byID["http"]; c.Status != HealthPassing || c.Output != "" {
+		t.Errorf("recovered check = %+v, want passing without the stale output", c)
+	}
+	if c := byID["serf"]; c.Output != "alive" {
+		t.Errorf("passing check lost its output: %+v", c)
+	}
+	if c := byID["disk"]; c.Status != HealthWarning || c.Output != "91%" {
+		t.Errorf("failing check = %+v", c)
+	}
+	if len(checks) != 4 {
+		t.Errorf("got %d checks, want 4", len(checks))
+	}
+}
+
+func TestJournalIsBoundedAndSnapshotsStayImmutable(t *testing.T) {
+	r := &runner{cfg: Config{JournalSize: 3}.withDefaults()}
+	now := time.Now()
+	var views [][]Event
+	for i := range 10 {
+		r.record(Event{Kind: NodeJoined, Node: string(rune('a' + i))}, now)
+		lo := max(0, len(r.events)-r.cfg.JournalSize)
+		views = append(views, r.events[lo:len(r.events):len(r.events)])
+	}
+	last := views[len(views)-1]
+	if len(last) != 3 || last[0].Node != "h" || last[2].Node != "j" || last[2].Seq != 10 {
+		t.Errorf("journal = %+v, want h..j with seq 10 last", last)
+	}
+	// Earlier views must still read what they read then.
+	if v := views[2]; len(v) != 3 || v[0].Node != "a" || v[2].Node != "c" {
+		t.Errorf("an earlier view changed: %+v", v)
+	}
+}

@@ -1,0 +1,392 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"go.uber.org/goleak"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consulagent"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startAgent runs a real Consul agent for one test.
+func startAgent(t *testing.T, opts consulagent.Options) *consulagent.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin, err := consulagent.Binary(ctx, testWriter{t})
+	if err != nil {
+		if os.Getenv("FLEETDECK_REQUIRE_CONSUL") != "1" {
+			t.Skipf("no Consul binary (set FLEETDECK_REQUIRE_CONSUL=1 to make this fatal): %v", err)
+		}
+		t.Fatalf("getting the Consul binary: %v", err)
+	}
+	opts.Binary = bin
+	a, err := consulagent.Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("starting Consul: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := a.Stop(); err != nil {
+			t.Errorf("stopping Consul: %v", err)
+		}
+	})
+	return a
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func client(t *testing.T, a *consulagent.Agent) *api.Client {
+	t.Helper()
+	c, err := a.Client()
+	if err != nil {
+		t.Fatalf("consul client: %v", err)
+	}
+	return c
+}
+
+// runWatcher runs w until the test ends and checks that Run returns.
+func runWatcher(t *testing.T, w *fleet.Watcher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+}
+
+// waitFor waits until cond holds for the current snapshot.
+func waitFor(t *testing.T, feed fleet.Feed, timeout time.Duration, what string, cond func(*fleet.Snapshot) bool) *fleet.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s := feed.Current()
+	for !cond(s) {
+		next, err := feed.Next(ctx, s.Version)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v (last snapshot v%d: %d nodes, conn %+v)", what, err, s.Version, len(s.Nodes), s.Status())
+		}
+		s = next
+	}
+	return s
+}
+
+type svcDef struct {
+	id, name string
+	tags     []string
+	port     int
+}
+
+func register(t *testing.T, c *api.Client, node, addr string, meta map[string]string, svcs ...svcDef) {
+	t.Helper()
+	reg := &api.CatalogRegistration{Node: node, Address: addr, NodeMeta: meta, SkipNodeUpdate: false}
+	if _, err := c.Catalog().Register(reg, nil); err != nil {
+		t.Fatalf("registering node %s: %v", node, err)
+	}
+	for _, s := range svcs {
+		reg := &api.CatalogRegistration{Node: node, Address: addr, NodeMeta: meta,
+			Service: &api.AgentService{ID: s.id, Service: s.name, Tags: s.tags, Port: s.port}}
+		if _, err := c.Catalog().Register(reg, nil); err != nil {
+			t.Fatalf("registering service %s on %s: %v", s.id, node, err)
+		}
+	}
+}
+
+func setCheck(t *testing.T, c *api.Client, node, addr, id, status, output string) {
+	t.Helper()
+	reg := &api.CatalogRegistration{Node: node, Address: addr, SkipNodeUpdate: true,
+		Check: &api.AgentCheck{Node: node, CheckID: id, Name: id, Status: status, Output: output}}
+	if _, err := c.Catalog().Register(reg, nil); err != nil {
+		t.Fatalf("setting check %s on %s: %v", id, node, err)
+	}
+}
+
+func hasEvent(s *fleet.Snapshot, kind fleet.EventKind, node string, pred func(fleet.Event) bool) bool {
+	for _, e := range s.Events {
+		if e.Kind == kind && e.Node == node && (pred == nil || pred(e)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	c := client(t, a)
+	for i := range 3 {
+		name := fmt.Sprintf("web-%d", i)
+		register(t, c, name, fmt.Sprintf("10.0.0.%d", i+1), map[string]string{"asg": "web-asg", "zone": "z1", "instance-id": "i-" + name},
+			svcDef{id: "web", name: "web", tags: []string{"v1"}, port: 80})
+		setCheck(t, c, name, fmt.Sprintf("10.0.0.%d", i+1), "http", api.HealthPassing, "ok")
+	}
+
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	s := waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "web-2") != nil && s.Status().Status == fleet.Connected
+	})
+	n := s.Node("dc1", "web-0")
+	if n.Group != "web-asg" || n.Zone != "z1" || n.InstanceID != "i-web-0" || n.Address != "10.0.0.1" {
+		t.Errorf("node facts: %+v", n)
+	}
+	if got := n.Roles(); len(got) != 1 || got[0] != "web" {
+		t.Errorf("roles = %v, want [web]", got)
+	}
+	if len(n.Checks) != 1 || n.Checks[0].Status != fleet.HealthPassing || n.Checks[0].Output != "ok" {
+		t.Errorf("checks = %+v, want one passing http check with output", n.Checks)
+	}
+	if len(s.Events) != 0 {
+		t.Errorf("the initial load made %d events, want none: %+v", len(s.Events), s.Events)
+	}
+
+	// Health change: critical shows with its output and makes an event.
+	setCheck(t, c, "web-1", "10.0.0.2", "http", api.HealthCritical, "HTTP 503")
+	s = waitFor(t, w, 10*time.Second, "web-1 critical", func(s *fleet.Snapshot) bool {
+		n := s.Node("dc1", "web-1")
+		return n != nil && n.Health == fleet.HealthCritical
+	})
+	if !hasEvent(s, fleet.HealthChanged, "web-1", func(e fleet.Event) bool {
+		return e.CheckID == "http" && e.From == fleet.HealthPassing && e.To == fleet.HealthCritical && e.Output == "HTTP 503"
+	}) {
+		t.Errorf("no health event for web-1: %+v", s.Events)
+	}
+	if s.Counts.Critical != 1 {
+		t.Errorf("critical count = %d, want 1", s.Counts.Critical)
+	}
+	unchanged := s.Node("dc1", "web-0")
+
+	// And back to passing.
+	setCheck(t, c, "web-1", "10.0.0.2", "http", api.HealthPassing, "ok again")
+	s = waitFor(t, w, 10*time.Second, "web-1 passing", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "web-1").Health == fleet.HealthPassing
+	})
+	if s.Node("dc1", "web-0") != unchanged {
+		t.Errorf("an unchanged node got a new pointer; callers cache by pointer")
+	}
+
+	// Tag change and a new role.
+	register(t, c, "web-0", "10.0.0.1", map[string]string{"asg": "web-asg", "zone": "z1", "instance-id": "i-web-0"},
+		svcDef{id: "web", name: "web", tags: []string{"v2", "canary"}, port: 80},
+		svcDef{id: "cache", name: "cache", port: 6379})
+	s = waitFor(t, w, 10*time.Second, "web-0 retagged", func(s *fleet.Snapshot) bool {
+		tags := s.Node("dc1", "web-0").Tags()
+		return len(tags) == 2 && tags[0] == "canary" && tags[1] == "v2" && s.Node("dc1", "web-0").HasRole("cache")
+	})
+	if !hasEvent(s, fleet.RolesChanged, "web-0", nil) {
+		t.Errorf("no roles event for web-0: %+v", s.Events)
+	}
+
+	// Join and leave, with the group size following.
+	register(t, c, "web-3", "10.0.0.4", map[string]string{"asg": "web-asg"}, svcDef{id: "web", name: "web", port: 80})
+	s = waitFor(t, w, 10*time.Second, "web-3 joined", func(s *fleet.Snapshot) bool { return s.Node("dc1", "web-3") != nil })
+	if !hasEvent(s, fleet.NodeJoined, "web-3", func(e fleet.Event) bool { return e.Group == "web-asg" }) {
+		t.Errorf("no join event: %+v", s.Events)
+	}
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "web-2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s = waitFor(t, w, 10*time.Second, "web-2 left", func(s *fleet.Snapshot) bool { return s.Node("dc1", "web-2") == nil })
+	if !hasEvent(s, fleet.NodeLeft, "web-2", nil) {
+		t.Errorf("no leave event: %+v", s.Events)
+	}
+	var sizes []string
+	for _, e := range s.Events {
+		if e.Kind == fleet.GroupSizeChanged && e.Group == "web-asg" {
+			sizes = append(sizes, fmt.Sprintf("%d→%d", e.Before, e.After))
+		}
+	}
+	if strings.Join(sizes, ",") != "3→4,4→3" {
+		t.Errorf("group size events = %v, want [3→4 4→3]", sizes)
+	}
+	groups := s.Groups(time.Now().Add(-time.Hour))
+	if len(groups) != 1 || groups[0].Nodes != 3 || groups[0].Joins != 1 || groups[0].Leaves != 1 {
+		t.Errorf("groups = %+v", groups)
+	}
+}
+
+func TestWatcherSurvivesConsulRestartAndIndexReset(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	c := client(t, a)
+	register(t, c, "db-0", "10.0.1.1", nil, svcDef{id: "db", name: "db", port: 5432})
+	// Grow the index well past what a fresh agent will have.
+	for i := range 30 {
+		setCheck(t, c, "db-0", "10.0.1.1", "pg", api.HealthPassing, fmt.Sprint("ok ", i))
+	}
+
+	w := fleet.NewWatcher(c, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	runWatcher(t, w)
+	waitFor(t, w, 30*time.Second, "db-0", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "db-0") != nil && s.Status().Status == fleet.Connected
+	})
+
+	if err := a.Kill(); err != nil {
+		t.Fatalf("killing Consul: %v", err)
+	}
+	s := waitFor(t, w, 20*time.Second, "degraded", func(s *fleet.Snapshot) bool {
+		return s.Status().Status == fleet.Degraded
+	})
+	st := s.Status()
+	if st.LastError == "" || st.NextRetry.IsZero() {
+		t.Errorf("degraded state lacks error or retry time: %+v", st)
+	}
+	if s.Node("dc1", "db-0") == nil {
+		t.Errorf("the last snapshot's nodes were dropped while Consul was down")
+	}
+
+	restartCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := a.Restart(restartCtx); err != nil {
+		t.Fatalf("restarting Consul: %v", err)
+	}
+	// The new agent is empty and its index starts low: the watcher must
+	// reset its indexes and see the new (empty) catalog, then new nodes.
+	c = client(t, a)
+	register(t, c, "db-1", "10.0.1.2", nil, svcDef{id: "db", name: "db", port: 5432})
+	s = waitFor(t, w, 30*time.Second, "reconnected after index reset", func(s *fleet.Snapshot) bool {
+		return s.Status().Status == fleet.Connected && s.Node("dc1", "db-1") != nil && s.Node("dc1", "db-0") == nil
+	})
+	if !hasEvent(s, fleet.NodeLeft, "db-0", nil) || !hasEvent(s, fleet.NodeJoined, "db-1", nil) {
+		t.Errorf("the restart's leave and join are not in the journal: %+v", s.Events)
+	}
+}
+
+func TestWatcherReportsACLDenial(t *testing.T) {
+	a := startAgent(t, consulagent.Options{
+		ExtraHCL: `acl { enabled = true
+  default_policy = "deny"
+  tokens { initial_management = "root" } }`,
+		Token: "root",
+	})
+	cfg := api.DefaultConfig()
+	cfg.Address = a.HTTPAddr()
+	cfg.Token = "00000000-0000-0000-0000-000000000bad"
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := fleet.NewWatcher(c, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	runWatcher(t, w)
+	s := waitFor(t, w, 20*time.Second, "ACL error", func(s *fleet.Snapshot) bool { return s.Status().Status == fleet.Degraded })
+	if msg := s.Status().LastError; !strings.Contains(msg, "permission denied by Consul ACLs") || !strings.Contains(msg, "CONSUL_HTTP_TOKEN") {
+		t.Errorf("ACL error is not clear: %q", msg)
+	}
+
+	// A token that may read only some nodes gets a partial fleet: say so.
+	root := client(t, a)
+	pol, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "app-only",
+		Rules: `node_prefix "app-" { policy = "read" }
+service_prefix "" { policy = "read" }`}, nil)
+	if err != nil {
+		t.Fatalf("creating ACL policy: %v", err)
+	}
+	tok, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
+	if err != nil {
+		t.Fatalf("creating ACL token: %v", err)
+	}
+	register(t, root, "app-1", "10.0.0.1", nil)
+	cfg.Token = tok.SecretID
+	limited, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := fleet.NewWatcher(limited, fleet.Config{Datacenters: []string{"dc1"}})
+	runWatcher(t, w2)
+	s = waitFor(t, w2, 20*time.Second, "filtered-by-ACL flag", func(s *fleet.Snapshot) bool {
+		return s.Status().FilteredByACL && s.Node("dc1", "app-1") != nil
+	})
+	if len(s.Nodes) != 1 {
+		t.Errorf("the limited token sees %d nodes, want only app-1", len(s.Nodes))
+	}
+}
+
+func TestWatcherMergesDatacenters(t *testing.T) {
+	dc1 := startAgent(t, consulagent.Options{Datacenter: "dc1"})
+	dc2 := startAgent(t, consulagent.Options{Datacenter: "dc2", JoinWAN: []string{dc1.SerfWANAddr()}})
+	register(t, client(t, dc1), "app-1", "10.1.0.1", nil, svcDef{id: "app", name: "app"})
+	register(t, client(t, dc2), "app-1", "10.2.0.1", nil, svcDef{id: "app", name: "app"})
+
+	w := fleet.NewWatcher(client(t, dc1), fleet.Config{})
+	runWatcher(t, w)
+	s := waitFor(t, w, 30*time.Second, "both datacenters", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "app-1") != nil && s.Node("dc2", "app-1") != nil
+	})
+	if got := strings.Join(s.Datacenters, ","); got != "dc1,dc2" {
+		t.Errorf("datacenters = %s", got)
+	}
+	if s.Node("dc2", "app-1").Address != "10.2.0.1" {
+		t.Errorf("dc2's node has the wrong address: %+v", s.Node("dc2", "app-1"))
+	}
+	roles := s.Roles()
+	for _, r := range roles {
+		if r.Name == "app" && r.Nodes != 2 {
+			t.Errorf("role app spans %d nodes, want 2", r.Nodes)
+		}
+	}
+}
+
+// A snapshot restore moves Consul's index backwards under a running
+// blocking query: the watcher must notice, start over and show the
+// restored catalog instead of hanging on an index that will not come.
+func TestWatcherHandlesIndexGoingBackwards(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	c := client(t, a)
+	register(t, c, "old-1", "10.0.2.1", nil, svcDef{id: "app", name: "app"})
+	snap, _, err := c.Snapshot().Save(nil)
+	if err != nil {
+		t.Fatalf("saving a Consul snapshot: %v", err)
+	}
+	saved, err := io.ReadAll(snap)
+	snap.Close()
+	if err != nil {
+		t.Fatalf("reading the Consul snapshot: %v", err)
+	}
+	register(t, c, "new-1", "10.0.2.2", nil, svcDef{id: "app", name: "app"})
+	for i := range 50 {
+		setCheck(t, c, "new-1", "10.0.2.2", "load", api.HealthPassing, fmt.Sprint(i))
+	}
+
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	waitFor(t, w, 30*time.Second, "new-1", func(s *fleet.Snapshot) bool { return s.Node("dc1", "new-1") != nil })
+
+	if err := c.Snapshot().Restore(nil, bytes.NewReader(saved)); err != nil {
+		t.Fatalf("restoring the Consul snapshot: %v", err)
+	}
+	s := waitFor(t, w, 20*time.Second, "the restored catalog", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "new-1") == nil && s.Node("dc1", "old-1") != nil
+	})
+	if !hasEvent(s, fleet.NodeLeft, "new-1", nil) {
+		t.Errorf("the restore's leave is not in the journal: %+v", s.Events)
+	}
+	// And it keeps following changes after the reset.
+	setCheck(t, c, "old-1", "10.0.2.1", "disk", api.HealthWarning, "90% full")
+	waitFor(t, w, 10*time.Second, "old-1 warning", func(s *fleet.Snapshot) bool {
+		return s.Node("dc1", "old-1").Health == fleet.HealthWarning
+	})
+}
