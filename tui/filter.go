@@ -1,0 +1,289 @@
+package tui
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// The filter language typed after "/":
+//
+//	web-1              free text: substring of any column (case-insensitive)
+//	role:web           runs the service "web"          (exact, case-insensitive)
+//	health:critical    health is critical (passing, warning, critical,
+//	                   maintenance/maint; "failing" = anything not passing)
+//	group:web-asg      autoscaling group               (exact)
+//	dc:dc1             datacenter                      (exact)
+//	zone:eu-west-1a    zone                            (exact)
+//	name:web           node name contains              (substring)
+//	meta:key=value     node meta key has value; meta:key = key is present
+//	tag:canary         some service has the tag        (exact)
+//	!term              negates any term
+//
+// Terms are separated by spaces and ANDed; a value with spaces can be
+// quoted: role:"my svc". An unknown field ("foo:bar") is free text, so an
+// IPv6 address still searches as typed.
+
+// filterField names what a term tests.
+type filterField uint8
+
+const (
+	fieldText filterField = iota
+	fieldRole
+	fieldHealth
+	fieldGroup
+	fieldDC
+	fieldZone
+	fieldName
+	fieldMeta
+	fieldTag
+)
+
+// filterFields maps the field prefixes to fields. Built by a function so
+// that no package-level mutable map exists.
+func filterFieldByName(name string) (filterField, bool) {
+	switch name {
+	case "role", "service":
+		return fieldRole, true
+	case "health", "status":
+		return fieldHealth, true
+	case "group", "asg", "mig":
+		return fieldGroup, true
+	case "dc", "datacenter":
+		return fieldDC, true
+	case "zone":
+		return fieldZone, true
+	case "name", "node":
+		return fieldName, true
+	case "meta":
+		return fieldMeta, true
+	case "tag":
+		return fieldTag, true
+	}
+	return fieldText, false
+}
+
+// filterTerm is one parsed term. value is lowercased (except meta values,
+// which compare exactly on the key and case-insensitively on the value).
+type filterTerm struct {
+	field  filterField
+	neg    bool
+	value  string
+	key    string       // meta key
+	hasVal bool         // meta term had "=value"
+	health fleet.Health // for fieldHealth
+	// failing matches any health but passing (health:failing).
+	failing bool
+}
+
+// filterExpr is a parsed filter: all terms must match.
+type filterExpr struct {
+	terms []filterTerm
+}
+
+// empty reports whether the filter matches everything.
+func (f filterExpr) empty() bool { return len(f.terms) == 0 }
+
+// parseFilter parses the filter language. It never fails: anything it does
+// not understand is searched as free text, because a filter that silently
+// rejects input is worse during an incident than one that matches nothing.
+func parseFilter(s string) filterExpr {
+	var f filterExpr
+	for _, tok := range tokenize(s) {
+		t := filterTerm{}
+		if strings.HasPrefix(tok, "!") && len(tok) > 1 {
+			t.neg = true
+			tok = tok[1:]
+		}
+		t.value = strings.ToLower(tok)
+		if i := strings.IndexByte(tok, ':'); i > 0 {
+			if field, ok := filterFieldByName(strings.ToLower(tok[:i])); ok {
+				t.field = field
+				raw := tok[i+1:]
+				t.value = strings.ToLower(raw)
+				switch field {
+				case fieldHealth:
+					switch t.value {
+					case "failing", "faults", "fault", "!passing":
+						t.failing = true
+					case "maint":
+						t.health = fleet.HealthMaintenance
+					default:
+						h, ok := fleet.ParseHealth(t.value)
+						if !ok {
+							// Unknown health: match nothing (or everything
+							// when negated) rather than guess.
+							t.health = fleet.Health(255)
+						} else {
+							t.health = h
+						}
+					}
+				case fieldMeta:
+					if k, v, ok := strings.Cut(raw, "="); ok {
+						t.key, t.value, t.hasVal = k, strings.ToLower(v), true
+					} else {
+						t.key, t.value = raw, ""
+					}
+				}
+			}
+		}
+		if t.field == fieldText && t.value == "" {
+			continue
+		}
+		f.terms = append(f.terms, t)
+	}
+	return f
+}
+
+// tokenize splits s on spaces, keeping double-quoted runs together (the
+// quotes are removed).
+func tokenize(s string) []string {
+	var out []string
+	var b strings.Builder
+	inQuote := false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case r == ' ' && !inQuote:
+			if b.Len() > 0 {
+				out = append(out, b.String())
+				b.Reset()
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() > 0 {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// quoteTerm renders field:value so that parseFilter reads it back as one
+// term, quoting values with spaces or quotes.
+func quoteTerm(field, value string) string {
+	if strings.ContainsAny(value, " \"") || value == "" {
+		return field + ":" + strconv.Quote(strings.ReplaceAll(value, `"`, ""))
+	}
+	return field + ":" + value
+}
+
+// matchNode reports whether node n (with row r holding its lowercased search
+// text) passes every term.
+func (f filterExpr) matchNode(n *fleet.Node, search string) bool {
+	for i := range f.terms {
+		t := &f.terms[i]
+		if t.matchNode(n, search) == t.neg {
+			return false
+		}
+	}
+	return true
+}
+
+// matchNode tests one term, ignoring negation.
+func (t *filterTerm) matchNode(n *fleet.Node, search string) bool {
+	switch t.field {
+	case fieldText:
+		return strings.Contains(search, t.value)
+	case fieldRole:
+		for i := range n.Services {
+			if strings.EqualFold(n.Services[i].Name, t.value) {
+				return true
+			}
+		}
+		return false
+	case fieldHealth:
+		return t.matchHealth(n.Health)
+	case fieldGroup:
+		return strings.EqualFold(n.Group, t.value)
+	case fieldDC:
+		return strings.EqualFold(n.Datacenter, t.value)
+	case fieldZone:
+		return strings.EqualFold(n.Zone, t.value)
+	case fieldName:
+		return containsFold(n.Name, t.value)
+	case fieldMeta:
+		v, ok := n.Meta[t.key]
+		if !ok || !t.hasVal {
+			return ok
+		}
+		return strings.EqualFold(v, t.value)
+	case fieldTag:
+		for i := range n.Services {
+			for _, tag := range n.Services[i].Tags {
+				if strings.EqualFold(tag, t.value) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// matchHealth tests a health term against h.
+func (t *filterTerm) matchHealth(h fleet.Health) bool {
+	if t.failing {
+		return h != fleet.HealthPassing
+	}
+	return h == t.health
+}
+
+// matchSummary applies the filter to a row of the roles, groups or events
+// view: free text searches the row's text, health terms test its health,
+// and the field terms that name the row's own kind test its name. Terms
+// about fields the row does not have match nothing (so a negated one
+// matches everything).
+func (f filterExpr) matchSummary(r *row, nameField filterField) bool {
+	for i := range f.terms {
+		t := &f.terms[i]
+		var ok bool
+		switch t.field {
+		case fieldText:
+			ok = strings.Contains(r.search, t.value)
+		case fieldHealth:
+			ok = t.matchHealth(r.health)
+		case nameField, fieldName:
+			ok = containsFold(r.name, t.value)
+		case fieldDC:
+			ok = strings.EqualFold(r.dc, t.value)
+		case fieldGroup:
+			ok = strings.EqualFold(r.group, t.value)
+		}
+		if ok == t.neg {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains lower (already lowercased),
+// case-insensitively, without allocating for ASCII s.
+func containsFold(s, lower string) bool {
+	if isPrintableASCII(s) {
+		n := len(lower)
+		for i := 0; i+n <= len(s); i++ {
+			if asciiEqualFold(s[i:i+n], lower) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(strings.ToLower(s), lower)
+}
+
+// asciiEqualFold compares ASCII a with lowercased b.
+func asciiEqualFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
+}

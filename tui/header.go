@@ -1,0 +1,133 @@
+package tui
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// headerCounts draws the first header line: product, read-only marker and
+// the health tally of the nodes in scope. Counts are labelled with words,
+// so they read the same without colour.
+func (m *Model) headerCounts() string {
+	st := &m.st
+	c := m.scope.Counts
+	var b strings.Builder
+	w := 0
+	add := func(style, text string) {
+		if w > 0 {
+			b.WriteString("  ")
+			w += 2
+		}
+		b.WriteString(st.render(style, text))
+		w += cellWidth(text)
+	}
+	add(st.title, "fleetdeck")
+	if m.ro {
+		add(st.bad, "RO")
+	}
+	add("", "nodes "+strconv.Itoa(c.Nodes))
+	add(st.ok, "passing "+strconv.Itoa(c.Passing))
+	add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning))
+	add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
+	add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
+	if m.dc != "" {
+		add(st.title, "dc "+m.dc)
+	} else if len(m.snap.Datacenters) > 1 {
+		add("", "dcs "+strconv.Itoa(len(m.snap.Datacenters)))
+	}
+	if w > m.width {
+		// Too narrow for the styled line: fall back to plain text cut to
+		// width rather than cutting through escape sequences.
+		plain := "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " pass " + strconv.Itoa(c.Passing) +
+			" warn " + strconv.Itoa(c.Warning) + " crit " + strconv.Itoa(c.Critical) + " maint " + strconv.Itoa(c.Maintenance)
+		return fitLine(plain, m.width)
+	}
+	return b.String()
+}
+
+// nonZero returns style when n > 0, so zero counts stay plain.
+func nonZero(n int, style string) string {
+	if n > 0 {
+		return style
+	}
+	return ""
+}
+
+// headerConn draws the second header line: the connection state and the
+// age of the data, always visible because a console that silently shows
+// old data during an incident is worse than none.
+func (m *Model) headerConn(now time.Time) string {
+	st := &m.st
+	cs := m.snap.Status()
+	var style, text string
+	switch cs.Status {
+	case fleet.Connecting:
+		style, text = st.warn, "● connecting to Consul…"
+	case fleet.Connected:
+		style, text = st.ok, "● connected"
+		text += " · data age " + m.dataAge(now)
+	case fleet.Stale:
+		style = st.warn
+		text = "▲ STALE" + dcLabel(cs.Datacenter, m.snap) + ": last contact with leader " + compactDuration(cs.LastContact)
+		if cs.KnownLeader {
+			text += ", leader known"
+		} else {
+			text += ", no known leader"
+		}
+		text += " · data age " + m.dataAge(now)
+	case fleet.Degraded:
+		style = st.bad
+		text = "✖ DEGRADED" + dcLabel(cs.Datacenter, m.snap) + ": "
+		if cs.LastError != "" {
+			text += sanitize(cs.LastError)
+		} else {
+			text += "requests failing"
+		}
+		if !cs.NextRetry.IsZero() {
+			if d := cs.NextRetry.Sub(now); d > 0 {
+				text += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+			} else {
+				text += " · retrying"
+			}
+		}
+		if cs.LastSuccess.IsZero() {
+			text += " · never connected"
+		} else {
+			text += " · last ok " + ago(now, cs.LastSuccess) + " ago"
+		}
+	default:
+		style, text = st.warn, "● "+cs.Status.String()
+	}
+	acl := ""
+	for _, c := range m.snap.Conn {
+		if c.FilteredByACL {
+			acl = "⚠ ACL filtered results: fleet incomplete · "
+			break
+		}
+	}
+	full := acl + text
+	line := fitLine(full, m.width)
+	if acl != "" && cellWidth(acl) < m.width {
+		return st.render(st.warn, acl) + st.render(style, line[len(acl):])
+	}
+	return st.render(style, line)
+}
+
+// dcLabel names the datacenter in a status line when there are several.
+func dcLabel(dc string, s *fleet.Snapshot) string {
+	if dc == "" || len(s.Datacenters) < 2 {
+		return ""
+	}
+	return " " + sanitize(dc)
+}
+
+// dataAge is how old the shown data is: since the snapshot was built.
+func (m *Model) dataAge(now time.Time) string {
+	if m.snap.Time.IsZero() {
+		return "n/a"
+	}
+	return compactDuration(now.Sub(m.snap.Time))
+}

@@ -1,0 +1,125 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
+
+// handleKey dispatches a key press: to the prompt while one is open,
+// otherwise through the key map.
+func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if m.input != nil {
+		return m.handleInput(msg)
+	}
+	v := m.top()
+	k := &m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		if v.kind == viewHelp {
+			m.pop()
+		} else {
+			m.push(newView(viewHelp))
+		}
+	case key.Matches(msg, k.Back):
+		m.back()
+	case key.Matches(msg, k.Up):
+		m.move(v, -1)
+	case key.Matches(msg, k.Down):
+		m.move(v, 1)
+	case key.Matches(msg, k.PageUp):
+		m.move(v, -m.bodyHeight())
+	case key.Matches(msg, k.PageDown):
+		m.move(v, m.bodyHeight())
+	case key.Matches(msg, k.Home):
+		m.move(v, -1<<30)
+	case key.Matches(msg, k.End):
+		m.move(v, 1<<30)
+	case key.Matches(msg, k.Command):
+		m.input = &prompt{kind: ':'}
+	case key.Matches(msg, k.Filter):
+		if v.kind.isTable() {
+			m.input = &prompt{kind: '/', text: v.filterText, prev: v.filterText}
+		}
+	case key.Matches(msg, k.Sort):
+		m.cycleSort(v)
+	case key.Matches(msg, k.Reverse):
+		if v.kind.isTable() {
+			if v.sortCol < 0 {
+				// Reversing the natural order is meaningful too (oldest
+				// events first, names Z→A): sort by the first column.
+				v.sortCol = 0
+			}
+			v.desc = !v.desc
+			v.dirty = true
+		}
+	case key.Matches(msg, k.Faults):
+		m.faults = !m.faults
+		for _, sv := range m.stack {
+			sv.dirty = true
+		}
+	case key.Matches(msg, k.Enter):
+		m.drill(v)
+	}
+	return nil
+}
+
+// back leaves the top view; on the root view it clears the filter.
+func (m *Model) back() {
+	if m.pop() {
+		return
+	}
+	if v := m.top(); v.filterText != "" {
+		v.setFilter("")
+	}
+}
+
+// cycleSort moves the sort to the next column; after the last column it
+// returns to the view's natural order.
+func (m *Model) cycleSort(v *view) {
+	if !v.kind.isTable() {
+		return
+	}
+	cols := m.columns(v.kind)
+	v.sortCol++
+	if v.sortCol >= len(cols) {
+		v.sortCol, v.desc = -1, false
+	} else {
+		v.desc = cols[v.sortCol].descFirst
+	}
+	v.dirty = true
+}
+
+// drill opens what the selected row stands for: a role's or a group's
+// nodes, a node's detail, or the detail of the node an event is about.
+func (m *Model) drill(v *view) {
+	r := v.selected()
+	if r == nil {
+		return
+	}
+	switch v.kind {
+	case viewNodes:
+		m.push(newDetail(r.node.Datacenter, r.node.Name))
+	case viewRoles:
+		// Row ids are the raw Consul names: filters compare against raw
+		// strings, not their sanitised display form.
+		nv := newView(viewNodes)
+		nv.setFilter(quoteTerm("role", r.id))
+		m.push(nv)
+	case viewGroups:
+		nv := newView(viewNodes)
+		nv.setFilter(quoteTerm("group", r.id))
+		m.push(nv)
+	case viewEvents:
+		e := r.event
+		switch {
+		case e.Node != "":
+			m.push(newDetail(e.Datacenter, e.Node))
+		case e.Group != "":
+			nv := newView(viewNodes)
+			nv.setFilter(quoteTerm("group", e.Group))
+			m.push(nv)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package tui
+
+// refreshHelp builds the help text, generated from the key map so that the
+// help cannot drift from the bindings.
+func (m *Model) refreshHelp(v *view) {
+	if v.lines != nil && v.linesWidth == m.width {
+		return
+	}
+	st := &m.st
+	var out []textLine
+	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
+	for _, g := range m.keys.groups() {
+		add(st.colHeader, g.title)
+		for _, b := range g.bindings {
+			if !b.Enabled() {
+				continue
+			}
+			h := b.Help()
+			add("", "  "+padCells(h.Key, 14)+h.Desc)
+		}
+		add("", "")
+	}
+	add(st.colHeader, "Commands")
+	for _, c := range commandHelp() {
+		add("", "  "+padCells(c[0], 14)+c[1])
+	}
+	add("", "")
+	add(st.colHeader, "Filter (/), terms ANDed, ! negates")
+	for _, c := range filterHelp() {
+		add("", "  "+padCells(c[0], 20)+c[1])
+	}
+	add("", "")
+	add(st.dim, "Rows: colour by health, * = changed in the last 3s, > = cursor. esc or ? closes help.")
+	v.lines, v.linesWidth = out, m.width
+	m.clampCursor(v)
+}
+
+// padCells pads s (safe text) to n cells.
+func padCells(s string, n int) string {
+	return fit(s, cellWidth(s), max(n, cellWidth(s)+1), false)
+}
+
+// filterHelp documents the filter language (see filter.go).
+func filterHelp() [][2]string {
+	return [][2]string{
+		{"text", "any column contains text"},
+		{"role:web", "runs service web"},
+		{"health:critical", "passing, warning, critical, maint, failing"},
+		{"group:web-asg", "autoscaling group"},
+		{"dc:dc1", "datacenter"},
+		{"zone:z1", "zone"},
+		{"name:web", "name contains"},
+		{"meta:key=value", "node meta (meta:key = has key)"},
+		{"tag:canary", "service tag"},
+		{"!term", "negate, e.g. !health:passing"},
+		{`role:"a b"`, "quote values with spaces"},
+	}
+}

@@ -1,0 +1,108 @@
+package tui
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// Nodes view columns, in display order.
+const (
+	ncName = iota
+	ncDC
+	ncHealth
+	ncRoles
+	ncGroup
+	ncZone
+	ncAddress
+	ncInstance
+	ncImage
+	ncCount
+)
+
+// nodeColumns returns the nodes table's columns. On narrow terminals the
+// low-priority columns (image, instance, zone, ...) are dropped first.
+func nodeColumns() []column {
+	return []column{
+		ncName:     {title: "NAME", min: 12, max: 40, flex: true, prio: 100},
+		ncDC:       {title: "DC", min: 3, max: 12, prio: 60},
+		ncHealth:   {title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true},
+		ncRoles:    {title: "ROLES", min: 10, max: 40, flex: true, prio: 90},
+		ncGroup:    {title: "GROUP", min: 8, max: 24, flex: true, prio: 50},
+		ncZone:     {title: "ZONE", min: 5, max: 16, prio: 30},
+		ncAddress:  {title: "ADDRESS", min: 9, max: 39, prio: 40},
+		ncInstance: {title: "INSTANCE", min: 9, max: 22, prio: 20},
+		ncImage:    {title: "IMAGE", min: 8, max: 30, flex: true, prio: 10},
+	}
+}
+
+// nodeRows returns a row per node in scope, in the snapshot's order
+// (datacenter, name). Rows are cached per node pointer: the watcher keeps
+// an unchanged node's pointer between snapshots, so only changed nodes are
+// sanitised again. The cache is rebuilt from the current nodes so that it
+// never holds nodes that are gone.
+func (m *Model) nodeRows() []*row {
+	nodes := m.scope.Nodes
+	rows := make([]*row, len(nodes))
+	next := make(map[*fleet.Node]*row, len(m.snap.Nodes))
+	for i, n := range nodes {
+		r, ok := m.nodeCache[n]
+		if !ok {
+			r = nodeRow(n)
+		}
+		next[n] = r
+		rows[i] = r
+	}
+	// Keep rows of nodes outside the scope too, so switching :dc back
+	// does not rebuild them.
+	if len(nodes) != len(m.snap.Nodes) {
+		for _, n := range m.snap.Nodes {
+			if r, ok := m.nodeCache[n]; ok {
+				next[n] = r
+			}
+		}
+	}
+	m.nodeCache = next
+	return rows
+}
+
+// nodeRow builds the row of node n: sanitised cells and the lowercased
+// search text that free-text filter terms look in (every column plus
+// meta and tags).
+func nodeRow(n *fleet.Node) *row {
+	r := newRow(n.Key(), []string{
+		ncName:     n.Name,
+		ncDC:       n.Datacenter,
+		ncHealth:   n.Health.String(),
+		ncRoles:    strings.Join(n.Roles(), ","),
+		ncGroup:    n.Group,
+		ncZone:     n.Zone,
+		ncAddress:  n.Address,
+		ncInstance: n.InstanceID,
+		ncImage:    n.Image,
+	})
+	r.node = n
+	r.health = n.Health
+	r.changedAt = n.ChangedAt
+	r.name, r.dc, r.group = r.cells[ncName], r.cells[ncDC], r.cells[ncGroup]
+	if len(n.Meta) > 0 || len(n.Services) > 0 {
+		var b strings.Builder
+		b.WriteString(r.search)
+		keys := make([]string, 0, len(n.Meta))
+		for k := range n.Meta {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b.WriteString(strings.ToLower(sanitize(k + "=" + n.Meta[k])))
+			b.WriteByte('\t')
+		}
+		for _, t := range n.Tags() {
+			b.WriteString(strings.ToLower(sanitize(t)))
+			b.WriteByte('\t')
+		}
+		r.search = b.String()
+	}
+	return r
+}
