@@ -44,9 +44,19 @@ func (k keyMap) groups() []keyGroup {
 	}
 }
 
-// shortHelp returns the few bindings shown in the footer.
-func (k keyMap) shortHelp() []key.Binding {
-	return []key.Binding{k.Enter, k.Back, k.Filter, k.Command, k.Faults, k.Help}
+// shortHelp returns the few bindings shown in the footer, each with a
+// one-word label (the full description is in the help view).
+func (k keyMap) shortHelp() []shortBinding {
+	return []shortBinding{
+		{k.Enter, "open"}, {k.Back, "back"}, {k.Filter, "filter"}, {k.Command, "cmd"},
+		{k.Sort, "sort"}, {k.Faults, "faults"}, {k.Help, "help"},
+	}
+}
+
+// shortBinding is a binding with its footer label.
+type shortBinding struct {
+	b     key.Binding
+	label string
 }
 
 // keyGroup is a titled set of bindings in the help view.

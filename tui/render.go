@@ -179,20 +179,14 @@ func (m *Model) footer(v *view, now time.Time) string {
 // hints lists the most useful keys for the footer, from the key map.
 func (m *Model) hints() string {
 	var b strings.Builder
-	for i, k := range m.keys.shortHelp() {
-		if i > 0 {
+	for _, k := range m.keys.shortHelp() {
+		if !k.b.Enabled() {
+			continue
+		}
+		if b.Len() > 0 {
 			b.WriteString("  ")
 		}
-		h := k.Help()
-		b.WriteString(h.Key + " " + shortDesc(h.Desc))
+		b.WriteString(k.b.Keys()[0] + " " + k.label)
 	}
 	return b.String()
-}
-
-// shortDesc keeps a help description's first word for the footer.
-func shortDesc(d string) string {
-	if i := strings.IndexByte(d, ' '); i > 0 {
-		return d[:i]
-	}
-	return d
 }
