@@ -201,11 +201,18 @@ func (h *harness) screen() string {
 // escape byte is left and that the layout fits w x h.
 func checkScreen(t *testing.T, m *Model, content string, w, h int) string {
 	t.Helper()
-	plain := content
+	// Styles are concatenations of single SGR sequences: strip those.
+	var seqs []string
 	for _, s := range m.st.all() {
-		if s != "" {
-			plain = strings.ReplaceAll(plain, s, "")
+		for _, part := range strings.SplitAfter(s, "m") {
+			if part != "" {
+				seqs = append(seqs, part)
+			}
 		}
+	}
+	plain := content
+	for _, s := range seqs {
+		plain = strings.ReplaceAll(plain, s, "")
 	}
 	// Composite prefixes are concatenations of the above; anything else
 	// containing ESC came from data.

@@ -30,7 +30,9 @@ func (m *Model) refreshHelp(v *view) {
 		add("", "  "+padCells(c[0], 20)+c[1])
 	}
 	add("", "")
-	add(st.dim, "Rows: colour by health, * = changed in the last 3s, > = cursor. esc or ? closes help.")
+	add(st.dim, "Rows are coloured by health; > marks the cursor,")
+	add(st.dim, "* a row that changed in the last 3 seconds.")
+	add(st.dim, "esc or ? closes this help.")
 	v.lines, v.linesWidth = out, m.width
 	m.clampCursor(v)
 }
