@@ -142,10 +142,10 @@ func TestFilterInModel(t *testing.T) {
 
 	// meta, group, dc and free text.
 	for q, want := range map[string]int{
-		"meta:env=prod":       150,
-		"group:web-asg":       75,
-		"dc:dc2":              100,
-		"node-0001":           10,
+		"meta:env=prod":         150,
+		"group:web-asg":         75,
+		"dc:dc2":                100,
+		"node-0001":             10,
 		"!dc:dc1 meta:env=prod": 50,
 	} {
 		h.m.top().setFilter("")

@@ -169,7 +169,7 @@ func (m *Model) footer(v *view, now time.Time) string {
 			rstyle = m.st.bad
 		}
 	}
-	if lw >= m.width {
+	if lw+2 >= m.width {
 		return m.st.render(m.st.title, truncate(l, lw, m.width))
 	}
 	right = fitLine(right, m.width-lw-2)

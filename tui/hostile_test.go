@@ -1,0 +1,127 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// hostileStrings are what an attacker who can register a node could put
+// in its name, meta, tags or check output.
+func hostileStrings() []string {
+	return []string{
+		"title\x1b]0;pwned\x07",
+		"clear\x1b[2J\x1b[H",
+		"csi\x1b[31;1mred\x1b[0m\x1b[?1049l",
+		"clip\x1b]52;c;Y3VybCBodHRwOi8vZXZpbCB8IHNo\x07",
+		"clip-st\x1b]52;c;eA==\x1b\\",
+		"c1\u009b2J\u009d0;x\u009c",
+		"rtl\u202egnp.exe",
+		"iso\u2067late\u2069",
+		"bell\x07bs\x08del\x7f",
+		"emoji-🔥🚀👩\u200d💻",
+		"cjk-节点服务器東京リージョン",
+		"zalgo-\u0301\u0302e\u0301\u0302\u0303",
+		strings.Repeat("L", 500),
+		strings.Repeat("界", 500),
+		"tab\tnew\nline\rcr",
+		"\xff\xfeinvalid",
+	}
+}
+
+// hostileSnapshot builds nodes whose every Consul-sourced string is hostile.
+func hostileSnapshot() *fleet.Snapshot {
+	hs := hostileStrings()
+	var nodes []*fleet.Node
+	var events []fleet.Event
+	for i, s := range hs {
+		other := hs[(i+3)%len(hs)]
+		n := &fleet.Node{
+			Name:       s,
+			Datacenter: "dc1",
+			Address:    other,
+			Meta:       map[string]string{s: other, "asg": s, "evil\x1b[2J": "v\x1b]0;x\x07"},
+			Services: []fleet.Service{{ID: s, Name: s, Tags: []string{other, s}, Port: 80},
+				{ID: "web", Name: "web", Tags: []string{"\x1b[5m"}}},
+			Checks: []fleet.Check{{ID: s, Name: other, Status: fleet.HealthCritical, Output: s + "\n" + other + "\n" + strings.Repeat("out ", 200), ServiceID: s, ServiceName: s}},
+			Health:     fleet.HealthCritical,
+			Group:      s,
+			InstanceID: other,
+			Zone:       s,
+			Image:      other,
+			ChangedAt:  t0.Add(time.Second),
+		}
+		nodes = append(nodes, n)
+		events = append(events, fleet.Event{
+			Seq: uint64(i + 1), Time: t0, Kind: fleet.HealthChanged, Datacenter: "dc1", Node: s, Group: s,
+			CheckID: s, CheckName: other, From: fleet.HealthPassing, To: fleet.HealthCritical, Output: other,
+		}, fleet.Event{
+			Seq: uint64(100 + i), Time: t0, Kind: fleet.RolesChanged, Datacenter: "dc1", Node: s,
+			OldRoles: []string{s}, NewRoles: []string{other},
+		})
+	}
+	conn := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Degraded, LastError: "GET \x1b]0;pwned\x07 \u202eboom", LastSuccess: t0}}
+	return fleet.NewSnapshot(1, t0, nodes, conn, events)
+}
+
+// TestHostileInputRendersSafely renders every view over hostile data, in
+// colour and without, small and large, with the cursor on every row, and
+// checks (in checkScreen) that no escape sequence or control other than
+// the console's own styling gets through and that no line is wider than
+// the terminal.
+func TestHostileInputRendersSafely(t *testing.T) {
+	snap := hostileSnapshot()
+	for _, size := range [][2]int{{80, 24}, {200, 50}, {40, 10}} {
+		for _, noColor := range []bool{true, false} {
+			h := newHarnessOpts(t, snap, size[0], size[1], noColor)
+			h.clk.add(time.Second) // inside the changed highlight
+			for _, cmd := range []string{":nodes", ":roles", ":groups", ":events"} {
+				h.keys(cmd, "enter")
+				n := len(h.m.top().rows)
+				if n == 0 {
+					t.Fatalf("%s: no rows", cmd)
+				}
+				for i := 0; i < n; i++ {
+					h.screen()
+					// Open whatever the row leads to and render it too.
+					h.keys("enter")
+					h.screen()
+					h.keys("G")
+					h.screen()
+					if len(h.m.stack) > 1 {
+						h.keys("esc")
+					}
+					h.keys("j")
+				}
+				h.keys("s", "S")
+				h.screen()
+			}
+			// Typing and pasting hostile text into the prompt.
+			h.keys(":nodes", "enter", "/")
+			h.send(tea.PasteMsg{Content: "\x1b]52;c;eA==\x07" + strings.Repeat("界", 100)})
+			h.screen()
+			h.keys("esc", "?")
+			h.screen()
+		}
+	}
+}
+
+func TestHostileNamesStillFilterable(t *testing.T) {
+	h := newHarness(t, hostileSnapshot(), 120, 40)
+	h.keys("/", "name:节点", "enter")
+	if n := len(h.m.top().rows); n != 1 {
+		t.Fatalf("CJK search matched %d", n)
+	}
+	h.keys("esc", "/", "rtlgnp name:rtl", "enter")
+	if n := len(h.m.top().rows); n != 1 {
+		t.Fatalf("search through stripped RTL override matched %d", n)
+	}
+	s := h.mustContain("rtlgnp.exe", "…")
+	if strings.Contains(s, "pwned") {
+		t.Fatal("OSC payload shown")
+	}
+}
