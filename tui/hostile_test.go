@@ -120,8 +120,13 @@ func TestHostileNamesStillFilterable(t *testing.T) {
 	if n := len(h.m.top().rows); n != 1 {
 		t.Fatalf("search through stripped RTL override matched %d", n)
 	}
-	s := h.mustContain("rtlgnp.exe", "…")
+	s := h.mustContain("rtlgnp.exe")
 	if strings.Contains(s, "pwned") {
 		t.Fatal("OSC payload shown")
 	}
+	// A 500-character name is cut to its column with an ellipsis.
+	h.keys("esc", "/", "name:LLLLLLLLLL", "enter")
+	h.mustContain("LLLL…")
+	h.keys("enter")
+	h.mustContain("Node LLLL", "…")
 }
