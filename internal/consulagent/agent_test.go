@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
@@ -18,52 +17,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// EnvRequire makes tests fail instead of skip when no Consul can be had.
-const envRequire = "FLEETDECK_REQUIRE_CONSUL"
+func binaryForTest(t *testing.T) string { return TestBinary(t) }
 
-// binaryForTest returns a Consul binary, building it if needed. It skips only
-// when neither a binary nor a Go toolchain is available and
-// FLEETDECK_REQUIRE_CONSUL is not set.
-func binaryForTest(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	bin, err := Binary(ctx, testWriter{t})
-	if err != nil {
-		_, goErr := exec.LookPath("go")
-		if goErr != nil && os.Getenv(envRequire) != "1" {
-			t.Skipf("no Consul binary and no Go toolchain to build one: %v", err)
-		}
-		t.Fatalf("Binary: %v", err)
-	}
-	return bin
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", p)
-	return len(p), nil
-}
-
-func startAgent(t *testing.T, opts Options) *Agent {
-	t.Helper()
-	if opts.Binary == "" {
-		opts.Binary = binaryForTest(t)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	a, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := a.Stop(); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	return a
-}
+func startAgent(t *testing.T, opts Options) *Agent { return StartTest(t, opts) }
 
 func processGone(pid int) bool {
 	err := syscall.Kill(-pid, 0)
