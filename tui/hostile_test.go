@@ -47,7 +47,7 @@ func hostileSnapshot() *fleet.Snapshot {
 			Meta:       map[string]string{s: other, "asg": s, "evil\x1b[2J": "v\x1b]0;x\x07"},
 			Services: []fleet.Service{{ID: s, Name: s, Tags: []string{other, s}, Port: 80},
 				{ID: "web", Name: "web", Tags: []string{"\x1b[5m"}}},
-			Checks: []fleet.Check{{ID: s, Name: other, Status: fleet.HealthCritical, Output: s + "\n" + other + "\n" + strings.Repeat("out ", 200), ServiceID: s, ServiceName: s}},
+			Checks:     []fleet.Check{{ID: s, Name: other, Status: fleet.HealthCritical, Output: s + "\n" + other + "\n" + strings.Repeat("out ", 200), ServiceID: s, ServiceName: s}},
 			Health:     fleet.HealthCritical,
 			Group:      s,
 			InstanceID: other,
