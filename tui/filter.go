@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,7 +134,28 @@ func parseFilter(s string) filterExpr {
 		}
 		f.terms = append(f.terms, t)
 	}
+	// Terms are ANDed, so their order is free: test the cheap exact
+	// comparisons before substring searches and map lookups, so most rows
+	// are rejected early.
+	slices.SortStableFunc(f.terms, func(a, b filterTerm) int { return termCost(a.field) - termCost(b.field) })
 	return f
+}
+
+// termCost ranks fields by how expensive their test is.
+func termCost(f filterField) int {
+	switch f {
+	case fieldHealth:
+		return 0
+	case fieldDC, fieldGroup, fieldZone:
+		return 1
+	case fieldRole, fieldTag:
+		return 2
+	case fieldName:
+		return 3
+	case fieldMeta:
+		return 4
+	}
+	return 5 // free text scans the whole search string
 }
 
 // tokenize splits s on spaces, keeping double-quoted runs together (the
@@ -170,55 +192,44 @@ func quoteTerm(field, value string) string {
 	return field + ":" + value
 }
 
-// matchNode reports whether node n (with row r holding its lowercased search
-// text) passes every term.
-func (f filterExpr) matchNode(n *fleet.Node, search string) bool {
+// matchNode reports whether the node of row r passes every term.
+func (f filterExpr) matchNode(r *row) bool {
 	for i := range f.terms {
 		t := &f.terms[i]
-		if t.matchNode(n, search) == t.neg {
+		if t.matchNode(r) == t.neg {
 			return false
 		}
 	}
 	return true
 }
 
-// matchNode tests one term, ignoring negation.
-func (t *filterTerm) matchNode(n *fleet.Node, search string) bool {
+// matchNode tests one term against a node row, ignoring negation. Only
+// meta terms reach into the node itself.
+func (t *filterTerm) matchNode(r *row) bool {
+	k := &r.keys
 	switch t.field {
 	case fieldText:
-		return strings.Contains(search, t.value)
+		return strings.Contains(r.search, t.value)
 	case fieldRole:
-		for i := range n.Services {
-			if strings.EqualFold(n.Services[i].Name, t.value) {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(k.roles, t.value)
 	case fieldHealth:
-		return t.matchHealth(n.Health)
+		return t.matchHealth(r.health)
 	case fieldGroup:
-		return strings.EqualFold(n.Group, t.value)
+		return k.group == t.value
 	case fieldDC:
-		return strings.EqualFold(n.Datacenter, t.value)
+		return k.dc == t.value
 	case fieldZone:
-		return strings.EqualFold(n.Zone, t.value)
+		return k.zone == t.value
 	case fieldName:
-		return containsFold(n.Name, t.value)
+		return strings.Contains(k.name, t.value)
 	case fieldMeta:
-		v, ok := n.Meta[t.key]
+		v, ok := r.node.Meta[t.key]
 		if !ok || !t.hasVal {
 			return ok
 		}
 		return strings.EqualFold(v, t.value)
 	case fieldTag:
-		for i := range n.Services {
-			for _, tag := range n.Services[i].Tags {
-				if strings.EqualFold(tag, t.value) {
-					return true
-				}
-			}
-		}
-		return false
+		return slices.Contains(k.tags, t.value)
 	}
 	return false
 }

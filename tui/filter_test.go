@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -22,6 +23,8 @@ func TestParseFilter(t *testing.T) {
 		{field: fieldText, value: "fe80::1"},
 		{field: fieldHealth, value: "maint", health: fleet.HealthMaintenance},
 	}
+	// Terms come back cheapest first; order does not change an AND.
+	slices.SortStableFunc(want, func(a, b filterTerm) int { return termCost(a.field) - termCost(b.field) })
 	if len(f.terms) != len(want) {
 		t.Fatalf("got %d terms, want %d: %+v", len(f.terms), len(want), f.terms)
 	}
@@ -44,7 +47,7 @@ func TestFilterMatchNode(t *testing.T) {
 		Meta:     map[string]string{"env": "prod"},
 		Services: []fleet.Service{{ID: "web", Name: "web", Tags: []string{"canary"}}},
 	}
-	search := nodeRow(n).search
+	r := nodeRow(n)
 	cases := map[string]bool{
 		"":                        true,
 		"web-01":                  true,
@@ -76,7 +79,7 @@ func TestFilterMatchNode(t *testing.T) {
 		"role:web dc:dc1 z1":      true,
 	}
 	for q, want := range cases {
-		if got := parseFilter(q).matchNode(n, search); got != want {
+		if got := parseFilter(q).matchNode(r); got != want {
 			t.Errorf("filter %q on node: got %v, want %v", q, got, want)
 		}
 	}

@@ -239,12 +239,6 @@ func checkScreen(t *testing.T, m *Model, content string, w, h int) string {
 	return plain
 }
 
-// lines returns the screen's lines.
-func (h *harness) lines() []string {
-	h.t.Helper()
-	return strings.Split(h.screen(), "\n")
-}
-
 // rowNames returns the node/role/group names (first cell) of the visible
 // table rows.
 func (h *harness) rowNames() []string {

@@ -7,17 +7,16 @@ import "github.com/fleetdeck/fleetdeck/fleet"
 // styling each cell with lipgloss costs milliseconds at fleet scale; a
 // prefix plus a reset per line costs nothing.
 const (
-	sgrReset     = "\x1b[0m"
-	sgrBold      = "\x1b[1m"
-	sgrFaint     = "\x1b[2m"
-	sgrReverse   = "\x1b[7m"
-	sgrRed       = "\x1b[31m"
-	sgrGreen     = "\x1b[32m"
-	sgrYellow    = "\x1b[33m"
-	sgrMagenta   = "\x1b[35m"
-	sgrCyan      = "\x1b[36m"
-	sgrBoldRed   = "\x1b[1;31m"
-	sgrBoldGreen = "\x1b[1;32m"
+	sgrReset   = "\x1b[0m"
+	sgrBold    = "\x1b[1m"
+	sgrFaint   = "\x1b[2m"
+	sgrReverse = "\x1b[7m"
+	sgrRed     = "\x1b[31m"
+	sgrGreen   = "\x1b[32m"
+	sgrYellow  = "\x1b[33m"
+	sgrMagenta = "\x1b[35m"
+	sgrCyan    = "\x1b[36m"
+	sgrBoldRed = "\x1b[1;31m"
 )
 
 // styles holds every style the console uses, as ANSI prefixes. A style is

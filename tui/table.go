@@ -58,7 +58,11 @@ type row struct {
 	// name, dc and group are what summary filters test.
 	name, dc, group string
 	node            *fleet.Node
-	event           *fleet.Event
+	// keys holds a node's lowercased fields for field filter terms, so
+	// filtering compares strings in the row instead of chasing pointers
+	// through the node (zero for other rows).
+	keys  nodeKeys
+	event *fleet.Event
 
 	// line caches the row rendered for layout lineLayout.
 	lineLayout uint64

@@ -165,7 +165,7 @@ func (m *Model) filterRows(v *view, src []*row) []*row {
 		if !v.filter.empty() {
 			var ok bool
 			if r.node != nil {
-				ok = v.filter.matchNode(r.node, r.search)
+				ok = v.filter.matchNode(r)
 			} else {
 				ok = v.filter.matchSummary(r, summaryNameField(v.kind))
 			}

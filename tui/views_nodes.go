@@ -83,6 +83,7 @@ func nodeRow(n *fleet.Node) *row {
 		ncImage:    n.Image,
 	})
 	r.node = n
+	r.keys = newNodeKeys(n)
 	r.health = n.Health
 	r.changedAt = n.ChangedAt
 	r.name, r.dc, r.group = r.cells[ncName], r.cells[ncDC], r.cells[ncGroup]
@@ -105,4 +106,29 @@ func nodeRow(n *fleet.Node) *row {
 		r.search = b.String()
 	}
 	return r
+}
+
+// nodeKeys are a node's raw fields, lowercased, as field filter terms
+// compare them (raw rather than sanitised: a term typed to match a Consul
+// value matches that value).
+type nodeKeys struct {
+	name, dc, group, zone string
+	roles, tags           []string
+}
+
+// newNodeKeys lowercases the fields of n that filters test.
+func newNodeKeys(n *fleet.Node) nodeKeys {
+	k := nodeKeys{
+		name:  strings.ToLower(n.Name),
+		dc:    strings.ToLower(n.Datacenter),
+		group: strings.ToLower(n.Group),
+		zone:  strings.ToLower(n.Zone),
+	}
+	for _, r := range n.Roles() {
+		k.roles = append(k.roles, strings.ToLower(r))
+	}
+	for _, t := range n.Tags() {
+		k.tags = append(k.tags, strings.ToLower(t))
+	}
+	return k
 }
