@@ -2,7 +2,6 @@ package tui
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -187,7 +186,8 @@ func tokenize(s string) []string {
 // term, quoting values with spaces or quotes.
 func quoteTerm(field, value string) string {
 	if strings.ContainsAny(value, " \"") || value == "" {
-		return field + ":" + strconv.Quote(strings.ReplaceAll(value, `"`, ""))
+		// tokenize has no escapes: a value cannot contain a quote.
+		return field + `:"` + strings.ReplaceAll(value, `"`, "") + `"`
 	}
 	return field + ":" + value
 }

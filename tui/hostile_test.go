@@ -90,7 +90,10 @@ func TestHostileInputRendersSafely(t *testing.T) {
 					// Open whatever the row leads to and render it too.
 					h.keys("enter")
 					h.screen()
-					h.keys("G")
+					// The prompt starts with the drilled-down filter.
+					h.keys("/")
+					h.screen()
+					h.keys("esc", "G")
 					h.screen()
 					if len(h.m.stack) > 1 {
 						h.keys("esc")

@@ -117,7 +117,8 @@ func (m *Model) renderText(v *view, line func(string)) {
 // view path, filter, sort, position and key hints (or a flash message).
 func (m *Model) footer(v *view, now time.Time) string {
 	if p := m.input; p != nil {
-		text := string(p.kind) + p.text
+		// The text can hold a drilled-down raw Consul name: sanitise.
+		text := string(p.kind) + sanitize(p.text)
 		// Keep the end of a long input visible.
 		if w := cellWidth(text); w > m.width-1 {
 			text = ansi.TruncateLeft(text, w-(m.width-2), ellipsis)
