@@ -69,6 +69,7 @@ type Model struct {
 
 	src        [numKinds]source
 	nodeCache  map[*fleet.Node]*row
+	cacheGen   uint64
 	eventCache map[uint64]*row
 	layoutSeq  uint64
 

@@ -64,6 +64,9 @@ type row struct {
 	keys  nodeKeys
 	event *fleet.Event
 
+	// seen is the cache sweep generation that last found the row's node.
+	seen uint64
+
 	// line caches the row rendered for layout lineLayout.
 	lineLayout uint64
 	line       string

@@ -40,30 +40,36 @@ func nodeColumns() []column {
 // nodeRows returns a row per node in scope, in the snapshot's order
 // (datacenter, name). Rows are cached per node pointer: the watcher keeps
 // an unchanged node's pointer between snapshots, so only changed nodes are
-// sanitised again. The cache is rebuilt from the current nodes so that it
-// never holds nodes that are gone.
+// sanitised again. Rows of nodes no longer in the snapshot are swept out
+// (rows of nodes outside a :dc scope are kept, so switching back is free).
 func (m *Model) nodeRows() []*row {
+	m.cacheGen++
+	gen := m.cacheGen
 	nodes := m.scope.Nodes
 	rows := make([]*row, len(nodes))
-	next := make(map[*fleet.Node]*row, len(m.snap.Nodes))
 	for i, n := range nodes {
 		r, ok := m.nodeCache[n]
 		if !ok {
 			r = nodeRow(n)
+			m.nodeCache[n] = r
 		}
-		next[n] = r
+		r.seen = gen
 		rows[i] = r
 	}
-	// Keep rows of nodes outside the scope too, so switching :dc back
-	// does not rebuild them.
 	if len(nodes) != len(m.snap.Nodes) {
 		for _, n := range m.snap.Nodes {
 			if r, ok := m.nodeCache[n]; ok {
-				next[n] = r
+				r.seen = gen
 			}
 		}
 	}
-	m.nodeCache = next
+	if len(m.nodeCache) > len(m.snap.Nodes) {
+		for n, r := range m.nodeCache {
+			if r.seen != gen {
+				delete(m.nodeCache, n)
+			}
+		}
+	}
 	return rows
 }
 
