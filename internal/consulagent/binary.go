@@ -195,6 +195,13 @@ func buildCached(ctx context.Context, progress io.Writer) (string, error) {
 	if isExecutable(bin) {
 		return bin, nil
 	}
+	// Temp outputs of builds whose process died (killed by a test timeout)
+	// are garbage now that we hold the lock.
+	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(bin), ".consul-build-*")); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	if err := build(ctx, filepath.Join(root, "tools", "consul"), bin, progress); err != nil {
 		return "", err
 	}
@@ -233,6 +240,12 @@ func build(ctx context.Context, srcDir, bin string, progress io.Writer) error {
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	cmd.Stdout = pw
 	cmd.Stderr = pw
+	// go build starts compiler and linker processes; cancelling must stop
+	// all of them, not just the go command, and so must our own death
+	// (a test binary killed by -timeout), or an orphaned build keeps
+	// burning the CPU that the retry needs.
+	setProcessGroup(cmd)
+	cmd.Cancel = func() error { killGroup(cmd); return nil }
 	err = cmd.Run()
 	pw.flush()
 	if err != nil {

@@ -251,6 +251,11 @@ func (s *sim) pick(scalableOnly bool) *Node {
 		if s.busy[n.Name] || (scalableOnly && !s.isScalable(n.Group)) {
 			continue
 		}
+		// Hostile nodes are never terminated, so they stay on screen for the
+		// whole demo.
+		if _, hostile := n.Meta[hostileMetaKey]; hostile && scalableOnly {
+			continue
+		}
 		cands = append(cands, n)
 	}
 	if len(cands) == 0 {

@@ -461,6 +461,9 @@ func failingOutput(addr string, svc Check, port int, status string, variant int)
 	return fmt.Sprintf("Get \"http://%s:%d/health\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", addr, port)
 }
 
+// hostileMetaKey is the node-meta key holding the hostile strings.
+const hostileMetaKey = "owner"
+
 // makeHostile puts terminal-hostile strings into three nodes' meta and
 // check output, leaving names alone (Consul wants DNS-valid node names).
 func makeHostile(nodes []Node) {
@@ -479,7 +482,7 @@ func makeHostile(nodes []Node) {
 			continue
 		}
 		n := &nodes[idx]
-		n.Meta["owner"] = h.meta
+		n.Meta[hostileMetaKey] = h.meta
 		n.Checks[0].Output = h.output
 	}
 }
