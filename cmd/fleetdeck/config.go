@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hashicorp/consul/api"
+	"github.com/spf13/pflag"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// fileConfig is the TOML config file. Every field is optional; see the
+// README's configuration reference.
+type fileConfig struct {
+	Consul struct {
+		Address       string   `toml:"address"`
+		Scheme        string   `toml:"scheme"`
+		Token         string   `toml:"token"`
+		TokenFile     string   `toml:"token_file"`
+		CACert        string   `toml:"ca_cert"`
+		ClientCert    string   `toml:"client_cert"`
+		ClientKey     string   `toml:"client_key"`
+		TLSServerName string   `toml:"tls_server_name"`
+		Datacenters   []string `toml:"datacenters"`
+		Wait          string   `toml:"wait"`
+		Consistent    bool     `toml:"consistent"`
+	} `toml:"consul"`
+	Fleet struct {
+		GroupKeys   []string `toml:"group_keys"`
+		InstanceKey string   `toml:"instance_key"`
+		ZoneKey     string   `toml:"zone_key"`
+		ImageKey    string   `toml:"image_key"`
+	} `toml:"fleet"`
+	UI struct {
+		NoColor  bool `toml:"no_color"`
+		ReadOnly bool `toml:"read_only"`
+	} `toml:"ui"`
+}
+
+// options is the resolved configuration: CONSUL_HTTP_* environment,
+// overridden by the config file, overridden by flags.
+type options struct {
+	configPath string
+	consul     *api.Config
+	fleet      fleet.Config
+	noColor    bool
+	readOnly   bool
+}
+
+// defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
+func defaultConfigPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "fleetdeck", "config.toml")
+}
+
+// flagSet holds the flag values; registered once on the root command and
+// inherited by subcommands.
+type flagSet struct {
+	config        string
+	addr          string
+	token         string
+	tokenFile     string
+	caCert        string
+	clientCert    string
+	clientKey     string
+	tlsServerName string
+	datacenters   []string
+	groupKeys     []string
+	wait          time.Duration
+	consistent    bool
+	noColor       bool
+	readOnly      bool
+}
+
+func (f *flagSet) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.config, "config", defaultConfigPath(), "TOML config file (missing is fine)")
+	fs.StringVar(&f.addr, "http-addr", "", "Consul HTTP address, e.g. 127.0.0.1:8500 or https://consul:8501 (env CONSUL_HTTP_ADDR)")
+	fs.StringVar(&f.token, "token", "", "Consul ACL token (env CONSUL_HTTP_TOKEN; prefer --token-file)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the Consul ACL token (env CONSUL_HTTP_TOKEN_FILE)")
+	fs.StringVar(&f.caCert, "ca-cert", "", "CA certificate for Consul's TLS (env CONSUL_CACERT)")
+	fs.StringVar(&f.clientCert, "client-cert", "", "client certificate for Consul's TLS (env CONSUL_CLIENT_CERT)")
+	fs.StringVar(&f.clientKey, "client-key", "", "client key for Consul's TLS (env CONSUL_CLIENT_KEY)")
+	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "server name to verify Consul's certificate against (env CONSUL_TLS_SERVER_NAME)")
+	fs.StringSliceVar(&f.datacenters, "dc", nil, "datacenters to watch, comma-separated (default: all the agent knows)")
+	fs.StringSliceVar(&f.groupKeys, "group-key", nil, "node-meta keys naming the autoscaling group, first present wins (default asg,mig)")
+	fs.DurationVar(&f.wait, "wait", 0, "longest blocking-query wait (default 5m; ≤55s behind proxies)")
+	fs.BoolVar(&f.consistent, "consistent", false, "read from the leader only (default: stale reads allowed)")
+	fs.BoolVar(&f.noColor, "no-color", false, "no colours (also when NO_COLOR is set)")
+	fs.BoolVar(&f.readOnly, "read-only", false, "unbind every action that changes something")
+}
+
+// resolve builds the options from the environment, the config file and
+// the flags that were set.
+func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
+	o := options{configPath: f.config, consul: api.DefaultConfig()}
+	var fc fileConfig
+	if f.config != "" {
+		_, err := toml.DecodeFile(f.config, &fc)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if changed("config") {
+				return o, fmt.Errorf("reading config file: %w", err)
+			}
+		case err != nil:
+			return o, fmt.Errorf("reading config file %s: %w", f.config, err)
+		}
+	}
+	c := o.consul
+	set := func(dst *string, file, flag, name string) {
+		if file != "" {
+			*dst = file
+		}
+		if changed(name) {
+			*dst = flag
+		}
+	}
+	set(&c.Address, fc.Consul.Address, f.addr, "http-addr")
+	if c.Scheme == "" || fc.Consul.Scheme != "" {
+		set(&c.Scheme, fc.Consul.Scheme, "", "-")
+	}
+	// An address with a scheme picks the scheme, as the consul CLI does.
+	if scheme, rest, ok := strings.Cut(c.Address, "://"); ok {
+		c.Scheme, c.Address = scheme, rest
+	}
+	set(&c.Token, fc.Consul.Token, f.token, "token")
+	set(&c.TokenFile, fc.Consul.TokenFile, f.tokenFile, "token-file")
+	set(&c.TLSConfig.CAFile, fc.Consul.CACert, f.caCert, "ca-cert")
+	set(&c.TLSConfig.CertFile, fc.Consul.ClientCert, f.clientCert, "client-cert")
+	set(&c.TLSConfig.KeyFile, fc.Consul.ClientKey, f.clientKey, "client-key")
+	set(&c.TLSConfig.Address, fc.Consul.TLSServerName, f.tlsServerName, "tls-server-name")
+	if changed("token") || fc.Consul.Token != "" {
+		// An explicit token beats a token file from the environment.
+		if !changed("token-file") && fc.Consul.TokenFile == "" {
+			c.TokenFile = ""
+		}
+	}
+
+	fl := fleet.Config{
+		Datacenters: fc.Consul.Datacenters,
+		Consistent:  fc.Consul.Consistent,
+		GroupKeys:   fc.Fleet.GroupKeys,
+		InstanceKey: fc.Fleet.InstanceKey,
+		ZoneKey:     fc.Fleet.ZoneKey,
+		ImageKey:    fc.Fleet.ImageKey,
+	}
+	if fc.Consul.Wait != "" {
+		d, err := time.ParseDuration(fc.Consul.Wait)
+		if err != nil {
+			return o, fmt.Errorf("config file %s: consul.wait: %w", f.config, err)
+		}
+		fl.WaitTime = d
+	}
+	if changed("dc") {
+		fl.Datacenters = f.datacenters
+	}
+	if changed("group-key") {
+		fl.GroupKeys = f.groupKeys
+	}
+	if changed("wait") {
+		fl.WaitTime = f.wait
+	}
+	if changed("consistent") {
+		fl.Consistent = f.consistent
+	}
+	o.fleet = fl
+	o.noColor = fc.UI.NoColor || os.Getenv("NO_COLOR") != ""
+	if changed("no-color") {
+		o.noColor = f.noColor
+	}
+	o.readOnly = fc.UI.ReadOnly
+	if changed("read-only") {
+		o.readOnly = f.readOnly
+	}
+	return o, nil
+}

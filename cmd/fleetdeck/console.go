@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/tui"
+)
+
+// runConsole watches the Consul in opts and runs the console until the
+// user quits or ctx ends. The watcher keeps running behind the console, so
+// a Consul outage shows in the header rather than ending the program.
+func runConsole(ctx context.Context, opts options) error {
+	client, err := api.NewClient(opts.consul)
+	if err != nil {
+		return fmt.Errorf("configuring the Consul client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	w := fleet.NewWatcher(client, opts.fleet)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Run only returns when ctx ends; its errors are in the snapshots.
+		_ = w.Run(ctx)
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	m := tui.New(ctx, tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly})
+	p := tea.NewProgram(m, tea.WithContext(ctx))
+	_, err = p.Run()
+	switch {
+	case err == nil, errors.Is(err, tea.ErrInterrupted):
+		return nil
+	case ctx.Err() != nil && errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrProgramPanic):
+		return nil // SIGINT/SIGTERM to the process
+	}
+	return fmt.Errorf("running the console: %w", err)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fleetdeck/fleetdeck/internal/consulagent"
+	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
+)
+
+// newDemoCmd runs a throwaway Consul with a simulated fleet and opens the
+// console on it.
+func newDemoCmd(flags *flagSet) *cobra.Command {
+	var nodes int
+	var seed uint64
+	var headless bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a throwaway Consul with a simulated, changing fleet and open the console on it",
+		Long: `demo starts a private Consul agent on free loopback ports (building it from
+tools/consul on first run, about 3-5 minutes), registers a simulated fleet —
+nodes with roles, autoscaling groups, zones and checks — and keeps it alive:
+checks flap, a group scales out and in, a node goes critical and is replaced
+by a fresh one. Then it opens the console. Ctrl-C (or q) stops everything and
+removes the agent's files.
+
+With --headless it runs the fleet without the console, so you can point
+fleetdeck (or consul, or curl) at it from another terminal.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := flags.resolve(cmd.Flags().Changed)
+			if err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), opts, cmd.ErrOrStderr(), nodes, seed, headless)
+		},
+	}
+	cmd.Flags().IntVar(&nodes, "nodes", 0, "simulated nodes (default: the demo fleet's size)")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the simulation")
+	cmd.Flags().BoolVar(&headless, "headless", false, "run the fleet without opening the console")
+	return cmd
+}
+
+func runDemo(ctx context.Context, opts options, stderr io.Writer, nodes int, seed uint64, headless bool) error {
+	fmt.Fprintln(stderr, "fleetdeck demo: starting a private Consul agent…")
+	bin, err := consulagent.Binary(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	agent, err := consulagent.Start(startCtx, consulagent.Options{Binary: bin})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := agent.Stop(); err != nil {
+			fmt.Fprintln(stderr, "fleetdeck demo: stopping Consul:", err)
+		}
+	}()
+	client, err := agent.Client()
+	if err != nil {
+		return err
+	}
+	spec := fleetsim.DemoSpec()
+	spec.Seed = seed
+	if nodes > 0 {
+		spec.Nodes = nodes
+	}
+	fmt.Fprintf(stderr, "fleetdeck demo: registering %d simulated nodes…\n", spec.Nodes)
+	if err := fleetsim.Load(ctx, client, spec); err != nil {
+		return fmt.Errorf("registering the simulated fleet: %w", err)
+	}
+	fmt.Fprintf(stderr, `fleetdeck demo: Consul is at http://%[1]s — point other tools at it with
+    export CONSUL_HTTP_ADDR=%[1]s
+    fleetdeck            # another console
+    %[2]s members   # or consul catalog nodes, curl, ...
+`, agent.HTTPAddr(), bin)
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	simErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		simErr <- fleetsim.Run(ctx, client, spec, fleetsim.RunOptions{})
+	}()
+	defer wg.Wait()
+	defer stop()
+
+	if headless {
+		fmt.Fprintln(stderr, "fleetdeck demo: running headless; Ctrl-C stops it.")
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-simErr:
+			return simulationErr(ctx, err)
+		}
+	}
+	opts.consul.Address = agent.HTTPAddr()
+	opts.consul.Scheme = "http"
+	opts.consul.Token, opts.consul.TokenFile = "", ""
+	opts.fleet.Datacenters = nil
+	if err := runConsole(ctx, opts); err != nil {
+		return err
+	}
+	select {
+	case err := <-simErr:
+		return simulationErr(ctx, err)
+	default:
+		return nil
+	}
+}
+
+// simulationErr reports a simulator failure; its ending with ctx is not one.
+func simulationErr(ctx context.Context, err error) error {
+	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "fleetdeck demo: the simulation stopped:", err)
+	return fmt.Errorf("running the simulated fleet: %w", err)
+}
