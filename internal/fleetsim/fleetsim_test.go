@@ -355,3 +355,48 @@ func BenchmarkLoad10k(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestLoadIntoOtherDatacenter registers a fleet in dc2 through dc1's agent,
+// as multi-datacenter watcher tests do.
+func TestLoadIntoOtherDatacenter(t *testing.T) {
+	dc1 := consulagent.StartTest(t, consulagent.Options{Datacenter: "dc1"})
+	dc2 := consulagent.StartTest(t, consulagent.Options{Datacenter: "dc2", JoinWAN: []string{dc1.SerfWANAddr()}})
+	c1, err := dc1.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spec := DemoSpec()
+	spec.Nodes, spec.Datacenter, spec.Hostile = 30, "dc2", false
+	// dc1 may not have learned a route to dc2 yet; Start only waited on
+	// dc2's side.
+	for {
+		dcs, err := c1.Catalog().Datacenters()
+		if err == nil && slices.Contains(dcs, "dc2") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("dc1 never saw dc2: %v %v", dcs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := Load(ctx, c1, spec); err != nil {
+		t.Fatalf("Load into dc2 via dc1: %v", err)
+	}
+	c2, err := dc2.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, _, err := c2.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != spec.Nodes+1 {
+		t.Errorf("dc2 has %d nodes, want %d", len(nodes), spec.Nodes+1)
+	}
+	nodes, _, err = c1.Catalog().Nodes(nil)
+	if err != nil || len(nodes) != 1 {
+		t.Errorf("dc1 has %d nodes (err %v), want only its agent", len(nodes), err)
+	}
+}
