@@ -321,11 +321,17 @@ func (a *Agent) writeConfig() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.dir == "" {
-		dir, err := os.MkdirTemp("", "fleetdeck-consul-*")
+		sweepOrphans()
+		dir, err := os.MkdirTemp("", tempPrefix+"*")
 		if err != nil {
 			return fmt.Errorf("consulagent: creating a temp dir: %w", err)
 		}
 		a.dir = dir
+		// Record who owns the dir so a later Start can remove it should
+		// this process die without calling Stop.
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return fmt.Errorf("consulagent: writing %s: %w", ownerFile, err)
+		}
 	}
 	for _, sub := range []string{"config", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, sub), 0o755); err != nil {
@@ -455,6 +461,30 @@ func (a *Agent) getJSON(ctx context.Context, hc *http.Client, url string, v any)
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return json.Unmarshal(body, v)
+}
+
+const (
+	tempPrefix = "fleetdeck-consul-"
+	ownerFile  = "owner.pid"
+)
+
+// sweepOrphans removes temp dirs left by agents whose owning process died
+// without calling Stop (SIGKILLed tests or demos; the agent itself died with
+// its parent through the parent-death signal). Dirs without an owner file,
+// or whose owner is alive, are left alone. Best effort: errors are ignored.
+func sweepOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		os.RemoveAll(d)
+	}
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

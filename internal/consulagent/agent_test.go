@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -191,5 +194,33 @@ func TestACLToken(t *testing.T) {
 	}
 	if _, err := c.KV().Put(&api.KVPair{Key: "x"}, &api.WriteOptions{Token: "not-a-token"}); err == nil {
 		t.Errorf("write with a bogus token succeeded under default_policy=deny")
+	}
+}
+
+// TestStartSweepsOrphans: a temp dir whose owner died without Stop is
+// removed by the next Start; one owned by a live process is kept.
+func TestStartSweepsOrphans(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	orphan, err := os.MkdirTemp("", tempPrefix+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive, err := os.MkdirTemp("", tempPrefix+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(alive)
+	os.WriteFile(filepath.Join(orphan, ownerFile), []byte(strconv.Itoa(dead.Process.Pid)), 0o644)
+	os.WriteFile(filepath.Join(alive, ownerFile), []byte(strconv.Itoa(os.Getppid())), 0o644)
+	startAgent(t, Options{})
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("orphaned dir %s survived Start (err=%v)", orphan, err)
+		os.RemoveAll(orphan)
+	}
+	if _, err := os.Stat(alive); err != nil {
+		t.Errorf("dir of a live owner was removed: %v", err)
 	}
 }

@@ -17,3 +17,7 @@ func terminate(cmd *exec.Cmd) {
 
 // killGroup kills the agent process.
 func killGroup(cmd *exec.Cmd) { terminate(cmd) }
+
+// processAlive cannot be checked portably here; assume alive so nothing is
+// removed that might be in use.
+func processAlive(pid int) bool { return true }
