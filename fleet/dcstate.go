@@ -37,11 +37,11 @@ type dcState struct {
 	svcLoaded   bool
 	svcWatches  map[string]*svcWatch
 	// byNode indexes service instances: node → service name → instances.
-	byNode        map[string]map[string][]*api.CatalogService
-	instances     map[string][]*api.CatalogService
-	failing       map[string]map[string]*api.HealthCheck
+	byNode        map[string]map[string][]Service
+	instances     map[string][]instance
+	failing       map[string]map[string]Check
 	failingLoaded bool
-	all           map[string]map[string]*api.HealthCheck
+	all           map[string]map[string]Check
 	allLoaded     bool
 	fullTrigger   chan struct{}
 
@@ -50,6 +50,9 @@ type dcState struct {
 	sorted []*Node
 	dirty  map[string]bool
 	ready  bool
+	// held maps nodes that lost every service to when they are shown
+	// anyway (see holdLeaving).
+	held map[string]time.Time
 
 	errs        map[watchKey]result
 	aclFiltered map[watchKey]bool
@@ -66,13 +69,14 @@ func newDCState(name string, ctx context.Context, cancel context.CancelFunc) *dc
 		nodes:       map[string]*api.Node{},
 		svcList:     map[string]bool{},
 		svcWatches:  map[string]*svcWatch{},
-		byNode:      map[string]map[string][]*api.CatalogService{},
-		instances:   map[string][]*api.CatalogService{},
-		failing:     map[string]map[string]*api.HealthCheck{},
-		all:         map[string]map[string]*api.HealthCheck{},
+		byNode:      map[string]map[string][]Service{},
+		instances:   map[string][]instance{},
+		failing:     map[string]map[string]Check{},
+		all:         map[string]map[string]Check{},
 		fullTrigger: make(chan struct{}, 1),
 		built:       map[string]*Node{},
 		dirty:       map[string]bool{},
+		held:        map[string]time.Time{},
 		errs:        map[watchKey]result{},
 		aclFiltered: map[watchKey]bool{},
 	}
@@ -145,7 +149,7 @@ func (d *dcState) dropService(svc string) {
 }
 
 // applyService records the instances of one service.
-func (d *dcState) applyService(svc string, insts []*api.CatalogService) {
+func (d *dcState) applyService(svc string, insts []instance) {
 	if sw := d.svcWatches[svc]; sw != nil {
 		sw.loaded = true
 	}
@@ -154,45 +158,45 @@ func (d *dcState) applyService(svc string, insts []*api.CatalogService) {
 
 // setInstances replaces svc's instances and marks every node that gained
 // or lost one dirty.
-func (d *dcState) setInstances(svc string, insts []*api.CatalogService) {
+func (d *dcState) setInstances(svc string, insts []instance) {
 	for _, old := range d.instances[svc] {
-		d.dirty[old.Node] = true
-		if m := d.byNode[old.Node]; m != nil {
+		d.dirty[old.node] = true
+		if m := d.byNode[old.node]; m != nil {
 			delete(m, svc)
 			if len(m) == 0 {
-				delete(d.byNode, old.Node)
+				delete(d.byNode, old.node)
 			}
 		}
 	}
 	d.instances[svc] = insts
 	for _, in := range insts {
-		d.dirty[in.Node] = true
-		m := d.byNode[in.Node]
+		d.dirty[in.node] = true
+		m := d.byNode[in.node]
 		if m == nil {
-			m = map[string][]*api.CatalogService{}
-			d.byNode[in.Node] = m
+			m = map[string][]Service{}
+			d.byNode[in.node] = m
 		}
-		m[svc] = append(m[svc], in)
+		m[svc] = append(m[svc], in.svc)
 	}
 }
 
 // indexChecks groups checks by node and check ID.
-func indexChecks(checks api.HealthChecks) map[string]map[string]*api.HealthCheck {
-	out := map[string]map[string]*api.HealthCheck{}
+func indexChecks(checks []nodeCheck) map[string]map[string]Check {
+	out := map[string]map[string]Check{}
 	for _, c := range checks {
-		m := out[c.Node]
+		m := out[c.node]
 		if m == nil {
-			m = map[string]*api.HealthCheck{}
-			out[c.Node] = m
+			m = map[string]Check{}
+			out[c.node] = m
 		}
-		m[c.CheckID] = c
+		m[c.ID] = c.Check
 	}
 	return out
 }
 
 // applyFailing replaces the failing checks; only nodes whose failing
 // checks differ are rebuilt.
-func (d *dcState) applyFailing(checks api.HealthChecks) {
+func (d *dcState) applyFailing(checks []nodeCheck) {
 	next := indexChecks(checks)
 	for node, m := range next {
 		if !sameChecks(d.failing[node], m) {
@@ -208,13 +212,12 @@ func (d *dcState) applyFailing(checks api.HealthChecks) {
 	d.failingLoaded = true
 }
 
-func sameChecks(a, b map[string]*api.HealthCheck) bool {
+func sameChecks(a, b map[string]Check) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for id, x := range a {
-		y, ok := b[id]
-		if !ok || x.Status != y.Status || x.Output != y.Output || x.Name != y.Name || x.ServiceID != y.ServiceID {
+		if y, ok := b[id]; !ok || x != y {
 			return false
 		}
 	}
@@ -223,7 +226,7 @@ func sameChecks(a, b map[string]*api.HealthCheck) bool {
 
 // applyAllChecks replaces the full check set (every node is rebuilt; this
 // happens rarely).
-func (d *dcState) applyAllChecks(checks api.HealthChecks) {
+func (d *dcState) applyAllChecks(checks []nodeCheck) {
 	d.all = indexChecks(checks)
 	d.allLoaded = true
 	for name := range d.nodes {
@@ -264,9 +267,14 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 		return nil
 	}
 	var events []Event
+	carry := map[string]bool{}
 	for name := range d.dirty {
 		old := d.built[name]
 		n := d.buildNode(name, cfg)
+		if d.holdLeaving(name, old, n, now) {
+			carry[name] = true
+			continue
+		}
 		switch {
 		case n == nil && old == nil:
 			continue
@@ -287,9 +295,34 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 		}
 		events = append(events, diffNode(d.name, old, n)...)
 	}
-	d.dirty = map[string]bool{}
+	d.dirty = carry
 	sort.Slice(events, func(i, j int) bool { return events[i].Node < events[j].Node })
 	return events
+}
+
+// leaveGrace is how long a node that lost every service is shown as it
+// was, waiting for the node list to say whether it left.
+const leaveGrace = 2 * time.Second
+
+// holdLeaving reports whether the rebuilt node n should not be shown yet.
+// A deregistered node vanishes from the service and check watches before
+// the (much larger) node list says it is gone; showing that intermediate
+// state would journal bogus "roles removed" and "passing" events.
+func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
+	if old == nil || n == nil || len(old.Services) == 0 || len(n.Services) > 0 {
+		delete(d.held, name)
+		return false
+	}
+	due, ok := d.held[name]
+	if !ok {
+		d.held[name] = now.Add(leaveGrace)
+		return true
+	}
+	if now.Before(due) {
+		return true
+	}
+	delete(d.held, name)
+	return false
 }
 
 // list returns the built nodes in name order. The slice is reused by the
@@ -330,10 +363,8 @@ func (d *dcState) buildNode(name string, cfg Config) *Node {
 			break
 		}
 	}
-	for _, insts := range d.byNode[name] {
-		for _, in := range insts {
-			n.Services = append(n.Services, Service{ID: in.ServiceID, Name: in.ServiceName, Tags: in.ServiceTags, Port: in.ServicePort})
-		}
+	for _, svcs := range d.byNode[name] {
+		n.Services = append(n.Services, svcs...)
 	}
 	sort.Slice(n.Services, func(i, j int) bool { return n.Services[i].ID < n.Services[j].ID })
 	n.Checks, n.Health = mergeChecks(d.all[name], d.failing[name])
@@ -343,26 +374,21 @@ func (d *dcState) buildNode(name string, cfg Config) *Node {
 // mergeChecks combines the last full read with the live failing checks.
 // The failing watch is authoritative for status: a check from the full
 // read that is no longer failing is passing now.
-func mergeChecks(all, failing map[string]*api.HealthCheck) ([]Check, Health) {
+func mergeChecks(all, failing map[string]Check) ([]Check, Health) {
 	checks := make([]Check, 0, len(all)+len(failing))
 	for id, c := range all {
 		if _, ok := failing[id]; ok {
 			continue
 		}
-		out := ""
-		if c.Status == api.HealthPassing {
-			out = c.Output
+		if c.Status != HealthPassing {
+			c.Status, c.Output = HealthPassing, ""
 		}
-		checks = append(checks, Check{ID: id, Name: c.Name, Status: HealthPassing, Output: out, ServiceID: c.ServiceID, ServiceName: c.ServiceName})
+		checks = append(checks, c)
 	}
 	health := HealthPassing
-	for id, c := range failing {
-		st, _ := ParseHealth(c.Status)
-		if st == HealthCritical && isMaintenance(id) {
-			st = HealthMaintenance
-		}
-		health = max(health, st)
-		checks = append(checks, Check{ID: id, Name: c.Name, Status: st, Output: c.Output, ServiceID: c.ServiceID, ServiceName: c.ServiceName})
+	for _, c := range failing {
+		health = max(health, c.Status)
+		checks = append(checks, c)
 	}
 	sort.Slice(checks, func(i, j int) bool { return checks[i].ID < checks[j].ID })
 	return checks, health

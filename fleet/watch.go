@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -59,8 +60,8 @@ type result struct {
 
 	nodes    []*api.Node
 	services map[string][]string
-	svc      []*api.CatalogService
-	checks   api.HealthChecks
+	svc      []instance
+	checks   []nodeCheck
 	dcs      []string
 
 	// changed is false when a blocking query timed out without a new
@@ -69,6 +70,52 @@ type result struct {
 	meta      *api.QueryMeta
 	err       error
 	nextRetry time.Time
+}
+
+// instance is the part of a catalog service instance that fleetdeck keeps.
+// Converting in the watch goroutine keeps the large API structs (each
+// carries a copy of its node's meta and addresses) from being retained: at
+// 10k nodes with 5 services each that is most of the watcher's memory.
+type instance struct {
+	node string
+	svc  Service
+}
+
+// toInstances converts a per-service answer, sharing identical tag lists
+// through tags (owned by one watch) since most instances of a service
+// carry the same tags.
+func toInstances(in []*api.CatalogService, tags map[string][]string) []instance {
+	out := make([]instance, len(in))
+	for i, cs := range in {
+		key := strings.Join(cs.ServiceTags, "\x00")
+		t, ok := tags[key]
+		if !ok {
+			t = cs.ServiceTags
+			tags[key] = t
+		}
+		out[i] = instance{node: cs.Node, svc: Service{ID: cs.ServiceID, Name: cs.ServiceName, Tags: t, Port: cs.ServicePort}}
+	}
+	return out
+}
+
+// nodeCheck is a Check with the node it is on.
+type nodeCheck struct {
+	node string
+	Check
+}
+
+// toChecks converts a health answer. Consul reports maintenance as a
+// critical check with a reserved ID.
+func toChecks(in api.HealthChecks) []nodeCheck {
+	out := make([]nodeCheck, len(in))
+	for i, c := range in {
+		st, _ := ParseHealth(c.Status)
+		if st == HealthCritical && isMaintenance(c.CheckID) {
+			st = HealthMaintenance
+		}
+		out[i] = nodeCheck{node: c.Node, Check: Check{ID: c.CheckID, Name: c.Name, Status: st, Output: c.Output, ServiceID: c.ServiceID, ServiceName: c.ServiceName}}
+	}
+	return out
 }
 
 // fetchFunc performs one (blocking) query.

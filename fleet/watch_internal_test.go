@@ -44,16 +44,16 @@ func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
 }
 
 func TestMergeChecksFailingWatchIsAuthoritative(t *testing.T) {
-	all := map[string]*api.HealthCheck{
-		"serf": {CheckID: "serf", Name: "Serf", Status: api.HealthPassing, Output: "alive"},
-		"http": {CheckID: "http", Name: "HTTP", Status: api.HealthCritical, Output: "old 503"},
-	}
+	all := indexChecks(toChecks(api.HealthChecks{
+		{Node: "n", CheckID: "serf", Name: "Serf", Status: api.HealthPassing, Output: "alive"},
+		{Node: "n", CheckID: "http", Name: "HTTP", Status: api.HealthCritical, Output: "old 503"},
+	}))["n"]
 	// http has recovered since the full read; disk went warning; a node in
 	// maintenance is maintenance, not just critical.
-	failing := map[string]*api.HealthCheck{
-		"disk":              {CheckID: "disk", Name: "Disk", Status: api.HealthWarning, Output: "91%"},
-		"_node_maintenance": {CheckID: "_node_maintenance", Status: api.HealthCritical},
-	}
+	failing := indexChecks(toChecks(api.HealthChecks{
+		{Node: "n", CheckID: "disk", Name: "Disk", Status: api.HealthWarning, Output: "91%"},
+		{Node: "n", CheckID: "_node_maintenance", Status: api.HealthCritical},
+	}))["n"]
 	checks, h := mergeChecks(all, failing)
 	if h != HealthMaintenance {
 		t.Errorf("health = %v, want maintenance", h)

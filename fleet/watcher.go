@@ -70,27 +70,70 @@ func (w *Watcher) Run(ctx context.Context) error {
 		r.goFunc(func() { r.watchDatacenters(ctx) })
 	}
 	r.publish()
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case res := <-r.out:
 			r.apply(ctx, res)
-		drain:
-			// Coalesce a burst of answers into one snapshot.
-			for {
-				select {
-				case res := <-r.out:
-					r.apply(ctx, res)
-				default:
-					break drain
-				}
-			}
-			if r.dirty {
-				r.publish()
+			r.settle(ctx)
+		case <-wake.C:
+			r.dirty = true // held nodes are due
+		}
+		if r.dirty {
+			r.publish()
+		}
+		if due := r.nextHold(); !due.IsZero() {
+			wake.Reset(max(time.Until(due), time.Millisecond))
+		}
+	}
+}
+
+// Consul answers every watch a change touches at about the same moment
+// (one raft write bumps several indexes), but the answers arrive one by
+// one. Waiting until the channel has been quiet for settleQuiet (at most
+// settleMax) lets one snapshot show the whole change — a node leaving is
+// one "left" event, not "roles removed" and "checks passing" first.
+const (
+	settleQuiet = 25 * time.Millisecond
+	settleMax   = 150 * time.Millisecond
+)
+
+// settle applies the rest of a burst of answers.
+func (r *runner) settle(ctx context.Context) {
+	deadline := time.NewTimer(settleMax)
+	defer deadline.Stop()
+	quiet := time.NewTimer(settleQuiet)
+	defer quiet.Stop()
+	for {
+		select {
+		case res := <-r.out:
+			r.apply(ctx, res)
+			quiet.Reset(settleQuiet)
+		case <-quiet.C:
+			return
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// nextHold returns the earliest time a held node is due, or zero.
+func (r *runner) nextHold() time.Time {
+	var due time.Time
+	for _, dc := range r.dcs {
+		for _, t := range dc.held {
+			if due.IsZero() || t.Before(due) {
+				due = t
 			}
 		}
 	}
+	return due
 }
 
 // runner is the state owned by one Run call. Only Run's goroutine touches
@@ -184,7 +227,7 @@ func (r *runner) addDC(parent context.Context, name string) {
 		loop(ctx, r.params(name, watchFailing, true), func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			q.Filter = failingFilter
 			checks, meta, err := health.State(api.HealthAny, q)
-			return result{checks: checks}, meta, err
+			return result{checks: toChecks(checks)}, meta, err
 		})
 	})
 	full := r.params(name, watchAllChecks, false)
@@ -200,7 +243,7 @@ func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p l
 	health := r.w.client.Health()
 	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 		checks, meta, err := health.State(api.HealthAny, q)
-		return result{checks: checks}, meta, err
+		return result{checks: toChecks(checks)}, meta, err
 	}
 	tick := time.NewTicker(r.cfg.FullCheckInterval)
 	defer tick.Stop()
@@ -223,9 +266,10 @@ func (r *runner) startServiceWatch(dc *dcState, svc string) {
 	dc.svcWatches[svc] = &svcWatch{id: p.id, cancel: cancel}
 	cat := r.w.client.Catalog()
 	r.goFunc(func() {
+		tags := map[string][]string{}
 		loop(ctx, p, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			insts, meta, err := cat.Service(svc, "", q)
-			return result{svc: insts}, meta, err
+			return result{svc: toInstances(insts, tags)}, meta, err
 		})
 	})
 }

@@ -5,7 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
+	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
 )
 
 func TestMain(m *testing.M) {
@@ -24,33 +26,7 @@ func TestMain(m *testing.M) {
 // startAgent runs a real Consul agent for one test.
 func startAgent(t *testing.T, opts consulagent.Options) *consulagent.Agent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	bin, err := consulagent.Binary(ctx, testWriter{t})
-	if err != nil {
-		if os.Getenv("FLEETDECK_REQUIRE_CONSUL") != "1" {
-			t.Skipf("no Consul binary (set FLEETDECK_REQUIRE_CONSUL=1 to make this fatal): %v", err)
-		}
-		t.Fatalf("getting the Consul binary: %v", err)
-	}
-	opts.Binary = bin
-	a, err := consulagent.Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("starting Consul: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := a.Stop(); err != nil {
-			t.Errorf("stopping Consul: %v", err)
-		}
-	})
-	return a
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return consulagent.StartTest(t, opts)
 }
 
 func client(t *testing.T, a *consulagent.Agent) *api.Client {
@@ -374,6 +350,11 @@ func TestWatcherHandlesIndexGoingBackwards(t *testing.T) {
 	w := fleet.NewWatcher(c, fleet.Config{})
 	runWatcher(t, w)
 	waitFor(t, w, 30*time.Second, "new-1", func(s *fleet.Snapshot) bool { return s.Node("dc1", "new-1") != nil })
+	// Let every watch get back into its blocking query, as on a quiet
+	// fleet: Consul wakes the queries in flight when it restores. (A query
+	// that arrives after the restore with the old, now future, index waits
+	// for the next write or WaitTime: see docs/architecture.md.)
+	time.Sleep(time.Second)
 
 	if err := c.Snapshot().Restore(nil, bytes.NewReader(saved)); err != nil {
 		t.Fatalf("restoring the Consul snapshot: %v", err)
@@ -389,4 +370,75 @@ func TestWatcherHandlesIndexGoingBackwards(t *testing.T) {
 	waitFor(t, w, 10*time.Second, "old-1 warning", func(s *fleet.Snapshot) bool {
 		return s.Node("dc1", "old-1").Health == fleet.HealthWarning
 	})
+}
+
+// The whole fleet, exactly: 10,000 nodes with 5 services and 3 checks
+// each, registered in bulk, must all be in the snapshot as registered.
+func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the 10k-node load takes a minute")
+	}
+	a := startAgent(t, consulagent.Options{})
+	c := client(t, a)
+	spec := fleetsim.ScaleSpec(10000)
+	want, err := spec.Fleet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := fleetsim.Load(ctx, c, spec); err != nil {
+		t.Fatalf("loading the fleet: %v", err)
+	}
+
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	s := waitFor(t, w, 5*time.Minute, "10k nodes", func(s *fleet.Snapshot) bool {
+		return len(s.Nodes) >= len(want)+1 && s.Status().Status == fleet.Connected
+	})
+	if len(s.Nodes) != len(want)+1 { // + the agent's own node
+		t.Fatalf("snapshot has %d nodes, want %d", len(s.Nodes), len(want)+1)
+	}
+	var services, checks int
+	for _, wn := range want {
+		n := s.Node("dc1", wn.Name)
+		if n == nil {
+			t.Fatalf("node %s missing", wn.Name)
+		}
+		if n.Address != wn.Address || n.Group != wn.Group || n.Zone != wn.Zone || !maps.Equal(n.Meta, wn.Meta) {
+			t.Fatalf("node %s: got %s %s %s %v, want %s %s %s %v", wn.Name, n.Address, n.Group, n.Zone, n.Meta, wn.Address, wn.Group, wn.Zone, wn.Meta)
+		}
+		if len(n.Services) != len(wn.Services) {
+			t.Fatalf("node %s has %d services, want %d", wn.Name, len(n.Services), len(wn.Services))
+		}
+		got := map[string]fleet.Service{}
+		for _, sv := range n.Services {
+			got[sv.ID] = sv
+		}
+		for _, ws := range wn.Services {
+			g, ok := got[ws.ID]
+			if !ok || g.Name != ws.Name || g.Port != ws.Port || !slices.Equal(g.Tags, ws.Tags) {
+				t.Fatalf("node %s service %s: got %+v, want %+v", wn.Name, ws.ID, g, ws)
+			}
+		}
+		if len(n.Checks) != len(wn.Checks) {
+			t.Fatalf("node %s has %d checks, want %d", wn.Name, len(n.Checks), len(wn.Checks))
+		}
+		worst := fleet.HealthPassing
+		for _, wc := range wn.Checks {
+			h, _ := fleet.ParseHealth(wc.Status)
+			worst = max(worst, h)
+		}
+		if n.Health != worst {
+			t.Fatalf("node %s health %v, want %v", wn.Name, n.Health, worst)
+		}
+		services += len(n.Services)
+		checks += len(n.Checks)
+	}
+	if services != 50000 || checks != 30000 {
+		t.Errorf("totals: %d services, %d checks; want 50000 and 30000", services, checks)
+	}
+	if len(s.Roles()) != 51 { // 50 pool services + consul
+		t.Errorf("got %d roles, want 51", len(s.Roles()))
+	}
 }
