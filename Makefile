@@ -19,6 +19,7 @@ test: deps
 # are missing. Nothing is installed when they are already there.
 deps:
 	@missing=""; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	command -v ansible-playbook >/dev/null || missing="$$missing ansible-core"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \

@@ -125,8 +125,8 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		}
 	}
 	set(&c.Address, fc.Consul.Address, f.addr, "http-addr")
-	if c.Scheme == "" || fc.Consul.Scheme != "" {
-		set(&c.Scheme, fc.Consul.Scheme, "", "-")
+	if fc.Consul.Scheme != "" {
+		c.Scheme = fc.Consul.Scheme
 	}
 	// An address with a scheme picks the scheme, as the consul CLI does.
 	if scheme, rest, ok := strings.Cut(c.Address, "://"); ok {

@@ -20,7 +20,7 @@ import (
 func newDemoCmd(flags *flagSet) *cobra.Command {
 	var nodes int
 	var seed uint64
-	var headless bool
+	var headless, scale bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a throwaway Consul with a simulated, changing fleet and open the console on it",
@@ -39,16 +39,25 @@ fleetdeck (or consul, or curl) at it from another terminal.`,
 			if err != nil {
 				return err
 			}
-			return runDemo(cmd.Context(), opts, cmd.ErrOrStderr(), nodes, seed, headless)
+			spec := fleetsim.DemoSpec()
+			if scale {
+				spec = fleetsim.ScaleSpec(10000)
+			}
+			spec.Seed = seed
+			if nodes > 0 {
+				spec.Nodes = nodes
+			}
+			return runDemo(cmd.Context(), opts, cmd.ErrOrStderr(), spec, headless)
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 0, "simulated nodes (default: the demo fleet's size)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the simulation")
 	cmd.Flags().BoolVar(&headless, "headless", false, "run the fleet without opening the console")
+	cmd.Flags().BoolVar(&scale, "scale", false, "use the benchmark fleet's shape (10,000 nodes, 50 services, 5 per node, 3 checks)")
 	return cmd
 }
 
-func runDemo(ctx context.Context, opts options, stderr io.Writer, nodes int, seed uint64, headless bool) error {
+func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.Spec, headless bool) error {
 	fmt.Fprintln(stderr, "fleetdeck demo: starting a private Consul agent…")
 	bin, err := consulagent.Binary(ctx, stderr)
 	if err != nil {
@@ -68,11 +77,6 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, nodes int, see
 	client, err := agent.Client()
 	if err != nil {
 		return err
-	}
-	spec := fleetsim.DemoSpec()
-	spec.Seed = seed
-	if nodes > 0 {
-		spec.Nodes = nodes
 	}
 	fmt.Fprintf(stderr, "fleetdeck demo: registering %d simulated nodes…\n", spec.Nodes)
 	if err := fleetsim.Load(ctx, client, spec); err != nil {

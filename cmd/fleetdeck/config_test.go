@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// resolveArgs parses args with the real root command's flags and resolves
+// the options, as fleetdeck does at start-up.
+func resolveArgs(t *testing.T, args ...string) (options, error) {
+	t.Helper()
+	var flags flagSet
+	cmd := &cobra.Command{Use: "x", RunE: func(*cobra.Command, []string) error { return nil }}
+	flags.register(cmd.Flags())
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parsing %v: %v", args, err)
+	}
+	return flags.resolve(cmd.Flags().Changed)
+}
+
+func TestConfigPrecedenceEnvThenFileThenFlags(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("CONSUL_HTTP_ADDR", "env:8500")
+	t.Setenv("CONSUL_HTTP_TOKEN", "env-token")
+	t.Setenv("NO_COLOR", "")
+
+	// Environment only (no config file: a missing default file is fine).
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.consul.Address != "env:8500" || o.consul.Token != "env-token" {
+		t.Errorf("env: got %s %s", o.consul.Address, o.consul.Token)
+	}
+
+	// The config file overrides the environment.
+	cfg := filepath.Join(dir, "fleetdeck", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(`
+[consul]
+address = "https://file:8501"
+datacenters = ["a", "b"]
+wait = "55s"
+[fleet]
+group_keys = ["mig"]
+[ui]
+read_only = true
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err = resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.consul.Address != "file:8501" || o.consul.Scheme != "https" {
+		t.Errorf("file: address %s scheme %s", o.consul.Address, o.consul.Scheme)
+	}
+	if !slices.Equal(o.fleet.Datacenters, []string{"a", "b"}) || o.fleet.WaitTime != 55*time.Second ||
+		!slices.Equal(o.fleet.GroupKeys, []string{"mig"}) || !o.readOnly {
+		t.Errorf("file: %+v read-only %v", o.fleet, o.readOnly)
+	}
+
+	// Flags override both.
+	o, err = resolveArgs(t, "--http-addr", "flag:9500", "--dc", "c", "--wait", "10s", "--read-only=false", "--no-color")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.consul.Address != "flag:9500" || !slices.Equal(o.fleet.Datacenters, []string{"c"}) ||
+		o.fleet.WaitTime != 10*time.Second || o.readOnly || !o.noColor {
+		t.Errorf("flags: %s %+v ro=%v nocolor=%v", o.consul.Address, o.fleet, o.readOnly, o.noColor)
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[consul]\nwait = \"soon\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveArgs(t, "--config", bad); err == nil || !strings.Contains(err.Error(), "consul.wait") {
+		t.Errorf("bad wait: err = %v", err)
+	}
+	if _, err := resolveArgs(t, "--config", filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "config file") {
+		t.Errorf("an explicitly named missing file must be an error: %v", err)
+	}
+	broken := filepath.Join(dir, "broken.toml")
+	if err := os.WriteFile(broken, []byte("[consul\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveArgs(t, "--config", broken); err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("a broken file must be named in the error: %v", err)
+	}
+}
+
+func TestNoColorFromEnvironment(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("NO_COLOR", "1")
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.noColor {
+		t.Error("NO_COLOR=1 did not turn colour off")
+	}
+}
