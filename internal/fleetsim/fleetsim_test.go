@@ -400,3 +400,48 @@ func TestLoadIntoOtherDatacenter(t *testing.T) {
 		t.Errorf("dc1 has %d nodes (err %v), want only its agent", len(nodes), err)
 	}
 }
+
+// TestRunIsDeterministic runs the same spec twice against fresh agents: the
+// sequence of events (ignoring wall time) is the same as far as both got.
+func TestRunIsDeterministic(t *testing.T) {
+	runOnce := func() []SimEvent {
+		a := consulagent.StartTest(t, consulagent.Options{})
+		c, err := a.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := DemoSpec()
+		spec.Nodes = 30
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := Load(ctx, c, spec); err != nil {
+			t.Fatal(err)
+		}
+		var events []SimEvent
+		runCtx, stop := context.WithTimeout(ctx, 2*time.Second)
+		defer stop()
+		Run(runCtx, c, spec, RunOptions{
+			FlapEvery: 30 * time.Millisecond, FlapFor: 200 * time.Millisecond,
+			ScaleEvery: time.Second, ScaleStep: 2, ScaleHold: 500 * time.Millisecond,
+			HealEvery: time.Second, HealCriticalFor: 300 * time.Millisecond, ReplaceAfter: 100 * time.Millisecond,
+			JoinSpacing: 50 * time.Millisecond,
+			OnEvent: func(e SimEvent) {
+				e.Time = time.Time{}
+				events = append(events, e)
+			},
+		})
+		a.Stop()
+		return events
+	}
+	first, second := runOnce(), runOnce()
+	n := min(len(first), len(second))
+	if n < 20 {
+		t.Fatalf("too few events to compare: %d and %d", len(first), len(second))
+	}
+	for i := 0; i < n; i++ {
+		if !reflect.DeepEqual(first[i], second[i]) {
+			t.Fatalf("event %d differs:\n first  %v\n second %v", i, first[i], second[i])
+		}
+	}
+	t.Logf("%d events identical", n)
+}
