@@ -193,20 +193,32 @@ func maxRoles(gs []Group) int {
 	return m
 }
 
-// rolePorts and roleVersions make the demo's services look like the real
-// thing; pool services get ports from 20000 up.
-var (
-	rolePorts = map[string]int{
-		"web": 8080, "api": 9090, "worker": 9100, "cache": 6379,
-		"db": 5432, "search": 9200, "queue": 5672, "lb": 443,
+// roleProfile gives the demo's roles a realistic port and release tag;
+// ok is false for other (pool) services. A switch rather than a map keeps
+// the package free of mutable globals.
+func roleProfile(role string) (port int, version string, ok bool) {
+	switch role {
+	case "web":
+		return 8080, "v1.4.2", true
+	case "api":
+		return 9090, "v2.11.0", true
+	case "worker":
+		return 9100, "v1.4.2", true
+	case "cache":
+		return 6379, "v7.2.4", true
+	case "db":
+		return 5432, "v16.3", true
+	case "search":
+		return 9200, "v8.13.1", true
+	case "queue":
+		return 5672, "v3.13.2", true
+	case "lb":
+		return 443, "v2.9.7", true
 	}
-	roleVersions = map[string]string{
-		"web": "v1.4.2", "api": "v2.11.0", "worker": "v1.4.2", "cache": "v7.2.4",
-		"db": "v16.3", "search": "v8.13.1", "queue": "v3.13.2", "lb": "v2.9.7",
-	}
-)
+	return 0, "", false
+}
 
-// tcpRoles answer TCP checks rather than HTTP ones.
+// tcpRole reports whether a role answers TCP checks rather than HTTP ones.
 func tcpRole(role string) bool {
 	switch role {
 	case "cache", "db", "queue":
@@ -379,18 +391,14 @@ func (g *generator) addServices(n *Node, gr Group, firstInGroup bool) {
 	}
 	canary := g.rng.IntN(20) == 0
 	for i, r := range roles {
-		port, ok := rolePorts[r]
+		port, ver, ok := roleProfile(r)
 		if !ok {
-			port = 20000 + i
+			port, ver = 20000+i, "v1.0.0"
 			for pi, p := range g.pool {
 				if p == r {
 					port = 20000 + pi
 				}
 			}
-		}
-		ver, ok := roleVersions[r]
-		if !ok {
-			ver = "v1.0.0"
 		}
 		tags := []string{ver}
 		switch r {
