@@ -10,7 +10,7 @@ export FLEETDECK_REQUIRE_CONSUL := 1
 .PHONY: test deps consul lint bench
 
 test: deps
-	FLEETDECK_CONSUL_BIN="$$($(GO) run ./cmd/fleetdeck consul-binary)" && \
+	FLEETDECK_CONSUL_BIN="$$($(GO) run ./internal/consulagent/cmd/consulbin)" && \
 	export FLEETDECK_CONSUL_BIN && \
 	$(GO) vet ./... && \
 	$(GO) test -count=1 -timeout 20m ./...
@@ -32,7 +32,7 @@ deps:
 
 # consul builds (or finds) the Consul agent and prints its path.
 consul:
-	@$(GO) run ./cmd/fleetdeck consul-binary
+	@$(GO) run ./internal/consulagent/cmd/consulbin
 
 lint:
 	gofmt -l . | (! grep .)

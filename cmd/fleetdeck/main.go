@@ -54,6 +54,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	flags.register(root.PersistentFlags())
-	root.AddCommand(newDemoCmd(&flags), newConsulBinaryCmd())
+	root.AddCommand(newDemoCmd(&flags))
 	return root
 }
