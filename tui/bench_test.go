@@ -2,9 +2,11 @@ package tui
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"charm.land/bubbles/v2/table"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -91,5 +93,32 @@ func BenchmarkSnapshot10kOneChange(b *testing.B) {
 		s.Version = v
 		m.Update(snapshotMsg{s})
 		_ = m.View()
+	}
+}
+
+// BenchmarkPeerBubblesTableCursorMove10k is the peer the design names:
+// bubbles/table holding the same 10,000 rows, one cursor move plus its
+// frame. It styles every cell of every row with lipgloss, which is why
+// fleetdeck renders only the visible window itself.
+func BenchmarkPeerBubblesTableCursorMove10k(b *testing.B) {
+	nodes := synthNodes(10000, t0)
+	rows := make([]table.Row, len(nodes))
+	for i, n := range nodes {
+		rows[i] = table.Row{n.Name, n.Datacenter, n.Health.String(), strings.Join(n.Roles(), ","), n.Group, n.Zone, n.Address, n.InstanceID, n.Image}
+	}
+	cols := []table.Column{{Title: "NAME", Width: 20}, {Title: "DC", Width: 4}, {Title: "HEALTH", Width: 11}, {Title: "ROLES", Width: 30},
+		{Title: "GROUP", Width: 12}, {Title: "ZONE", Width: 10}, {Title: "ADDRESS", Width: 15}, {Title: "INSTANCE", Width: 20}, {Title: "IMAGE", Width: 20}}
+	t := table.New(table.WithColumns(cols), table.WithRows(rows), table.WithHeight(46), table.WithWidth(200), table.WithFocused(true))
+	_ = t.View()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			t.MoveDown(1)
+		} else {
+			t.MoveUp(1)
+		}
+		i++
+		_ = t.View()
 	}
 }

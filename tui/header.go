@@ -38,6 +38,9 @@ func (m *Model) headerCounts() string {
 	} else if len(m.snap.Datacenters) > 1 {
 		add("", "dcs "+strconv.Itoa(len(m.snap.Datacenters)))
 	}
+	if m.note != "" && w+2+cellWidth(m.note) <= m.width {
+		add(st.dim, m.note)
+	}
 	if w > m.width {
 		// Too narrow for the styled line: fall back to plain text cut to
 		// width rather than cutting through escape sequences.
@@ -124,10 +127,18 @@ func dcLabel(dc string, s *fleet.Snapshot) string {
 	return " " + sanitize(dc)
 }
 
-// dataAge is how old the shown data is: since the snapshot was built.
+// dataAge is how old the shown data may be. While the watches are
+// answered, blocking queries deliver every change as it happens, so the
+// age is the answering server's lag behind the leader (LastContact), not
+// the time since the last change; a quiet fleet is not old data. Once
+// requests fail, it is the time since the last answer.
 func (m *Model) dataAge(now time.Time) string {
-	if m.snap.Time.IsZero() {
-		return "n/a"
+	cs := m.snap.Status()
+	switch {
+	case cs.Status == fleet.Degraded && !cs.LastSuccess.IsZero():
+		return compactDuration(now.Sub(cs.LastSuccess))
+	case cs.Status == fleet.Connected, cs.Status == fleet.Stale:
+		return compactDuration(cs.LastContact)
 	}
-	return compactDuration(now.Sub(m.snap.Time))
+	return "n/a"
 }

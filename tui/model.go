@@ -26,6 +26,9 @@ type Options struct {
 	ReadOnly bool
 	// Now returns the current time; nil means time.Now. Tests inject it.
 	Now func() time.Time
+	// Note is a short text shown at the end of the first header line when
+	// it fits (the demo shows where its Consul is).
+	Note string
 }
 
 // changedFor is how long a changed row stays highlighted.
@@ -51,6 +54,7 @@ type Model struct {
 	feed   fleet.Feed
 	now    func() time.Time
 	ro     bool
+	note   string
 	keys   keyMap
 	st     styles
 	width  int
@@ -102,6 +106,7 @@ func New(ctx context.Context, opts Options) *Model {
 		feed:       opts.Feed,
 		now:        now,
 		ro:         opts.ReadOnly,
+		note:       sanitize(opts.Note),
 		keys:       newKeyMap(opts.ReadOnly),
 		st:         newStyles(opts.NoColor),
 		width:      80,

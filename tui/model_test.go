@@ -402,12 +402,14 @@ func TestHeaderConnectionStates(t *testing.T) {
 		want []string
 	}{
 		{"connecting", nil, []string{"connecting"}},
-		{"connected", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0}},
-			[]string{"● connected", "data age 7s"}},
+		// Live blocking queries: the age is the server's lag, not the time
+		// since the last change (7s here).
+		{"connected", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0, LastContact: time.Second}},
+			[]string{"● connected", "data age 1s"}},
 		{"stale", []fleet.ConnState{
 			{Datacenter: "dc1", Status: fleet.Connected},
 			{Datacenter: "dc2", Status: fleet.Stale, LastContact: 12 * time.Second, KnownLeader: false},
-		}, []string{"STALE dc2", "last contact with leader 12s", "no known leader", "data age 7s"}},
+		}, []string{"STALE dc2", "last contact with leader 12s", "no known leader", "data age 12s"}},
 		{"degraded", []fleet.ConnState{{
 			Datacenter: "dc1", Status: fleet.Degraded, LastError: "watch nodes: connection refused\x1b[2J",
 			NextRetry: t0.Add(10 * time.Second), LastSuccess: t0.Add(-2 * time.Minute),
@@ -616,5 +618,20 @@ func TestPasteIntoFilter(t *testing.T) {
 	h.keys("enter")
 	if got := h.m.top().filterText; got != "role:db" {
 		t.Fatalf("pasted filter = %q", got)
+	}
+}
+
+func TestHeaderNoteIsSanitisedAndDroppedWhenNarrow(t *testing.T) {
+	snap := fleet.NewSnapshot(1, t0, synthNodes(3, t0), nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := New(ctx, Options{Feed: fleet.NewPublisher(snap), NoColor: true, Note: "demo · CONSUL_HTTP_ADDR=127.0.0.1:8500\x1b[2J"})
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 20})
+	if v := m.View().Content; !strings.Contains(v, "demo · CONSUL_HTTP_ADDR=127.0.0.1:8500") || strings.Contains(v, "[2J") {
+		t.Errorf("wide header lacks the note or lets an escape through:\n%s", v)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	if v := m.View().Content; strings.Contains(v, "CONSUL_HTTP_ADDR") {
+		t.Errorf("the note should give way at 80 columns:\n%s", v)
 	}
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // runConsole watches the Consul in opts and runs the console until the
-// user quits or ctx ends. The watcher keeps running behind the console, so
+// user quits or ctx ends; note is shown in the header. The watcher keeps running behind the console, so
 // a Consul outage shows in the header rather than ending the program.
-func runConsole(ctx context.Context, opts options) error {
+func runConsole(ctx context.Context, opts options, note string) error {
 	client, err := api.NewClient(opts.consul)
 	if err != nil {
 		return fmt.Errorf("configuring the Consul client: %w", err)
@@ -35,7 +35,7 @@ func runConsole(ctx context.Context, opts options) error {
 	defer wg.Wait()
 	defer cancel()
 
-	m := tui.New(ctx, tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly})
+	m := tui.New(ctx, tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly, Note: note})
 	p := tea.NewProgram(m, tea.WithContext(ctx))
 	_, err = p.Run()
 	switch {

@@ -113,7 +113,7 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	opts.consul.Scheme = "http"
 	opts.consul.Token, opts.consul.TokenFile = "", ""
 	opts.fleet.Datacenters = nil
-	if err := runConsole(ctx, opts); err != nil {
+	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()); err != nil {
 		return err
 	}
 	select {

@@ -50,7 +50,7 @@ func newRootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runConsole(cmd.Context(), opts)
+			return runConsole(cmd.Context(), opts, "")
 		},
 	}
 	flags.register(root.PersistentFlags())
