@@ -29,6 +29,12 @@ type Config struct {
 	// FullCheckInterval is how often all checks (passing too) are read for
 	// totals and check names. Failing checks are always live. Default 5m.
 	FullCheckInterval time.Duration
+	// SkipAllChecks leaves out the occasional read of all checks: nodes
+	// then carry only their failing checks. Health stays exact (it comes
+	// from the failing checks); only passing checks' names and totals are
+	// missing. For one-shot readers such as the inventory, where the full
+	// read (~12 MB at 10k nodes) would dominate.
+	SkipAllChecks bool
 	// DatacenterRefresh is how often the datacenter list is re-read when
 	// Datacenters is empty. Default 5m.
 	DatacenterRefresh time.Duration

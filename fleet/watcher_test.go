@@ -442,3 +442,33 @@ func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
 		t.Errorf("got %d roles, want 51", len(s.Roles()))
 	}
 }
+
+func TestOnceReadsACompleteFleetOrFailsClearly(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	c := client(t, a)
+	register(t, c, "web-1", "10.3.0.1", map[string]string{"asg": "web-asg"}, svcDef{id: "web", name: "web", tags: []string{"v1"}})
+	setCheck(t, c, "web-1", "10.3.0.1", "http", api.HealthCritical, "down")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := fleet.Once(ctx, c, fleet.Config{SkipAllChecks: true})
+	if err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	n := s.Node("dc1", "web-1")
+	if n == nil || n.Group != "web-asg" || !n.HasRole("web") || n.Health != fleet.HealthCritical {
+		t.Fatalf("web-1 = %+v", n)
+	}
+
+	// Nothing listens here: a clear error, not a hang.
+	cfg := api.DefaultConfig()
+	cfg.Address = "127.0.0.1:1"
+	dead, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fleet.Once(ctx, dead, fleet.Config{})
+	if err == nil || !strings.Contains(err.Error(), "listing datacenters") {
+		t.Fatalf("Once against nothing: err = %v", err)
+	}
+}
