@@ -99,7 +99,8 @@ func (m *Model) headerConn(now time.Time) string {
 		if cs.LastSuccess.IsZero() {
 			text += " · never connected"
 		} else {
-			text += " · last ok " + ago(now, cs.LastSuccess) + " ago"
+			// The last snapshot stays on screen; say how old it is.
+			text += " · showing stale data, last ok " + ago(now, cs.LastSuccess) + " ago"
 		}
 	default:
 		style, text = st.warn, "● "+cs.Status.String()

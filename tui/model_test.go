@@ -413,7 +413,7 @@ func TestHeaderConnectionStates(t *testing.T) {
 		{"degraded", []fleet.ConnState{{
 			Datacenter: "dc1", Status: fleet.Degraded, LastError: "watch nodes: connection refused\x1b[2J",
 			NextRetry: t0.Add(10 * time.Second), LastSuccess: t0.Add(-2 * time.Minute),
-		}}, []string{"DEGRADED", "watch nodes: connection refused", "retry in 3s", "last ok 2m7s ago"}},
+		}}, []string{"DEGRADED", "watch nodes: connection refused", "retry in 3s", "showing stale data, last ok 2m7s ago"}},
 		{"acl", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, FilteredByACL: true}},
 			[]string{"ACL filtered results: fleet incomplete", "connected"}},
 	}
