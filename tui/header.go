@@ -33,6 +33,9 @@ func (m *Model) headerCounts() string {
 	add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning))
 	add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
 	add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
+	if len(m.marks) > 0 {
+		add(st.title, "marked "+strconv.Itoa(len(m.marks)))
+	}
 	if m.dc != "" {
 		add(st.title, "dc "+m.dc)
 	} else if len(m.snap.Datacenters) > 1 {

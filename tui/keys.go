@@ -9,6 +9,7 @@ type keyMap struct {
 	Enter, Back                           key.Binding
 	Filter, Command                       key.Binding
 	Sort, Reverse, Faults                 key.Binding
+	Mark, MarkAll, Unmark                 key.Binding
 	Help, Quit                            key.Binding
 }
 
@@ -20,7 +21,7 @@ func newKeyMap(readOnly bool) keyMap {
 		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "move up")),
 		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "move down")),
 		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup/ctrl+b", "page up")),
-		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+f", "space"), key.WithHelp("pgdn/ctrl+f", "page down")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn/ctrl+f", "page down")),
 		Home:     key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "first row")),
 		End:      key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "last row")),
 		Enter:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "drill down (role/group → nodes, node/event → detail)")),
@@ -30,6 +31,9 @@ func newKeyMap(readOnly bool) keyMap {
 		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
 		Reverse:  key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort order")),
 		Faults:   key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "toggle faults only (hide passing)")),
+		Mark:     key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "mark/unmark the node (for bulk actions)")),
+		MarkAll:  key.NewBinding(key.WithKeys("M"), key.WithHelp("M", "mark every node shown (filter first)")),
+		Unmark:   key.NewBinding(key.WithKeys("U"), key.WithHelp("U", "clear all marks")),
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "toggle help")),
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
 	}
@@ -41,6 +45,7 @@ func (k keyMap) groups() []keyGroup {
 		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}},
 		{"Navigate", []key.Binding{k.Enter, k.Back, k.Command, k.Help, k.Quit}},
 		{"Rows", []key.Binding{k.Filter, k.Sort, k.Reverse, k.Faults}},
+		{"Marks", []key.Binding{k.Mark, k.MarkAll, k.Unmark}},
 	}
 }
 

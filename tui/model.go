@@ -7,6 +7,8 @@ package tui
 import (
 	"context"
 	"errors"
+	"sort"
+	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -65,6 +67,8 @@ type Model struct {
 	snap, scope *fleet.Snapshot
 	dc          string
 	faults      bool
+	// marks holds the keys (dc/name) of marked nodes, for bulk actions.
+	marks map[string]bool
 	// gen increases whenever scope changes; sources rebuild when stale.
 	gen uint64
 	// baseline is the time of the first snapshot: nodes whose ChangedAt is
@@ -112,6 +116,7 @@ func New(ctx context.Context, opts Options) *Model {
 		width:      80,
 		height:     24,
 		nodeCache:  map[*fleet.Node]*row{},
+		marks:      map[string]bool{},
 		eventCache: map[uint64]*row{},
 	}
 	m.stack = []*view{newView(viewNodes)}
@@ -221,7 +226,25 @@ func (m *Model) setSnapshot(s *fleet.Snapshot) {
 		m.baseline = s.Time
 	}
 	m.snap = s
+	// A node that left cannot be acted on: drop its mark rather than keep
+	// an invisible target.
+	for k := range m.marks {
+		dc, name, _ := strings.Cut(k, "/")
+		if s.Node(dc, name) == nil {
+			delete(m.marks, k)
+		}
+	}
 	m.rescope()
+}
+
+// Marked returns the keys (dc/name) of the marked nodes, sorted.
+func (m *Model) Marked() []string {
+	keys := make([]string, 0, len(m.marks))
+	for k := range m.marks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // rescope recomputes the datacenter-restricted snapshot.

@@ -20,7 +20,7 @@ func TestNodesViewDefault(t *testing.T) {
 	if len(lines) != 24 {
 		t.Fatalf("screen has %d lines, want 24", len(lines))
 	}
-	if !strings.HasPrefix(lines[3], "> node-00000") {
+	if !strings.HasPrefix(lines[3], ">  node-00000") {
 		t.Fatalf("cursor row = %q", lines[3])
 	}
 	// 20 rows fit between the three header lines and the footer.
@@ -556,7 +556,7 @@ func TestCursorKeys(t *testing.T) {
 	if v.cursor != 299 || v.offset != 280 {
 		t.Fatalf("G: cursor %d offset %d", v.cursor, v.offset)
 	}
-	h.mustContain("nodes 300/300", "> node-00299")
+	h.mustContain("nodes 300/300", ">  node-00299")
 	h.keys("pgup")
 	if v.cursor != 279 {
 		t.Fatalf("pgup: %d", v.cursor)
@@ -634,4 +634,40 @@ func TestHeaderNoteIsSanitisedAndDroppedWhenNarrow(t *testing.T) {
 	if v := m.View().Content; strings.Contains(v, "CONSUL_HTTP_ADDR") {
 		t.Errorf("the note should give way at 80 columns:\n%s", v)
 	}
+}
+
+func TestMarksForBulkActions(t *testing.T) {
+	h := newHarness(t, synthSnapshot(300), 120, 24)
+	v := h.m.top()
+	h.keys("space", "space")
+	if v.cursor != 2 {
+		t.Fatalf("space marks and moves down: cursor %d", v.cursor)
+	}
+	if got := h.m.Marked(); len(got) != 2 || got[0] != "dc1/node-00000" {
+		t.Fatalf("marked = %v", got)
+	}
+	s := h.mustContain("marked 2", " + node-00000", " + node-00001")
+	if strings.Contains(s, "+ node-00002") {
+		t.Fatalf("an unmarked node shows a mark:\n%s", s)
+	}
+	h.keys("k", "space") // unmark node-00001
+	if got := h.m.Marked(); len(got) != 1 {
+		t.Fatalf("after unmarking: %v", got)
+	}
+	// Mark everything a filter shows, then clear.
+	v.setFilter("group:web-asg")
+	h.m.refresh(v)
+	h.keys("M")
+	want := len(v.rows)
+	if v.rows[0].node.Name != "node-00000" {
+		want++ // node-00000, marked before, is not in web-asg
+	}
+	if got := len(h.m.Marked()); got != want {
+		t.Fatalf("M marked %d, want %d", got, want)
+	}
+	h.keys("U")
+	if got := h.m.Marked(); len(got) != 0 {
+		t.Fatalf("U left %v", got)
+	}
+	h.mustNotContain("marked ")
 }

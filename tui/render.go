@@ -65,14 +65,15 @@ func (m *Model) renderRow(v *view, cols []column, r *row, cursor bool, now time.
 	}
 	changed := m.isChanged(r.changedAt, now)
 	style := m.st.healthStyle(r.health)
-	g := "  "
-	switch {
-	case cursor && changed:
-		g = ">*"
-	case cursor:
-		g = "> "
-	case changed:
-		g = " *"
+	g := [gutter]byte{' ', ' ', ' '}
+	if cursor {
+		g[0] = '>'
+	}
+	if r.node != nil && m.marks[r.node.Key()] {
+		g[1] = '+'
+	}
+	if changed {
+		g[2] = '*'
 	}
 	if changed {
 		style = m.st.changed + style
@@ -81,9 +82,9 @@ func (m *Model) renderRow(v *view, cols []column, r *row, cursor bool, now time.
 		style = m.st.cursor + style
 	}
 	if style == "" {
-		return g + r.line
+		return string(g[:]) + r.line
 	}
-	return style + g + r.line + m.st.reset
+	return style + string(g[:]) + r.line + m.st.reset
 }
 
 // emptyText explains an empty table.

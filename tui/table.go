@@ -96,9 +96,9 @@ type layout struct {
 	width  int
 }
 
-// gutter is the two cells left of every row: a cursor marker and a
-// "changed" marker, so neither state depends on colour alone.
-const gutter = 2
+// gutter is the three cells left of every row: a cursor marker, a mark
+// marker and a "changed" marker, so no state depends on colour alone.
+const gutter = 3
 
 // fitColumns chooses widths for cols given each column's widest content
 // (natural) and the space available. Columns start at their natural width

@@ -54,6 +54,27 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			v.desc = !v.desc
 			v.dirty = true
 		}
+	case key.Matches(msg, k.Mark):
+		if v.kind == viewNodes && v.cursor < len(v.rows) {
+			if n := v.rows[v.cursor].node; n != nil {
+				if m.marks[n.Key()] {
+					delete(m.marks, n.Key())
+				} else {
+					m.marks[n.Key()] = true
+				}
+				m.move(v, 1)
+			}
+		}
+	case key.Matches(msg, k.MarkAll):
+		if v.kind == viewNodes {
+			for _, r := range v.rows {
+				if r.node != nil {
+					m.marks[r.node.Key()] = true
+				}
+			}
+		}
+	case key.Matches(msg, k.Unmark):
+		clear(m.marks)
 	case key.Matches(msg, k.Faults):
 		m.faults = !m.faults
 		for _, sv := range m.stack {
