@@ -1,0 +1,858 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// RunStatus is where a run is in its life. Queued and running are the only
+// live states; every other status is final.
+type RunStatus string
+
+// The statuses a run record can have.
+const (
+	RunQueued      RunStatus = "queued"      // waiting for a slot or for its hosts' locks
+	RunRunning     RunStatus = "running"     // ansible-playbook is running
+	RunOK          RunStatus = "ok"          // exit code 0
+	RunFailed      RunStatus = "failed"      // ansible-playbook reported failed or unreachable hosts
+	RunCancelled   RunStatus = "cancelled"   // cancelled by a user
+	RunTimedOut    RunStatus = "timed-out"   // the per-run timeout ended it
+	RunInterrupted RunStatus = "interrupted" // the console that ran it died; set by RecoverInterrupted
+	RunError       RunStatus = "error"       // it could not run (missing binary, lock error, bad playbook, …)
+)
+
+// Final reports whether s is a final status (anything but queued and running).
+func (s RunStatus) Final() bool { return s != RunQueued && s != RunRunning && s != "" }
+
+// RunTarget is one host of a run: the name Ansible knows it by and the
+// Consul node it is (the key its lock is taken on).
+type RunTarget struct {
+	Host       string `json:"host"`
+	Node       string `json:"node"`
+	Datacenter string `json:"dc"`
+}
+
+// HostRecap is one host's line of Ansible's PLAY RECAP (the counts of the
+// playbook_on_stats event).
+type HostRecap struct {
+	OK          int `json:"ok"`
+	Changed     int `json:"changed"`
+	Failed      int `json:"failed"`
+	Unreachable int `json:"unreachable"`
+	Skipped     int `json:"skipped"`
+	Rescued     int `json:"rescued"`
+	Ignored     int `json:"ignored"`
+}
+
+// RunOwner identifies the process that owns a live run record, so that
+// RecoverInterrupted can tell a crashed console from one that is still
+// running on the same machine. A pid alone is not enough: pids are reused,
+// and after a reboot every pid is. The boot id and the process start time
+// (in clock ticks since boot, from /proc) make the triple unique.
+type RunOwner struct {
+	Hostname  string `json:"hostname"`
+	PID       int    `json:"pid"`
+	BootID    string `json:"boot_id,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"`
+}
+
+// RunRecord is one run as the history keeps it. Records returned by
+// History.List carry the summary only (Targets, Recap, Inventory, Events
+// and Output are nil; the counts are set); History.Get returns everything.
+type RunRecord struct {
+	ID string `json:"id"`
+	// User is the OS user that started the run; Identity is for a later
+	// authenticated identity (the SSH key of a served console).
+	User     string   `json:"user"`
+	Identity string   `json:"identity,omitempty"`
+	Owner    RunOwner `json:"owner"`
+
+	Created time.Time `json:"created"`
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Status  RunStatus `json:"status"`
+	// Reason says why a run is queued (who holds its hosts) or, for a
+	// final record, what went wrong.
+	Reason string `json:"reason,omitempty"`
+
+	Argv           []string          `json:"argv"`
+	Playbook       string            `json:"playbook"`
+	PlaybookSHA256 string            `json:"playbook_sha256"`
+	Check          bool              `json:"check"`
+	Diff           bool              `json:"diff"`
+	Tags           []string          `json:"tags,omitempty"`
+	SkipTags       []string          `json:"skip_tags,omitempty"`
+	Forks          int               `json:"forks,omitempty"`
+	Become         bool              `json:"become"`
+	ExtraVars      map[string]string `json:"extra_vars,omitempty"`
+
+	TargetCount int         `json:"target_count"`
+	Targets     []RunTarget `json:"targets,omitempty"`
+
+	ExitCode *int                 `json:"exit_code,omitempty"`
+	Recap    map[string]HostRecap `json:"recap,omitempty"`
+
+	Inventory InventorySnapshot `json:"inventory,omitempty"`
+
+	// EventCount counts the events stored; EventsDropped those not stored
+	// because the run's event log reached HistoryConfig.MaxEventBytes.
+	EventCount    int               `json:"event_count"`
+	EventBytes    int64             `json:"event_bytes"`
+	EventsDropped int               `json:"events_dropped,omitempty"`
+	Events        []json.RawMessage `json:"events,omitempty"`
+
+	// OutputBytes counts every byte of output the run produced;
+	// OutputTruncated is set when only the first
+	// HistoryConfig.MaxOutputBytes of them were kept (Output then ends
+	// with a marker line saying how much was dropped).
+	OutputBytes     int64  `json:"output_bytes"`
+	OutputTruncated bool   `json:"output_truncated,omitempty"`
+	Output          string `json:"output,omitempty"`
+}
+
+// InventorySnapshot is the inventory a run used, byte for byte. It is
+// exported as JSON when it is JSON (fleetdeck's own inventories are) and as
+// a JSON string otherwise.
+type InventorySnapshot []byte
+
+// MarshalJSON implements json.Marshaler.
+func (s InventorySnapshot) MarshalJSON() ([]byte, error) {
+	if len(s) == 0 {
+		return []byte("null"), nil
+	}
+	if json.Valid(s) {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, s); err == nil {
+			return buf.Bytes(), nil
+		}
+	}
+	return json.Marshal(string(s))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *InventorySnapshot) UnmarshalJSON(b []byte) error {
+	var str string
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*s = InventorySnapshot(str)
+		return nil
+	}
+	if string(b) == "null" {
+		*s = nil
+		return nil
+	}
+	*s = InventorySnapshot(slices.Clone(b))
+	return nil
+}
+
+// RunResult is how a run ended, for History.Finish.
+type RunResult struct {
+	Status   RunStatus
+	Ended    time.Time // default now
+	ExitCode *int      // nil when ansible-playbook never ran
+	Reason   string
+	Recap    map[string]HostRecap
+}
+
+// ListOptions selects and pages History.List. Zero values select all.
+type ListOptions struct {
+	Status []RunStatus // any of these
+	Host   string      // runs that targeted this host (Ansible name or Consul node)
+	Since  time.Time   // created at or after
+	Before string      // page cursor: only runs older than this id (RunPage.Next)
+	Limit  int         // at most this many (default 100)
+}
+
+// RunPage is one page of History.List, newest first.
+type RunPage struct {
+	Runs []RunRecord
+	// Next is the cursor for the following page (ListOptions.Before), or
+	// "" when this was the last.
+	Next string
+}
+
+// HistoryConfig configures a History. Zero values take the defaults.
+type HistoryConfig struct {
+	// Path of the database file; default DefaultHistoryPath().
+	Path string
+	// OpenTimeout bounds the wait for the file lock another fleetdeck on
+	// this machine holds during one of its (short) operations; default 5s.
+	OpenTimeout time.Duration
+	// MaxOutputBytes is how much of a run's output is kept; default 4 MiB.
+	MaxOutputBytes int64
+	// MaxEventBytes is how much of a run's event log is kept; default
+	// 64 MiB. The recap is stored separately and is never dropped.
+	MaxEventBytes int64
+}
+
+// Default sizes and waits of a History.
+const (
+	DefaultHistoryOpenTimeout = 5 * time.Second
+	DefaultMaxOutputBytes     = 4 << 20
+	DefaultMaxEventBytes      = 64 << 20
+)
+
+// ErrRunNotFound is returned for an id the history does not hold.
+var ErrRunNotFound = errors.New("run not found")
+
+// ErrRunFinal is returned when a final record would be changed.
+var ErrRunFinal = errors.New("run already has a final status")
+
+// History is the durable record of every run: an embedded bbolt database
+// in the XDG state directory.
+//
+// The file is opened for each operation and closed after it rather than
+// held open. bbolt takes an exclusive lock on the file for as long as it is
+// open, so a console that held it would lock every other console on the
+// machine (a second terminal, `fleetdeck runs`) out of history. Each
+// operation is one short transaction; another process waits up to
+// HistoryConfig.OpenTimeout for the lock and then gets an error naming the
+// file. Reads take a shared lock. Every write is an fsynced bbolt commit, so
+// a crash loses nothing that an operation returned for; callers append
+// events in batches (say, every 100 ms) to keep the number of commits sane.
+//
+// A History is safe for concurrent use.
+type History struct {
+	cfg   HistoryConfig
+	owner RunOwner
+	user  string
+
+	// mu serialises this process's own opens: two opens of the file in one
+	// process contend for the same flock and would poll each other out.
+	mu sync.RWMutex
+
+	idMu   sync.Mutex
+	lastID [16]byte
+}
+
+// bucket names.
+var (
+	histBucketRuns      = []byte("runs")      // id → JSON RunRecord summary
+	histBucketDetail    = []byte("detail")    // id → JSON histDetail
+	histBucketInventory = []byte("inventory") // id → bytes
+	histBucketEvents    = []byte("events")    // id → bucket: seq → JSON line
+	histBucketOutput    = []byte("output")    // id → bucket: seq → chunk
+	histBucketByHost    = []byte("byhost")    // host \x00 id → ""
+)
+
+// histDetail is the part of a record that can be large (thousands of
+// hosts) and is not needed to list runs.
+type histDetail struct {
+	Argv    []string             `json:"argv"`
+	Targets []RunTarget          `json:"targets"`
+	Recap   map[string]HostRecap `json:"recap,omitempty"`
+}
+
+// DefaultStateDir is $XDG_STATE_HOME/fleetdeck, or
+// ~/.local/state/fleetdeck when XDG_STATE_HOME is unset.
+func DefaultStateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "fleetdeck"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the state directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "fleetdeck"), nil
+}
+
+// DefaultHistoryPath is history.db in DefaultStateDir.
+func DefaultHistoryPath() (string, error) {
+	dir, err := DefaultStateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "history.db"), nil
+}
+
+// OpenHistory prepares the history at cfg.Path, creating the directory
+// (0700: run records name hosts and hold inventories) and the database.
+func OpenHistory(ctx context.Context, cfg HistoryConfig) (*History, error) {
+	if cfg.Path == "" {
+		p, err := DefaultHistoryPath()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Path = p
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = DefaultHistoryOpenTimeout
+	}
+	if cfg.MaxOutputBytes <= 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the history directory: %w", err)
+	}
+	h := &History{cfg: cfg, owner: histSelf(), user: histUser()}
+	err := h.update(ctx, "creating the history", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{histBucketRuns, histBucketDetail, histBucketInventory, histBucketEvents, histBucketOutput, histBucketByHost} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Path is the database file.
+func (h *History) Path() string { return h.cfg.Path }
+
+// Owner is how this process marks the live records it owns.
+func (h *History) Owner() RunOwner { return h.owner }
+
+// open opens the database for one operation, waiting for another
+// process's lock at most OpenTimeout (and never past ctx).
+func (h *History) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	timeout := h.cfg.OpenTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	db, err := bolt.Open(h.cfg.Path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("history %s is busy: another fleetdeck process held it for more than %s", h.cfg.Path, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening history %s: %w", h.cfg.Path, err)
+	}
+	return db, nil
+}
+
+func (h *History) update(ctx context.Context, what string, fn func(*bolt.Tx) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	db, err := h.open(ctx, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	err = db.Update(fn)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func (h *History) view(ctx context.Context, what string, fn func(*bolt.Tx) error) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	db, err := h.open(ctx, true)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	err = db.View(fn)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// Create records a new run and returns it with its id. The status must be
+// queued or running (default queued). User and Owner default to this
+// process; extra vars and the argv are redacted (see RedactExtraVars) before
+// anything is written, so secrets never reach the disk.
+func (h *History) Create(ctx context.Context, r RunRecord) (RunRecord, error) {
+	if r.Status == "" {
+		r.Status = RunQueued
+	}
+	if r.Status.Final() {
+		return RunRecord{}, fmt.Errorf("creating a run record: status %q is final", r.Status)
+	}
+	now := time.Now().UTC()
+	r.ID = h.newID(now)
+	r.Created = now
+	if r.Status == RunRunning && r.Started.IsZero() {
+		r.Started = now
+	}
+	if r.User == "" {
+		r.User = h.user
+	}
+	if r.Owner == (RunOwner{}) {
+		r.Owner = h.owner
+	}
+	r.ExtraVars = RedactExtraVars(r.ExtraVars)
+	r.Argv = RedactArgv(r.Argv)
+	r.TargetCount = len(r.Targets)
+	r.Events, r.EventCount, r.EventBytes, r.EventsDropped = nil, 0, 0, 0
+	r.Output, r.OutputBytes, r.OutputTruncated = "", 0, false
+	r.ExitCode = nil
+	det := histDetail{Argv: r.Argv, Targets: r.Targets, Recap: r.Recap}
+	inv := r.Inventory
+	err := h.update(ctx, "recording run "+r.ID, func(tx *bolt.Tx) error {
+		if err := histPutJSON(tx.Bucket(histBucketDetail), r.ID, det); err != nil {
+			return err
+		}
+		if len(inv) > 0 {
+			if err := tx.Bucket(histBucketInventory).Put([]byte(r.ID), inv); err != nil {
+				return err
+			}
+		}
+		byHost := tx.Bucket(histBucketByHost)
+		seen := map[string]bool{}
+		for _, t := range r.Targets {
+			for _, name := range []string{t.Host, t.Node} {
+				if name == "" || seen[name] {
+					continue
+				}
+				seen[name] = true
+				if err := byHost.Put(histHostKey(name, r.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return histPutSummary(tx, r)
+	})
+	if err != nil {
+		return RunRecord{}, err
+	}
+	return r, nil
+}
+
+// SetStatus moves a live run between queued and running, with the reason
+// shown while it waits (who holds its hosts). Going to running sets Started.
+func (h *History) SetStatus(ctx context.Context, id string, status RunStatus, reason string) error {
+	if status.Final() || status == "" {
+		return fmt.Errorf("setting the status of run %s: use Finish for %q", id, status)
+	}
+	return h.update(ctx, "setting the status of run "+id, func(tx *bolt.Tx) error {
+		r, err := histGetSummary(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Final() {
+			return fmt.Errorf("%w (%s)", ErrRunFinal, r.Status)
+		}
+		r.Status, r.Reason = status, reason
+		if status == RunRunning && r.Started.IsZero() {
+			r.Started = time.Now().UTC()
+		}
+		return histPutSummary(tx, r)
+	})
+}
+
+// AppendEvents appends JSON-line events to a run's event log, durably,
+// in one commit. A line that is not valid JSON is kept as
+// {"fleetdeck_invalid_event": "<text>"} rather than lost. Events past
+// MaxEventBytes are counted but not stored.
+func (h *History) AppendEvents(ctx context.Context, id string, lines ...[]byte) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	return h.update(ctx, "appending events to run "+id, func(tx *bolt.Tx) error {
+		r, err := histGetSummary(tx, id)
+		if err != nil {
+			return err
+		}
+		evs, err := tx.Bucket(histBucketEvents).CreateBucketIfNotExists([]byte(id))
+		if err != nil {
+			return err
+		}
+		for _, line := range lines {
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
+				continue
+			}
+			if !json.Valid(line) {
+				line, _ = json.Marshal(map[string]string{"fleetdeck_invalid_event": string(line)})
+			}
+			if r.EventBytes+int64(len(line)) > h.cfg.MaxEventBytes {
+				r.EventsDropped++
+				continue
+			}
+			seq, err := evs.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := evs.Put(histSeqKey(seq), line); err != nil {
+				return err
+			}
+			r.EventBytes += int64(len(line))
+			r.EventCount++
+		}
+		return histPutSummary(tx, r)
+	})
+}
+
+// AppendOutput appends to a run's human output, durably. Only the first
+// MaxOutputBytes are kept; the rest is counted.
+func (h *History) AppendOutput(ctx context.Context, id string, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return h.update(ctx, "appending output to run "+id, func(tx *bolt.Tx) error {
+		r, err := histGetSummary(tx, id)
+		if err != nil {
+			return err
+		}
+		kept := min(r.OutputBytes, h.cfg.MaxOutputBytes)
+		room := h.cfg.MaxOutputBytes - kept
+		r.OutputBytes += int64(len(p))
+		if int64(len(p)) > room {
+			p = p[:room]
+			r.OutputTruncated = true
+		}
+		if len(p) > 0 {
+			out, err := tx.Bucket(histBucketOutput).CreateBucketIfNotExists([]byte(id))
+			if err != nil {
+				return err
+			}
+			seq, err := out.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := out.Put(histSeqKey(seq), p); err != nil {
+				return err
+			}
+		}
+		return histPutSummary(tx, r)
+	})
+}
+
+// Finish gives a run its final status, exit code and recap.
+func (h *History) Finish(ctx context.Context, id string, res RunResult) error {
+	if !res.Status.Final() {
+		return fmt.Errorf("finishing run %s: status %q is not final", id, res.Status)
+	}
+	if res.Ended.IsZero() {
+		res.Ended = time.Now()
+	}
+	return h.update(ctx, "finishing run "+id, func(tx *bolt.Tx) error {
+		r, err := histGetSummary(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Final() {
+			return fmt.Errorf("%w (%s)", ErrRunFinal, r.Status)
+		}
+		r.Status, r.Reason, r.Ended = res.Status, res.Reason, res.Ended.UTC()
+		r.ExitCode = res.ExitCode
+		if res.Recap != nil {
+			var det histDetail
+			if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil {
+				return err
+			}
+			det.Recap = res.Recap
+			if err := histPutJSON(tx.Bucket(histBucketDetail), id, det); err != nil {
+				return err
+			}
+		}
+		return histPutSummary(tx, r)
+	})
+}
+
+// Get returns the whole record of a run: targets, recap, inventory, every
+// stored event and the kept output.
+func (h *History) Get(ctx context.Context, id string) (RunRecord, error) {
+	var r RunRecord
+	err := h.view(ctx, "reading run "+id, func(tx *bolt.Tx) error {
+		var err error
+		r, err = histGetSummary(tx, id)
+		if err != nil {
+			return err
+		}
+		var det histDetail
+		if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil {
+			return err
+		}
+		r.Argv, r.Targets, r.Recap = det.Argv, det.Targets, det.Recap
+		if inv := tx.Bucket(histBucketInventory).Get([]byte(id)); inv != nil {
+			r.Inventory = slices.Clone(inv)
+		}
+		if evs := tx.Bucket(histBucketEvents).Bucket([]byte(id)); evs != nil {
+			r.Events = make([]json.RawMessage, 0, r.EventCount)
+			err := evs.ForEach(func(_, v []byte) error {
+				r.Events = append(r.Events, slices.Clone(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if out := tx.Bucket(histBucketOutput).Bucket([]byte(id)); out != nil {
+			var sb strings.Builder
+			err := out.ForEach(func(_, v []byte) error {
+				sb.Write(v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if r.OutputTruncated {
+				kept := int64(sb.Len())
+				fmt.Fprintf(&sb, "\n[fleetdeck: output truncated: kept the first %d bytes, dropped %d]\n", kept, r.OutputBytes-kept)
+			}
+			r.Output = sb.String()
+		}
+		return nil
+	})
+	return r, err
+}
+
+// List returns run summaries, newest first, filtered and paged by opts.
+func (h *History) List(ctx context.Context, opts ListOptions) (RunPage, error) {
+	if opts.Limit <= 0 {
+		opts.Limit = 100
+	}
+	var page RunPage
+	err := h.view(ctx, "listing runs", func(tx *bolt.Tx) error {
+		runs := tx.Bucket(histBucketRuns)
+		keep := func(r RunRecord) bool {
+			if len(opts.Status) > 0 && !slices.Contains(opts.Status, r.Status) {
+				return false
+			}
+			return opts.Since.IsZero() || !r.Created.Before(opts.Since)
+		}
+		// add reports whether the page is full.
+		add := func(id []byte) (bool, error) {
+			var r RunRecord
+			if err := histGetJSON(runs, string(id), &r); err != nil {
+				return false, err
+			}
+			if !opts.Since.IsZero() && r.Created.Before(opts.Since) {
+				// Ids sort by creation time: everything after is older.
+				return true, nil
+			}
+			if !keep(r) {
+				return false, nil
+			}
+			if len(page.Runs) == opts.Limit {
+				page.Next = page.Runs[len(page.Runs)-1].ID
+				return true, nil
+			}
+			page.Runs = append(page.Runs, r)
+			return false, nil
+		}
+		if opts.Host != "" {
+			prefix := histHostKey(opts.Host, "")
+			c := tx.Bucket(histBucketByHost).Cursor()
+			start := append(slices.Clone(prefix), 0xff)
+			if opts.Before != "" {
+				start = histHostKey(opts.Host, opts.Before)
+			}
+			k, _ := c.Seek(start)
+			if k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+				full, err := add(k[len(prefix):])
+				if err != nil || full {
+					return err
+				}
+			}
+			return nil
+		}
+		c := runs.Cursor()
+		var k []byte
+		if opts.Before != "" {
+			k, _ = c.Seek([]byte(opts.Before))
+			if k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		} else {
+			k, _ = c.Last()
+		}
+		for ; k != nil; k, _ = c.Prev() {
+			full, err := add(k)
+			if err != nil || full {
+				return err
+			}
+		}
+		return nil
+	})
+	return page, err
+}
+
+// RecoverInterrupted marks as interrupted every queued or running record
+// whose owner process is gone — a console that crashed or was killed — and
+// returns their ids. Records owned by a live process (another console on
+// this machine, or this one) are left alone, as are those owned on another
+// host, whose processes this machine cannot see. Call it at start.
+func (h *History) RecoverInterrupted(ctx context.Context) ([]string, error) {
+	var ids []string
+	now := time.Now().UTC()
+	err := h.update(ctx, "recovering interrupted runs", func(tx *bolt.Tx) error {
+		runs := tx.Bucket(histBucketRuns)
+		var dead []RunRecord
+		err := runs.ForEach(func(k, v []byte) error {
+			var r RunRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding run %s: %w", k, err)
+			}
+			if r.Status.Final() || histOwnerAlive(r.Owner, h.owner) {
+				return nil
+			}
+			dead = append(dead, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range dead {
+			was := r.Status
+			r.Status = RunInterrupted
+			r.Ended = now
+			r.Reason = fmt.Sprintf("was %s when its fleetdeck process (pid %d on %s) ended", was, r.Owner.PID, r.Owner.Hostname)
+			if err := histPutSummary(tx, r); err != nil {
+				return err
+			}
+			ids = append(ids, r.ID)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// histOwnerAlive reports whether the process that owns a live record may
+// still be running. It errs towards alive: a record is only interrupted
+// when its owner is provably gone.
+func histOwnerAlive(o, self RunOwner) bool {
+	if o.Hostname != self.Hostname {
+		return true // another machine's process: we cannot tell
+	}
+	if o.BootID != "" && self.BootID != "" && o.BootID != self.BootID {
+		return false // the machine rebooted since
+	}
+	if o.PID == self.PID && o.StartTime == self.StartTime {
+		return true // our own
+	}
+	alive, start := histProcess(o.PID)
+	if !alive {
+		return false
+	}
+	if o.StartTime != 0 && start != 0 && start != o.StartTime {
+		return false // the pid was reused by a younger process
+	}
+	return true
+}
+
+func histPutSummary(tx *bolt.Tx, r RunRecord) error {
+	// The heavy parts live in their own buckets.
+	r.Argv, r.Targets, r.Recap, r.Inventory, r.Events, r.Output = nil, nil, nil, nil, nil, ""
+	return histPutJSON(tx.Bucket(histBucketRuns), r.ID, r)
+}
+
+func histGetSummary(tx *bolt.Tx, id string) (RunRecord, error) {
+	var r RunRecord
+	err := histGetJSON(tx.Bucket(histBucketRuns), id, &r)
+	return r, err
+}
+
+func histPutJSON(b *bolt.Bucket, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding run %s: %w", id, err)
+	}
+	return b.Put([]byte(id), data)
+}
+
+func histGetJSON(b *bolt.Bucket, id string, v any) error {
+	data := b.Get([]byte(id))
+	if data == nil {
+		return fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decoding run %s: %w", id, err)
+	}
+	return nil
+}
+
+func histSeqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+func histHostKey(host, id string) []byte {
+	k := make([]byte, 0, len(host)+1+len(id))
+	k = append(k, host...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// histCrockford is the ULID alphabet: Crockford's base32, which sorts in
+// the same order as the numbers it encodes.
+const histCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// newID returns a ULID: 48 bits of milliseconds then 80 random bits, 26
+// characters that sort by creation time. Within this process ids are
+// strictly increasing even within one millisecond.
+func (h *History) newID(now time.Time) string {
+	var id [16]byte
+	ms := uint64(now.UnixMilli())
+	binary.BigEndian.PutUint16(id[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(id[2:6], uint32(ms))
+	_, _ = rand.Read(id[6:])
+	h.idMu.Lock()
+	if bytes.Compare(id[:6], h.lastID[:6]) <= 0 {
+		id = h.lastID
+		for i := 15; i >= 0; i-- {
+			id[i]++
+			if id[i] != 0 {
+				break
+			}
+		}
+	}
+	h.lastID = id
+	h.idMu.Unlock()
+	n := new(big.Int).SetBytes(id[:])
+	out := make([]byte, 26)
+	b32 := big.NewInt(32)
+	mod := new(big.Int)
+	for i := 25; i >= 0; i-- {
+		n.DivMod(n, b32, mod)
+		out[i] = histCrockford[mod.Int64()]
+	}
+	return string(out)
+}
+
+// histUser is the OS user running this process.
+func histUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+// histSelf identifies this process (see RunOwner).
+func histSelf() RunOwner {
+	host, _ := os.Hostname()
+	_, start := histProcess(os.Getpid())
+	return RunOwner{Hostname: host, PID: os.Getpid(), BootID: histBootID(), StartTime: start}
+}
