@@ -1,0 +1,90 @@
+package provision
+
+import "time"
+
+// LaunchScope says how the targets of a launch were chosen; role- and
+// group-wide runs are checked more carefully (check mode by default, typed
+// confirmation when not in check mode).
+type LaunchScope string
+
+// Launch scopes.
+const (
+	ScopeNode   LaunchScope = "node"
+	ScopeMarked LaunchScope = "marked"
+	ScopeRole   LaunchScope = "role"
+	ScopeGroup  LaunchScope = "group"
+)
+
+// Wide reports whether the scope covers a whole role or group.
+func (s LaunchScope) Wide() bool { return s == ScopeRole || s == ScopeGroup }
+
+// LaunchRequest is one run as the launch form describes it.
+type LaunchRequest struct {
+	// Playbook is a catalog name.
+	Playbook string
+	// Scope and Subject describe the selection: ScopeNode "dc1/web-1",
+	// ScopeMarked "3 nodes", ScopeRole "web", ScopeGroup "web-asg".
+	Scope   LaunchScope
+	Subject string
+	// Targets are the node keys (datacenter/name) to run on.
+	Targets   []string
+	Check     bool
+	Diff      bool
+	Become    bool
+	Tags      []string
+	SkipTags  []string
+	ExtraVars []string // key=value
+	Forks     int
+}
+
+// Preview is a prepared run: the hosts exactly as ansible-playbook resolved
+// them (--list-hosts against the run's inventory snapshot) and the exact
+// argv. Launching a preview runs that snapshot and that argv.
+type Preview struct {
+	PlanID  string
+	Request LaunchRequest
+	// Hosts are inventory host names, in the order --list-hosts gave.
+	Hosts []string
+	// Aliases maps an inventory host name that differs from its node's
+	// name (unsafe names get a safe alias) to the node key.
+	Aliases  map[string]string
+	Argv     []string
+	Env      []string
+	Warnings []string
+	// Confirm is the text the user must type to launch: the role or group
+	// name for a wide run that is not in check mode; "" when not needed.
+	Confirm string
+}
+
+// RunInfo is one line of the runs list.
+type RunInfo struct {
+	ID       string
+	Playbook string
+	Scope    LaunchScope
+	Subject  string
+	Who      string
+	Status   RunStatus
+	// QueueReason says why a queued run waits (cap reached, or who holds
+	// its hosts).
+	QueueReason string
+	Check       bool
+	Hosts       int
+	Counts      map[HostStatus]int
+	Started     time.Time
+	Ended       time.Time
+	ExitCode    int
+	// Live is set for runs of this console (running or queued now).
+	Live bool
+}
+
+// RunView is everything the run view shows for one run, live or replayed
+// from history. State is a copy the caller owns.
+type RunView struct {
+	Info  RunInfo
+	Argv  []string
+	State *RunState
+	// Output is the tail of ansible-playbook's human output, as lines.
+	Output []string
+	// OutputTruncated counts lines left out before Output.
+	OutputTruncated int
+}
