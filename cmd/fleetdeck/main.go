@@ -68,5 +68,6 @@ func newRootCmd() *cobra.Command {
 	}
 	flags.register(root.PersistentFlags())
 	root.AddCommand(newDemoCmd(&flags))
+	root.AddCommand(newInventoryCmd(&flags))
 	return root
 }
