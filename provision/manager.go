@@ -1,0 +1,623 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+)
+
+// ManagerConfig wires a Manager to the parts it orchestrates.
+type ManagerConfig struct {
+	// Feed gives the fleet snapshot each run's inventory is built from.
+	Feed fleet.Feed
+	// Runner starts ansible-playbook; History records every run; Queue caps
+	// parallel runs and takes the hosts' locks in Consul.
+	Runner  *Runner
+	History *History
+	Queue   *RunQueue
+	// Inventory tunes the per-run inventory.
+	Inventory InventoryOptions
+	// Timeout ends a run that takes longer (0: no timeout).
+	Timeout time.Duration
+	// OutputLines bounds the output lines kept in memory per live run
+	// (default 5000; the whole output is in history and the run dir).
+	OutputLines int
+}
+
+// Manager is the one place runs are launched from: it previews (inventory
+// snapshot, exact argv, --list-hosts), queues and locks, runs, follows the
+// events, records everything in history and releases the locks. The
+// console talks to it through tui.Provisioner. Methods are safe for
+// concurrent use.
+type Manager struct {
+	cfg    ManagerConfig
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	plans   map[string]*mgrPlan
+	live    map[string]*mgrRun
+	version uint64
+	changed chan struct{}
+}
+
+// mgrPlan is a preview waiting to be launched or discarded.
+type mgrPlan struct {
+	plan    *RunPlan
+	preview *Preview
+	targets []RunTarget
+}
+
+// mgrRun is a run of this process, queued or running.
+type mgrRun struct {
+	info    RunInfo
+	argv    []string
+	state   *RunState
+	out     []string
+	partial string
+	dropped int
+	cancel  context.CancelFunc
+	// canceled is set by Cancel, so a run cancelled while queued ends as
+	// cancelled rather than as an error.
+	canceled bool
+}
+
+// NewManager returns a Manager; Close stops its runs.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Feed == nil || cfg.Runner == nil || cfg.History == nil || cfg.Queue == nil {
+		return nil, errors.New("creating the run manager: feed, runner, history and queue are all required")
+	}
+	if cfg.OutputLines <= 0 {
+		cfg.OutputLines = 5000
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		plans: map[string]*mgrPlan{}, live: map[string]*mgrRun{},
+		changed: make(chan struct{}),
+	}, nil
+}
+
+// Close cancels every queued and running run of this manager, waits until
+// they have ended and been recorded, and discards open previews.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	plans := m.plans
+	m.plans = map[string]*mgrPlan{}
+	m.mu.Unlock()
+	for _, p := range plans {
+		_ = p.plan.Discard()
+	}
+}
+
+// notifyLocked wakes Next callers.
+func (m *Manager) notifyLocked() {
+	m.version++
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// Next blocks until the runs changed after version after and returns the
+// current version.
+func (m *Manager) Next(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		m.mu.Lock()
+		v, ch := m.version, m.changed
+		m.mu.Unlock()
+		if v > after {
+			return v, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Playbooks lists the allow-listed playbooks.
+func (m *Manager) Playbooks(ctx context.Context) ([]Playbook, error) {
+	return m.cfg.Runner.cfg.Catalog.List(ctx)
+}
+
+// Preview builds the inventory from the current snapshot, prepares the run
+// and resolves its hosts with ansible-playbook --list-hosts.
+func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, error) {
+	if len(req.Targets) == 0 {
+		return nil, fmt.Errorf("previewing a run: %w: no target nodes", ErrRunSpec)
+	}
+	inv, warns := BuildInventory(m.cfg.Feed.Current(), m.cfg.Inventory)
+	var invJSON bytes.Buffer
+	if err := inv.WriteList(&invJSON); err != nil {
+		return nil, fmt.Errorf("previewing a run: writing the inventory: %w", err)
+	}
+	want := map[string]bool{}
+	var limit []string
+	var targets []RunTarget
+	aliases := map[string]string{}
+	for _, key := range req.Targets {
+		host, ok := inv.Resolve(key)
+		if !ok {
+			return nil, fmt.Errorf("previewing a run: node %s is no longer in the fleet", key)
+		}
+		dc, name, _ := strings.Cut(key, "/")
+		if host != name {
+			aliases[host] = key
+		}
+		want[key] = true
+		limit = append(limit, host)
+		targets = append(targets, RunTarget{Host: host, Node: name, Datacenter: dc})
+	}
+	spec := RunSpec{
+		Playbook: req.Playbook, Inventory: invJSON.Bytes(), Limit: limit,
+		Check: req.Check, Diff: req.Diff, Tags: req.Tags, SkipTags: req.SkipTags,
+		ExtraVars: req.ExtraVars, Forks: req.Forks, Become: req.Become, Timeout: m.cfg.Timeout,
+	}
+	plan, err := m.cfg.Runner.Preview(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	p := &Preview{
+		PlanID: plan.ID, Request: req, Hosts: slices.Clone(plan.Hosts), Aliases: aliases,
+		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env),
+	}
+	for _, w := range warns {
+		if w.Node != "" && want[w.Node] {
+			p.Warnings = append(p.Warnings, w.Message)
+		}
+	}
+	if len(plan.Hosts) == 0 {
+		p.Warnings = append(p.Warnings, "ansible-playbook matched no host: the playbook's plays do not target these nodes")
+	}
+	if req.Scope.Wide() && !req.Check {
+		p.Confirm = req.Subject
+	}
+	m.mu.Lock()
+	m.plans[plan.ID] = &mgrPlan{plan: plan, preview: p, targets: targets}
+	m.mu.Unlock()
+	return p, nil
+}
+
+// Discard drops a preview that will not be launched.
+func (m *Manager) Discard(planID string) {
+	m.mu.Lock()
+	p := m.plans[planID]
+	delete(m.plans, planID)
+	m.mu.Unlock()
+	if p != nil {
+		_ = p.plan.Discard()
+	}
+}
+
+// Launch records and queues a previewed plan and returns the run's id. The
+// run starts when a slot is free and all its hosts are locked.
+func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
+	m.mu.Lock()
+	p := m.plans[planID]
+	delete(m.plans, planID)
+	m.mu.Unlock()
+	if p == nil {
+		return "", fmt.Errorf("launching: no preview %s (already launched or discarded)", planID)
+	}
+	spec := p.plan.Spec
+	vars := map[string]string{}
+	for _, kv := range spec.ExtraVars {
+		k, v, err := ParseExtraVar(kv)
+		if err != nil {
+			_ = p.plan.Discard()
+			return "", err
+		}
+		vars[k] = v
+	}
+	rec, err := m.cfg.History.Create(ctx, RunRecord{
+		Status: RunQueued, Argv: p.plan.Argv, Playbook: p.plan.Playbook.Name, PlaybookSHA256: p.plan.Playbook.SHA256,
+		Check: spec.Check, Diff: spec.Diff, Tags: spec.Tags, SkipTags: spec.SkipTags, Forks: spec.Forks, Become: spec.Become,
+		ExtraVars: vars, Targets: p.targets, Inventory: InventorySnapshot(spec.Inventory),
+	})
+	if err != nil {
+		_ = p.plan.Discard()
+		return "", err
+	}
+	runCtx, cancel := context.WithCancel(m.ctx)
+	r := &mgrRun{
+		info: RunInfo{
+			ID: rec.ID, Playbook: rec.Playbook, Scope: p.preview.Request.Scope, Subject: p.preview.Request.Subject,
+			Who: rec.User, Status: RunQueued, Check: spec.Check, Hosts: len(p.plan.Hosts), Started: rec.Created, Live: true,
+		},
+		argv:   rec.Argv,
+		state:  NewRunState(p.plan.Hosts),
+		cancel: cancel,
+	}
+	r.info.Counts = r.state.StatusCounts()
+	ticket, _ := m.cfg.Queue.Enqueue(rec.ID, p.targets)
+	m.mu.Lock()
+	m.live[rec.ID] = r
+	m.notifyLocked()
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		m.execute(runCtx, r, p.plan, ticket)
+	}()
+	return rec.ID, nil
+}
+
+// execute waits for the queue, runs the plan, follows it and records it.
+// Records are written with a context that outlives runCtx so a cancelled
+// run is still recorded as cancelled.
+func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, ticket *QueueTicket) {
+	id := r.info.ID
+	rec := context.WithoutCancel(runCtx)
+	finish := func(res RunResult) {
+		if err := m.cfg.History.Finish(rec, id, res); err != nil {
+			res.Reason = strings.TrimSpace(res.Reason + "; recording the end failed: " + err.Error())
+		}
+		_ = ticket.Done(rec)
+		m.mu.Lock()
+		r.info.Status, r.info.Ended, r.info.QueueReason, r.info.Live = res.Status, res.Ended, res.Reason, false
+		if res.ExitCode != nil {
+			r.info.ExitCode = *res.ExitCode
+		}
+		delete(m.live, id)
+		m.notifyLocked()
+		m.mu.Unlock()
+	}
+
+	// Show why a queued run waits, as the queue learns it.
+	waitDone := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-waitDone:
+				return
+			case <-m.cfg.Queue.Changed():
+				m.mu.Lock()
+				r.info.QueueReason = ticket.Reason()
+				m.notifyLocked()
+				m.mu.Unlock()
+			}
+		}
+	}()
+	_, err := ticket.Wait(runCtx)
+	close(waitDone)
+	if err != nil {
+		_ = plan.Discard()
+		m.mu.Lock()
+		canceled := r.canceled
+		m.mu.Unlock()
+		if canceled || runCtx.Err() != nil {
+			finish(RunResult{Status: RunCancelled, Ended: time.Now(), Reason: "cancelled while queued"})
+		} else {
+			finish(RunResult{Status: RunError, Ended: time.Now(), Reason: err.Error()})
+		}
+		return
+	}
+	if err := m.cfg.History.SetStatus(rec, id, RunRunning, ""); err != nil {
+		m.noteOutput(r, "fleetdeck: recording the start failed: "+err.Error()+"\n")
+	}
+	run, err := m.cfg.Runner.Start(runCtx, plan)
+	if err != nil {
+		finish(RunResult{Status: RunError, Ended: time.Now(), Reason: err.Error()})
+		return
+	}
+	m.mu.Lock()
+	r.info.Status, r.info.QueueReason, r.info.Started = RunRunning, "", time.Now()
+	m.notifyLocked()
+	m.mu.Unlock()
+
+	var follow sync.WaitGroup
+	follow.Add(2)
+	go func() { defer follow.Done(); m.followEvents(rec, r, run) }()
+	go func() { defer follow.Done(); m.followOutput(rec, r, run) }()
+	report, runErr := run.Wait(rec)
+	follow.Wait()
+
+	res := RunResult{Ended: report.Ended, Status: statusOf(report.End, runErr)}
+	if report.End.ExitCode >= 0 && runErr == nil {
+		code := report.End.ExitCode
+		res.ExitCode = &code
+	}
+	if report.End.Error != "" {
+		res.Reason = report.End.Error
+	} else if runErr != nil {
+		res.Reason = runErr.Error()
+	}
+	if report.State != nil {
+		res.Recap = recapOf(report.State)
+	}
+	finish(res)
+}
+
+// statusOf maps how ansible-playbook ended to the run's final status.
+func statusOf(end RunEnd, err error) RunStatus {
+	switch {
+	case end.Canceled:
+		return RunCancelled
+	case end.TimedOut:
+		return RunTimedOut
+	case err != nil:
+		return RunError
+	}
+	switch end.Outcome {
+	case OutcomeOK:
+		return RunOK
+	case OutcomeFailed, OutcomeUnreachable:
+		return RunFailed
+	case OutcomeCanceled:
+		return RunCancelled
+	case OutcomeTimedOut:
+		return RunTimedOut
+	}
+	return RunError
+}
+
+// recapOf converts the play recap for the history.
+func recapOf(s *RunState) map[string]HostRecap {
+	if len(s.Recap) == 0 {
+		return nil
+	}
+	out := make(map[string]HostRecap, len(s.Recap))
+	for h, st := range s.Recap {
+		out[h] = HostRecap{OK: st.OK, Changed: st.Changed, Failed: st.Failures, Unreachable: st.Unreachable,
+			Skipped: st.Skipped, Rescued: st.Rescued, Ignored: st.Ignored}
+	}
+	return out
+}
+
+// followEvents applies the run's events to the live board and appends them
+// to history, one batch at a time: the runner hands over what arrived
+// together, so a burst of thousands of events is one history write and one
+// console refresh.
+func (m *Manager) followEvents(ctx context.Context, r *mgrRun, run *Run) {
+	next := 0
+	for {
+		batch, n, err := run.Events(ctx, next)
+		if len(batch) > 0 {
+			lines := make([][]byte, 0, len(batch))
+			for _, ev := range batch {
+				if b, err := json.Marshal(ev); err == nil {
+					lines = append(lines, b)
+				}
+			}
+			_ = m.cfg.History.AppendEvents(ctx, r.info.ID, lines...)
+			m.mu.Lock()
+			for _, ev := range batch {
+				r.state.Apply(ev)
+			}
+			r.info.Counts = r.state.StatusCounts()
+			m.notifyLocked()
+			m.mu.Unlock()
+		}
+		next = n
+		if err != nil {
+			return
+		}
+	}
+}
+
+// followOutput keeps the tail of the human output for the console and
+// appends all of it to history.
+func (m *Manager) followOutput(ctx context.Context, r *mgrRun, run *Run) {
+	var off int64
+	for {
+		data, next, err := run.Output(ctx, off)
+		if len(data) > 0 {
+			_ = m.cfg.History.AppendOutput(ctx, r.info.ID, data)
+			m.noteOutput(r, string(data))
+		}
+		off = next
+		if err != nil {
+			return
+		}
+	}
+}
+
+// noteOutput adds output text to the live run's bounded line tail.
+func (m *Manager) noteOutput(r *mgrRun, text string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	text = r.partial + text
+	lines := strings.Split(text, "\n")
+	r.partial = lines[len(lines)-1]
+	r.out = append(r.out, lines[:len(lines)-1]...)
+	if over := len(r.out) - m.cfg.OutputLines; over > 0 {
+		r.dropped += over
+		r.out = slices.Clone(r.out[over:])
+	}
+	m.notifyLocked()
+}
+
+// Cancel stops a queued or running run of this manager.
+func (m *Manager) Cancel(_ context.Context, runID string) error {
+	m.mu.Lock()
+	r := m.live[runID]
+	if r != nil {
+		r.canceled = true
+	}
+	m.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("cancelling run %s: not running in this console", runID)
+	}
+	r.cancel()
+	return nil
+}
+
+// Rerun previews a recorded run again with the same playbook and settings,
+// on the same nodes or only on those that failed or were unreachable.
+func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Preview, error) {
+	rec, err := m.cfg.History.Get(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	req := LaunchRequest{
+		Playbook: rec.Playbook, Scope: ScopeMarked, Check: rec.Check, Diff: rec.Diff, Become: rec.Become,
+		Tags: rec.Tags, SkipTags: rec.SkipTags, Forks: rec.Forks,
+	}
+	for k, v := range rec.ExtraVars {
+		if IsSecretVar(k) {
+			return nil, fmt.Errorf("re-running %s: extra var %s was a secret and is not stored; launch it again from the form", runID, k)
+		}
+		req.ExtraVars = append(req.ExtraVars, k+"="+v)
+	}
+	slices.Sort(req.ExtraVars)
+	failed := map[string]bool{}
+	if onlyFailed {
+		for h, rc := range rec.Recap {
+			if rc.Failed > 0 || rc.Unreachable > 0 {
+				failed[h] = true
+			}
+		}
+		if len(failed) == 0 {
+			return nil, fmt.Errorf("re-running %s on failed hosts: no host failed or was unreachable", runID)
+		}
+	}
+	for _, t := range rec.Targets {
+		if onlyFailed && !failed[t.Host] {
+			continue
+		}
+		req.Targets = append(req.Targets, t.Datacenter+"/"+t.Node)
+	}
+	req.Subject = fmt.Sprintf("%d nodes of run %s", len(req.Targets), runID)
+	if onlyFailed {
+		req.Subject = fmt.Sprintf("%d failed nodes of run %s", len(req.Targets), runID)
+	}
+	return m.Preview(ctx, req)
+}
+
+// Runs lists this manager's live runs and the history, newest first.
+func (m *Manager) Runs(ctx context.Context) ([]RunInfo, error) {
+	m.mu.Lock()
+	var out []RunInfo
+	seen := map[string]bool{}
+	for _, r := range m.live {
+		info := r.info
+		info.Counts = r.state.StatusCounts()
+		out = append(out, info)
+		seen[info.ID] = true
+	}
+	m.mu.Unlock()
+	page, err := m.cfg.History.List(ctx, ListOptions{Limit: 200})
+	if err != nil {
+		return out, err
+	}
+	for _, rec := range page.Runs {
+		if seen[rec.ID] {
+			continue
+		}
+		out = append(out, infoOf(rec))
+	}
+	slices.SortFunc(out, func(a, b RunInfo) int { return strings.Compare(b.ID, a.ID) })
+	return out, nil
+}
+
+// infoOf summarises a history record.
+func infoOf(rec RunRecord) RunInfo {
+	info := RunInfo{
+		ID: rec.ID, Playbook: rec.Playbook, Who: rec.User, Status: rec.Status, QueueReason: rec.Reason,
+		Check: rec.Check, Hosts: rec.TargetCount, Started: rec.Started, Ended: rec.Ended,
+		Subject: fmt.Sprintf("%d nodes", rec.TargetCount),
+	}
+	if info.Started.IsZero() {
+		info.Started = rec.Created
+	}
+	if rec.ExitCode != nil {
+		info.ExitCode = *rec.ExitCode
+	}
+	if len(rec.Recap) > 0 {
+		info.Counts = map[HostStatus]int{}
+		for _, rc := range rec.Recap {
+			switch {
+			case rc.Unreachable > 0:
+				info.Counts[HostUnreachable]++
+			case rc.Failed > 0:
+				info.Counts[HostFailed]++
+			case rc.Changed > 0:
+				info.Counts[HostChanged]++
+			default:
+				info.Counts[HostOK]++
+			}
+		}
+	}
+	return info
+}
+
+// Run returns one run's board: live from memory, or replayed from its
+// recorded events with the same reducer.
+func (m *Manager) Run(ctx context.Context, runID string) (*RunView, error) {
+	m.mu.Lock()
+	if r := m.live[runID]; r != nil {
+		v := &RunView{Info: r.info, Argv: slices.Clone(r.argv), State: cloneRunState(r.state),
+			Output: slices.Clone(r.out), OutputTruncated: r.dropped}
+		if r.partial != "" {
+			v.Output = append(v.Output, r.partial)
+		}
+		v.Info.Counts = r.state.StatusCounts()
+		m.mu.Unlock()
+		return v, nil
+	}
+	m.mu.Unlock()
+	rec, err := m.cfg.History.Get(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]string, 0, len(rec.Targets))
+	for _, t := range rec.Targets {
+		hosts = append(hosts, t.Host)
+	}
+	st := NewRunState(hosts)
+	for _, line := range rec.Events {
+		if ev, err := ParseRunEvent(line); err == nil {
+			st.Apply(ev)
+		}
+	}
+	v := &RunView{Info: infoOf(rec), Argv: rec.Argv, State: st}
+	v.Info.Counts = st.StatusCounts()
+	v.Output = strings.Split(strings.TrimRight(rec.Output, "\n"), "\n")
+	if rec.Output == "" {
+		v.Output = nil
+	}
+	return v, nil
+}
+
+// cloneRunState deep-copies a board so the console can read it while the
+// run goes on. Failures and tasks are immutable once appended except for
+// their counters, so tasks are copied and failures shared by value.
+func cloneRunState(s *RunState) *RunState {
+	c := *s
+	c.Hosts = make(map[string]*HostState, len(s.Hosts))
+	for k, h := range s.Hosts {
+		hc := *h
+		c.Hosts[k] = &hc
+	}
+	c.HostOrder = slices.Clone(s.HostOrder)
+	c.Tasks = make([]*TaskState, len(s.Tasks))
+	for i, t := range s.Tasks {
+		tc := *t
+		c.Tasks[i] = &tc
+	}
+	c.Failures = slices.Clone(s.Failures)
+	if s.Recap != nil {
+		c.Recap = make(map[string]HostStats, len(s.Recap))
+		for k, v := range s.Recap {
+			c.Recap[k] = v
+		}
+	}
+	if s.End != nil {
+		e := *s.End
+		c.End = &e
+	}
+	c.evTaskIndex = nil // the copy is read-only
+	return &c
+}

@@ -1,0 +1,248 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consulagent"
+	"github.com/fleetdeck/fleetdeck/provision"
+)
+
+// mgrFixture is a Manager over a real Consul (fleet, locks) and the real
+// ansible-playbook, with a private playbook directory and history.
+type mgrFixture struct {
+	m      *provision.Manager
+	feed   *fleet.Watcher
+	client *api.Client
+}
+
+const mgrPlaybook = `# says hello on every host, fails where told to
+- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: hello
+      command: "true"
+    - name: maybe fail
+      fail:
+        msg: "told to fail"
+      when: consul_node == "web-2"
+`
+
+const mgrSlowPlaybook = `# sleeps, to be cancelled
+- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: sleep
+      command: sleep 300
+`
+
+func newMgrFixture(t *testing.T) *mgrFixture {
+	t.Helper()
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		if os.Getenv(consulagent.EnvRequire) == "1" {
+			t.Fatal("ansible-playbook is needed (apt-get install --no-install-recommends ansible-core)")
+		}
+		t.Skip("no ansible-playbook")
+	}
+	agent := consulagent.StartTest(t, consulagent.Options{})
+	c, err := agent.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		node := fmt.Sprintf("web-%d", i)
+		reg := &api.CatalogRegistration{Node: node, Address: fmt.Sprintf("10.7.0.%d", i+1),
+			NodeMeta: map[string]string{"asg": "web-asg"},
+			Service:  &api.AgentService{ID: "web", Service: "web", Port: 80}}
+		if _, err := c.Catalog().Register(reg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := fleet.NewWatcher(c, fleet.Config{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	for s := w.Current(); s.Node("dc1", "web-3") == nil; {
+		if s, err = w.Next(wctx, s.Version); err != nil {
+			t.Fatalf("waiting for the fleet: %v", err)
+		}
+	}
+
+	dir := t.TempDir()
+	books := filepath.Join(dir, "playbooks")
+	if err := os.MkdirAll(books, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"hello.yml": mgrPlaybook, "slow.yml": mgrSlowPlaybook} {
+		if err := os.WriteFile(filepath.Join(books, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat, err := provision.NewPlaybookCatalog(books)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := provision.NewRunner(provision.RunnerConfig{Catalog: cat, RunsDir: filepath.Join(dir, "runs"),
+		Env: []string{"ANSIBLE_PYTHON_INTERPRETER=auto_silent"}, CancelGrace: time.Second, TermGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := provision.OpenHistory(context.Background(), provision.HistoryConfig{Path: filepath.Join(dir, "history.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := provision.NewLockManager(c, provision.LockConfig{Prefix: "fdtest", LockDelay: -1})
+	queue := provision.NewRunQueue(locks, provision.QueueConfig{Cap: 2})
+	m, err := provision.NewManager(provision.ManagerConfig{Feed: w, Runner: runner, History: hist, Queue: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return &mgrFixture{m: m, feed: w, client: c}
+}
+
+// waitRun waits until the run is no longer live and returns its view.
+func (f *mgrFixture) waitRun(t *testing.T, id string, timeout time.Duration, done func(provision.RunInfo) bool) *provision.RunView {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var v uint64
+	for {
+		view, err := f.m.Run(ctx, id)
+		if err == nil && done(view.Info) {
+			return view
+		}
+		if v, err = f.m.Next(ctx, v); err != nil {
+			last, _ := f.m.Run(context.Background(), id)
+			t.Fatalf("waiting for run %s: %v (last: %+v)", id, err, last)
+		}
+	}
+}
+
+func ended(i provision.RunInfo) bool { return i.Status.Final() }
+
+func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
+	f := newMgrFixture(t)
+	ctx := context.Background()
+	books, err := f.m.Playbooks(ctx)
+	if err != nil || len(books) != 2 {
+		t.Fatalf("playbooks = %v, %v", books, err)
+	}
+
+	// A group-wide run not in check mode needs the group's name typed.
+	req := provision.LaunchRequest{Playbook: "hello.yml", Scope: provision.ScopeGroup, Subject: "web-asg",
+		Targets: []string{"dc1/web-0", "dc1/web-1", "dc1/web-2"}}
+	p, err := f.m.Preview(ctx, req)
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	if p.Confirm != "web-asg" {
+		t.Errorf("confirm = %q, want the group name", p.Confirm)
+	}
+	if !slices.Equal(p.Hosts, []string{"web-0", "web-1", "web-2"}) {
+		t.Errorf("previewed hosts = %v", p.Hosts)
+	}
+	if !slices.Contains(p.Argv, "--limit=web-0,web-1,web-2") {
+		t.Errorf("argv lacks the exact limit: %q", p.Argv)
+	}
+
+	id, err := f.m.Launch(ctx, p.PlanID)
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	view := f.waitRun(t, id, 2*time.Minute, ended)
+	if view.Info.Status != provision.RunFailed || view.Info.ExitCode != 2 {
+		t.Fatalf("run ended %s exit %d, want failed/2: %+v", view.Info.Status, view.Info.ExitCode, view.Info)
+	}
+	// The replay from history shows the same board as the live run did.
+	if got := view.State.Hosts["web-2"]; got == nil || got.Status != provision.HostFailed {
+		t.Errorf("web-2 on the replayed board: %+v", got)
+	}
+	if got := view.State.Hosts["web-0"]; got == nil || got.Status != provision.HostChanged {
+		t.Errorf("web-0 on the replayed board: %+v", got)
+	}
+	if !strings.Contains(strings.Join(view.Output, "\n"), "PLAY RECAP") {
+		t.Errorf("recorded output lacks the recap:\n%s", strings.Join(view.Output, "\n"))
+	}
+
+	// web-3 was not targeted: the previewed hosts are the hosts that ran.
+	if _, ok := view.State.Hosts["web-3"]; ok {
+		t.Error("web-3 ran although it was not previewed")
+	}
+
+	// Re-run on the failed hosts only.
+	p2, err := f.m.Rerun(ctx, id, true)
+	if err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if !slices.Equal(p2.Hosts, []string{"web-2"}) {
+		t.Errorf("rerun on failed previews %v, want [web-2]", p2.Hosts)
+	}
+	f.m.Discard(p2.PlanID)
+
+	runs, err := f.m.Runs(ctx)
+	if err != nil || len(runs) != 1 || runs[0].ID != id || runs[0].Status != provision.RunFailed || runs[0].Hosts != 3 {
+		t.Errorf("runs = %+v, %v", runs, err)
+	}
+}
+
+func TestManagerCancelAndLockExclusion(t *testing.T) {
+	f := newMgrFixture(t)
+	ctx := context.Background()
+	slow := provision.LaunchRequest{Playbook: "slow.yml", Scope: provision.ScopeNode, Subject: "dc1/web-1", Targets: []string{"dc1/web-1"}}
+	p, err := f.m.Preview(ctx, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.m.Launch(ctx, p.PlanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitRun(t, first, time.Minute, func(i provision.RunInfo) bool { return i.Status == provision.RunRunning })
+
+	// A second run on the same node waits, saying who holds it.
+	p, err = f.m.Preview(ctx, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.m.Launch(ctx, p.PlanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitRun(t, second, 30*time.Second, func(i provision.RunInfo) bool {
+		return i.Status == provision.RunQueued && strings.Contains(i.QueueReason, first)
+	})
+
+	if err := f.m.Cancel(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.waitRun(t, first, time.Minute, ended); v.Info.Status != provision.RunCancelled {
+		t.Errorf("first ended %s, want cancelled", v.Info.Status)
+	}
+	// The lock is free now: the second run starts; cancel it too.
+	f.waitRun(t, second, time.Minute, func(i provision.RunInfo) bool { return i.Status == provision.RunRunning })
+	if err := f.m.Cancel(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.waitRun(t, second, time.Minute, ended); v.Info.Status != provision.RunCancelled {
+		t.Errorf("second ended %s, want cancelled", v.Info.Status)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(out) > 0 {
+		t.Errorf("processes survived the cancel: %s", out)
+	}
+}
