@@ -69,5 +69,6 @@ func newRootCmd() *cobra.Command {
 	flags.register(root.PersistentFlags())
 	root.AddCommand(newDemoCmd(&flags))
 	root.AddCommand(newInventoryCmd(&flags))
+	root.AddCommand(newRunsCmd(&flags))
 	return root
 }
