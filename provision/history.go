@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // RunStatus is where a run is in its life. Queued and running are the only
@@ -336,7 +337,7 @@ func (h *History) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
 	db, err := bolt.Open(h.cfg.Path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("history %s is busy: another fleetdeck process held it for more than %s", h.cfg.Path, timeout)
 	}
 	if err != nil {
