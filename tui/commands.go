@@ -14,6 +14,7 @@ func commandHelp() [][2]string {
 		{":roles", "roles: node count and health mix"},
 		{":groups", "autoscaling groups: size, health, joins/leaves (15m)"},
 		{":events", "event journal, newest first"},
+		{":runs", "Ansible runs: running, queued and past, newest first"},
 		{":dc NAME", "restrict every view to one datacenter"},
 		{":dc / :dc all", "show all datacenters"},
 		{":help", "this help"},
@@ -39,12 +40,18 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		m.switchTo(viewGroups)
 	case "events", "event", "ev", "e":
 		m.switchTo(viewEvents)
+	case "runs", "run", "ru":
+		m.switchTo(viewRuns)
+		if m.prov == nil {
+			m.noProv()
+		}
+		return m.fetchRuns()
 	case "help", "h":
 		m.push(newView(viewHelp))
 	case "dc", "datacenter":
 		m.setDC(args)
 	default:
-		m.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :dc :q)", true)
+		m.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :dc :q)", true)
 	}
 	return nil
 }

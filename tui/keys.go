@@ -11,13 +11,17 @@ type keyMap struct {
 	Sort, Reverse, Faults                 key.Binding
 	Mark, MarkAll, Unmark                 key.Binding
 	Help, Quit                            key.Binding
+	// Runs. Run, Cancel, Rerun and RerunFailed are dangerous: read-only
+	// mode leaves them unbound.
+	Run, Cancel, Rerun, RerunFailed key.Binding
+	Pane, NextMatch, PrevMatch      key.Binding
 }
 
-// newKeyMap returns the default key map. readOnly is accepted so that
-// dangerous actions, when they exist, can be left unbound; none exist yet.
+// newKeyMap returns the default key map. In read-only mode the dangerous
+// actions (launching, cancelling, re-running playbooks) are unbound: they
+// do nothing and the help does not list them.
 func newKeyMap(readOnly bool) keyMap {
-	_ = readOnly
-	return keyMap{
+	k := keyMap{
 		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "move up")),
 		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "move down")),
 		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup/ctrl+b", "page up")),
@@ -27,7 +31,7 @@ func newKeyMap(readOnly bool) keyMap {
 		Enter:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "drill down (role/group → nodes, node/event → detail)")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back (or clear the filter)")),
 		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter rows")),
-		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command (:nodes :roles :groups :events :dc :q)")),
+		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command (:nodes :roles :groups :events :runs :dc :q)")),
 		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
 		Reverse:  key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort order")),
 		Faults:   key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "toggle faults only (hide passing)")),
@@ -36,7 +40,21 @@ func newKeyMap(readOnly bool) keyMap {
 		Unmark:   key.NewBinding(key.WithKeys("U"), key.WithHelp("U", "clear all marks")),
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "toggle help")),
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
+
+		Run:         key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "run a playbook on the node, marked nodes, role or group (form, preview)")),
+		Cancel:      key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cancel the run (runs, run view; asks y/n)")),
+		Rerun:       key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "re-run with the same settings (preview first)")),
+		RerunFailed: key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "re-run on failed and unreachable hosts only (preview first)")),
+		Pane:        key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "run view: switch pane (hosts, tasks, output)")),
+		NextMatch:   key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "run view: next output match (search with /)")),
+		PrevMatch:   key.NewBinding(key.WithKeys("N"), key.WithHelp("N", "run view: previous output match")),
 	}
+	if readOnly {
+		for _, b := range []*key.Binding{&k.Run, &k.Cancel, &k.Rerun, &k.RerunFailed} {
+			b.SetEnabled(false)
+		}
+	}
+	return k
 }
 
 // groups returns the bindings in the order the help view lists them.
@@ -46,6 +64,7 @@ func (k keyMap) groups() []keyGroup {
 		{"Navigate", []key.Binding{k.Enter, k.Back, k.Command, k.Help, k.Quit}},
 		{"Rows", []key.Binding{k.Filter, k.Sort, k.Reverse, k.Faults}},
 		{"Marks", []key.Binding{k.Mark, k.MarkAll, k.Unmark}},
+		{"Runs", []key.Binding{k.Run, k.Cancel, k.Rerun, k.RerunFailed, k.Pane, k.NextMatch, k.PrevMatch}},
 	}
 }
 
@@ -54,7 +73,7 @@ func (k keyMap) groups() []keyGroup {
 func (k keyMap) shortHelp() []shortBinding {
 	return []shortBinding{
 		{k.Enter, "open"}, {k.Back, "back"}, {k.Filter, "filter"}, {k.Command, "cmd"},
-		{k.Sort, "sort"}, {k.Faults, "faults"}, {k.Help, "help"},
+		{k.Sort, "sort"}, {k.Faults, "faults"}, {k.Run, "run"}, {k.Help, "help"},
 	}
 }
 

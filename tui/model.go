@@ -14,6 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // Options configures the console.
@@ -23,9 +24,12 @@ type Options struct {
 	// NoColor turns colour off (NO_COLOR set or --no-color): the console
 	// then uses only bold and reverse video, and spells health as words.
 	NoColor bool
-	// ReadOnly unbinds dangerous actions (none exist yet) and shows "RO"
-	// in the header.
+	// ReadOnly unbinds dangerous actions (launching, cancelling and
+	// re-running playbooks) and shows "RO" in the header.
 	ReadOnly bool
+	// Provisioner launches and follows Ansible runs (provision.Manager).
+	// Nil turns the run features off.
+	Provisioner Provisioner
 	// Now returns the current time; nil means time.Now. Tests inject it.
 	Now func() time.Time
 	// Note is a short text shown at the end of the first header line when
@@ -87,6 +91,17 @@ type Model struct {
 	flash      string
 	flashBad   bool
 	flashUntil time.Time
+
+	// Runs (see prov.go): the run manager, the last version of its state
+	// seen, the runs list, and a pending y/n question.
+	prov         Provisioner
+	provVer      uint64
+	runs         []provision.RunInfo
+	runsErr      string
+	runsFetching bool
+	runsAgain    bool
+	runCache     map[string]*row
+	confirm      *confirmAsk
 }
 
 // source is the unfiltered row set of one view kind, rebuilt when the
@@ -118,6 +133,8 @@ func New(ctx context.Context, opts Options) *Model {
 		nodeCache:  map[*fleet.Node]*row{},
 		marks:      map[string]bool{},
 		eventCache: map[uint64]*row{},
+		prov:       opts.Provisioner,
+		runCache:   map[string]*row{},
 	}
 	m.stack = []*view{newView(viewNodes)}
 	var s *fleet.Snapshot
@@ -133,7 +150,7 @@ func New(ctx context.Context, opts Options) *Model {
 
 // Init starts waiting for snapshots and the one-second tick.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitSnapshot(), m.tick())
+	return tea.Batch(m.waitSnapshot(), m.tick(), m.waitProv(), m.fetchRuns())
 }
 
 // waitSnapshot returns a command that blocks in Feed.Next until a snapshot
@@ -199,6 +216,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
+	default:
+		cmd = m.updateProv(msg)
+	}
+	if v := m.top(); v.kind == viewRun && v.run.stale {
+		// Back on top after another view: catch up with the run.
+		v.run.stale = false
+		cmd = tea.Batch(cmd, m.fetchRun(v.run))
 	}
 	m.refresh(m.top())
 	return m, cmd

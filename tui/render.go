@@ -30,9 +30,12 @@ func (m *Model) render() string {
 	}
 	line(m.headerCounts())
 	line(m.headerConn(now))
-	if v.kind.isTable() {
+	switch {
+	case v.kind.isCustom():
+		m.renderCustom(v, now, line)
+	case v.kind.isTable():
 		m.renderTable(v, now, line)
-	} else {
+	default:
 		m.renderText(v, line)
 	}
 	for lines < m.height-1 {
@@ -65,6 +68,9 @@ func (m *Model) renderRow(v *view, cols []column, r *row, cursor bool, now time.
 	}
 	changed := m.isChanged(r.changedAt, now)
 	style := m.st.healthStyle(r.health)
+	if r.style != "" {
+		style = r.style
+	}
 	g := [gutter]byte{' ', ' ', ' '}
 	if cursor {
 		g[0] = '>'
@@ -90,6 +96,12 @@ func (m *Model) renderRow(v *view, cols []column, r *row, cursor bool, now time.
 // emptyText explains an empty table.
 func (m *Model) emptyText(v *view) string {
 	switch {
+	case v.kind == viewRuns && m.prov == nil:
+		return "runs are not available: no run manager configured"
+	case v.kind == viewRuns && m.runsErr != "":
+		return "runs: " + m.runsErr
+	case v.kind == viewRuns && v.total == 0:
+		return "no runs yet: press r on a node, role or group to run a playbook"
 	case m.snap.Version == 0:
 		return "waiting for the first snapshot from Consul…"
 	case v.total == 0:
@@ -103,6 +115,9 @@ func (m *Model) emptyText(v *view) string {
 // renderText draws the detail or help view from its scroll offset.
 func (m *Model) renderText(v *view, line func(string)) {
 	title := "Help"
+	if v.title != "" {
+		title = v.title
+	}
 	if v.kind == viewDetail {
 		title = "Node " + sanitize(v.node) + " (" + sanitize(v.dc) + ")"
 	}

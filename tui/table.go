@@ -51,6 +51,9 @@ type row struct {
 	// nums holds numeric sort keys for sortNum columns (by column index).
 	nums   []int
 	health fleet.Health
+	// style, when set, replaces the health colour (run and host states
+	// health has no colour for).
+	style string
 	// changedAt drives the "just changed" highlight (zero: never).
 	changedAt time.Time
 	// search is the lowercased text free-text filter terms search.

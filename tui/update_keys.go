@@ -3,16 +3,33 @@ package tui
 import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // handleKey dispatches a key press: to the prompt while one is open,
 // otherwise through the key map.
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if m.confirm != nil {
+		return m.handleConfirm(msg)
+	}
 	if m.input != nil {
 		return m.handleInput(msg)
 	}
 	v := m.top()
 	k := &m.keys
+	switch v.kind {
+	case viewLaunch:
+		return m.handleForm(v, msg)
+	case viewPreview:
+		if cmd, ok := m.handlePreview(v, msg); ok {
+			return cmd
+		}
+	case viewRun:
+		if cmd, ok := m.handleRun(v, msg); ok {
+			return cmd
+		}
+	}
 	switch {
 	case key.Matches(msg, k.Quit):
 		return tea.Quit
@@ -81,9 +98,34 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			sv.dirty = true
 		}
 	case key.Matches(msg, k.Enter):
-		m.drill(v)
+		return m.drill(v)
+	case key.Matches(msg, k.Run):
+		switch v.kind {
+		case viewNodes, viewRoles, viewGroups, viewDetail:
+			return m.openLaunch(v)
+		}
+	case key.Matches(msg, k.Cancel):
+		if ri := m.runsSelected(v); ri != nil {
+			m.askCancel(ri.ID, ri.Status)
+		}
+	case key.Matches(msg, k.Rerun):
+		if ri := m.runsSelected(v); ri != nil {
+			return m.rerun(ri.ID, false)
+		}
+	case key.Matches(msg, k.RerunFailed):
+		if ri := m.runsSelected(v); ri != nil {
+			return m.rerun(ri.ID, true)
+		}
 	}
 	return nil
+}
+
+// runsSelected returns the run under the cursor when v is the runs view.
+func (m *Model) runsSelected(v *view) *provision.RunInfo {
+	if v.kind != viewRuns {
+		return nil
+	}
+	return m.selectedRun(v)
 }
 
 // back leaves the top view; on the root view it clears the filter.
@@ -114,12 +156,14 @@ func (m *Model) cycleSort(v *view) {
 
 // drill opens what the selected row stands for: a role's or a group's
 // nodes, a node's detail, or the detail of the node an event is about.
-func (m *Model) drill(v *view) {
+func (m *Model) drill(v *view) tea.Cmd {
 	r := v.selected()
 	if r == nil {
-		return
+		return nil
 	}
 	switch v.kind {
+	case viewRuns:
+		return m.openRun(r.id)
 	case viewNodes:
 		m.push(newDetail(r.node.Datacenter, r.node.Name))
 	case viewRoles:
@@ -143,4 +187,5 @@ func (m *Model) drill(v *view) {
 			m.push(nv)
 		}
 	}
+	return nil
 }

@@ -10,8 +10,13 @@ const (
 	viewRoles
 	viewGroups
 	viewEvents
+	viewRuns
 	viewDetail
 	viewHelp
+	viewLaunch
+	viewPreview
+	viewRun
+	viewFailure
 	numKinds
 )
 
@@ -26,6 +31,16 @@ func (k viewKind) String() string {
 		return "groups"
 	case viewEvents:
 		return "events"
+	case viewRuns:
+		return "runs"
+	case viewLaunch:
+		return "launch"
+	case viewPreview:
+		return "preview"
+	case viewRun:
+		return "run"
+	case viewFailure:
+		return "failure"
 	case viewDetail:
 		return "node"
 	case viewHelp:
@@ -36,7 +51,11 @@ func (k viewKind) String() string {
 
 // isTable reports whether the view is a table of rows (as opposed to the
 // scrolling text of the detail and help views).
-func (k viewKind) isTable() bool { return k <= viewEvents }
+func (k viewKind) isTable() bool { return k <= viewRuns }
+
+// isCustom reports views that draw and key themselves (the launch form,
+// the preview and the run view).
+func (k viewKind) isCustom() bool { return k == viewLaunch || k == viewPreview || k == viewRun }
 
 // view is one entry of the view stack. Each keeps its own filter, sort and
 // cursor, so esc returns to exactly where the user was.
@@ -67,6 +86,14 @@ type view struct {
 	lines      []textLine
 	linesGen   uint64
 	linesWidth int
+	// title is the heading of a text view that is not a node's detail
+	// (the failure detail).
+	title string
+
+	// Run features: the launch form, the preview screen, the run view.
+	form *launchForm
+	prev *previewScreen
+	run  *runScreen
 }
 
 // textLine is one line of the detail or help view: sanitised text and
@@ -99,6 +126,8 @@ func (m *Model) columns(k viewKind) []column {
 		return groupColumns()
 	case viewEvents:
 		return eventColumns()
+	case viewRuns:
+		return runsColumns()
 	}
 	return nil
 }
@@ -119,6 +148,8 @@ func (m *Model) source(k viewKind) *source {
 		s.rows = m.groupRows()
 	case viewEvents:
 		s.rows = m.eventRows()
+	case viewRuns:
+		s.rows = m.runsRows()
 	}
 	s.gen, s.force = m.gen, false
 	s.stamp++
@@ -134,6 +165,14 @@ func (m *Model) refresh(v *view) {
 		return
 	case viewHelp:
 		m.refreshHelp(v)
+		return
+	case viewFailure:
+		m.clampCursor(v)
+		return
+	case viewLaunch, viewPreview:
+		return
+	case viewRun:
+		m.refreshRun(v)
 		return
 	}
 	cols := m.columns(v.kind)

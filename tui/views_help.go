@@ -20,6 +20,13 @@ func (m *Model) refreshHelp(v *view) {
 		}
 		add("", "")
 	}
+	if g := m.keys.groups(); g[len(g)-1].bindings[0].Enabled() {
+		add(st.colHeader, "Launch form and preview")
+		for _, c := range formHelp() {
+			add("", "  "+padCells(c[0], 14)+c[1])
+		}
+		add("", "")
+	}
 	add(st.colHeader, "Commands")
 	for _, c := range commandHelp() {
 		add("", "  "+padCells(c[0], 14)+c[1])
@@ -40,6 +47,20 @@ func (m *Model) refreshHelp(v *view) {
 // padCells pads s (safe text) to n cells.
 func padCells(s string, n int) string {
 	return fit(s, cellWidth(s), max(n, cellWidth(s)+1), false)
+}
+
+// formHelp documents the launch form's and the preview's keys (they are
+// modal, like the prompt, so they are not in the key map).
+func formHelp() [][2]string {
+	return [][2]string{
+		{"tab/shift+tab", "next/previous field (↑/↓ outside the playbook field)"},
+		{"←/→", "choose the playbook"},
+		{"space", "toggle check mode, diff, become"},
+		{"enter", "next field; on extra vars adds the key=value typed"},
+		{"ctrl+s", "preview (also enter on the last field)"},
+		{"esc", "close the form; on the preview: discard it"},
+		{"enter", "preview: launch (after typing the confirmation when asked)"},
+	}
 }
 
 // filterHelp documents the filter language (see filter.go).
