@@ -34,11 +34,3 @@ func runKillGroup(pid int, sig syscall.Signal) error {
 	}
 	return err
 }
-
-// runGroupAlive says whether any process is left in the group.
-func runGroupAlive(pid int) bool {
-	if pid <= 1 {
-		return false
-	}
-	return syscall.Kill(-pid, 0) == nil
-}
