@@ -141,6 +141,9 @@ func (m *Model) footer(v *view, now time.Time) string {
 		}
 		return m.st.render(m.st.prompt, text) + m.st.render(m.st.cursor, " ")
 	}
+	if c := m.confirm; c != nil {
+		return m.st.render(m.st.bad, fitLine(c.text, m.width))
+	}
 	var left strings.Builder
 	for i, sv := range m.stack {
 		if i > 0 {

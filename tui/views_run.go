@@ -495,7 +495,9 @@ func (m *Model) handleRun(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
 			rs.follow = true
 		}
 	case key.Matches(msg, k.Filter):
-		m.input = &prompt{kind: '/', text: v.filterText, prev: v.filterText}
+		// Search starts empty (as in less and vim) and applies as typed;
+		// esc restores the previous one.
+		m.input = &prompt{kind: '/', prev: v.filterText}
 	case key.Matches(msg, k.NextMatch), key.Matches(msg, k.PrevMatch):
 		if len(rs.matches) == 0 {
 			if rs.search != "" {

@@ -1,0 +1,341 @@
+package tui
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetdeck/fleetdeck/provision"
+)
+
+// runEvents returns the events of a run of one task ("install") and one
+// handler-free second task ("configure") on hosts: host 0 fails the
+// second task, host 1 is unreachable, the rest are ok or changed. When
+// finish is set the recap and the run end follow.
+func runEvents(hosts []string, finish bool) []provision.RunEvent {
+	var evs []provision.RunEvent
+	seq := int64(0)
+	at := t0
+	add := func(ev provision.RunEvent) {
+		seq++
+		at = at.Add(time.Millisecond)
+		ev.Seq, ev.Time = seq, at
+		evs = append(evs, ev)
+	}
+	add(provision.RunEvent{Event: provision.EventPlaybookStart, Playbook: "web.yml", Check: true})
+	add(provision.RunEvent{Event: provision.EventPlayStart, Play: "web servers"})
+	for ti, task := range []string{"install", "configure"} {
+		uuid := fmt.Sprintf("task-%d", ti)
+		add(provision.RunEvent{Event: provision.EventTaskStart, Task: task, TaskUUID: uuid, Play: "web servers", Action: "ansible.builtin.command"})
+		for i, h := range hosts {
+			base := provision.RunEvent{Host: h, Task: task, TaskUUID: uuid, Action: "ansible.builtin.command"}
+			st := base
+			st.Event = provision.EventRunnerStart
+			add(st)
+			res := base
+			rc := 2
+			switch {
+			case i == 1 && ti == 0:
+				res.Event = provision.EventRunnerUnreach
+				res.Result = &provision.EventResult{Msg: "ssh: connect to host: Connection refused"}
+			case i == 1:
+				continue
+			case i == 0 && ti == 1:
+				res.Event = provision.EventRunnerFailed
+				res.Result = &provision.EventResult{Msg: "non-zero return code", Stdout: "checking config", Stderr: "nginx: [emerg] unknown directive", RC: &rc, Diff: "--- a\n+++ b\n-x\n+y"}
+			default:
+				res.Event = provision.EventRunnerOK
+				res.Changed = i%3 == 0
+			}
+			add(res)
+		}
+	}
+	if finish {
+		stats := map[string]provision.HostStats{}
+		for i, h := range hosts {
+			switch i {
+			case 0:
+				stats[h] = provision.HostStats{OK: 1, Failures: 1}
+			case 1:
+				stats[h] = provision.HostStats{Unreachable: 1}
+			default:
+				stats[h] = provision.HostStats{OK: 2, Changed: map[bool]int{true: 2}[i%3 == 0]}
+			}
+		}
+		add(provision.RunEvent{Event: provision.EventStats, Stats: stats})
+		add(provision.RunEvent{Event: provision.EventRunEnd, End: &provision.RunEnd{ExitCode: 2, Outcome: "failed"}})
+	}
+	return evs
+}
+
+// runState applies evs to a board of hosts.
+func runState(hosts []string, evs []provision.RunEvent) *provision.RunState {
+	s := provision.NewRunState(hosts)
+	for _, ev := range evs {
+		s.Apply(ev)
+	}
+	return s
+}
+
+func hostNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("node-%05d", i)
+	}
+	return out
+}
+
+// seedRuns gives the fake a finished failed run, a running run and a
+// queued run.
+func seedRuns(p *fakeProv) {
+	hosts := hostNames(6)
+	done := runState(hosts, runEvents(hosts, true))
+	live := runState(hosts, runEvents(hosts, false)[:12])
+	p.runs = []provision.RunInfo{
+		{ID: "r3", Playbook: "base.yml", Scope: provision.ScopeRole, Subject: "web", Who: "bob", Status: provision.RunQueued,
+			QueueReason: "hosts locked by run r2 (alice)", Hosts: 6, Check: true, Live: true},
+		{ID: "r2", Playbook: "web.yml", Scope: provision.ScopeMarked, Subject: "6 nodes", Who: "alice", Status: provision.RunRunning,
+			Hosts: 6, Counts: live.StatusCounts(), Started: t0.Add(-time.Minute), Live: true},
+		{ID: "r1", Playbook: "web.yml", Scope: provision.ScopeNode, Subject: "dc1/node-00000", Who: "alice", Status: provision.RunFailed,
+			Hosts: 6, Counts: done.StatusCounts(), Started: t0.Add(-time.Hour), Ended: t0.Add(-time.Hour + 90*time.Second), ExitCode: 2},
+	}
+	var out []string
+	for i := range 300 {
+		out = append(out, fmt.Sprintf("TASK [install] ***** line %d", i))
+	}
+	out = append(out, "fatal: [node-00000]: FAILED! => nginx: [emerg] unknown directive", "\x1b[31mPLAY RECAP\x1b[0m *****")
+	p.views["r1"] = &provision.RunView{Info: p.runs[2], Argv: []string{"ansible-playbook"}, State: done, Output: out, OutputTruncated: 7}
+	p.views["r2"] = &provision.RunView{Info: p.runs[1], State: live, Output: []string{"PLAY [web servers]"}}
+}
+
+func TestRunsView(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, false, 200, 30)
+	h.keys(":runs")
+	h.press("enter")
+	s := h.mustContain("ID", "STARTED", "WHO", "PLAYBOOK", "SCOPE", "HOSTS", "STATUS", "FAILED", "UNREACH", "EXIT",
+		"queued", "hosts locked by run r2 (alice)", "running", "failed", "role web", "marked 6 nodes", "runs 1/3")
+	lines := strings.Split(s, "\n")
+	// Newest first, as the manager lists them.
+	var order []string
+	for _, l := range lines {
+		for _, id := range []string{"r3 ", "r2 ", "r1 "} {
+			if strings.HasPrefix(strings.TrimLeft(l, "> "), id) {
+				order = append(order, id)
+			}
+		}
+	}
+	if !slices.Equal(order, []string{"r3 ", "r2 ", "r1 "}) {
+		t.Fatalf("order %v:\n%s", order, s)
+	}
+	// enter opens the run view.
+	h.press("down", "down", "enter")
+	v := h.m.top()
+	if v.kind != viewRun || v.run.id != "r1" {
+		t.Fatalf("top %v", v.kind)
+	}
+	h.mustContain("Run r1 · web.yml", "FAILED", "exit 2", "PLAY RECAP", "failed 1", "unreachable 1")
+	h.press("esc")
+	if h.m.top().kind != viewRuns {
+		t.Fatal("esc from the run view must return to runs")
+	}
+	// A change reported by Next refreshes the list.
+	p.runs[1].Status = provision.RunOK
+	h.do(provChangedMsg{ver: 5})
+	if h.m.provVer != 5 {
+		t.Fatalf("provVer %d", h.m.provVer)
+	}
+	h.mustContain("ok ")
+}
+
+func TestRunViewBoardTasksFailureOutput(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 30)
+	h.do(h.m.openRun("r1")())
+	h.mustContain("HOST", "STATUS", "TASK", "node-00000", "failed", "unreachable", "[hosts]")
+	rs := h.m.top().run
+	if len(rs.hosts) != 6 {
+		t.Fatalf("board rows %d", len(rs.hosts))
+	}
+	// Faults toggle keeps failed and unreachable hosts.
+	h.press("f")
+	if len(h.m.top().run.hosts) != 2 {
+		t.Fatalf("faults board rows %d", len(h.m.top().run.hosts))
+	}
+	h.press("f")
+	// enter on the failed host: msg, stdout, stderr, diff.
+	h.press("enter")
+	if h.m.top().kind != viewFailure {
+		t.Fatalf("top %v", h.m.top().kind)
+	}
+	h.mustContain("Failure on node-00000", "task configure", "rc 2", "non-zero return code", "checking config",
+		"nginx: [emerg] unknown directive", "+++ b")
+	h.press("esc")
+	// The unreachable host.
+	h.press("down", "enter")
+	h.mustContain("node-00001 unreachable", "Connection refused")
+	h.press("esc")
+	// An ok host has no failure.
+	h.press("down", "enter")
+	if h.m.top().kind != viewRun {
+		t.Fatal("enter on an ok host opened something")
+	}
+	// Task list.
+	h.do(special("tab"))
+	h.mustContain("[tasks]", "install", "configure", "RUNNING")
+	h.press("down", "enter")
+	h.mustContain("Failures of task configure", "node-00000")
+	h.press("esc")
+	// Output: search, n/N, highlight.
+	h.do(special("tab"))
+	h.mustContain("[output]", "7 earlier lines not shown", "PLAY RECAP")
+	h.keys("/", "line 1")
+	h.press("enter")
+	rs = h.m.top().run
+	if rs.search != "line 1" || len(rs.matches) != 111 {
+		t.Fatalf("search %q matches %d", rs.search, len(rs.matches))
+	}
+	first := rs.matches[rs.match]
+	h.mustContain("/line 1 111 matches")
+	h.press("n")
+	if rs.matches[rs.match] <= first {
+		t.Fatal("n did not move to the next match")
+	}
+	h.press("N", "N")
+	if rs.match != len(rs.matches)-1 && rs.matches[rs.match] >= first {
+		t.Fatal("N did not move back")
+	}
+	s := h.screen()
+	if !strings.Contains(s, ">TASK [install] ***** line") {
+		t.Fatalf("current match not marked:\n%s", s)
+	}
+	// A search with no match says so on n.
+	h.keys("/", "zzz")
+	h.press("enter", "n")
+	h.mustContain("no match for zzz")
+}
+
+func TestRunViewLiveRefresh(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 30)
+	h.do(h.m.openRun("r2")())
+	h.mustContain("RUNNING", "running")
+	hosts := hostNames(6)
+	p.mu.Lock()
+	p.views["r2"] = &provision.RunView{Info: p.runs[1], State: runState(hosts, runEvents(hosts, true))}
+	p.views["r2"].Info.Status = provision.RunFailed
+	p.mu.Unlock()
+	h.do(provChangedMsg{ver: 2})
+	h.mustContain("PLAY RECAP", "FAILED")
+	// Unchanged hosts keep their cached rows across fetches.
+	rs := h.m.top().run
+	before := rs.hosts[3]
+	h.do(provChangedMsg{ver: 3})
+	if rs.hosts[3] != before {
+		t.Fatal("unchanged host row was rebuilt")
+	}
+}
+
+func TestCancelAndRerunFlows(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 30)
+	h.keys(":runs")
+	h.press("enter")
+	// Cancel the queued run: y/n first.
+	h.press("c")
+	h.mustContain("cancel run r3 (queued)? y/n")
+	h.press("n")
+	if len(p.cancelled) != 0 {
+		t.Fatal("n cancelled")
+	}
+	h.press("c", "y")
+	if !slices.Equal(p.cancelled, []string{"r3"}) {
+		t.Fatalf("cancelled %v", p.cancelled)
+	}
+	h.mustContain("cancelling run r3")
+	// A finished run cannot be cancelled.
+	h.press("down", "down", "c")
+	if h.m.confirm != nil {
+		t.Fatal("asked to cancel a finished run")
+	}
+	h.mustContain("has already ended")
+	// R: same settings, through the preview.
+	h.press("R")
+	if h.m.top().kind != viewPreview {
+		t.Fatalf("R: top %v", h.m.top().kind)
+	}
+	h.mustContain("Playbook web.yml on role web")
+	h.press("esc")
+	if h.m.top().kind != viewRuns || !slices.Equal(p.discarded, []string{"plan-1"}) {
+		t.Fatalf("esc from a re-run preview: top %v discarded %v", h.m.top().kind, p.discarded)
+	}
+	// F from the run view: failed and unreachable only.
+	h.press("enter", "F")
+	if !slices.Equal(p.reruns, []string{"r1:false", "r1:true"}) {
+		t.Fatalf("reruns %v", p.reruns)
+	}
+	h.press("enter")
+	if !slices.Equal(p.launched, []string{"plan-2"}) || h.m.top().kind != viewRun {
+		t.Fatalf("launch of a re-run: %v top %v", p.launched, h.m.top().kind)
+	}
+}
+
+func TestReadOnlyUnbindsRunKeys(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, true, 160, 60)
+	h.press("r")
+	if h.m.top().kind != viewNodes {
+		t.Fatal("r opened the form in read-only mode")
+	}
+	h.keys(":roles")
+	h.press("enter", "r")
+	if h.m.top().kind != viewRoles {
+		t.Fatal("r opened the form in read-only mode")
+	}
+	h.keys(":runs")
+	h.press("enter", "c", "R", "F")
+	if h.m.confirm != nil || h.m.top().kind != viewRuns || len(p.reruns) != 0 {
+		t.Fatal("c/R/F acted in read-only mode")
+	}
+	// The run view is still available to watch.
+	h.press("down", "down", "enter")
+	h.press("c", "R", "F")
+	if h.m.confirm != nil || h.m.top().kind != viewRun || len(p.reruns) != 0 {
+		t.Fatal("c/R/F acted in the run view in read-only mode")
+	}
+	h.press("?")
+	h.mustNotContain("run a playbook", "cancel the run", "re-run", "Launch form")
+}
+
+func TestRunViewHostileText(t *testing.T) {
+	p := newFakeProv()
+	hosts := []string{"evil\x1b]52;c;cHduZWQ=\x07host", "rtl\u202ehost", "wide-界界界界界界界界界界界界界界界界界界界界"}
+	evs := []provision.RunEvent{
+		{Seq: 1, Event: provision.EventTaskStart, Task: "t\x1b[2Jx", TaskUUID: "u"},
+		{Seq: 2, Event: provision.EventRunnerFailed, Host: hosts[0], Task: "t\x1b[2Jx", TaskUUID: "u",
+			Result: &provision.EventResult{Msg: "bad\x1b[31m\u202e", Stdout: "a\r\nb\x07"}},
+	}
+	p.views["x"] = &provision.RunView{
+		Info:   provision.RunInfo{ID: "x\x1b[H", Playbook: "p\x9b31m.yml", Status: provision.RunFailed, Who: "m\x1b]0;t\x07"},
+		State:  runState(hosts, evs),
+		Output: []string{"\x1b]52;c;cHduZWQ=\x07out", "\x1b[2J"},
+	}
+	h := newProvHarness(t, synthSnapshot(3), p, false, 100, 30)
+	h.do(h.m.openRun("x")())
+	for range numPanes {
+		s := h.screen() // checkScreen fails on any foreign escape
+		if strings.Contains(s, "cHduZWQ") {
+			t.Fatal("OSC payload on screen")
+		}
+		h.do(special("tab"))
+	}
+	h.press("enter")
+	h.screen()
+}
