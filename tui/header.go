@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // headerCounts draws the first header line: product, read-only marker and
@@ -36,6 +37,9 @@ func (m *Model) headerCounts() string {
 	if len(m.marks) > 0 {
 		add(st.title, "marked "+strconv.Itoa(len(m.marks)))
 	}
+	if running, queued := m.liveRuns(); running+queued > 0 {
+		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued")
+	}
 	if m.dc != "" {
 		add(st.title, "dc "+m.dc)
 	} else if len(m.snap.Datacenters) > 1 {
@@ -52,6 +56,19 @@ func (m *Model) headerCounts() string {
 		return fitLine(plain, m.width)
 	}
 	return b.String()
+}
+
+// liveRuns counts this console's running and queued runs.
+func (m *Model) liveRuns() (running, queued int) {
+	for i := range m.runs {
+		switch m.runs[i].Status {
+		case provision.RunRunning:
+			running++
+		case provision.RunQueued:
+			queued++
+		}
+	}
+	return running, queued
 }
 
 // nonZero returns style when n > 0, so zero counts stay plain.

@@ -116,7 +116,7 @@ func TestRunsView(t *testing.T) {
 	h := newProvHarness(t, synthSnapshot(10), p, false, 200, 30)
 	h.keys(":runs")
 	h.press("enter")
-	s := h.mustContain("ID", "STARTED", "WHO", "PLAYBOOK", "SCOPE", "HOSTS", "STATUS", "FAILED", "UNREACH", "EXIT",
+	s := h.mustContain("runs 1 running 1 queued", "ID", "STARTED", "WHO", "PLAYBOOK", "SCOPE", "HOSTS", "STATUS", "FAILED", "UNREACH", "EXIT",
 		"queued", "hosts locked by run r2 (alice)", "running", "failed", "role web", "marked 6 nodes", "runs 1/3")
 	lines := strings.Split(s, "\n")
 	// Newest first, as the manager lists them.
