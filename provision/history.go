@@ -104,6 +104,13 @@ type RunRecord struct {
 
 	TargetCount int         `json:"target_count"`
 	Targets     []RunTarget `json:"targets,omitempty"`
+	// Scope and Subject say how the targets were chosen ("role", "web"),
+	// as the launch form had them.
+	Scope   string `json:"scope,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// HostCounts counts hosts by their recap outcome (ok, changed, failed,
+	// unreachable); kept in the summary so lists need not load recaps.
+	HostCounts map[string]int `json:"host_counts,omitempty"`
 
 	ExitCode *int                 `json:"exit_code,omitempty"`
 	Recap    map[string]HostRecap `json:"recap,omitempty"`
@@ -559,6 +566,7 @@ func (h *History) Finish(ctx context.Context, id string, res RunResult) error {
 		}
 		r.Status, r.Reason, r.Ended = res.Status, res.Reason, res.Ended.UTC()
 		r.ExitCode = res.ExitCode
+		r.HostCounts = histHostCounts(res.Recap)
 		if res.Recap != nil {
 			var det histDetail
 			if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil {
@@ -760,6 +768,27 @@ func histOwnerAlive(o, self RunOwner) bool {
 		return false // the pid was reused by a younger process
 	}
 	return true
+}
+
+// histHostCounts classifies each host of a recap by its worst outcome.
+func histHostCounts(recap map[string]HostRecap) map[string]int {
+	if len(recap) == 0 {
+		return nil
+	}
+	out := map[string]int{}
+	for _, rc := range recap {
+		switch {
+		case rc.Unreachable > 0:
+			out["unreachable"]++
+		case rc.Failed > 0:
+			out["failed"]++
+		case rc.Changed > 0:
+			out["changed"]++
+		default:
+			out["ok"]++
+		}
+	}
+	return out
 }
 
 func histPutSummary(tx *bolt.Tx, r RunRecord) error {

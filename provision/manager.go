@@ -224,6 +224,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 		Status: RunQueued, Argv: p.plan.Argv, Playbook: p.plan.Playbook.Name, PlaybookSHA256: p.plan.Playbook.SHA256,
 		Check: spec.Check, Diff: spec.Diff, Tags: spec.Tags, SkipTags: spec.SkipTags, Forks: spec.Forks, Become: spec.Become,
 		ExtraVars: vars, Targets: p.targets, Inventory: InventorySnapshot(spec.Inventory),
+		Scope: string(p.preview.Request.Scope), Subject: p.preview.Request.Subject,
 	})
 	if err != nil {
 		_ = p.plan.Discard()
@@ -527,7 +528,10 @@ func infoOf(rec RunRecord) RunInfo {
 	info := RunInfo{
 		ID: rec.ID, Playbook: rec.Playbook, Who: rec.User, Status: rec.Status, QueueReason: rec.Reason,
 		Check: rec.Check, Hosts: rec.TargetCount, Started: rec.Started, Ended: rec.Ended,
-		Subject: fmt.Sprintf("%d nodes", rec.TargetCount),
+		Scope: LaunchScope(rec.Scope), Subject: rec.Subject,
+	}
+	if info.Subject == "" {
+		info.Subject = fmt.Sprintf("%d nodes", rec.TargetCount)
 	}
 	if info.Started.IsZero() {
 		info.Started = rec.Created
@@ -535,19 +539,10 @@ func infoOf(rec RunRecord) RunInfo {
 	if rec.ExitCode != nil {
 		info.ExitCode = *rec.ExitCode
 	}
-	if len(rec.Recap) > 0 {
+	if len(rec.HostCounts) > 0 {
 		info.Counts = map[HostStatus]int{}
-		for _, rc := range rec.Recap {
-			switch {
-			case rc.Unreachable > 0:
-				info.Counts[HostUnreachable]++
-			case rc.Failed > 0:
-				info.Counts[HostFailed]++
-			case rc.Changed > 0:
-				info.Counts[HostChanged]++
-			default:
-				info.Counts[HostOK]++
-			}
+		for k, n := range rec.HostCounts {
+			info.Counts[HostStatus(k)] = n
 		}
 	}
 	return info

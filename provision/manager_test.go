@@ -196,7 +196,8 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 	f.m.Discard(p2.PlanID)
 
 	runs, err := f.m.Runs(ctx)
-	if err != nil || len(runs) != 1 || runs[0].ID != id || runs[0].Status != provision.RunFailed || runs[0].Hosts != 3 {
+	if err != nil || len(runs) != 1 || runs[0].ID != id || runs[0].Status != provision.RunFailed || runs[0].Hosts != 3 ||
+		runs[0].Counts[provision.HostFailed] != 1 || runs[0].Scope != provision.ScopeGroup || runs[0].Subject != "web-asg" {
 		t.Errorf("runs = %+v, %v", runs, err)
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// Provisioner launches and follows Ansible runs (provision.Manager).
 	// Nil turns the run features off.
 	Provisioner Provisioner
+	// RunsOff says why there is no Provisioner (no playbook directory,
+	// no ansible-playbook); shown where the run keys are.
+	RunsOff string
 	// Now returns the current time; nil means time.Now. Tests inject it.
 	Now func() time.Time
 	// Note is a short text shown at the end of the first header line when
@@ -95,6 +98,7 @@ type Model struct {
 	// Runs (see prov.go): the run manager, the last version of its state
 	// seen, the runs list, and a pending y/n question.
 	prov         Provisioner
+	runsOff      string
 	provVer      uint64
 	runs         []provision.RunInfo
 	runsErr      string
@@ -134,6 +138,7 @@ func New(ctx context.Context, opts Options) *Model {
 		marks:      map[string]bool{},
 		eventCache: map[uint64]*row{},
 		prov:       opts.Provisioner,
+		runsOff:    sanitize(opts.RunsOff),
 		runCache:   map[string]*row{},
 	}
 	m.stack = []*view{newView(viewNodes)}

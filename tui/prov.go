@@ -225,7 +225,15 @@ func (m *Model) updateProv(msg tea.Msg) tea.Cmd {
 
 // noProv says that the run features are off.
 func (m *Model) noProv() {
-	m.setFlash("runs are not available: no run manager configured (playbook directory?)", true)
+	m.setFlash(m.runsOffText(), true)
+}
+
+// runsOffText says why runs are not available.
+func (m *Model) runsOffText() string {
+	if m.runsOff != "" {
+		return m.runsOff
+	}
+	return "runs are not available: no run manager configured (playbook directory?)"
 }
 
 // askCancel asks y/n before cancelling run id.

@@ -97,7 +97,7 @@ func (m *Model) renderRow(v *view, cols []column, r *row, cursor bool, now time.
 func (m *Model) emptyText(v *view) string {
 	switch {
 	case v.kind == viewRuns && m.prov == nil:
-		return "runs are not available: no run manager configured"
+		return m.runsOffText()
 	case v.kind == viewRuns && m.runsErr != "":
 		return "runs: " + m.runsErr
 	case v.kind == viewRuns && v.total == 0:

@@ -42,6 +42,26 @@ type fileConfig struct {
 		NoColor  bool `toml:"no_color"`
 		ReadOnly bool `toml:"read_only"`
 	} `toml:"ui"`
+	Ansible struct {
+		PlaybookDir     string   `toml:"playbook_dir"`
+		AnsiblePlaybook string   `toml:"ansible_playbook"`
+		StateDir        string   `toml:"state_dir"`
+		LockPrefix      string   `toml:"lock_prefix"`
+		MaxRuns         int      `toml:"max_parallel_runs"`
+		Timeout         string   `toml:"timeout"`
+		Env             []string `toml:"env"`
+	} `toml:"ansible"`
+}
+
+// ansibleOptions configure the runs (playbooks, history, locks).
+type ansibleOptions struct {
+	playbookDir     string
+	ansiblePlaybook string
+	stateDir        string
+	lockPrefix      string
+	maxRuns         int
+	timeout         time.Duration
+	env             []string
 }
 
 // options is the resolved configuration: CONSUL_HTTP_* environment,
@@ -52,6 +72,7 @@ type options struct {
 	fleet      fleet.Config
 	noColor    bool
 	readOnly   bool
+	ansible    ansibleOptions
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -80,6 +101,10 @@ type flagSet struct {
 	consistent    bool
 	noColor       bool
 	readOnly      bool
+	playbooks     string
+	stateDir      string
+	maxRuns       int
+	runTimeout    time.Duration
 }
 
 func (f *flagSet) register(fs *pflag.FlagSet) {
@@ -97,6 +122,10 @@ func (f *flagSet) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.consistent, "consistent", false, "read from the leader only (default: stale reads allowed)")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colours (also when NO_COLOR is set)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "unbind every action that changes something")
+	fs.StringVar(&f.playbooks, "playbooks", "", "directory of the playbooks runs may use (the allow-list)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "where run history and run directories live (default $XDG_STATE_HOME/fleetdeck)")
+	fs.IntVar(&f.maxRuns, "max-runs", 0, "how many runs may run at once; more wait in a queue (default 4)")
+	fs.DurationVar(&f.runTimeout, "run-timeout", 0, "end a run that takes longer (default 1h; 0 in the file means none)")
 }
 
 // resolve builds the options from the environment, the config file and
@@ -181,5 +210,29 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	if changed("read-only") {
 		o.readOnly = f.readOnly
 	}
+	a := ansibleOptions{
+		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
+		lockPrefix: fc.Ansible.LockPrefix, maxRuns: fc.Ansible.MaxRuns, env: fc.Ansible.Env, timeout: time.Hour,
+	}
+	if fc.Ansible.Timeout != "" {
+		d, err := time.ParseDuration(fc.Ansible.Timeout)
+		if err != nil {
+			return o, fmt.Errorf("config file %s: ansible.timeout: %w", f.config, err)
+		}
+		a.timeout = d
+	}
+	if changed("playbooks") {
+		a.playbookDir = f.playbooks
+	}
+	if changed("state-dir") {
+		a.stateDir = f.stateDir
+	}
+	if changed("max-runs") {
+		a.maxRuns = f.maxRuns
+	}
+	if changed("run-timeout") {
+		a.timeout = f.runTimeout
+	}
+	o.ansible = a
 	return o, nil
 }

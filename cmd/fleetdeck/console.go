@@ -35,7 +35,19 @@ func runConsole(ctx context.Context, opts options, note string) error {
 	defer wg.Wait()
 	defer cancel()
 
-	m := tui.New(ctx, tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly, Note: note})
+	topts := tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly, Note: note}
+	mgr, off, err := newRunManager(ctx, client, w, opts.ansible)
+	if err != nil {
+		return err
+	}
+	if mgr != nil {
+		// Close cancels this console's runs and records them before the
+		// watcher (and with it the lock sessions' client) goes away.
+		defer mgr.Close()
+		topts.Provisioner = mgr
+	}
+	topts.RunsOff = off
+	m := tui.New(ctx, topts)
 	p := tea.NewProgram(m, tea.WithContext(ctx))
 	_, err = p.Run()
 	switch {

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
+	"github.com/fleetdeck/fleetdeck/internal/demoplaybooks"
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // newDemoCmd runs a throwaway Consul with a simulated fleet and opens the
@@ -109,6 +112,10 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 			return simulationErr(ctx, err)
 		}
 	}
+	if err := demoRuns(&opts.ansible); err != nil {
+		return err
+	}
+	defer os.RemoveAll(opts.ansible.playbookDir)
 	opts.consul.Address = agent.HTTPAddr()
 	opts.consul.Scheme = "http"
 	opts.consul.Token, opts.consul.TokenFile = "", ""
@@ -131,4 +138,32 @@ func simulationErr(ctx context.Context, err error) error {
 	}
 	fmt.Fprintln(os.Stderr, "fleetdeck demo: the simulation stopped:", err)
 	return fmt.Errorf("running the simulated fleet: %w", err)
+}
+
+// demoRuns points the console's runs at the demo playbooks (written to a
+// temp dir) with a local connection, and keeps the demo's run history
+// apart from real runs, in <state dir>/demo, so it survives a restart of
+// the demo without mixing with production history.
+func demoRuns(a *ansibleOptions) error {
+	dir, err := os.MkdirTemp("", "fleetdeck-demo-playbooks-")
+	if err != nil {
+		return fmt.Errorf("preparing the demo playbooks: %w", err)
+	}
+	if err := demoplaybooks.Write(dir); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	a.playbookDir = dir
+	if a.stateDir == "" {
+		state, err := provision.DefaultStateDir()
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		a.stateDir = filepath.Join(state, "demo")
+	}
+	a.lockPrefix = "fleetdeck-demo"
+	// The simulated nodes do not exist: every host runs on this machine.
+	a.env = append(a.env, "ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent")
+	return nil
 }

@@ -36,8 +36,19 @@ type runsFlags struct {
 
 // newRunsCmd builds `fleetdeck runs` (list), `runs show ID` and
 // `runs export`. It needs no Consul: the history is local.
-func newRunsCmd(_ *flagSet) *cobra.Command {
+func newRunsCmd(flags *flagSet) *cobra.Command {
 	var f runsFlags
+	// The state directory comes from the shared options (--state-dir,
+	// [ansible] state_dir), so the console and this command read the same
+	// history.
+	resolve := func(cmd *cobra.Command) error {
+		opts, err := flags.resolve(cmd.Flags().Changed)
+		if err != nil {
+			return err
+		}
+		f.stateDir = opts.ansible.stateDir
+		return nil
+	}
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List past and current Ansible runs",
@@ -51,7 +62,7 @@ func newRunsCmd(_ *flagSet) *cobra.Command {
 			return runsList(cmd.Context(), cmd.OutOrStdout(), h, f)
 		},
 	}
-	cmd.PersistentFlags().StringVar(&f.stateDir, "state-dir", "", "state directory holding history.db (default $XDG_STATE_HOME/fleetdeck)")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return resolve(cmd) }
 	cmd.Flags().StringSliceVar(&f.status, "status", nil, "only runs with these statuses (queued, running, ok, failed, cancelled, timed-out, interrupted, error)")
 	cmd.Flags().StringVar(&f.host, "host", "", "only runs that targeted this host (Ansible name or Consul node)")
 	cmd.Flags().IntVar(&f.limit, "limit", 50, "at most this many runs, newest first (0: all)")

@@ -2,8 +2,9 @@
 // deploy-app and restart-service. They are harmless — they only write under
 // demo_root (default /tmp/fleetdeck-demo/<host>) and run `true` / `sleep 1`
 // — and meant for a local connection. A host whose hostvar
-// fleetdeck_demo_fail is true fails in every playbook (the demo marks one
-// simulated node that way), so a run shows a mix of ok, changed, skipped
+// fleetdeck_demo_fail is true, or whose Consul node meta has the key
+// fleetdeck_demo_fail (the demo marks one simulated node that way: see
+// fleetsim.DemoFailMetaKey), fails in every playbook, so a run shows a mix of ok, changed, skipped
 // and failed. No task templates a Consul-sourced value.
 package demoplaybooks
 

@@ -492,8 +492,17 @@ func makeHostile(nodes []Node) {
 		n := &nodes[idx]
 		n.Meta[hostileMetaKey] = h.meta
 		n.Checks[0].Output = h.output
+		if i == 1 {
+			// The demo playbooks fail on a node with this meta key, so a
+			// run shows a failed host; hostile nodes are never healed away.
+			n.Meta[DemoFailMetaKey] = "true"
+		}
 	}
 }
+
+// DemoFailMetaKey marks the one demo node on which the demo playbooks fail
+// (they test for the key in consul_meta, never templating its value).
+const DemoFailMetaKey = "fleetdeck_demo_fail"
 
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
