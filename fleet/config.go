@@ -35,6 +35,9 @@ type Config struct {
 	// missing. For one-shot readers such as the inventory, where the full
 	// read (~12 MB at 10k nodes) would dominate.
 	SkipAllChecks bool
+	// oneShot makes every watch read once and stop (Once): no blocking
+	// query is left waiting in Consul, and nothing is read twice.
+	oneShot bool
 	// DatacenterRefresh is how often the datacenter list is re-read when
 	// Datacenters is empty. Default 5m.
 	DatacenterRefresh time.Duration

@@ -13,6 +13,11 @@ import (
 // Ansible inventory, which must fail clearly rather than wait out an
 // outage: the first error Consul gives ends it.
 func Once(ctx context.Context, client *api.Client, cfg Config) (*Snapshot, error) {
+	// Plain reads, not blocking queries: a blocking query that has
+	// answered would come back for more, re-reading a ~1 MB service at 10k
+	// nodes each time its wait ends, and one still waiting when we return
+	// keeps a Consul connection slot until its wait time is over.
+	cfg.oneShot = true
 	w := NewWatcher(client, cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -182,6 +182,11 @@ type loopParams struct {
 	backoff  backoff
 	out      chan<- result
 	blocking bool
+	// gate, when set, bounds how many watches make their first (full)
+	// read at once: 50 per-service reads of ~1 MB each at 10k nodes are
+	// several times slower all at once than a few at a time, because
+	// Consul encodes and compresses them on the same few cores.
+	gate chan struct{}
 }
 
 // loop runs one blocking query over and over until ctx ends, sending every
@@ -200,7 +205,18 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 			q.WaitIndex = index
 			q.WaitTime = p.wait
 		}
+		gated := first && p.gate != nil
+		if gated {
+			select {
+			case p.gate <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
 		res, meta, err := fetch(q.WithContext(ctx))
+		if gated {
+			<-p.gate
+		}
 		if ctx.Err() != nil {
 			return
 		}

@@ -58,6 +58,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		version: w.pub.Current().Version,
 		events:  w.pub.Current().Events,
 		wg:      &wg,
+		// A few at a time: enough to overlap network and decoding with
+		// Consul's encoding, few enough not to thrash small machines.
+		firstReads: make(chan struct{}, 4),
 	}
 	if n := len(r.events); n > 0 {
 		r.seq = r.events[n-1].Seq
@@ -150,6 +153,9 @@ type runner struct {
 	events  []Event
 	// dirty is set when something the snapshot shows has changed.
 	dirty bool
+	// firstReads gates the first read of every service watch (see
+	// loopParams.gate).
+	firstReads chan struct{}
 	// dcErr is the last failure to list datacenters, if not since cured.
 	dcErr result
 	// groupSize is the last published size of each autoscaling group.
@@ -176,7 +182,7 @@ func (r *runner) params(dc string, kind watchKind, blocking bool) loopParams {
 		limiter:  rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
 		backoff:  backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax},
 		out:      r.out,
-		blocking: blocking,
+		blocking: blocking && !r.cfg.oneShot,
 	}
 }
 
@@ -267,6 +273,7 @@ func (r *runner) startServiceWatch(dc *dcState, svc string) {
 	ctx, cancel := context.WithCancel(dc.ctx)
 	p := r.params(dc.name, watchService, true)
 	p.service = svc
+	p.gate = r.firstReads
 	dc.svcWatches[svc] = &svcWatch{id: p.id, cancel: cancel}
 	cat := r.w.client.Catalog()
 	r.goFunc(func() {
