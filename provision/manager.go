@@ -291,7 +291,7 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 			}
 		}
 	}()
-	_, err := ticket.Wait(runCtx)
+	lock, err := ticket.Wait(runCtx)
 	close(waitDone)
 	if err != nil {
 		_ = plan.Discard()
@@ -318,11 +318,27 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 	m.notifyLocked()
 	m.mu.Unlock()
 
+	// If Consul invalidates the lock session (an outage longer than its
+	// TTL), another console may take these hosts: stop rather than run
+	// on hosts we no longer hold.
+	lostLocks := make(chan struct{})
+	runEnded := make(chan struct{})
+	go func() {
+		select {
+		case <-lock.Lost():
+			m.noteOutput(r, "fleetdeck: lost the host locks in Consul; cancelling the run\n")
+			close(lostLocks)
+			run.Cancel()
+		case <-runEnded:
+		}
+	}()
+
 	var follow sync.WaitGroup
 	follow.Add(2)
 	go func() { defer follow.Done(); m.followEvents(rec, r, run) }()
 	go func() { defer follow.Done(); m.followOutput(rec, r, run) }()
 	report, runErr := run.Wait(rec)
+	close(runEnded)
 	follow.Wait()
 
 	res := RunResult{Ended: report.Ended, Status: statusOf(report.End, runErr)}
@@ -330,15 +346,28 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 		code := report.End.ExitCode
 		res.ExitCode = &code
 	}
-	if report.End.Error != "" {
+	switch {
+	case isClosed(lostLocks):
+		res.Reason = "cancelled: the host locks were lost (Consul session invalidated)"
+	case report.End.Error != "":
 		res.Reason = report.End.Error
-	} else if runErr != nil {
+	case runErr != nil:
 		res.Reason = runErr.Error()
 	}
 	if report.State != nil {
 		res.Recap = recapOf(report.State)
 	}
 	finish(res)
+}
+
+// isClosed reports whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // statusOf maps how ansible-playbook ended to the run's final status.

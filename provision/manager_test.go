@@ -247,3 +247,32 @@ func TestManagerCancelAndLockExclusion(t *testing.T) {
 		t.Errorf("processes survived the cancel: %s", out)
 	}
 }
+
+// When Consul invalidates a run's lock session, another console could take
+// its hosts: the run must stop and say why.
+func TestManagerCancelsARunThatLostItsLocks(t *testing.T) {
+	f := newMgrFixture(t)
+	ctx := context.Background()
+	p, err := f.m.Preview(ctx, provision.LaunchRequest{Playbook: "slow.yml", Scope: provision.ScopeNode, Subject: "dc1/web-0", Targets: []string{"dc1/web-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.m.Launch(ctx, p.PlanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitRun(t, id, time.Minute, func(i provision.RunInfo) bool { return i.Status == provision.RunRunning })
+	sessions, _, err := f.client.Session().List(nil)
+	if err != nil || len(sessions) == 0 {
+		t.Fatalf("listing sessions: %v (%d)", err, len(sessions))
+	}
+	for _, s := range sessions {
+		if _, err := f.client.Session().Destroy(s.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := f.waitRun(t, id, time.Minute, ended)
+	if v.Info.Status != provision.RunCancelled || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
+		t.Errorf("run ended %s (%q), want cancelled because the locks were lost", v.Info.Status, v.Info.QueueReason)
+	}
+}
