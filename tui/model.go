@@ -235,8 +235,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // retryFeed waits a second, then waits for snapshots again. Feeds other
 // than a Publisher may fail transiently.
-func (m *Model) retryFeed() tea.Cmd {
-	ctx, wait := m.ctx, m.waitSnapshot()
+func (m *Model) retryFeed() tea.Cmd { return m.retryAfterSecond(m.waitSnapshot()) }
+
+// retryAfterSecond runs wait after a second, unless the console ends first.
+func (m *Model) retryAfterSecond(wait tea.Cmd) tea.Cmd {
+	ctx := m.ctx
 	return func() tea.Msg {
 		t := time.NewTimer(time.Second)
 		defer t.Stop()

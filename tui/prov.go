@@ -91,19 +91,7 @@ func (m *Model) waitProv() tea.Cmd {
 }
 
 // retryProv waits a second, then waits for changes again.
-func (m *Model) retryProv() tea.Cmd {
-	ctx, wait := m.ctx, m.waitProv()
-	return func() tea.Msg {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return wait()
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
+func (m *Model) retryProv() tea.Cmd { return m.retryAfterSecond(m.waitProv()) }
 
 // provCall runs f with a bounded context derived from the model's.
 func (m *Model) provCall(d time.Duration, f func(ctx context.Context) tea.Msg) tea.Cmd {
