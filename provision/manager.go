@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +138,13 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	if len(req.Targets) == 0 {
 		return nil, fmt.Errorf("previewing a run: %w: no target nodes", ErrRunSpec)
 	}
-	inv, warns := BuildInventory(m.cfg.Feed.Current(), m.cfg.Inventory)
+	snap := m.cfg.Feed.Current()
+	var notes []string
+	req.Targets, notes = resolveTargets(snap, req)
+	if len(req.Targets) == 0 {
+		return nil, fmt.Errorf("previewing a run: none of the %s's nodes is in the fleet now", req.Scope)
+	}
+	inv, warns := BuildInventory(snap, m.cfg.Inventory)
 	var invJSON bytes.Buffer
 	if err := inv.WriteList(&invJSON); err != nil {
 		return nil, fmt.Errorf("previewing a run: writing the inventory: %w", err)
@@ -149,7 +156,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	for _, key := range req.Targets {
 		host, ok := inv.Resolve(key)
 		if !ok {
-			return nil, fmt.Errorf("previewing a run: node %s is no longer in the fleet", key)
+			return nil, fmt.Errorf("previewing a run: node %s is not in the inventory", key)
 		}
 		dc, name, _ := strings.Cut(key, "/")
 		if host != name {
@@ -172,6 +179,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 		PlanID: plan.ID, Request: req, Hosts: slices.Clone(plan.Hosts), Aliases: aliases,
 		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env),
 	}
+	p.Warnings = append(p.Warnings, notes...)
 	for _, w := range warns {
 		if w.Node != "" && want[w.Node] {
 			p.Warnings = append(p.Warnings, w.Message)
@@ -180,13 +188,83 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	if len(plan.Hosts) == 0 {
 		p.Warnings = append(p.Warnings, "ansible-playbook matched no host: the playbook's plays do not target these nodes")
 	}
-	if req.Scope.Wide() && !req.Check {
-		p.Confirm = req.Subject
-	}
+	p.Confirm = confirmText(req, len(plan.Hosts))
 	m.mu.Lock()
 	m.plans[plan.ID] = &mgrPlan{plan: plan, preview: p, targets: targets}
 	m.mu.Unlock()
 	return p, nil
+}
+
+// confirmThreshold is the number of hosts from which a run that is not in
+// check mode needs typed confirmation even when it is not role- or
+// group-wide (marked nodes, re-runs).
+const confirmThreshold = 5
+
+// confirmText is what the user must type to launch a run that changes
+// things on many hosts: the role or group name for a wide run, the number
+// of hosts for a large selection; "" when no confirmation is needed.
+func confirmText(req LaunchRequest, hosts int) string {
+	switch {
+	case req.Check:
+		return ""
+	case req.Scope.Wide():
+		return req.Subject
+	case hosts >= confirmThreshold:
+		return strconv.Itoa(hosts)
+	}
+	return ""
+}
+
+// resolveTargets works out the nodes a request runs on from the current
+// snapshot, at preview time: a role or a group is whatever nodes hold it
+// now (autoscaling groups churn between opening the form and previewing),
+// kept to the datacenters the request's targets were in; a node or a
+// selection keeps the nodes that are still there. notes say what changed.
+func resolveTargets(s *fleet.Snapshot, req LaunchRequest) (targets, notes []string) {
+	dcs := map[string]bool{}
+	for _, k := range req.Targets {
+		dc, _, _ := strings.Cut(k, "/")
+		dcs[dc] = true
+	}
+	if req.Scope.Wide() {
+		for _, n := range s.Nodes {
+			if len(dcs) > 0 && !dcs[n.Datacenter] {
+				continue
+			}
+			if (req.Scope == ScopeRole && n.HasRole(req.Subject)) || (req.Scope == ScopeGroup && n.Group == req.Subject) {
+				targets = append(targets, n.Key())
+			}
+		}
+		before := map[string]bool{}
+		for _, k := range req.Targets {
+			before[k] = true
+		}
+		joined := 0
+		for _, k := range targets {
+			if !before[k] {
+				joined++
+			}
+			delete(before, k)
+		}
+		if joined > 0 || len(before) > 0 {
+			notes = append(notes, fmt.Sprintf("%s %s has %d nodes now (%d when the form opened: %d joined, %d left since)",
+				req.Scope, req.Subject, len(targets), len(req.Targets), joined, len(before)))
+		}
+		return targets, notes
+	}
+	var gone []string
+	for _, k := range req.Targets {
+		dc, name, _ := strings.Cut(k, "/")
+		if s.Node(dc, name) == nil {
+			gone = append(gone, k)
+			continue
+		}
+		targets = append(targets, k)
+	}
+	if len(gone) > 0 {
+		notes = append(notes, fmt.Sprintf("left out %d node(s) no longer in the fleet: %s", len(gone), strings.Join(gone, ", ")))
+	}
+	return targets, notes
 }
 
 // Discard drops a preview that will not be launched.
@@ -495,6 +573,11 @@ func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Pr
 		Playbook: rec.Playbook, Scope: ScopeMarked, Check: rec.Check, Diff: rec.Diff, Become: rec.Become,
 		Tags: rec.Tags, SkipTags: rec.SkipTags, Forks: rec.Forks,
 	}
+	// A re-run of a role or group run is a role or group run again: on its
+	// nodes of now, with the same confirmation.
+	if sc := LaunchScope(rec.Scope); sc.Wide() && !onlyFailed {
+		req.Scope, req.Subject = sc, rec.Subject
+	}
 	for k, v := range rec.ExtraVars {
 		if IsSecretVar(k) {
 			return nil, fmt.Errorf("re-running %s: extra var %s was a secret and is not stored; launch it again from the form", runID, k)
@@ -519,9 +602,11 @@ func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Pr
 		}
 		req.Targets = append(req.Targets, t.Datacenter+"/"+t.Node)
 	}
-	req.Subject = fmt.Sprintf("%d nodes of run %s", len(req.Targets), runID)
-	if onlyFailed {
-		req.Subject = fmt.Sprintf("%d failed nodes of run %s", len(req.Targets), runID)
+	switch {
+	case onlyFailed:
+		req.Subject = fmt.Sprintf("the %d failed nodes of run %s", len(req.Targets), runID)
+	case !req.Scope.Wide():
+		req.Subject = fmt.Sprintf("the %d nodes of run %s", len(req.Targets), runID)
 	}
 	return m.Preview(ctx, req)
 }

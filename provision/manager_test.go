@@ -146,7 +146,7 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 
 	// A group-wide run not in check mode needs the group's name typed.
 	req := provision.LaunchRequest{Playbook: "hello.yml", Scope: provision.ScopeGroup, Subject: "web-asg",
-		Targets: []string{"dc1/web-0", "dc1/web-1", "dc1/web-2"}}
+		Targets: []string{"dc1/web-0", "dc1/web-1", "dc1/web-2", "dc1/web-3"}}
 	p, err := f.m.Preview(ctx, req)
 	if err != nil {
 		t.Fatalf("preview: %v", err)
@@ -154,10 +154,10 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 	if p.Confirm != "web-asg" {
 		t.Errorf("confirm = %q, want the group name", p.Confirm)
 	}
-	if !slices.Equal(p.Hosts, []string{"web-0", "web-1", "web-2"}) {
+	if !slices.Equal(p.Hosts, []string{"web-0", "web-1", "web-2", "web-3"}) {
 		t.Errorf("previewed hosts = %v", p.Hosts)
 	}
-	if !slices.Contains(p.Argv, "--limit=web-0,web-1,web-2") {
+	if !slices.Contains(p.Argv, "--limit=web-0,web-1,web-2,web-3") {
 		t.Errorf("argv lacks the exact limit: %q", p.Argv)
 	}
 
@@ -180,10 +180,6 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 		t.Errorf("recorded output lacks the recap:\n%s", strings.Join(view.Output, "\n"))
 	}
 
-	// web-3 was not targeted: the previewed hosts are the hosts that ran.
-	if _, ok := view.State.Hosts["web-3"]; ok {
-		t.Error("web-3 ran although it was not previewed")
-	}
 
 	// Re-run on the failed hosts only.
 	p2, err := f.m.Rerun(ctx, id, true)
@@ -196,7 +192,7 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 	f.m.Discard(p2.PlanID)
 
 	runs, err := f.m.Runs(ctx)
-	if err != nil || len(runs) != 1 || runs[0].ID != id || runs[0].Status != provision.RunFailed || runs[0].Hosts != 3 ||
+	if err != nil || len(runs) != 1 || runs[0].ID != id || runs[0].Status != provision.RunFailed || runs[0].Hosts != 4 ||
 		runs[0].Counts[provision.HostFailed] != 1 || runs[0].Scope != provision.ScopeGroup || runs[0].Subject != "web-asg" {
 		t.Errorf("runs = %+v, %v", runs, err)
 	}
@@ -275,4 +271,46 @@ func TestManagerCancelsARunThatLostItsLocks(t *testing.T) {
 	if v.Info.Status != provision.RunCancelled || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
 		t.Errorf("run ended %s (%q), want cancelled because the locks were lost", v.Info.Status, v.Info.QueueReason)
 	}
+}
+
+func TestManagerResolvesWideRunsAtPreviewAndConfirmsLargeRuns(t *testing.T) {
+	f := newMgrFixture(t)
+	ctx := context.Background()
+	// The form was opened when web-asg had 3 nodes; it has 4 now, and one
+	// of the form's nodes has left meanwhile.
+	if _, err := f.client.Catalog().Deregister(&api.CatalogDeregistration{Node: "web-0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for s := f.feed.Current(); s.Node("dc1", "web-0") != nil; {
+		var err error
+		if s, err = f.feed.Next(wctx, s.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.m.Preview(ctx, provision.LaunchRequest{Playbook: "hello.yml", Scope: provision.ScopeGroup, Subject: "web-asg", Check: true,
+		Targets: []string{"dc1/web-0", "dc1/web-1", "dc1/web-2"}})
+	if err != nil {
+		t.Fatalf("preview of a churned group: %v", err)
+	}
+	if !slices.Equal(p.Hosts, []string{"web-1", "web-2", "web-3"}) || p.Confirm != "" {
+		t.Errorf("hosts %v confirm %q; want the group's nodes of now and no confirmation in check mode", p.Hosts, p.Confirm)
+	}
+	if len(p.Warnings) == 0 || !strings.Contains(p.Warnings[0], "has 3 nodes now") {
+		t.Errorf("warnings = %q", p.Warnings)
+	}
+	f.m.Discard(p.PlanID)
+
+	// Marked nodes: departed ones are left out with a note; 1 host needs
+	// no confirmation, 5 or more need their count typed.
+	p, err = f.m.Preview(ctx, provision.LaunchRequest{Playbook: "hello.yml", Scope: provision.ScopeMarked, Subject: "2 nodes",
+		Targets: []string{"dc1/web-0", "dc1/web-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Hosts, []string{"web-1"}) || p.Confirm != "" || len(p.Warnings) == 0 {
+		t.Errorf("marked: hosts %v confirm %q warnings %q", p.Hosts, p.Confirm, p.Warnings)
+	}
+	f.m.Discard(p.PlanID)
 }

@@ -352,6 +352,10 @@ func (r *Runner) Prepare(ctx context.Context, spec RunSpec) (*RunPlan, error) {
 	return plan, nil
 }
 
+// RunExtraVarsFile is the run directory's file of extra vars; it exists
+// only until the run ends, so secrets do not stay on disk.
+const RunExtraVarsFile = "extra-vars.json"
+
 // write puts the snapshot and plugin into the run directory and builds argv
 // and environment.
 func (p *RunPlan) write(extra map[string]map[string]string) error {
@@ -403,9 +407,16 @@ func (p *RunPlan) write(extra map[string]map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("encoding extra vars: %w", err)
 		}
-		// A JSON object (first byte "{"): Ansible parses it with its JSON
-		// decoder, which turns {"__ansible_unsafe": v} into unsafe text.
-		argv = append(argv, "--extra-vars="+string(b))
+		// A JSON file (Ansible reads "@file" with its JSON decoder, which
+		// turns {"__ansible_unsafe": v} into unsafe text) rather than the
+		// argument itself: any local user can read a process's argv with
+		// ps, and extra vars carry passwords. The file is 0600 and removed
+		// when the run ends (RunExtraVarsFile).
+		xf := filepath.Join(p.Dir, RunExtraVarsFile)
+		if err := os.WriteFile(xf, b, 0o600); err != nil {
+			return fmt.Errorf("writing extra vars: %w", err)
+		}
+		argv = append(argv, "--extra-vars=@"+xf)
 	}
 	if s.Forks > 0 {
 		argv = append(argv, "--forks="+strconv.Itoa(s.Forks))

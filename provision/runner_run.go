@@ -330,6 +330,8 @@ func (r *Run) supervise(ctx context.Context, cfg RunnerConfig, readers *sync.Wai
 	}
 	r.notifyLocked()
 	r.mu.Unlock()
+	// Extra vars may hold secrets; the history keeps them redacted.
+	_ = os.Remove(filepath.Join(r.Dir, RunExtraVarsFile))
 	close(r.done)
 }
 

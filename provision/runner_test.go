@@ -570,10 +570,19 @@ func TestRunRejectsUntargetableLimitsAndBadSettings(t *testing.T) {
 	if strings.Join(limits, " ") != "--limit=h1" {
 		t.Errorf("limit args = %q", limits)
 	}
-	for _, want := range []string{`--extra-vars={"version":{"__ansible_unsafe":"1.2.3"}}`, "--tags=deploy", "--forks=3", "--become"} {
+	xf := filepath.Join(plan.Dir, provision.RunExtraVarsFile)
+	for _, want := range []string{"--extra-vars=@" + xf, "--tags=deploy", "--forks=3", "--become"} {
 		if !contains(plan.Argv, want) {
 			t.Errorf("argv %q lacks %s", plan.Argv, want)
 		}
+	}
+	// Extra vars go through a private file, never the argv (ps shows it).
+	b, err := os.ReadFile(xf)
+	if err != nil || string(b) != `{"version":{"__ansible_unsafe":"1.2.3"}}` {
+		t.Errorf("extra vars file = %q, %v", b, err)
+	}
+	if st, err := os.Stat(xf); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("extra vars file mode: %v, %v", st.Mode(), err)
 	}
 }
 
