@@ -180,7 +180,6 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 		t.Errorf("recorded output lacks the recap:\n%s", strings.Join(view.Output, "\n"))
 	}
 
-
 	// Re-run on the failed hosts only.
 	p2, err := f.m.Rerun(ctx, id, true)
 	if err != nil {
