@@ -30,8 +30,10 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	}
 	name, args := strings.ToLower(fields[0]), fields[1:]
 	switch name {
-	case "q", "q!", "quit", "exit":
+	case "q!":
 		return tea.Quit
+	case "q", "quit", "exit":
+		return m.quit()
 	case "nodes", "node", "no", "n":
 		m.switchTo(viewNodes)
 	case "roles", "role", "ro", "r":

@@ -60,17 +60,22 @@ func (m *Model) launchTargets(v *view) (scope provision.LaunchScope, subject str
 	switch v.kind {
 	case viewNodes:
 		if len(m.marks) > 0 {
-			for _, k := range m.Marked() {
-				dc, name, _ := strings.Cut(k, "/")
-				if m.scope.Node(dc, name) != nil {
-					targets = append(targets, k)
+			// Only the marked nodes this view shows: a mark hidden by the
+			// filter or the datacenter scope must not be run on unseen.
+			for _, r := range v.rows {
+				if r.node != nil && m.marks[r.node.Key()] {
+					targets = append(targets, r.node.Key())
 				}
 			}
 			if len(targets) == 0 {
-				m.setFlash("no marked node is in this datacenter scope (:dc all shows all)", true)
+				m.setFlash("no marked node is shown here (clear the filter, :dc all, or U to clear marks)", true)
 				return "", "", nil, false
 			}
-			return provision.ScopeMarked, strconv.Itoa(len(targets)) + " marked nodes", targets, true
+			subject = strconv.Itoa(len(targets)) + " nodes"
+			if hidden := len(m.marks) - len(targets); hidden > 0 {
+				subject += " (" + strconv.Itoa(hidden) + " more marked but not shown here: left out)"
+			}
+			return provision.ScopeMarked, subject, targets, true
 		}
 		r := v.selected()
 		if r == nil || r.node == nil {
@@ -369,8 +374,11 @@ func (m *Model) formLines(f *launchForm) []textLine {
 	st := &m.st
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
-	what := string(f.scope) + " " + sanitize(f.subject)
-	add(st.title, "Run a playbook on "+what+" ("+plural(len(f.targets), "node")+")")
+	title := "Run a playbook on " + string(f.scope) + " " + sanitize(f.subject) + " (" + plural(len(f.targets), "node") + ")"
+	if f.scope == provision.ScopeMarked {
+		title = "Run a playbook on the marked " + sanitize(f.subject)
+	}
+	add(st.title, title)
 	if f.scope.Wide() {
 		add(st.warn, "  "+string(f.scope)+"-wide run: check mode is on by default; without it you will type the name to confirm")
 	}

@@ -202,7 +202,9 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 	add("", "")
 	add(st.colHeader, "Command ("+strconv.Itoa(len(p.Argv))+" arguments, no shell)")
 	for i, a := range p.Argv {
-		for j, l := range wrap(sanitize(quoteArg(a)), w) {
+		// Wrap inside the 8-cell prefix, so no line is cut: the argv must be
+		// readable exactly.
+		for j, l := range hardWrap(sanitize(quoteArg(a)), max(w-8, 8)) {
 			prefix := "  " + padWord("["+strconv.Itoa(i)+"]", 5) + " "
 			if j > 0 {
 				prefix = "        "
@@ -216,7 +218,7 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 		env := append([]string(nil), p.Env...)
 		sort.Strings(env)
 		for _, e := range env {
-			for _, l := range wrap(sanitize(quoteEnv(e)), w) {
+			for _, l := range hardWrap(sanitize(quoteEnv(e)), max(w-2, 8)) {
 				add("", "  "+l)
 			}
 		}

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -68,6 +69,23 @@ type cancelledMsg struct {
 type confirmAsk struct {
 	text string
 	yes  func() tea.Cmd
+	// no is the flash shown when the answer is no ("" says "not cancelled").
+	no string
+}
+
+// quit ends the console, asking first when runs of this console are
+// running or queued: quitting cancels them.
+func (m *Model) quit() tea.Cmd {
+	running, queued := m.liveRuns()
+	if running+queued == 0 {
+		return tea.Quit
+	}
+	m.confirm = &confirmAsk{
+		text: fmt.Sprintf("%d running and %d queued runs of this console will be cancelled. Quit? y/n", running, queued),
+		yes:  func() tea.Cmd { return tea.Quit },
+		no:   "not quitting",
+	}
+	return nil
 }
 
 // provTimeout bounds list and board fetches; previews and launches get
@@ -275,7 +293,11 @@ func (m *Model) handleConfirm(msg tea.KeyPressMsg) tea.Cmd {
 		return tea.Quit
 	case "n", "N", "esc", "q":
 		m.confirm = nil
-		m.setFlash("not cancelled", false)
+		if c.no != "" {
+			m.setFlash(c.no, false)
+		} else {
+			m.setFlash("not cancelled", false)
+		}
 	}
 	return nil
 }

@@ -339,3 +339,49 @@ func TestRunViewHostileText(t *testing.T) {
 	h.press("enter")
 	h.screen()
 }
+
+// Quitting cancels this console's runs: ask first.
+func TestQuitAsksWhileRunsAreLive(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 30)
+	h.press(":", "r", "u", "n", "s", "enter") // fetches the runs, as the header does
+	if running, queued := h.m.liveRuns(); running+queued == 0 {
+		t.Fatal("the seeded runs are not live")
+	}
+	if cmd := h.send(keyMsg("q")); cmd != nil {
+		t.Fatal("q quit at once with live runs")
+	}
+	h.mustContain("will be cancelled. Quit? y/n")
+	h.press("n")
+	h.mustContain("not quitting")
+	h.send(keyMsg("q"))
+	if cmd := h.send(keyMsg("y")); cmd == nil {
+		t.Fatal("y did not quit")
+	}
+}
+
+// A long argv (a big --limit) wraps without losing a character.
+func TestPreviewArgvWrapsExactly(t *testing.T) {
+	p := newFakeProv()
+	long := "--limit=" + strings.Repeat("ip-10-1-0-123,", 40) + "end"
+	p.extraArgv = []string{long}
+	h := newProvHarness(t, synthSnapshot(10), p, false, 80, 200)
+	h.press("r", "ctrl+s")
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(h.screen(), "\n") {
+		switch {
+		case strings.Contains(l, "--limit="):
+			in = true
+			b.WriteString(strings.TrimSpace(l[strings.Index(l, "--limit="):]))
+		case in && strings.HasPrefix(l, "        ") && strings.TrimSpace(l) != "":
+			b.WriteString(strings.TrimSpace(l))
+		default:
+			in = false
+		}
+	}
+	if b.String() != long {
+		t.Fatalf("argv on screen:\n%s\nwant\n%s", b.String(), long)
+	}
+}

@@ -248,3 +248,16 @@ func wrap(s string, w int) []string {
 	}
 	return strings.Split(ansi.Wrap(s, w, ""), "\n")
 }
+
+// hardWrap breaks sanitised s into lines of exactly w cells (the last may
+// be shorter), keeping every character: for text that must be read
+// exactly, such as an argv.
+func hardWrap(s string, w int) []string {
+	if w <= 0 {
+		return nil
+	}
+	if cellWidth(s) <= w {
+		return []string{s}
+	}
+	return strings.Split(ansi.Hardwrap(s, w, true), "\n")
+}
