@@ -259,9 +259,9 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 		d.dirty = map[string]bool{}
 		d.built = make(map[string]*Node, len(d.nodes))
 		for name := range d.nodes {
-			n := d.buildNode(name, cfg)
-			n.ChangedAt = now
-			d.built[name] = n
+			// ChangedAt stays zero: fleetdeck has not seen these nodes
+			// change, only started looking at them.
+			d.built[name] = d.buildNode(name, cfg)
 		}
 		d.sorted = nil
 		return nil
@@ -300,16 +300,17 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 	return events
 }
 
-// leaveGrace is how long a node that lost every service is shown as it
-// was, waiting for the node list to say whether it left.
+// leaveGrace is how long a node that lost a service is shown as it was,
+// waiting for the node list to say whether it left (a role removed for
+// good shows this much later).
 const leaveGrace = 2 * time.Second
 
 // holdLeaving reports whether the rebuilt node n should not be shown yet.
 // A deregistered node vanishes from the service and check watches before
 // the (much larger) node list says it is gone; showing that intermediate
-// state would journal bogus "roles removed" and "passing" events.
+// state would journal bogus "roles changed" and "passing" events.
 func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
-	if old == nil || n == nil || len(old.Services) == 0 || len(n.Services) > 0 {
+	if old == nil || n == nil || !lostService(old, n) {
 		delete(d.held, name)
 		return false
 	}
@@ -322,6 +323,22 @@ func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
 		return true
 	}
 	delete(d.held, name)
+	return false
+}
+
+// lostService reports whether n lacks a service instance old had. The
+// per-service watches of a leaving node answer one by one, so a node that
+// is leaving first looks like one losing its roles a few at a time.
+func lostService(old, n *Node) bool {
+	have := make(map[string]bool, len(n.Services))
+	for _, s := range n.Services {
+		have[s.ID] = true
+	}
+	for _, s := range old.Services {
+		if !have[s.ID] {
+			return true
+		}
+	}
 	return false
 }
 

@@ -92,7 +92,8 @@ type Node struct {
 	InstanceID string
 	Zone       string
 	Image      string
-	// ChangedAt is when fleetdeck last saw this node change (or first saw it).
+	// ChangedAt is when fleetdeck last saw this node change or join; zero
+	// for a node unchanged since fleetdeck started watching.
 	ChangedAt time.Time
 }
 

@@ -346,6 +346,7 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 		_ = ticket.Done(rec)
 		m.mu.Lock()
 		r.info.Status, r.info.Ended, r.info.QueueReason, r.info.Live = res.Status, res.Ended, res.Reason, false
+		r.info.ExitCode = -1
 		if res.ExitCode != nil {
 			r.info.ExitCode = *res.ExitCode
 		}
@@ -650,6 +651,7 @@ func infoOf(rec RunRecord) RunInfo {
 	if info.Started.IsZero() {
 		info.Started = rec.Created
 	}
+	info.ExitCode = -1
 	if rec.ExitCode != nil {
 		info.ExitCode = *rec.ExitCode
 	}

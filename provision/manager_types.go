@@ -72,7 +72,9 @@ type RunInfo struct {
 	Counts      map[HostStatus]int
 	Started     time.Time
 	Ended       time.Time
-	ExitCode    int
+	// ExitCode is ansible-playbook's exit code, -1 when it never ran (a
+	// run cancelled while queued, or one that could not start).
+	ExitCode int
 	// Live is set for runs of this console (running or queued now).
 	Live bool
 }

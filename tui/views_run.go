@@ -709,7 +709,7 @@ func (m *Model) renderRun(v *view, now time.Time, line func(string)) {
 		}
 		status += " · elapsed " + compactDuration(end.Sub(info.Started))
 	}
-	if info.Status.Final() {
+	if info.Status.Final() && info.ExitCode >= 0 {
 		status += " · exit " + strconv.Itoa(info.ExitCode)
 	}
 	if s := rs.rv.State; s != nil {

@@ -83,7 +83,7 @@ func (m *Model) runRow(ri *provision.RunInfo) *row {
 	if !ri.Started.IsZero() {
 		started = ri.Started.Local().Format(time.DateTime)
 	}
-	if ri.Status.Final() {
+	if ri.Status.Final() && ri.ExitCode >= 0 {
 		exit = strconv.Itoa(ri.ExitCode)
 	}
 	if ri.Check {

@@ -28,7 +28,7 @@ func newDemoCmd(flags *flagSet) *cobra.Command {
 		Use:   "demo",
 		Short: "Run a throwaway Consul with a simulated, changing fleet and open the console on it",
 		Long: `demo starts a private Consul agent on free loopback ports (building it from
-tools/consul on first run, about 3-5 minutes), registers a simulated fleet —
+tools/consul on first run, about 3-10 minutes), registers a simulated fleet —
 nodes with roles, autoscaling groups, zones and checks — and keeps it alive:
 checks flap, a group scales out and in, a node goes critical and is replaced
 by a fresh one. Then it opens the console. Ctrl-C (or q) stops everything and
@@ -123,6 +123,8 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()); err != nil {
 		return err
 	}
+	fmt.Fprintf(stderr, "fleetdeck demo: its runs are kept in %s; list them with\n    fleetdeck runs --state-dir %s\n",
+		opts.ansible.stateDir, opts.ansible.stateDir)
 	select {
 	case err := <-simErr:
 		return simulationErr(ctx, err)
