@@ -671,3 +671,15 @@ func TestMarksForBulkActions(t *testing.T) {
 	}
 	h.mustNotContain("marked ")
 }
+
+func TestNewFilterStartsAtFirstMatch(t *testing.T) {
+	h := newHarness(t, synthSnapshot(300), 120, 24)
+	v := h.m.top()
+	for range 25 {
+		h.keys("j")
+	}
+	h.keys("/", "w", "e", "b", "enter")
+	if v.cursor != 0 || v.offset != 0 || len(v.rows) == 0 {
+		t.Fatalf("after a new filter: cursor %d offset %d rows %d", v.cursor, v.offset, len(v.rows))
+	}
+}

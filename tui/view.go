@@ -110,6 +110,11 @@ func newView(k viewKind) *view {
 
 // setFilter replaces the view's filter.
 func (v *view) setFilter(s string) {
+	if s != v.filterText {
+		// A new filter starts at its first match, as in k9s; keeping the
+		// old row's index would land on an arbitrary (often the last) one.
+		v.selID, v.cursor, v.offset = "", 0, 0
+	}
 	v.filterText = s
 	v.filter = parseFilter(s)
 	v.dirty = true
