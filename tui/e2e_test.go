@@ -120,7 +120,7 @@ func TestEndToEndScreen(t *testing.T) {
 	term.emu.SendText("\r")
 	term.waitFor(t, "/health:critical", "1/2 of 40")
 	term.emu.SendText(":events\r")
-	term.waitFor(t, "check http passing → critical: connection refused")
+	term.waitFor(t, "passing → critical: check http: connection refused")
 	term.emu.SendText("\r")
 	term.waitFor(t, "Node node-00001", "Recent events (1)")
 

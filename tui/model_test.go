@@ -474,7 +474,7 @@ func TestEventsView(t *testing.T) {
 	}
 	h := newHarness(t, fleet.NewSnapshot(1, t0, nodes, connected(t0), events), 140, 30)
 	h.keys(":events", "enter")
-	s := h.mustContain("check http passing → critical: HTTP 500", "roles web → api,web", "group size 4 → 5",
+	s := h.mustContain("passing → critical: check http: HTTP 500", "roles web → api,web", "group size 4 → 5",
 		"node left group db-mig", "node joined group api-asg")
 	if strings.Contains(s, "pwned") {
 		t.Fatal("OSC payload reached the screen")
@@ -496,7 +496,7 @@ func TestEventsView(t *testing.T) {
 	if d.kind != viewDetail || d.node != "node-00003" {
 		t.Fatalf("event drill-down to %v %q", d.kind, d.node)
 	}
-	h.mustContain("Recent events (1)", "check http passing → critical: HTTP 500")
+	h.mustContain("Recent events (1)", "passing → critical: check http: HTTP 500")
 	// A node that left still opens, and says it left.
 	h.keys("esc", "esc", "esc")
 	h.keys(":events", "enter", "enter")

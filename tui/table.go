@@ -115,6 +115,7 @@ func fitColumns(cols []column, natural []int, avail int) []int {
 		n := max(natural[i], cellWidth(c.title)+1) // +1: room for a sort arrow
 		w[i] = min(max(n, c.min), max(c.max, cellWidth(c.title)+1))
 	}
+	want := slices.Clone(w)
 	total := func() int {
 		t, n := 0, 0
 		for _, x := range w {
@@ -153,6 +154,19 @@ func fitColumns(cols []column, natural []int, avail int) []int {
 			break
 		}
 		w[drop] = 0
+	}
+	// Dropping a column can free more room than was missing: give it back
+	// to the columns shrunk before, first column (the name) first.
+	spare := avail - total()
+	for i := range w {
+		if spare <= 0 {
+			break
+		}
+		if w[i] > 0 && w[i] < want[i] {
+			d := min(spare, want[i]-w[i])
+			w[i] += d
+			spare -= d
+		}
 	}
 	return w
 }

@@ -97,7 +97,9 @@ func eventDetail(e *fleet.Event) string {
 			}
 			what = "check " + name
 		}
-		s := what + " " + e.From.String() + " → " + e.To.String()
+		// The transition first: it is what matters when a narrow
+		// terminal cuts the line.
+		s := e.From.String() + " → " + e.To.String() + ": " + what
 		if out := strings.TrimSpace(e.Output); out != "" {
 			s += ": " + out
 		}

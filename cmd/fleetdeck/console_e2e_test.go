@@ -102,7 +102,7 @@ func TestConsoleAgainstRealConsul(t *testing.T) {
 	t.Logf("check change visible on screen after %v", took)
 
 	s.run("send-keys", "-t", "fd", ":events", "Enter")
-	s.waitScreen(5*time.Second, "web-3", "passing → critical: HTTP 503 from upstream")
+	s.waitScreen(5*time.Second, "web-3", "passing → critical: check http: HTTP 503 from upstream")
 
 	s.run("send-keys", "-t", "fd", "q")
 	s.waitScreen(10*time.Second, "fleetdeck-exited-0")
