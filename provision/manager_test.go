@@ -39,14 +39,19 @@ const mgrPlaybook = `# says hello on every host, fails where told to
       when: consul_node == "web-2"
 `
 
-const mgrSlowPlaybook = `# sleeps, to be cancelled
+// mgrSleepMarker makes this package's manager sleeps findable in /proc
+// (and distinct from the runner tests' own).
+func mgrSleepMarker() string { return fmt.Sprintf("sleep 300.%d", os.Getpid()%100000+7) }
+
+func mgrSlowPlaybook() string {
+	return `# sleeps, to be cancelled
 - hosts: all
   connection: local
   gather_facts: false
   tasks:
     - name: sleep
-      command: sleep 300
-`
+      command: ` + mgrSleepMarker() + "\n"
+}
 
 func newMgrFixture(t *testing.T) *mgrFixture {
 	t.Helper()
@@ -88,7 +93,7 @@ func newMgrFixture(t *testing.T) *mgrFixture {
 	if err := os.MkdirAll(books, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{"hello.yml": mgrPlaybook, "slow.yml": mgrSlowPlaybook} {
+	for name, body := range map[string]string{"hello.yml": mgrPlaybook, "slow.yml": mgrSlowPlaybook()} {
 		if err := os.WriteFile(filepath.Join(books, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -238,8 +243,8 @@ func TestManagerCancelAndLockExclusion(t *testing.T) {
 	if v := f.waitRun(t, second, time.Minute, ended); v.Info.Status != provision.RunCancelled {
 		t.Errorf("second ended %s, want cancelled", v.Info.Status)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(out) > 0 {
-		t.Errorf("processes survived the cancel: %s", out)
+	if left := rtProcs(t, -1, mgrSleepMarker()); len(left) > 0 {
+		t.Errorf("processes survived the cancel: %v", left)
 	}
 }
 
