@@ -326,9 +326,9 @@ func (s *RunState) evResult(ev *RunEvent) {
 		}
 		s.evFailure(h, ev, false)
 	}
-	evAdd(&h.Counts, c)
+	h.Counts.Add(c)
 	if t != nil {
-		evAdd(&t.Counts, c)
+		t.Counts.Add(c)
 	}
 	h.Status = evStatus(h)
 }
@@ -388,7 +388,9 @@ func (s *RunState) evEnd(end *RunEnd) {
 	}
 }
 
-func evAdd(dst *HostStats, c HostStats) {
+// Add adds c's counts to s.
+func (s *HostStats) Add(c HostStats) {
+	dst := s // one name for the sums below
 	dst.OK += c.OK
 	dst.Changed += c.Changed
 	dst.Unreachable += c.Unreachable

@@ -207,13 +207,7 @@ func (rs *runScreen) buildHosts(m *Model) {
 	if st.Recap != nil {
 		var t provision.HostStats
 		for _, s := range st.Recap {
-			t.OK += s.OK
-			t.Changed += s.Changed
-			t.Unreachable += s.Unreachable
-			t.Failures += s.Failures
-			t.Skipped += s.Skipped
-			t.Rescued += s.Rescued
-			t.Ignored += s.Ignored
+			t.Add(s)
 		}
 		rs.recap = &t
 	}
