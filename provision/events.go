@@ -388,16 +388,15 @@ func (s *RunState) evEnd(end *RunEnd) {
 	}
 }
 
-// Add adds c's counts to s.
-func (s *HostStats) Add(c HostStats) {
-	dst := s // one name for the sums below
-	dst.OK += c.OK
-	dst.Changed += c.Changed
-	dst.Unreachable += c.Unreachable
-	dst.Failures += c.Failures
-	dst.Skipped += c.Skipped
-	dst.Rescued += c.Rescued
-	dst.Ignored += c.Ignored
+// Add adds c's counts to h.
+func (h *HostStats) Add(c HostStats) {
+	h.OK += c.OK
+	h.Changed += c.Changed
+	h.Unreachable += c.Unreachable
+	h.Failures += c.Failures
+	h.Skipped += c.Skipped
+	h.Rescued += c.Rescued
+	h.Ignored += c.Ignored
 }
 
 // evStatus derives the board status from a host's tallies.
