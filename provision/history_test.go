@@ -1,7 +1,6 @@
 package provision_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -417,25 +416,11 @@ func TestHistoryRecoverInterrupted(t *testing.T) {
 	}
 
 	// A console that crashes mid-run.
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(exe, "-test.run=^TestHistoryCrashChild$", "-test.count=1")
-	child.Env = append(os.Environ(), envCrashChild+"="+h.Path())
-	child.Stderr = os.Stderr
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "RUNNING ") {
+	child, line := startChildConsole(t, "TestHistoryCrashChild", envCrashChild+"="+h.Path())
+	if !strings.HasPrefix(line, "RUNNING ") {
 		_ = child.Process.Kill()
 		_ = child.Wait()
-		t.Fatalf("child: %q %v", line, err)
+		t.Fatalf("child: %q", line)
 	}
 	crashed := strings.TrimSpace(strings.TrimPrefix(line, "RUNNING "))
 	time.Sleep(150 * time.Millisecond) // let it append a few more

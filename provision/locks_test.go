@@ -1,13 +1,11 @@
 package provision_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,25 +250,11 @@ func TestLockChild(t *testing.T) {
 func TestLockDeadConsoleFreedByTTL(t *testing.T) {
 	a := lockAgent(t)
 	c := consoleClient(t, a)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(exe, "-test.run=^TestLockChild$", "-test.count=1")
-	child.Env = append(os.Environ(), envLockChild+"="+a.HTTPAddr())
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "LOCKED" {
+	child, line := startChildConsole(t, "TestLockChild", envLockChild+"="+a.HTTPAddr())
+	if strings.TrimSpace(line) != "LOCKED" {
 		_ = child.Process.Kill()
 		_ = child.Wait()
-		t.Fatalf("child: %q %v", line, err)
+		t.Fatalf("child: %q", line)
 	}
 	// The console dies without releasing anything.
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
@@ -281,7 +265,7 @@ func TestLockDeadConsoleFreedByTTL(t *testing.T) {
 
 	m := provision.NewLockManager(c, provision.LockConfig{User: "rescuer"})
 	ctx := context.Background()
-	_, err = m.Acquire(ctx, "run-next", targets("dc1", "web-2"))
+	_, err := m.Acquire(ctx, "run-next", targets("dc1", "web-2"))
 	var lc *provision.LockConflict
 	if !errors.As(err, &lc) || lc.Held[0].Holder.User != "crashy" || lc.Held[0].Holder.PID != child.Process.Pid {
 		t.Fatalf("right after the kill: %v, want a conflict naming the dead console", err)

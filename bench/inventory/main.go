@@ -27,11 +27,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/fleetdeck/fleetdeck/bench/internal/httpcount"
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
@@ -50,17 +50,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "inventory bench:", err)
 		os.Exit(1)
 	}
-}
-
-// countingTransport counts the HTTP requests sent through it.
-type countingTransport struct {
-	base http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(r)
 }
 
 func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
@@ -118,7 +107,7 @@ func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
 	}
 
 	// The same in process, by stage, with the requests it makes.
-	ct := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
+	ct := httpcount.New()
 	cfg := api.DefaultConfig()
 	cfg.Address = agent.HTTPAddr()
 	cfg.HttpClient = &http.Client{Transport: ct}
@@ -132,7 +121,7 @@ func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
 		return fmt.Errorf("reading the snapshot: %w", err)
 	}
 	onceT := time.Since(s0)
-	reqs := ct.n.Load()
+	reqs := ct.Count()
 	s1 := time.Now()
 	inv, _ := provision.BuildInventory(snap, provision.InventoryOptions{})
 	buildT := time.Since(s1)
@@ -143,7 +132,7 @@ func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
 	writeT := time.Since(s2)
 
 	// The consul_io.py way.
-	pct := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
+	pct := httpcount.New()
 	pcfg := api.DefaultConfig()
 	pcfg.Address = agent.HTTPAddr()
 	pcfg.HttpClient = &http.Client{Transport: pct}
@@ -153,10 +142,12 @@ func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
 	}
 	var peerTimes []time.Duration
 	var peerSize int
+	var peerReqs int64
 	for range peerRuns {
-		pct.n.Store(0)
+		before := pct.Count()
 		start := time.Now()
 		out, err := perNodeInventory(ctx, peer)
+		peerReqs = pct.Count() - before
 		if err != nil {
 			return fmt.Errorf("per-node inventory: %w", err)
 		}
@@ -174,7 +165,7 @@ func run(ctx context.Context, nodes, runs, peerRuns int, bin string) error {
 	fmt.Printf("| fleetdeck inventory --list (real binary, end to end) | %d | %v | %v | %v | %d | %.1f MB |\n",
 		runs, ms(med), ms(slices.Min(times)), ms(slices.Max(times)), reqs, float64(size)/1e6)
 	fmt.Printf("| per-node requests, consul_io.py way (sequential) | %d | %v | %v | %v | %d | %.1f MB |\n",
-		peerRuns, ms(pmed), ms(slices.Min(peerTimes)), ms(slices.Max(peerTimes)), pct.n.Load(), float64(peerSize)/1e6)
+		peerRuns, ms(pmed), ms(slices.Min(peerTimes)), ms(slices.Max(peerTimes)), peerReqs, float64(peerSize)/1e6)
 	fmt.Printf("\nratio (per-node / fleetdeck, medians): %.1f×\n", float64(pmed)/float64(med))
 	fmt.Printf("fleetdeck in process: fleet.Once %v (%d requests), BuildInventory %v, WriteList %v\n",
 		ms(onceT), reqs, ms(buildT), ms(writeT))

@@ -18,11 +18,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/fleetdeck/fleetdeck/bench/internal/httpcount"
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
@@ -41,17 +41,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "latency:", err)
 		os.Exit(1)
 	}
-}
-
-// countingTransport counts the HTTP requests the watcher sends.
-type countingTransport struct {
-	base http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(r)
 }
 
 func run(ctx context.Context, nodes, services, perNode, checks, changes int) error {
@@ -77,7 +66,7 @@ func run(ctx context.Context, nodes, services, perNode, checks, changes int) err
 	loadTime := time.Since(t0)
 	fmt.Fprintf(os.Stderr, "loaded %d nodes in %v\n", nodes, loadTime)
 
-	counter := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
+	counter := httpcount.New()
 	cfg := api.DefaultConfig()
 	cfg.Address = agent.HTTPAddr()
 	cfg.HttpClient = &http.Client{Transport: counter}
@@ -147,7 +136,7 @@ func run(ctx context.Context, nodes, services, perNode, checks, changes int) err
 		status := api.HealthCritical
 		want := fleet.HealthCritical
 		drain(docs)
-		before := counter.n.Load()
+		before := counter.Count()
 		start := time.Now()
 		reg := &api.CatalogRegistration{Node: n.Name, Address: n.Address, SkipNodeUpdate: true,
 			Check: &api.AgentCheck{Node: n.Name, CheckID: ck.ID, Name: ck.Name, ServiceID: ck.ServiceID, Status: status, Output: fmt.Sprint("bench ", i)}}
@@ -171,7 +160,7 @@ func run(ctx context.Context, nodes, services, perNode, checks, changes int) err
 		}
 		// Let trailing requests land, then count.
 		time.Sleep(500 * time.Millisecond)
-		reqs = append(reqs, counter.n.Load()-before)
+		reqs = append(reqs, counter.Count()-before)
 		// Put it back (not timed) so the fleet stays mostly healthy.
 		reg.Check.Status = api.HealthPassing
 		if _, err := admin.Catalog().Register(reg, nil); err != nil {
