@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -426,6 +427,16 @@ func (a *Agent) readyStep(ctx context.Context, hc *http.Client, base string, sta
 		if err := a.getJSON(ctx, hc, base+"/v1/acl/token/self", &self); err != nil {
 			return false, err
 		}
+	}
+	// The leader registers the agent's own node a moment after election;
+	// tests that count nodes (and cross-datacenter reads) need it there.
+	*stage = "waiting for the agent's node in the catalog"
+	var self *struct{ Node *struct{ Node string } }
+	if err := a.getJSON(ctx, hc, base+"/v1/catalog/node/"+url.PathEscape(a.opts.NodeName), &self); err != nil {
+		return false, err
+	}
+	if self == nil || self.Node == nil {
+		return false, nil
 	}
 	if len(a.opts.JoinWAN) > 0 {
 		*stage = "waiting for WAN federation"

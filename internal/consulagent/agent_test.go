@@ -164,14 +164,21 @@ func TestWANFederation(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		// Cross-DC reads go through the WAN.
 		other := "dc2"
 		if a.Datacenter() == "dc2" {
 			other = "dc1"
 		}
-		nodes, _, err := c.Catalog().Nodes(&api.QueryOptions{Datacenter: other})
-		if err != nil || len(nodes) != 1 || nodes[0].Node != "consul-"+other {
-			t.Errorf("%s reading %s: nodes=%v err=%v", a.Datacenter(), other, nodes, err)
+		// Cross-DC reads go through the WAN; the route can lag the
+		// datacenter list by a gossip round.
+		for {
+			nodes, _, err := c.Catalog().Nodes(&api.QueryOptions{Datacenter: other})
+			if err == nil && len(nodes) == 1 && nodes[0].Node == "consul-"+other {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s reading %s: nodes=%v err=%v", a.Datacenter(), other, nodes, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }
