@@ -1,0 +1,217 @@
+package logserver
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"cloud.google.com/go/logging/apiv2/loggingpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxTailBatch is the most entries one tail response carries.
+const maxTailBatch = 1000
+
+// tail is one open TailLogEntries stream. Writers only append to its queue
+// (never blocking: past max entries they count drops instead), and the
+// stream's own handler goroutine sends what is queued.
+type tail struct {
+	projects map[string]bool
+	filter   *Filter
+	max      int
+
+	mu    sync.Mutex
+	queue []*loggingpb.LogEntry
+	// suppressed counts entries left out since the last response, by
+	// reason: NOT_CONSUMED from queue overflow, others from Suppress.
+	suppressed map[loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason]int64
+	ending     bool
+
+	// wake has room for one token: a writer leaves one when there is
+	// something to send, and the sender picks it up.
+	wake chan struct{}
+	// onDrop is told how many entries were dropped (Stats.NotConsumed).
+	onDrop func(int64)
+}
+
+func (t *tail) signal() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// offer queues e if it is for this tail.
+func (t *tail) offer(e *loggingpb.LogEntry) {
+	p, _ := projectOfLogName(e.GetLogName())
+	if !t.projects[p] || !t.filter.Match(e) {
+		return
+	}
+	t.mu.Lock()
+	if t.ending {
+		t.mu.Unlock()
+		return
+	}
+	if len(t.queue) >= t.max {
+		t.suppressed[loggingpb.TailLogEntriesResponse_SuppressionInfo_NOT_CONSUMED]++
+		t.mu.Unlock()
+		t.onDrop(1)
+		t.signal()
+		return
+	}
+	t.queue = append(t.queue, e)
+	t.mu.Unlock()
+	t.signal()
+}
+
+func (t *tail) suppress(reason loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason, n int64) {
+	t.mu.Lock()
+	t.suppressed[reason] += n
+	t.mu.Unlock()
+	t.signal()
+}
+
+// finish asks the stream to send what is queued and end.
+func (t *tail) finish() {
+	t.mu.Lock()
+	t.ending = true
+	t.mu.Unlock()
+	t.signal()
+}
+
+// take removes the next response's worth from the queue. It returns nil
+// when there is nothing to send, and whether the stream should end after
+// this response.
+func (t *tail) take() (resp *loggingpb.TailLogEntriesResponse, end bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) == 0 && len(t.suppressed) == 0 {
+		return nil, t.ending
+	}
+	n, bytes := 0, 0
+	for n < len(t.queue) && n < maxTailBatch && (n == 0 || bytes < maxPageBytes) {
+		bytes += proto.Size(t.queue[n])
+		n++
+	}
+	resp = &loggingpb.TailLogEntriesResponse{Entries: slices.Clone(t.queue[:n])}
+	clear(t.queue[:n])
+	t.queue = t.queue[n:]
+	if len(t.queue) == 0 {
+		t.queue = nil // drop the backing array once drained
+	}
+	// Each response orders its entries by timestamp, as the API says.
+	slices.SortStableFunc(resp.Entries, func(a, b *loggingpb.LogEntry) int {
+		return ts{a.GetTimestamp().GetSeconds(), a.GetTimestamp().GetNanos()}.cmp(ts{b.GetTimestamp().GetSeconds(), b.GetTimestamp().GetNanos()})
+	})
+	for _, r := range []loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason{
+		loggingpb.TailLogEntriesResponse_SuppressionInfo_REASON_UNSPECIFIED,
+		loggingpb.TailLogEntriesResponse_SuppressionInfo_RATE_LIMIT,
+		loggingpb.TailLogEntriesResponse_SuppressionInfo_NOT_CONSUMED,
+	} {
+		if c, ok := t.suppressed[r]; ok {
+			resp.SuppressionInfo = append(resp.SuppressionInfo, &loggingpb.TailLogEntriesResponse_SuppressionInfo{
+				Reason: r, SuppressedCount: int32(min(c, 1<<31-1)),
+			})
+			delete(t.suppressed, r)
+		}
+	}
+	return resp, false
+}
+
+// TailLogEntries implements the RPC. The first request names the projects,
+// the filter and the buffer window; later requests are ignored. The stream
+// carries entries written after it started until the client cancels,
+// EndTails or Close ends it.
+func (s *Server) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLogEntriesServer) error {
+	ctx := stream.Context()
+	req, err := stream.Recv()
+	if err != nil {
+		if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+			return err
+		}
+		return status.Errorf(codes.InvalidArgument, "reading the first request: %v", err)
+	}
+	projects, err := projectSet(req.GetResourceNames())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if bw := req.GetBufferWindow(); bw != nil {
+		if err := bw.CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "buffer_window: %v", err)
+		}
+		if d := bw.AsDuration(); d < 0 || d.Milliseconds() > 60000 {
+			return status.Errorf(codes.InvalidArgument, "buffer_window: %v is outside 0-60s", d)
+		}
+	}
+	f, err := ParseFilter(req.GetFilter())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	t := &tail{
+		projects:   projects,
+		filter:     f,
+		max:        s.opts.TailQueue,
+		suppressed: map[loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason]int64{},
+		wake:       make(chan struct{}, 1),
+		onDrop:     func(n int64) { s.notConsumed.Add(n) },
+	}
+	if err := s.addTail(t); err != nil {
+		return err
+	}
+	defer s.removeTail(t)
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-t.wake:
+		}
+		for {
+			resp, end := t.take()
+			if end {
+				return nil
+			}
+			if resp == nil {
+				break
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) addTail(t *tail) error {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if s.closed {
+		return status.Error(codes.Unavailable, "logserver: server is closing")
+	}
+	for p := range t.projects {
+		if s.perProject[p] >= s.opts.MaxTailsPerProject {
+			return status.Error(codes.ResourceExhausted, fmt.Sprintf(
+				"too many open tail sessions for project %q (limit %d)", p, s.opts.MaxTailsPerProject))
+		}
+	}
+	for p := range t.projects {
+		s.perProject[p]++
+	}
+	s.tails[t] = struct{}{}
+	s.tailsOpened.Add(1)
+	return nil
+}
+
+func (s *Server) removeTail(t *tail) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if _, ok := s.tails[t]; !ok {
+		return
+	}
+	delete(s.tails, t)
+	for p := range t.projects {
+		if s.perProject[p]--; s.perProject[p] <= 0 {
+			delete(s.perProject, p)
+		}
+	}
+}
