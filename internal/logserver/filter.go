@@ -240,8 +240,6 @@ func (a ts) cmp(b ts) int {
 	return 0
 }
 
-func (a ts) time() time.Time { return time.Unix(a.sec, int64(a.nsec)).UTC() }
-
 func cmpResult(c int, o op) bool {
 	switch o {
 	case opEq, opHas:
@@ -773,7 +771,7 @@ func (p *parser) parseAnd(depth int) (node, error) {
 			}
 			p.pos += 3
 			p.skipSpace()
-			if p.atTermEnd() {
+			if p.atTermEnd() || p.keyword("AND") {
 				return nil, p.errf(p.pos, "AND without a right operand")
 			}
 		}
@@ -898,6 +896,9 @@ func (p *parser) parsePrimary(depth int) (node, error) {
 	segs, raw, err := p.path()
 	if err != nil {
 		return nil, err
+	}
+	if !p.eof() && p.src[p.pos] == '(' {
+		return nil, p.errf(start, "functions such as %s(...) are not supported", raw)
 	}
 	save := p.pos
 	p.skipSpace()
@@ -1109,6 +1110,9 @@ func (p *parser) valueLeaf(f field, o op) (node, error) {
 		if v == "" {
 			return nil, p.errf(start, "expected a value after %q", o.String())
 		}
+		if isOpChar(v[0]) || v[0] == '~' {
+			return nil, p.errf(start, "unexpected %q after %q (quote the value if it is meant literally)", v[:1], o.String())
+		}
 	}
 	c, err := newCmp(f, o, v, quoted)
 	if err != nil {
@@ -1141,6 +1145,9 @@ func (p *parser) parseValueAnd(f field, o op, depth int) (node, error) {
 			}
 			p.pos += 3
 			p.skipSpace()
+			if p.eof() || p.src[p.pos] == ')' || p.keyword("AND") {
+				return nil, p.errf(p.pos, "AND without a right operand")
+			}
 		}
 		n, err := p.parseValueOr(f, o, depth)
 		if err != nil {

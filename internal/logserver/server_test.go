@@ -255,18 +255,15 @@ func TestPagingStableTokens(t *testing.T) {
 	}
 }
 
-// callList makes exactly one ListLogEntries call and returns the raw
-// response (the iterator hides page boundaries).
+// callList makes exactly one ListLogEntries call through the client and
+// returns that page (the iterator's Next and Pager both skip empty pages).
 func callList(ctx context.Context, c *logging.Client, req *loggingpb.ListLogEntriesRequest) (*loggingpb.ListLogEntriesResponse, error) {
 	it := c.ListLogEntries(ctx, req)
-	_, err := it.Next()
-	if err != nil && !errors.Is(err, iterator.Done) {
+	entries, next, err := it.InternalFetch(int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
 		return nil, err
 	}
-	if it.Response == nil {
-		return nil, errors.New("no response")
-	}
-	return it.Response.(*loggingpb.ListLogEntriesResponse), nil
+	return &loggingpb.ListLogEntriesResponse{Entries: entries, NextPageToken: next}, nil
 }
 
 func TestPageSizeDefaultsAndClamp(t *testing.T) {
