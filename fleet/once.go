@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -56,4 +58,74 @@ func complete(s *Snapshot) bool {
 		}
 	}
 	return true
+}
+
+// FailingChecks are the checks that are not passing, by node key
+// ("<dc>/<name>"), each node's sorted by ID — exactly the checks Once with
+// SkipAllChecks gives a node. Maintenance is HealthMaintenance, as in a
+// Snapshot.
+type FailingChecks map[string][]Check
+
+// ReadFailingChecks reads the failing checks of each datacenter in dcs:
+// one small request per datacenter (the same filtered read the Watcher
+// keeps live), all at once, with cfg's consistency. With Apply it lets a
+// one-shot reader that kept the nodes of an earlier snapshot — and knows
+// the catalog has not changed since — bring their health up to date
+// without reading the catalog again. The ConnStates say how fresh each
+// answer is and whether ACLs left checks out.
+func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs []string) (FailingChecks, []ConnState, error) {
+	cfg = cfg.withDefaults()
+	type answer struct {
+		checks api.HealthChecks
+		meta   *api.QueryMeta
+		err    error
+	}
+	answers := make([]answer, len(dcs))
+	var wg sync.WaitGroup
+	for i, dc := range dcs {
+		wg.Go(func() {
+			q := &api.QueryOptions{Datacenter: dc, AllowStale: !cfg.Consistent, RequireConsistent: cfg.Consistent, Filter: failingFilter}
+			a := &answers[i]
+			a.checks, a.meta, a.err = client.Health().State(api.HealthAny, q.WithContext(ctx))
+		})
+	}
+	wg.Wait()
+	out := FailingChecks{}
+	conn := make([]ConnState, len(dcs))
+	now := time.Now()
+	for i, dc := range dcs {
+		a := answers[i]
+		if a.err != nil {
+			return nil, nil, describeErr(watchFailing.what(dc, ""), a.err)
+		}
+		cs := ConnState{Datacenter: dc, Status: Connected, LastSuccess: now, LastContact: a.meta.LastContact,
+			KnownLeader: a.meta.KnownLeader, FilteredByACL: a.meta.ResultsFilteredByACLs}
+		if !cs.KnownLeader || cs.LastContact > cfg.StaleAfter {
+			cs.Status = Stale
+		}
+		conn[i] = cs
+		for node, byID := range indexChecks(toChecks(a.checks)) {
+			checks, _ := mergeChecks(nil, byID)
+			out[dc+"/"+node] = checks
+		}
+	}
+	return out, conn, nil
+}
+
+// Apply returns copies of nodes whose Checks and Health are f's: a node
+// without failing checks is passing. nodes are not modified.
+func (f FailingChecks) Apply(nodes []*Node) []*Node {
+	out := make([]*Node, len(nodes))
+	for i, n := range nodes {
+		c := *n
+		c.Checks, c.Health = nil, HealthPassing
+		if checks := f[n.Key()]; len(checks) > 0 {
+			c.Checks = checks
+			for _, ch := range checks {
+				c.Health = max(c.Health, ch.Status)
+			}
+		}
+		out[i] = &c
+	}
+	return out
 }

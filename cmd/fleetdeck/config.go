@@ -50,6 +50,10 @@ type fileConfig struct {
 		MaxRuns         int      `toml:"max_parallel_runs"`
 		Timeout         string   `toml:"timeout"`
 		Env             []string `toml:"env"`
+		// InventoryCache is a pointer so that a missing key means the
+		// default (on) rather than false.
+		InventoryCache       *bool  `toml:"inventory_cache"`
+		InventoryCacheMaxAge string `toml:"inventory_cache_max_age"`
 	} `toml:"ansible"`
 }
 
@@ -62,6 +66,10 @@ type ansibleOptions struct {
 	maxRuns         int
 	timeout         time.Duration
 	env             []string
+	// inventoryCache and inventoryCacheMaxAge control the validated
+	// cache of `fleetdeck inventory` (see inventory_cache.go).
+	inventoryCache       bool
+	inventoryCacheMaxAge time.Duration
 }
 
 // options is the resolved configuration: CONSUL_HTTP_* environment,
@@ -213,6 +221,20 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	a := ansibleOptions{
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
 		lockPrefix: fc.Ansible.LockPrefix, maxRuns: fc.Ansible.MaxRuns, env: fc.Ansible.Env, timeout: time.Hour,
+		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
+	}
+	if fc.Ansible.InventoryCache != nil {
+		a.inventoryCache = *fc.Ansible.InventoryCache
+	}
+	if fc.Ansible.InventoryCacheMaxAge != "" {
+		d, err := time.ParseDuration(fc.Ansible.InventoryCacheMaxAge)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive (inventory_cache = false turns the cache off)")
+		}
+		if err != nil {
+			return o, fmt.Errorf("config file %s: ansible.inventory_cache_max_age: %w", f.config, err)
+		}
+		a.inventoryCacheMaxAge = d
 	}
 	if fc.Ansible.Timeout != "" {
 		d, err := time.ParseDuration(fc.Ansible.Timeout)

@@ -112,3 +112,35 @@ func TestNoColorFromEnvironment(t *testing.T) {
 		t.Error("NO_COLOR=1 did not turn colour off")
 	}
 }
+
+func TestConfigInventoryCache(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.ansible.inventoryCache || o.ansible.inventoryCacheMaxAge != defaultInventoryCacheMaxAge {
+		t.Errorf("defaults: cache %v, max age %v", o.ansible.inventoryCache, o.ansible.inventoryCacheMaxAge)
+	}
+	cfg := filepath.Join(dir, "c.toml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[ansible]\ninventory_cache = false\ninventory_cache_max_age = \"90s\"\n")
+	if o, err = resolveArgs(t, "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if o.ansible.inventoryCache || o.ansible.inventoryCacheMaxAge != 90*time.Second {
+		t.Errorf("file: cache %v, max age %v", o.ansible.inventoryCache, o.ansible.inventoryCacheMaxAge)
+	}
+	for _, bad := range []string{`"soon"`, `"0s"`, `"-1m"`} {
+		write("[ansible]\ninventory_cache_max_age = " + bad + "\n")
+		if _, err := resolveArgs(t, "--config", cfg); err == nil || !strings.Contains(err.Error(), "inventory_cache_max_age") {
+			t.Errorf("max age %s: err = %v", bad, err)
+		}
+	}
+}

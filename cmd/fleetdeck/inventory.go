@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -55,9 +58,9 @@ const inventoryWait = time.Second
 
 // newInventoryCmd implements Ansible's dynamic inventory protocol.
 func newInventoryCmd(flags *flagSet) *cobra.Command {
-	var list bool
+	var list, noCache, verbose bool
 	var host string
-	var timeout time.Duration
+	var timeout, maxAge time.Duration
 	cmd := &cobra.Command{
 		Use:   "inventory (--list | --host NAME)",
 		Short: "Print an Ansible dynamic inventory of the fleet",
@@ -72,21 +75,62 @@ func newInventoryCmd(flags *flagSet) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			req := inventoryRequest{list: list, host: host, verbose: verbose}
+			if opts.ansible.inventoryCache && !noCache {
+				if cmd.Flags().Changed("cache-max-age") {
+					if maxAge <= 0 {
+						return errors.New("inventory: --cache-max-age must be positive (--no-cache turns the cache off)")
+					}
+					opts.ansible.inventoryCacheMaxAge = maxAge
+				}
+				dir, err := defaultInventoryCacheDir()
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "fleetdeck inventory: warning: no inventory cache:", err)
+				} else {
+					req.cache = &inventoryCache{dir: dir, maxAge: opts.ansible.inventoryCacheMaxAge, now: time.Now}
+				}
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return runInventory(ctx, opts, cmd.OutOrStdout(), cmd.ErrOrStderr(), list, host)
+			_, err = runInventory(ctx, opts, cmd.OutOrStdout(), cmd.ErrOrStderr(), req)
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&list, "list", false, "print every group and every host's variables")
 	cmd.Flags().StringVar(&host, "host", "", "print the variables of one inventory host")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up reading Consul after this long")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read the whole catalog; neither use nor write the inventory cache")
+	cmd.Flags().DurationVar(&maxAge, "cache-max-age", defaultInventoryCacheMaxAge, "read the whole catalog again after this long even if it looks unchanged")
+	cmd.Flags().BoolVar(&verbose, "verbose", false, "say on stderr whether the cache answered, and if not why")
 	return cmd
 }
 
-// runInventory reads one snapshot and writes the --list or --host answer
-// to stdout; warnings go to stderr, where Ansible shows them without
-// parsing them.
-func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, list bool, host string) error {
+// inventoryRequest is one invocation of the inventory command.
+type inventoryRequest struct {
+	list bool
+	host string
+	// cache is nil when the cache is off.
+	cache   *inventoryCache
+	verbose bool
+}
+
+// inventorySource says where an answer came from.
+type inventorySource int
+
+const (
+	// fromConsul: a full read of the catalog.
+	fromConsul inventorySource = iota
+	// fromCache: the cached --list output, validated, health unchanged.
+	fromCache
+	// fromCachedNodes: the cached nodes, validated, with fresh health.
+	fromCachedNodes
+)
+
+// runInventory writes the --list or --host answer to stdout, from the
+// cache when it is still exact (see inventory_cache.go) and otherwise from
+// one full snapshot; warnings go to stderr, where Ansible shows them
+// without parsing them.
+func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, req inventoryRequest) (inventorySource, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// main's soft limit suits the long-running console. This process
 		// lives for one read of ~50 MB of JSON at 10k nodes and exits: under
@@ -102,10 +146,13 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, l
 		t := cleanhttp.DefaultPooledTransport()
 		t.DisableCompression = true
 		opts.consul.Transport = t
+		// The idle connections' goroutines would outlive an in-process
+		// caller (the tests).
+		defer t.CloseIdleConnections()
 	}
 	client, err := api.NewClient(opts.consul)
 	if err != nil {
-		return fmt.Errorf("configuring the Consul client: %w", err)
+		return fromConsul, fmt.Errorf("configuring the Consul client: %w", err)
 	}
 	cfg := opts.fleet
 	// The inventory needs health, which the failing checks alone give
@@ -119,25 +166,243 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, l
 	// with HTTP 429 at 50 services. A short wait bounds what each run
 	// leaves behind.
 	cfg.WaitTime = inventoryWait
-	snap, err := fleet.Once(ctx, client, cfg)
-	if err != nil {
-		return fmt.Errorf("reading the fleet for the inventory: %w", err)
+	inv := &inventoryRun{ctx: ctx, client: client, cfg: cfg, req: req, stdout: stdout, stderr: stderr}
+	if req.cache == nil {
+		return fromConsul, inv.full(nil, "")
 	}
-	skip := []string{cfg.InstanceKey}
-	if cfg.InstanceKey == "" {
+	// NewClient resolved the token (file or variable) into opts.consul.
+	key := inventoryCacheKey(opts.consul, cfg)
+	entry, err := req.cache.load(key)
+	if err != nil {
+		inv.warn("ignoring the inventory cache: %v", err)
+	}
+	if entry != nil {
+		src, why, err := inv.fromCache(entry)
+		if err != nil || why == "" {
+			return src, err
+		}
+		inv.note("cache not used: %s", why)
+	} else if err == nil {
+		inv.note("cache not used: no entry for this Consul, token and settings")
+	}
+	return fromConsul, inv.full(req.cache, key)
+}
+
+// inventoryRun carries one invocation through its steps.
+type inventoryRun struct {
+	ctx            context.Context
+	client         *api.Client
+	cfg            fleet.Config
+	req            inventoryRequest
+	stdout, stderr io.Writer
+}
+
+func (r *inventoryRun) warn(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "fleetdeck inventory: warning: "+format+"\n", args...)
+}
+
+// note is said with --verbose only.
+func (r *inventoryRun) note(format string, args ...any) {
+	if r.req.verbose {
+		fmt.Fprintf(r.stderr, "fleetdeck inventory: "+format+"\n", args...)
+	}
+}
+
+// build builds the inventory of snap and returns the warnings to print.
+func (r *inventoryRun) build(snap *fleet.Snapshot) (*provision.Inventory, []string) {
+	skip := []string{r.cfg.InstanceKey}
+	if r.cfg.InstanceKey == "" {
 		skip = []string{"instance-id"}
 	}
 	inv, warns := provision.BuildInventory(snap, provision.InventoryOptions{SkipMetaGroupKeys: skip})
+	lines := make([]string, 0, len(warns))
 	for _, w := range warns {
-		fmt.Fprintln(stderr, "fleetdeck inventory: warning:", w)
+		lines = append(lines, "fleetdeck inventory: warning: "+w.String())
 	}
 	for _, c := range snap.Conn {
 		if c.FilteredByACL {
-			fmt.Fprintf(stderr, "fleetdeck inventory: warning: datacenter %s: the ACL token may not read every node; the inventory is incomplete\n", c.Datacenter)
+			lines = append(lines, fmt.Sprintf("fleetdeck inventory: warning: datacenter %s: the ACL token may not read every node; the inventory is incomplete", c.Datacenter))
 		}
 	}
-	if list {
-		return inv.WriteList(stdout)
+	return inv, lines
+}
+
+// answer writes the warnings and the answer; for --list it returns the
+// output written, for the cache.
+func (r *inventoryRun) answer(inv *provision.Inventory, warnings []string) ([]byte, error) {
+	for _, w := range warnings {
+		fmt.Fprintln(r.stderr, w)
 	}
-	return inv.WriteHost(stdout, host)
+	if !r.req.list {
+		return nil, inv.WriteHost(r.stdout, r.req.host)
+	}
+	var buf bytes.Buffer
+	if err := inv.WriteList(&buf); err != nil {
+		return nil, err
+	}
+	if _, err := r.stdout.Write(buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("writing the inventory: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// full reads one snapshot and answers from it. With a cache, the read is
+// bracketed by probes of the catalog index and cached only if nothing
+// changed meanwhile.
+func (r *inventoryRun) full(cache *inventoryCache, key string) error {
+	var dcs []string
+	var before []cacheDC
+	var probeErr error
+	if cache != nil {
+		dcs = slices.Clone(r.cfg.Datacenters)
+		slices.Sort(dcs)
+		dcs = slices.Compact(dcs)
+		if len(dcs) == 0 {
+			dcs, probeErr = readDatacenters(r.ctx, r.client)
+		}
+		if probeErr == nil {
+			before, probeErr = probeCatalog(r.ctx, r.client, r.cfg, dcs)
+		}
+	}
+	created := time.Now()
+	snap, err := fleet.Once(r.ctx, r.client, r.cfg)
+	if err != nil {
+		return fmt.Errorf("reading the fleet for the inventory: %w", err)
+	}
+	inv, warnings := r.build(snap)
+	list, err := r.answer(inv, warnings)
+	if err != nil || cache == nil {
+		return err
+	}
+	if probeErr != nil {
+		r.note("not cached: %v", probeErr)
+		return nil
+	}
+	if why := cacheable(snap, dcs); why != "" {
+		r.note("not cached: %s", why)
+		return nil
+	}
+	after, err := probeCatalog(r.ctx, r.client, r.cfg, dcs)
+	if err != nil {
+		r.note("not cached: %v", err)
+		return nil
+	}
+	if why := compareProbes(before, after); why != "" {
+		r.note("not cached: changed during the read: %s", why)
+		return nil
+	}
+	nodes, err := encodeNodes(cacheableNodes(snap.Nodes))
+	if err != nil {
+		r.warn("not caching the inventory: %v", err)
+		return nil
+	}
+	h := cacheHeader{Key: key, Created: created, Datacenters: before, Warnings: warnings}
+	if r.req.list {
+		h.ListChecks = fingerprint(failingOf(snap.Nodes))
+	}
+	if err := cache.store(h, nodes, list); err != nil {
+		r.warn("%v", err)
+		return nil
+	}
+	r.note("read the catalog; cached for up to %v", cache.maxAge)
+	return nil
+}
+
+// cacheable says why a full read must not be cached, or "" when it may.
+func cacheable(snap *fleet.Snapshot, dcs []string) string {
+	if !slices.Equal(snap.Datacenters, dcs) {
+		return "the datacenters changed during the read"
+	}
+	for _, c := range snap.Conn {
+		switch {
+		case c.FilteredByACL:
+			return fmt.Sprintf("the ACL token may not read everything in %s", c.Datacenter)
+		case c.Status != fleet.Connected:
+			return fmt.Sprintf("datacenter %s is %s", c.Datacenter, c.Status)
+		}
+	}
+	return ""
+}
+
+// fromCache answers from entry if it is still exact. why says why it was
+// not used ("" when it was); err is an error writing the answer.
+func (r *inventoryRun) fromCache(e *cacheEntry) (src inventorySource, why string, err error) {
+	h := e.header
+	now := r.req.cache.now()
+	if age := now.Sub(h.Created); age > r.req.cache.maxAge || age < -time.Minute {
+		return fromConsul, fmt.Sprintf("the entry is %v old (max %v)", age.Round(time.Second), r.req.cache.maxAge), nil
+	}
+	names := make([]string, len(h.Datacenters))
+	for i, dc := range h.Datacenters {
+		names[i] = dc.Name
+	}
+	// The failing checks first (~40 ms at 10k nodes, Consul filtering
+	// every check), then the catalog probes (a millisecond each): if the
+	// catalog is unchanged after the checks were read, the checks belong
+	// to exactly the cached nodes.
+	var (
+		wg                    sync.WaitGroup
+		dcs                   []string
+		dcErr, probeErr, fErr error
+		probes                []cacheDC
+		failing               fleet.FailingChecks
+		conn                  []fleet.ConnState
+	)
+	if len(r.cfg.Datacenters) == 0 {
+		wg.Go(func() { dcs, dcErr = readDatacenters(r.ctx, r.client) })
+	}
+	failing, conn, fErr = fleet.ReadFailingChecks(r.ctx, r.client, r.cfg, names)
+	if fErr == nil {
+		probes, probeErr = probeCatalog(r.ctx, r.client, r.cfg, names)
+	}
+	wg.Wait()
+	if err := errors.Join(dcErr, probeErr, fErr); err != nil {
+		return fromConsul, "validating it: " + err.Error(), nil
+	}
+	if len(r.cfg.Datacenters) == 0 && !slices.Equal(dcs, names) {
+		return fromConsul, "the datacenters changed", nil
+	}
+	if why := compareProbes(h.Datacenters, probes); why != "" {
+		return fromConsul, why, nil
+	}
+	for _, c := range conn {
+		if c.FilteredByACL {
+			return fromConsul, fmt.Sprintf("the ACL token may not read every check in %s", c.Datacenter), nil
+		}
+	}
+	fp := fingerprint(failing)
+	if r.req.list && h.ListChecks == fp {
+		list, err := e.checkedList()
+		if err != nil {
+			r.warn("ignoring the inventory cache: %v", err)
+			return fromConsul, "damaged", nil
+		}
+		for _, w := range h.Warnings {
+			fmt.Fprintln(r.stderr, w)
+		}
+		if _, err := r.stdout.Write(list); err != nil {
+			return fromCache, "", fmt.Errorf("writing the inventory: %w", err)
+		}
+		r.note("served from the cache (catalog unchanged, health unchanged)")
+		return fromCache, "", nil
+	}
+	cached, err := e.decodeNodes()
+	if err != nil {
+		r.warn("ignoring the inventory cache: %v", err)
+		return fromConsul, "damaged", nil
+	}
+	snap := fleet.NewSnapshot(0, now, failing.Apply(cached), conn, nil)
+	inv, warnings := r.build(snap)
+	list, err := r.answer(inv, warnings)
+	if err != nil {
+		return fromCachedNodes, "", err
+	}
+	r.note("served from the cached catalog with fresh health")
+	if r.req.list {
+		h.ListChecks, h.Warnings = fp, warnings
+		if err := r.req.cache.store(h, e.nodes, list); err != nil {
+			r.warn("%v", err)
+		}
+	}
+	return fromCachedNodes, "", nil
 }

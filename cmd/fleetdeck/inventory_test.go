@@ -73,6 +73,7 @@ func TestInventoryScriptWithRealAnsible(t *testing.T) {
 	env := append(os.Environ(),
 		"CONSUL_HTTP_ADDR="+agent.HTTPAddr(),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), // no user config file
+		"XDG_CACHE_HOME="+filepath.Join(dir, "cache"),   // the inventory cache stays in the test
 		"ANSIBLE_CONFIG="+filepath.Join(dir, "none.cfg"),
 		"ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "ansible-tmp"),
 		"ANSIBLE_HOST_PATTERN_MISMATCH=error",
