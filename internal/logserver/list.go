@@ -190,7 +190,7 @@ func (s *Server) ListLogEntries(ctx context.Context, req *loggingpb.ListLogEntri
 			continue
 		}
 		resp.Entries = append(resp.Entries, r.e)
-		bytes += proto.Size(r.e)
+		bytes += r.size
 		last = r
 	}
 	return resp, nil

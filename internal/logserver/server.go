@@ -68,6 +68,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Options configures Start. The zero value is usable.
@@ -408,17 +409,18 @@ func (s *Server) commit(entries []*loggingpb.LogEntry) {
 	if len(entries) == 0 {
 		return
 	}
-	added := entries[:0:0]
+	added := make([]*rec, 0, len(entries))
 	s.mu.Lock()
 	for _, e := range entries {
 		p, _ := projectOfLogName(e.LogName)
 		r := &rec{
 			key: key{t: ts{e.Timestamp.GetSeconds(), e.Timestamp.GetNanos()}, id: e.InsertId, project: p},
-			e:   e,
-			log: e.LogName,
+			e:    e,
+			log:  e.LogName,
+			size: proto.Size(e),
 		}
 		if s.store.insert(r) {
-			added = append(added, e)
+			added = append(added, r)
 		}
 	}
 	s.mu.Unlock()
@@ -428,8 +430,8 @@ func (s *Server) commit(entries []*loggingpb.LogEntry) {
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
 	for t := range s.tails {
-		for _, e := range added {
-			t.offer(e)
+		for _, r := range added {
+			t.offer(r)
 		}
 	}
 }

@@ -32,6 +32,9 @@ type rec struct {
 	e *loggingpb.LogEntry
 	// log is the log name, kept for DeleteLog and ListLogs.
 	log string
+	// size is the entry's encoded size, computed once: pages and tail
+	// batches are bounded in bytes.
+	size int
 }
 
 // store keeps entries sorted by key in one slice. Writes usually arrive in

@@ -8,7 +8,6 @@ import (
 	"cloud.google.com/go/logging/apiv2/loggingpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxTailBatch is the most entries one tail response carries.
@@ -23,7 +22,7 @@ type tail struct {
 	max      int
 
 	mu    sync.Mutex
-	queue []*loggingpb.LogEntry
+	queue []*rec
 	// suppressed counts entries left out since the last response, by
 	// reason: NOT_CONSUMED from queue overflow, others from Suppress.
 	suppressed map[loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason]int64
@@ -43,10 +42,9 @@ func (t *tail) signal() {
 	}
 }
 
-// offer queues e if it is for this tail.
-func (t *tail) offer(e *loggingpb.LogEntry) {
-	p, _ := projectOfLogName(e.GetLogName())
-	if !t.projects[p] || !t.filter.Match(e) {
+// offer queues r if it is for this tail.
+func (t *tail) offer(r *rec) {
+	if !t.projects[r.project] || !t.filter.Match(r.e) {
 		return
 	}
 	t.mu.Lock()
@@ -61,7 +59,7 @@ func (t *tail) offer(e *loggingpb.LogEntry) {
 		t.signal()
 		return
 	}
-	t.queue = append(t.queue, e)
+	t.queue = append(t.queue, r)
 	t.mu.Unlock()
 	t.signal()
 }
@@ -92,10 +90,13 @@ func (t *tail) take() (resp *loggingpb.TailLogEntriesResponse, end bool) {
 	}
 	n, bytes := 0, 0
 	for n < len(t.queue) && n < maxTailBatch && (n == 0 || bytes < maxPageBytes) {
-		bytes += proto.Size(t.queue[n])
+		bytes += t.queue[n].size
 		n++
 	}
-	resp = &loggingpb.TailLogEntriesResponse{Entries: slices.Clone(t.queue[:n])}
+	resp = &loggingpb.TailLogEntriesResponse{Entries: make([]*loggingpb.LogEntry, n)}
+	for i, r := range t.queue[:n] {
+		resp.Entries[i] = r.e
+	}
 	clear(t.queue[:n])
 	t.queue = t.queue[n:]
 	if len(t.queue) == 0 {
