@@ -414,7 +414,7 @@ func (s *Server) commit(entries []*loggingpb.LogEntry) {
 	for _, e := range entries {
 		p, _ := projectOfLogName(e.LogName)
 		r := &rec{
-			key: key{t: ts{e.Timestamp.GetSeconds(), e.Timestamp.GetNanos()}, id: e.InsertId, project: p},
+			key:  key{t: ts{e.Timestamp.GetSeconds(), e.Timestamp.GetNanos()}, id: e.InsertId, project: p},
 			e:    e,
 			log:  e.LogName,
 			size: proto.Size(e),
