@@ -54,8 +54,51 @@ type bound struct {
 	inclusive bool
 }
 
-// ParseFilter parses a filter in the supported subset of the Logging query
-// language. Errors are *FilterError values naming the position.
+// ParseFilter parses a filter in the subset of the Logging query language
+// that fleetdeck generates and that a user may type. Errors are
+// *FilterError values naming the 1-based character position.
+//
+// Grammar (AND binds loosest, then OR, then NOT: `a AND b OR c` is
+// `a AND (b OR c)`, `NOT a OR b` is `(NOT a) OR b`):
+//
+//	filter     = orExpr { ["AND"] orExpr }   // juxtaposition is AND
+//	orExpr     = notExpr { "OR" notExpr }
+//	notExpr    = ("NOT" | "-") notExpr | primary
+//	primary    = "(" filter ")" | comparison | term
+//	comparison = field op value
+//	field      = name { "." (name | quoted) }   // labels."k8s.io/app"
+//	op         = "=" | "!=" | "<" | "<=" | ">" | ">=" | ":" | "=~" | "!~"
+//	value      = quoted | bareword | "*"        // field:* tests presence
+//	           | "(" valueList ")"              // f=(a OR b) is f=a OR f=b
+//	term       = quoted | bareword              // searches all text fields
+//
+// Keywords are upper case; a lower-case "and" is a search term, as in Cloud
+// Logging. Quoted strings take the escapes \" \\ \/ \b \f \n \r \t
+// and \uXXXX; any other escape is an error. A bare word runs to the next
+// space, parenthesis or quote, so an unquoted RFC 3339 time works.
+//
+// Fields and how they compare:
+//   - timestamp, receiveTimestamp: RFC 3339 (without a zone: UTC) or a
+//     date; = != < <= > >=.
+//   - severity: DEFAULT … EMERGENCY in any case, or a number; ':' is '='.
+//   - logName, insertId, resource.type, textPayload, trace, spanId,
+//     labels.KEY, resource.labels.KEY and httpRequest.requestMethod,
+//     requestUrl, userAgent, remoteIp, serverIp, referer, protocol:
+//     strings. '=' and '!=' are exact, ':' is a case-insensitive
+//     substring, < > compare bytewise, =~ and !~ are RE2 regexps.
+//   - httpRequest.status, requestSize, responseSize: numbers.
+//   - jsonPayload.PATH: a string value compares as a string, a number
+//     numerically when the filter value is a number, a boolean by name; a
+//     list matches when an element does; jsonPayload:VALUE (or
+//     jsonPayload.obj:VALUE) searches every value below.
+//   - snake_case spellings (log_name, http_request.status, …) work too.
+//
+// A comparison on a field the entry lacks is false, for != too; NOT of it
+// is true. A bare term matches when the log name, insert id, text payload,
+// a JSON payload value, a label or resource label value, the resource
+// type, or the request URL, user agent or status contains it, ignoring
+// case. Anything else (functions such as SEARCH, other fields,
+// protoPayload, comparing a whole map) is rejected.
 func ParseFilter(src string) (*Filter, error) {
 	if len(src) > MaxFilterLen {
 		return nil, &FilterError{Pos: MaxFilterLen + 1, Msg: fmt.Sprintf("filter longer than %d characters", MaxFilterLen)}

@@ -521,3 +521,19 @@ func BenchmarkListServerSide10MinOf100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(count), "entries/op")
 }
+
+func TestEndTailsWithError(t *testing.T) {
+	srv, c := start(t, logserver.Options{})
+	stream := openTail(t, t.Context(), c, "projects/p", "")
+	waitTails(t, srv, 1)
+	srv.EndTailsWithError(codes.Internal)
+	if _, err := stream.Recv(); status.Code(err) != codes.Internal {
+		t.Fatalf("Recv: err = %v, want Internal", err)
+	}
+	waitTails(t, srv, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	if err := srv.WaitTails(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitTails for tails that never open: %v", err)
+	}
+}

@@ -29,19 +29,21 @@
 //     suppression_info NOT_CONSUMED. buffer_window is validated (0-60 s)
 //     but entries are sent at once rather than held back.
 //
-// The filter language subset is documented on ParseFilter's grammar in
-// filter.go and in docs: comparisons (= != < <= > >= : =~ !~) on
-// timestamp, receiveTimestamp, severity, logName, insertId, resource.type,
-// resource.labels.KEY, labels.KEY, textPayload, jsonPayload.PATH,
-// httpRequest.*, trace, spanId; value lists field=(a OR b); bare search
-// terms; AND, OR, NOT, '-', implicit AND, parentheses. OR binds tighter
-// than AND. Anything else is INVALID_ARGUMENT naming the position.
+// The filter language subset is documented on ParseFilter: comparisons
+// (= != < <= > >= : =~ !~) on timestamp, receiveTimestamp, severity,
+// logName, insertId, resource.type, resource.labels.KEY, labels.KEY,
+// textPayload, jsonPayload.PATH, httpRequest.*, trace and spanId; value
+// lists field=(a OR b); bare search terms; AND, OR, NOT, '-', implicit AND
+// and parentheses. OR binds tighter than AND. Anything else is
+// INVALID_ARGUMENT naming the position.
 //
 // # What it adds for tests
 //
 // Add inserts entries directly, FailLists makes list calls fail with a
-// chosen code (quota tests), EndTails ends every tail cleanly (reconnect
-// tests), Suppress injects suppression info, and Stats counts calls.
+// chosen code (quota tests), EndTails ends every tail cleanly and
+// EndTailsWithError with an error (reconnect tests), WaitTails waits until
+// tails are registered (so a test knows its writes will reach them),
+// Suppress injects suppression info, and Stats counts calls.
 //
 // # Where it differs
 //
@@ -135,6 +137,9 @@ type Server struct {
 	// perProject counts open tails per project.
 	perProject map[string]int
 	closed     bool
+	// tailsChanged is closed (and replaced) whenever a tail opens or
+	// closes, to wake WaitTails.
+	tailsChanged chan struct{}
 
 	failMu   sync.Mutex
 	failN    int
@@ -182,12 +187,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("logserver: listening on %s: %w", opts.Addr, err)
 	}
 	s := &Server{
-		opts:       opts,
-		lis:        lis,
-		served:     make(chan struct{}),
-		store:      store{max: opts.MaxEntries},
-		tails:      make(map[*tail]struct{}),
-		perProject: make(map[string]int),
+		opts:         opts,
+		lis:          lis,
+		served:       make(chan struct{}),
+		store:        store{max: opts.MaxEntries},
+		tails:        make(map[*tail]struct{}),
+		perProject:   make(map[string]int),
+		tailsChanged: make(chan struct{}),
 	}
 	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
 	loggingpb.RegisterLoggingServiceV2Server(s.gs, s)
@@ -268,7 +274,8 @@ func (s *Server) Add(entries ...*loggingpb.LogEntry) {
 }
 
 // FailLists makes the next n ListLogEntries calls fail with code (for
-// example codes.ResourceExhausted, as the real service's quota does). Note
+// example codes.ResourceExhausted, as the real service's quota does),
+// replacing what an earlier FailLists left. n = 0 cancels. Note
 // that the apiv2 client itself retries Unavailable, Internal and
 // DeadlineExceeded, so those codes are usually not seen by its caller.
 func (s *Server) FailLists(n int, code codes.Code) {
@@ -285,6 +292,36 @@ func (s *Server) EndTails() {
 	defer s.tailMu.Unlock()
 	for t := range s.tails {
 		t.finish()
+	}
+}
+
+// EndTailsWithError ends every open TailLogEntries stream at once with the
+// given gRPC code (queued entries are discarded), as the real service does
+// when a session fails, e.g. codes.Unavailable or codes.Internal.
+func (s *Server) EndTailsWithError(code codes.Code) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	for t := range s.tails {
+		t.fail(status.Error(code, "logserver: tail ended by EndTailsWithError"))
+	}
+}
+
+// WaitTails blocks until exactly n TailLogEntries streams are open (a
+// stream counts once its first request has been accepted; only entries
+// written after that reach it) or ctx is done.
+func (s *Server) WaitTails(ctx context.Context, n int) error {
+	for {
+		s.tailMu.Lock()
+		open, changed := len(s.tails), s.tailsChanged
+		s.tailMu.Unlock()
+		if open == n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("logserver: waiting for %d open tails (%d open): %w", n, open, ctx.Err())
+		case <-changed:
+		}
 	}
 }
 

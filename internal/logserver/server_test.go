@@ -438,11 +438,7 @@ func openTail(t *testing.T, ctx context.Context, c *logging.Client, resource, fi
 // reach the stream.
 func waitTails(t *testing.T, srv *logserver.Server, n int) {
 	t.Helper()
-	for srv.Stats().TailsOpen != n {
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("waiting for %d open tails", n)
-		case <-time.After(time.Millisecond):
-		}
+	if err := srv.WaitTails(t.Context(), n); err != nil {
+		t.Fatal(err)
 	}
 }

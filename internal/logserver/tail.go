@@ -27,6 +27,8 @@ type tail struct {
 	// reason: NOT_CONSUMED from queue overflow, others from Suppress.
 	suppressed map[loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason]int64
 	ending     bool
+	// endErr, when set, ends the stream at once with this error.
+	endErr error
 
 	// wake has room for one token: a writer leaves one when there is
 	// something to send, and the sender picks it up.
@@ -79,14 +81,26 @@ func (t *tail) finish() {
 	t.signal()
 }
 
+// fail asks the stream to end at once with err.
+func (t *tail) fail(err error) {
+	t.mu.Lock()
+	t.ending, t.endErr = true, err
+	t.queue = nil
+	t.mu.Unlock()
+	t.signal()
+}
+
 // take removes the next response's worth from the queue. It returns nil
-// when there is nothing to send, and whether the stream should end after
-// this response.
-func (t *tail) take() (resp *loggingpb.TailLogEntriesResponse, end bool) {
+// when there is nothing to send, and whether the stream should end (with
+// endErr) instead of sending.
+func (t *tail) take() (resp *loggingpb.TailLogEntriesResponse, end bool, endErr error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.endErr != nil {
+		return nil, true, t.endErr
+	}
 	if len(t.queue) == 0 && len(t.suppressed) == 0 {
-		return nil, t.ending
+		return nil, t.ending, nil
 	}
 	n, bytes := 0, 0
 	for n < len(t.queue) && n < maxTailBatch && (n == 0 || bytes < maxPageBytes) {
@@ -118,7 +132,7 @@ func (t *tail) take() (resp *loggingpb.TailLogEntriesResponse, end bool) {
 			delete(t.suppressed, r)
 		}
 	}
-	return resp, false
+	return resp, false, nil
 }
 
 // TailLogEntries implements the RPC. The first request names the projects,
@@ -169,9 +183,9 @@ func (s *Server) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLogEntries
 		case <-t.wake:
 		}
 		for {
-			resp, end := t.take()
+			resp, end, endErr := t.take()
 			if end {
-				return nil
+				return endErr
 			}
 			if resp == nil {
 				break
@@ -200,6 +214,7 @@ func (s *Server) addTail(t *tail) error {
 	}
 	s.tails[t] = struct{}{}
 	s.tailsOpened.Add(1)
+	s.notifyTailsChanged()
 	return nil
 }
 
@@ -210,9 +225,16 @@ func (s *Server) removeTail(t *tail) {
 		return
 	}
 	delete(s.tails, t)
+	s.notifyTailsChanged()
 	for p := range t.projects {
 		if s.perProject[p]--; s.perProject[p] <= 0 {
 			delete(s.perProject, p)
 		}
 	}
+}
+
+// notifyTailsChanged wakes WaitTails; the caller holds tailMu.
+func (s *Server) notifyTailsChanged() {
+	close(s.tailsChanged)
+	s.tailsChanged = make(chan struct{})
 }
