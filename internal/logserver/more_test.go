@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fleetdeck/fleetdeck/internal/logserver"
 )
@@ -535,5 +536,28 @@ func TestEndTailsWithError(t *testing.T) {
 	defer cancel()
 	if err := srv.WaitTails(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitTails for tails that never open: %v", err)
+	}
+}
+
+func TestAddRejectsWhatGRPCCannotCarry(t *testing.T) {
+	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	for name, e := range map[string]*loggingpb.LogEntry{
+		"invalid UTF-8": entry("p", "syslog", base, 0, "bad \xff byte"),
+		"no log name":   {Payload: &loggingpb.LogEntry_TextPayload{TextPayload: "x"}},
+		"bad timestamp": {LogName: "projects/p/logs/x", Timestamp: &timestamppb.Timestamp{Seconds: 1 << 62}},
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil {
+					t.Errorf("%s: Add did not panic", name)
+				}
+			}()
+			srv.Add(e)
+		}()
+	}
+	// Nothing was stored, and listing still works.
+	srv.Add(entry("p", "syslog", base.Add(-time.Second), 0, "ok \u00ff"))
+	if got := listAll(t, c, &loggingpb.ListLogEntriesRequest{ResourceNames: []string{"projects/p"}}); len(got) != 1 || got[0].GetTextPayload() != "ok \u00ff" {
+		t.Errorf("after rejected adds: %v", texts(got))
 	}
 }

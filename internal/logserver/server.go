@@ -257,14 +257,22 @@ func (s *Server) Close() error {
 
 // Add inserts entries as WriteLogEntries would (defaults for insert_id,
 // timestamp and receive_timestamp; duplicates dropped) and delivers them
-// to matching tails. It panics on an entry without a valid log name, since
-// that is a bug in the calling test.
+// to matching tails. It panics on an entry that WriteLogEntries would
+// reject (no valid log name, an invalid timestamp) or that gRPC cannot
+// carry (strings with invalid UTF-8, which the real service never
+// returns: use strings.ToValidUTF8), since that is a bug in the caller and
+// storing it would break every later list call.
 func (s *Server) Add(entries ...*loggingpb.LogEntry) {
 	s.writes.Add(1)
 	prepared := make([]*loggingpb.LogEntry, 0, len(entries))
 	now := s.opts.Now()
 	for i, e := range entries {
 		pe, err := s.prepare(e, &loggingpb.WriteLogEntriesRequest{}, now)
+		if err == nil {
+			// Entries that came through gRPC were checked when decoded;
+			// these were not.
+			_, err = proto.Marshal(pe)
+		}
 		if err != nil {
 			panic(fmt.Sprintf("logserver.Add: entry %d: %v", i, err))
 		}
