@@ -62,6 +62,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 // starts over rather than stacking, so the stack only holds drill-downs
 // and esc always goes back along the path the user drilled.
 func (m *Model) switchTo(k viewKind) {
+	for _, v := range m.stack {
+		m.closeView(v)
+	}
 	m.stack = []*view{newView(k)}
 }
 

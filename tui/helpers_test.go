@@ -103,6 +103,11 @@ type harness struct {
 	pub *fleet.Publisher
 	w   int
 	h   int
+	// ctx is the console's context; msgs carries the messages of the
+	// commands run with run.
+	ctx    context.Context
+	cancel context.CancelFunc
+	msgs   chan tea.Msg
 }
 
 // newHarness returns a NO_COLOR model of size w x h showing snap.
@@ -113,12 +118,22 @@ func newHarness(t *testing.T, snap *fleet.Snapshot, w, h int) *harness {
 
 func newHarnessOpts(t *testing.T, snap *fleet.Snapshot, w, h int, noColor bool) *harness {
 	t.Helper()
+	return newHarnessWith(t, snap, w, h, noColor, nil)
+}
+
+// newHarnessWith is newHarnessOpts with more options set by opt.
+func newHarnessWith(t *testing.T, snap *fleet.Snapshot, w, h int, noColor bool, opt func(*Options)) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	clk := &clock{t: t0}
 	pub := fleet.NewPublisher(snap)
-	m := New(ctx, Options{Feed: pub, NoColor: noColor, Now: clk.now})
-	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h}
+	o := Options{Feed: pub, NoColor: noColor, Now: clk.now}
+	if opt != nil {
+		opt(&o)
+	}
+	m := New(ctx, o)
+	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h, ctx: ctx, cancel: cancel, msgs: make(chan tea.Msg, 64)}
 	h0.send(tea.WindowSizeMsg{Width: w, Height: h})
 	return h0
 }
@@ -158,6 +173,9 @@ func keyMsg(name string) tea.KeyPressMsg {
 	if name == "ctrl+c" {
 		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
 	}
+	if name == "ctrl+s" {
+		return tea.KeyPressMsg{Code: 's', Mod: tea.ModCtrl}
+	}
 	r := []rune(name)[0]
 	return tea.KeyPressMsg{Code: r, Text: name}
 }
@@ -168,7 +186,7 @@ func (h *harness) keys(ks ...string) {
 	h.t.Helper()
 	for _, k := range ks {
 		if len([]rune(k)) > 1 && k != "enter" && k != "esc" && k != "up" && k != "down" &&
-			k != "pgup" && k != "pgdown" && k != "home" && k != "end" && k != "backspace" && k != "space" && k != "ctrl+c" {
+			k != "pgup" && k != "pgdown" && k != "home" && k != "end" && k != "backspace" && k != "space" && k != "ctrl+c" && k != "ctrl+s" {
 			for _, r := range k {
 				if r == ' ' {
 					h.send(keyMsg("space"))

@@ -9,7 +9,8 @@ import (
 
 // prompt is the one-line editor of ":" command mode and "/" filter mode.
 type prompt struct {
-	// kind is ':' or '/'.
+	// kind is ':' (command), '/' (filter or search) or '@' (jump to a
+	// time in the Logs view).
 	kind byte
 	text string
 	// prev is the filter in force when "/" was pressed, restored on esc.
@@ -56,8 +57,12 @@ func (m *Model) handleInput(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case "enter":
 		m.input = nil
-		if p.kind == ':' {
+		switch p.kind {
+		case ':':
 			return m.runCommand(p.text)
+		case '@':
+			m.jumpLogs(p.text)
+			return nil
 		}
 		m.top().setFilter(strings.TrimSpace(p.text))
 		return nil

@@ -15,6 +15,11 @@ type keyMap struct {
 	// mode leaves them unbound.
 	Run, Cancel, Rerun, RerunFailed key.Binding
 	Pane, NextMatch, PrevMatch      key.Binding
+	// Logs: Logs opens them from a node, event, role or group; the rest
+	// act in the Logs view (Copy also in an expanded entry).
+	Logs, Follow, Level, Wrap, TimeMode, Window key.Binding
+	JumpTime, Incident, NextError, PrevError    key.Binding
+	Copy, Save                                  key.Binding
 }
 
 // newKeyMap returns the default key map. In read-only mode the dangerous
@@ -46,8 +51,21 @@ func newKeyMap(readOnly bool) keyMap {
 		Rerun:       key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "re-run with the same settings (preview first)")),
 		RerunFailed: key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "re-run on failed and unreachable hosts only (preview first)")),
 		Pane:        key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "run view: switch pane (hosts, tasks, output)")),
-		NextMatch:   key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "run view: next output match (search with /)")),
-		PrevMatch:   key.NewBinding(key.WithKeys("N"), key.WithHelp("N", "run view: previous output match")),
+		NextMatch:   key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next search match (run output, logs; search with /)")),
+		PrevMatch:   key.NewBinding(key.WithKeys("N"), key.WithHelp("N", "previous search match")),
+
+		Logs:      key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "logs around the node's last warning/critical, event, role, group")),
+		Follow:    key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "logs: pause / follow (paused keeps receiving: N new)")),
+		Level:     key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "logs: severity floor (all, ≥INFO, ≥WARN, ≥ERR)")),
+		Wrap:      key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "logs: wrap long lines")),
+		TimeMode:  key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "logs: timestamps UTC, local, relative to the incident")),
+		Window:    key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9", "0"), key.WithHelp("0-9", "logs: window ±1m 5m 15m 30m 1h 3h 6h 12h 24h; 0 live from now")),
+		JumpTime:  key.NewBinding(key.WithKeys("@"), key.WithHelp("@", "logs: jump to a time (10:02, 10:02:13, RFC3339, -5m, now)")),
+		Incident:  key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "logs: jump to the incident marker")),
+		NextError: key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "logs: next error (ERROR or worse)")),
+		PrevError: key.NewBinding(key.WithKeys("E"), key.WithHelp("E", "logs: previous error")),
+		Copy:      key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "logs: copy the entry as JSON (OSC 52, works over SSH)")),
+		Save:      key.NewBinding(key.WithKeys("ctrl+s"), key.WithHelp("ctrl+s", "logs: save the entries shown to a file")),
 	}
 	if readOnly {
 		for _, b := range []*key.Binding{&k.Run, &k.Cancel, &k.Rerun, &k.RerunFailed} {
@@ -65,6 +83,8 @@ func (k keyMap) groups() []keyGroup {
 		{"Rows", []key.Binding{k.Filter, k.Sort, k.Reverse, k.Faults}},
 		{"Marks", []key.Binding{k.Mark, k.MarkAll, k.Unmark}},
 		{"Runs", []key.Binding{k.Run, k.Cancel, k.Rerun, k.RerunFailed, k.Pane, k.NextMatch, k.PrevMatch}},
+		{"Logs (enter expands an entry, / searches)", []key.Binding{k.Logs, k.Follow, k.Level, k.Wrap, k.TimeMode, k.Window,
+			k.JumpTime, k.Incident, k.NextError, k.PrevError, k.Copy, k.Save}},
 	}
 }
 
@@ -72,8 +92,18 @@ func (k keyMap) groups() []keyGroup {
 // one-word label (the full description is in the help view).
 func (k keyMap) shortHelp() []shortBinding {
 	return []shortBinding{
-		{k.Enter, "open"}, {k.Back, "back"}, {k.Filter, "filter"}, {k.Command, "cmd"},
-		{k.Sort, "sort"}, {k.Faults, "faults"}, {k.Run, "run"}, {k.Help, "help"},
+		{b: k.Enter, label: "open"}, {b: k.Back, label: "back"}, {b: k.Filter, label: "filter"},
+		{b: k.Command, label: "cmd"}, {b: k.Sort, label: "sort"}, {b: k.Faults, label: "faults"},
+		{b: k.Run, label: "run"}, {b: k.Logs, label: "logs"}, {b: k.Help, label: "help"},
+	}
+}
+
+// logsShortHelp is the footer's key list in the Logs view.
+func (k keyMap) logsShortHelp() []shortBinding {
+	return []shortBinding{
+		{b: k.Follow, label: "follow"}, {b: k.Filter, label: "search"}, {b: k.Level, label: "level"},
+		{b: k.Window, label: "window", key: "0-9"}, {b: k.Enter, label: "expand"}, {b: k.Copy, label: "copy"},
+		{b: k.Back, label: "back"}, {b: k.Help, label: "help"},
 	}
 }
 
@@ -81,6 +111,8 @@ func (k keyMap) shortHelp() []shortBinding {
 type shortBinding struct {
 	b     key.Binding
 	label string
+	// key replaces the binding's first key in the footer ("0-9").
+	key string
 }
 
 // keyGroup is a titled set of bindings in the help view.

@@ -5,6 +5,7 @@
 package tui
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -38,7 +40,26 @@ type Options struct {
 	// Note is a short text shown at the end of the first header line when
 	// it fits (the demo shows where its Consul is).
 	Note string
+
+	// Logs opens log streams (logview.Service). Nil turns the Logs view
+	// off; the log key then says why (LogsOff).
+	Logs logview.Opener
+	// LogsOff says why there is no Logs opener (no project configured).
+	LogsOff string
+	// SaveLogs writes a Logs view's entries to a file and returns its
+	// path; nil turns saving off. It runs off the update loop. The
+	// console does no file I/O itself.
+	SaveLogs func(title string, entries []*logview.Entry) (path string, err error)
+	// LogsBefore and LogsAfter are the window opened around an incident
+	// (default 5 minutes each).
+	LogsBefore, LogsAfter time.Duration
+	// LogsCap is the most entries a Logs view keeps (<= 0: the logview
+	// default); older ones are dropped and counted.
+	LogsCap int
 }
+
+// defaultLogsWindow is the default of Options.LogsBefore and LogsAfter.
+const defaultLogsWindow = 5 * time.Minute
 
 // changedFor is how long a changed row stays highlighted.
 const changedFor = 3 * time.Second
@@ -106,6 +127,13 @@ type Model struct {
 	runsAgain    bool
 	runCache     map[string]*row
 	confirm      *confirmAsk
+
+	// Logs (see logs.go).
+	logs                  logview.Opener
+	logsOff               string
+	saveLogs              func(string, []*logview.Entry) (string, error)
+	logsBefore, logsAfter time.Duration
+	logsCap               int
 }
 
 // source is the unfiltered row set of one view kind, rebuilt when the
@@ -140,6 +168,12 @@ func New(ctx context.Context, opts Options) *Model {
 		prov:       opts.Provisioner,
 		runsOff:    sanitize(opts.RunsOff),
 		runCache:   map[string]*row{},
+		logs:       opts.Logs,
+		logsOff:    sanitize(opts.LogsOff),
+		saveLogs:   opts.SaveLogs,
+		logsBefore: cmp.Or(max(opts.LogsBefore, 0), defaultLogsWindow),
+		logsAfter:  cmp.Or(max(opts.LogsAfter, 0), defaultLogsWindow),
+		logsCap:    opts.LogsCap,
 	}
 	m.stack = []*view{newView(viewNodes)}
 	var s *fleet.Snapshot
@@ -213,6 +247,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			// Joins and leaves are counted over a sliding window.
 			m.src[viewGroups].force = true
 		}
+		m.tickLogs()
 		cmd = m.tick()
 	case tea.PasteMsg:
 		if m.input != nil {
@@ -221,6 +256,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
+	case logsOpenedMsg:
+		cmd = m.logsOpened(msg)
+	case logsBatchMsg:
+		cmd = m.logsBatch(msg)
+	case logsSavedMsg:
+		m.logsSaved(msg)
 	default:
 		cmd = m.updateProv(msg)
 	}
@@ -326,6 +367,7 @@ func (m *Model) pop() bool {
 	if len(m.stack) <= 1 {
 		return false
 	}
+	m.closeView(m.stack[len(m.stack)-1])
 	m.stack[len(m.stack)-1] = nil
 	m.stack = m.stack[:len(m.stack)-1]
 	return true

@@ -438,7 +438,7 @@ func TestReadOnlyMarker(t *testing.T) {
 }
 
 func TestHelpFromKeyMap(t *testing.T) {
-	h := newHarness(t, synthSnapshot(10), 100, 90)
+	h := newHarness(t, synthSnapshot(10), 100, 120)
 	h.keys("?")
 	s := h.mustContain("Help", ":dc NAME", "meta:key=value", "!term")
 	for _, g := range h.m.keys.groups() {

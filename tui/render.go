@@ -135,6 +135,9 @@ func (m *Model) footer(v *view, now time.Time) string {
 	if p := m.input; p != nil {
 		// The text can hold a drilled-down raw Consul name: sanitise.
 		text := string(p.kind) + sanitize(p.text)
+		if p.kind == '@' {
+			text = "jump to (10:02, 10:02:13, RFC3339, -5m, now): " + sanitize(p.text)
+		}
 		// Keep the end of a long input visible.
 		if w := cellWidth(text); w > m.width-1 {
 			text = ansi.TruncateLeft(text, w-(m.width-2), ellipsis)
@@ -171,6 +174,8 @@ func (m *Model) footer(v *view, now time.Time) string {
 		if len(v.rows) != v.total {
 			left.WriteString(" of " + strconv.Itoa(v.total))
 		}
+	} else if v.kind == viewLogs {
+		left.WriteString(v.logs.footer())
 	} else if len(v.lines) > m.bodyHeight() {
 		left.WriteString(" line " + strconv.Itoa(v.offset+1) + "/" + strconv.Itoa(len(v.lines)))
 	}
@@ -182,11 +187,17 @@ func (m *Model) footer(v *view, now time.Time) string {
 	}
 	l := sanitize(left.String())
 	lw := cellWidth(l)
-	right, rstyle := m.hints(), m.st.dim
+	right, rstyle := m.hints(v), m.st.dim
 	if m.flash != "" && now.Before(m.flashUntil) {
 		right, rstyle = m.flash, ""
 		if m.flashBad {
 			rstyle = m.st.bad
+		}
+		if fw := cellWidth(right); lw+2+fw > m.width {
+			// A message that does not fit beside the position takes the
+			// whole line for its few seconds: a saved file's path must be
+			// readable.
+			return m.st.render(rstyle, truncate(right, fw, m.width))
 		}
 	}
 	if lw+2 >= m.width {
@@ -196,17 +207,26 @@ func (m *Model) footer(v *view, now time.Time) string {
 	return m.st.render(m.st.title, l) + "  " + m.st.render(rstyle, right)
 }
 
-// hints lists the most useful keys for the footer, from the key map.
-func (m *Model) hints() string {
+// hints lists the most useful keys of view v for the footer, from the
+// key map.
+func (m *Model) hints(v *view) string {
 	var b strings.Builder
-	for _, k := range m.keys.shortHelp() {
+	list := m.keys.shortHelp()
+	if v.kind == viewLogs {
+		list = m.keys.logsShortHelp()
+	}
+	for _, k := range list {
 		if !k.b.Enabled() {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteString("  ")
 		}
-		b.WriteString(k.b.Keys()[0] + " " + k.label)
+		name := k.key
+		if name == "" {
+			name = k.b.Keys()[0]
+		}
+		b.WriteString(name + " " + k.label)
 	}
 	return b.String()
 }

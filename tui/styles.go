@@ -17,7 +17,18 @@ const (
 	sgrMagenta = "\x1b[35m"
 	sgrCyan    = "\x1b[36m"
 	sgrBoldRed = "\x1b[1;31m"
+	sgrUnder   = "\x1b[4m"
+	sgrMatch   = "\x1b[30;43m" // black on yellow: a search match
 )
+
+// nodePalette colours the nodes of a multi-node Logs view. Red and yellow
+// are left out: they mean error and warning in the severity column.
+func nodePalette() []string {
+	return []string{
+		"\x1b[36m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[96m",
+		"\x1b[92m", "\x1b[95m", "\x1b[94m", "\x1b[37m", "\x1b[90m",
+	}
+}
 
 // styles holds every style the console uses, as ANSI prefixes. A style is
 // applied as prefix + text + reset; an empty prefix means "no styling" and
@@ -35,12 +46,22 @@ type styles struct {
 	title, colHeader string
 	ok, warn, bad    string
 	dim, prompt, key string
+	// match highlights search matches; matchCur those on the cursor line
+	// (which is already in reverse video).
+	match, matchCur string
+	// mono is set without colour (NO_COLOR): where colour alone would
+	// carry meaning, a glyph does.
+	mono bool
+	// nodes colours the nodes of a multi-node Logs view (none in
+	// NO_COLOR, where a node column names them).
+	nodes []string
 }
 
 // newStyles builds the style set for colour or NO_COLOR output.
 func newStyles(noColor bool) styles {
 	if noColor {
 		return styles{
+			mono:      true,
 			reset:     sgrReset,
 			cursor:    sgrReverse,
 			changed:   sgrBold,
@@ -49,6 +70,8 @@ func newStyles(noColor bool) styles {
 			bad:       sgrBold,
 			prompt:    sgrBold,
 			key:       sgrBold,
+			match:     sgrReverse,
+			matchCur:  sgrUnder,
 		}
 	}
 	return styles{
@@ -69,6 +92,9 @@ func newStyles(noColor bool) styles {
 		dim:       sgrFaint,
 		prompt:    sgrBold + sgrCyan,
 		key:       sgrBold,
+		match:     sgrMatch,
+		matchCur:  sgrMatch,
+		nodes:     nodePalette(),
 	}
 }
 
@@ -91,7 +117,9 @@ func (s *styles) render(st, text string) string {
 // all returns every prefix the styles can emit, for tests that check that
 // nothing but the console's own styling reaches the terminal.
 func (s *styles) all() []string {
-	out := []string{s.reset, s.cursor, s.changed, s.title, s.colHeader, s.ok, s.warn, s.bad, s.dim, s.prompt, s.key}
+	out := []string{s.reset, s.cursor, s.changed, s.title, s.colHeader, s.ok, s.warn, s.bad, s.dim, s.prompt, s.key,
+		s.match, s.matchCur}
 	out = append(out, s.health[:]...)
+	out = append(out, s.nodes...)
 	return out
 }

@@ -29,6 +29,14 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		if cmd, ok := m.handleRun(v, msg); ok {
 			return cmd
 		}
+	case viewLogs:
+		if cmd, ok := m.handleLogs(v, msg); ok {
+			return cmd
+		}
+	case viewLogEntry:
+		if key.Matches(msg, k.Copy) {
+			return m.copyEntry(v.entry)
+		}
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
@@ -99,6 +107,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Enter):
 		return m.drill(v)
+	case key.Matches(msg, k.Logs):
+		switch v.kind {
+		case viewNodes, viewDetail, viewEvents, viewRoles, viewGroups:
+			return m.openLogs(v)
+		}
 	case key.Matches(msg, k.Run):
 		switch v.kind {
 		case viewNodes, viewRoles, viewGroups, viewDetail:

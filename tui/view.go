@@ -1,6 +1,9 @@
 package tui
 
-import "github.com/fleetdeck/fleetdeck/fleet"
+import (
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/logview"
+)
 
 // viewKind names the console's views.
 type viewKind uint8
@@ -17,6 +20,8 @@ const (
 	viewPreview
 	viewRun
 	viewFailure
+	viewLogs
+	viewLogEntry
 	numKinds
 )
 
@@ -41,6 +46,10 @@ func (k viewKind) String() string {
 		return "run"
 	case viewFailure:
 		return "failure"
+	case viewLogs:
+		return "logs"
+	case viewLogEntry:
+		return "entry"
 	case viewDetail:
 		return "node"
 	case viewHelp:
@@ -54,8 +63,10 @@ func (k viewKind) String() string {
 func (k viewKind) isTable() bool { return k <= viewRuns }
 
 // isCustom reports views that draw and key themselves (the launch form,
-// the preview and the run view).
-func (k viewKind) isCustom() bool { return k == viewLaunch || k == viewPreview || k == viewRun }
+// the preview, the run view and the Logs view).
+func (k viewKind) isCustom() bool {
+	return k == viewLaunch || k == viewPreview || k == viewRun || k == viewLogs
+}
 
 // view is one entry of the view stack. Each keeps its own filter, sort and
 // cursor, so esc returns to exactly where the user was.
@@ -94,6 +105,10 @@ type view struct {
 	form *launchForm
 	prev *previewScreen
 	run  *runScreen
+
+	// Logs: the Logs view's state; the entry an expanded-entry view shows.
+	logs  *logsScreen
+	entry *logview.Entry
 }
 
 // textLine is one line of the detail or help view: sanitised text and
@@ -178,6 +193,12 @@ func (m *Model) refresh(v *view) {
 		return
 	case viewRun:
 		m.refreshRun(v)
+		return
+	case viewLogs:
+		m.refreshLogs(v)
+		return
+	case viewLogEntry:
+		m.refreshEntry(v)
 		return
 	}
 	cols := m.columns(v.kind)

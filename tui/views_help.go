@@ -20,13 +20,18 @@ func (m *Model) refreshHelp(v *view) {
 		}
 		add("", "")
 	}
-	if g := m.keys.groups(); g[len(g)-1].bindings[0].Enabled() {
+	if m.keys.Run.Enabled() {
 		add(st.colHeader, "Launch form and preview")
 		for _, c := range formHelp() {
 			add("", "  "+padCells(c[0], 14)+c[1])
 		}
 		add("", "")
 	}
+	add(st.colHeader, "Logs view")
+	for _, c := range logsHelp() {
+		add("", "  "+padCells(c[0], 14)+c[1])
+	}
+	add("", "")
 	add(st.colHeader, "Commands")
 	for _, c := range commandHelp() {
 		add("", "  "+padCells(c[0], 14)+c[1])
@@ -60,6 +65,18 @@ func formHelp() [][2]string {
 		{"ctrl+s", "preview (also enter on the last field)"},
 		{"esc", "close the form; on the preview: discard it"},
 		{"enter", "preview: launch (after typing the confirmation when asked)"},
+	}
+}
+
+// logsHelp documents the Logs view beyond its keys.
+func logsHelp() [][2]string {
+	return [][2]string{
+		{"l", "node, detail: around the node's last warning/critical (else now)"},
+		{"", "events: the event's node (or group) at its time"},
+		{"", "roles, groups: all their nodes, interleaved, a colour per node"},
+		{"@ -5m, +90s", "from the incident; 10:02 in the zone shown (t)"},
+		{"histogram", "the window's volume; ! (red in colour) has errors"},
+		{"────", "the incident's moment in the stream"},
 	}
 }
 

@@ -650,6 +650,8 @@ func (m *Model) renderCustom(v *view, now time.Time, line func(string)) {
 		}
 	case viewRun:
 		m.renderRun(v, now, line)
+	case viewLogs:
+		m.renderLogs(v, now, line)
 	}
 }
 

@@ -1,0 +1,683 @@
+package tui
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fleetdeck/fleetdeck/logview"
+)
+
+// Log entries are hostile: escape sequences, megabyte lines, invalid
+// UTF-8, newlines. Each is cut to a bounded number of bytes (at a rune
+// boundary) before sanitize, so a 1 MB line costs what a screen line
+// costs, and rendered once per layout (width, time mode, wrap): the
+// stream draws a screenful of cached lines per frame.
+
+const (
+	// maxWrapLines bounds the lines one entry takes when wrapping; the
+	// expanded entry (enter) shows all of it.
+	maxWrapLines = 8
+	// maxWrapBytes bounds the text read for a wrapped entry.
+	maxWrapBytes = 16 << 10
+	// expandMax bounds the payload the expanded entry shows, and
+	// expandMaxLines its lines.
+	expandMax      = 256 << 10
+	expandMaxLines = 20_000
+	// copyMax bounds the payload put on the clipboard: terminals cap OSC 52
+	// (the base64 text is a third longer).
+	copyMax = 64 << 10
+	// lineCacheMax bounds the per-entry line cache; beyond it the cache
+	// starts over (a screenful is re-rendered).
+	lineCacheMax = 8192
+)
+
+// logLine is one entry rendered for one layout.
+type logLine struct {
+	gen uint64
+	// head is the time, severity and node columns (with a trailing
+	// space), plain for the cursor line and styled (shead) for others.
+	head, shead string
+	// text is the sanitised text: one line, or up to maxWrapLines when
+	// wrapping, each at most the text column's width.
+	text []string
+}
+
+// cutBytes returns s cut to at most n bytes at a rune boundary.
+func cutBytes(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
+}
+
+// sevLabel is the severity column: four cells.
+func sevLabel(s logview.Severity) string {
+	switch {
+	case s >= logview.Emergency:
+		return "EMRG"
+	case s >= logview.Alert:
+		return "ALRT"
+	case s >= logview.Critical:
+		return "CRIT"
+	case s >= logview.Error:
+		return "ERR "
+	case s >= logview.Warning:
+		return "WARN"
+	case s >= logview.Notice:
+		return "NOTE"
+	case s >= logview.Info:
+		return "INFO"
+	case s >= logview.Debug:
+		return "DEBG"
+	}
+	return "DFLT"
+}
+
+// floorLabel names a severity floor in the view's title.
+func floorLabel(s logview.Severity) string {
+	if s <= logview.Default {
+		return "all levels"
+	}
+	return "≥" + strings.TrimSpace(sevLabel(s))
+}
+
+// sevStyle colours the severity column.
+func (m *Model) sevStyle(s logview.Severity) string {
+	switch {
+	case s >= logview.Error:
+		return m.st.bad
+	case s >= logview.Warning:
+		return m.st.warn
+	case s < logview.Info:
+		return m.st.dim
+	}
+	return ""
+}
+
+// stamp formats an entry's time in the view's mode.
+func (ls *logsScreen) stamp(t time.Time) string {
+	switch ls.tmode {
+	case timeLocal:
+		return t.Local().Format("15:04:05.000")
+	case timeRel:
+		return relStamp(t.Sub(ls.q.Incident))
+	}
+	return t.UTC().Format("15:04:05.000")
+}
+
+// relStamp renders an offset from the incident: "+00:01:02.345".
+func relStamp(d time.Duration) string {
+	sign := byte('+')
+	if d < 0 {
+		sign, d = '-', -d
+	}
+	ms := int64(d / time.Millisecond)
+	h, ms := ms/3_600_000, ms%3_600_000
+	mi, ms := ms/60_000, ms%60_000
+	s, ms := ms/1000, ms%1000
+	b := make([]byte, 0, 14)
+	b = append(b, sign)
+	b = appendPad(b, h, 2)
+	b = append(b, ':')
+	b = appendPad(b, mi, 2)
+	b = append(b, ':')
+	b = appendPad(b, s, 2)
+	b = append(b, '.')
+	b = appendPad(b, ms, 3)
+	return string(b)
+}
+
+// appendPad appends n zero-padded to width digits.
+func appendPad(b []byte, n int64, width int) []byte {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// timeWidth is the width of the time column.
+func (ls *logsScreen) timeWidth() int {
+	if ls.tmode == timeRel {
+		return 13
+	}
+	return 12
+}
+
+// headWidth is the width of the gutter and the columns before the text.
+func (ls *logsScreen) headWidth() int {
+	w := 1 + ls.timeWidth() + 1 + 4 + 1
+	if ls.multi {
+		w += ls.nodeW + 1
+	}
+	return w
+}
+
+// checkLayout starts the line cache over when what lines depend on
+// changed.
+func (m *Model) checkLayout(ls *logsScreen) {
+	key := m.width<<3 | int(ls.tmode)<<1
+	if ls.wrap {
+		key |= 1
+	}
+	if key != ls.lwidth || len(ls.lines) > lineCacheMax {
+		ls.lwidth = key
+		ls.lgen++
+		clear(ls.lines)
+	}
+}
+
+// logLineOf returns entry e rendered for the current layout.
+func (m *Model) logLineOf(ls *logsScreen, e *logview.Entry) *logLine {
+	if l := ls.lines[e]; l != nil && l.gen == ls.lgen {
+		return l
+	}
+	st := &m.st
+	l := &logLine{gen: ls.lgen}
+	ts := ls.stamp(e.Time)
+	sev := sevLabel(e.Severity)
+	l.head = ts + " " + sev + " "
+	l.shead = st.render(st.dim, ts) + " " + st.render(m.sevStyle(e.Severity), sev) + " "
+	if ls.multi {
+		n := sanitize(e.Node)
+		n = fit(n, cellWidth(n), ls.nodeW, false)
+		l.head += n + " "
+		l.shead += st.render(ls.nodeStyle[e.Node], n) + " "
+	}
+	tw := max(m.width-ls.headWidth(), 1)
+	if ls.wrap {
+		raw, cut := cutBytes(e.Text, maxWrapBytes)
+		for _, p := range sanitizeLines(raw) {
+			l.text = append(l.text, wrap(p, tw)...)
+			if len(l.text) > maxWrapLines {
+				cut = true
+				break
+			}
+		}
+		if len(l.text) > maxWrapLines {
+			l.text = l.text[:maxWrapLines]
+		}
+		if cut && len(l.text) > 0 {
+			last := l.text[len(l.text)-1]
+			lw := cellWidth(last)
+			l.text[len(l.text)-1] = truncate(last, lw, min(lw, tw-1)) + ellipsis
+		}
+	} else {
+		// A screen line needs at most a few bytes per cell; the rest of a
+		// long line is never shown.
+		raw, _ := cutBytes(e.Text, 8*tw+256)
+		t := sanitize(raw)
+		l.text = []string{truncate(t, cellWidth(t), tw)}
+	}
+	if len(l.text) == 0 {
+		l.text = []string{""}
+	}
+	ls.lines[e] = l
+	return l
+}
+
+// renderLogs draws the Logs view: title, histogram, status, then the
+// visible window of the stream.
+func (m *Model) renderLogs(v *view, now time.Time, line func(string)) {
+	st := &m.st
+	ls := v.logs
+	line(st.render(st.colHeader, fitLine("  Logs "+sanitize(ls.q.Title)+" · "+ls.windowText()+" · "+ls.tmode.String()+
+		" · "+floorLabel(ls.floor)+wrapLabel(ls.wrap), m.width)))
+	line(m.histLine(ls, now))
+	line(m.logsStatus(ls, now))
+
+	h := m.logsHeight()
+	sel, top := m.layoutLogs(ls)
+	if top < 0 {
+		line(fitLine("  "+m.logsEmptyText(ls), m.width))
+		return
+	}
+	mi, mEnd := ls.marker()
+	lsearch := strings.ToLower(ls.search)
+	skip, n := ls.skip, 0
+	emit := func(s string) {
+		if skip > 0 {
+			skip--
+			return
+		}
+		if n < h {
+			line(s)
+			n++
+		}
+	}
+	for i := top; i >= 0 && n < h; i = ls.nextKept(i + 1) {
+		if i == mi && !mEnd {
+			emit(m.markerLine(ls))
+		}
+		l := m.logLineOf(ls, ls.buf.At(i))
+		for k := range l.text {
+			emit(m.logsTextLine(ls, l, k, i == sel, lsearch))
+		}
+		if i == mi && mEnd {
+			emit(m.markerLine(ls))
+		}
+	}
+}
+
+func wrapLabel(on bool) string {
+	if on {
+		return " · wrap"
+	}
+	return ""
+}
+
+// logsEmptyText explains an empty stream.
+func (m *Model) logsEmptyText(ls *logsScreen) string {
+	switch {
+	case ls.err != "" && ls.buf.Len() == 0:
+		return "no entries: " + ls.err
+	case ls.buf.Len() == 0 && len(ls.status.Unmapped) > 0 && len(ls.status.Unmapped) == len(ls.q.Nodes):
+		return "no node here has a log mapping (an instance id in its meta): see the mapping settings"
+	case ls.buf.Len() > 0:
+		return "nothing at " + floorLabel(ls.floor) + " (v changes the floor)"
+	case !ls.got || ls.status.Phase == logview.Listing:
+		return "waiting for entries…"
+	case ls.status.Phase == logview.Live:
+		return "no entries in the window yet; new ones appear here"
+	}
+	return "no entries in this window (a digit key widens it)"
+}
+
+// logsTextLine draws line k of an entry: the columns (first line) or
+// their width in blanks, then the text with search matches highlighted.
+func (m *Model) logsTextLine(ls *logsScreen, l *logLine, k int, cursor bool, lsearch string) string {
+	st := &m.st
+	var b strings.Builder
+	b.Grow(m.width + 32)
+	text := l.text[k]
+	if cursor {
+		b.WriteString(st.cursor)
+		if k == 0 {
+			b.WriteByte('>')
+			b.WriteString(l.head)
+		} else {
+			b.WriteString(strings.Repeat(" ", ls.headWidth()))
+		}
+		tw := max(m.width-ls.headWidth(), 1)
+		text = fit(text, cellWidth(text), tw, false)
+		highlight(&b, text, lsearch, st.matchCur, st.cursor, st.reset)
+		b.WriteString(st.reset)
+		return b.String()
+	}
+	if k == 0 {
+		b.WriteByte(' ')
+		b.WriteString(l.shead)
+	} else {
+		b.WriteString(strings.Repeat(" ", ls.headWidth()))
+	}
+	highlight(&b, text, lsearch, st.match, "", st.reset)
+	return b.String()
+}
+
+// highlight writes safe text with each case-insensitive occurrence of
+// lsearch in style hl, returning to style base after each. When lowering
+// changes the text's length (some non-ASCII letters), the whole text is
+// highlighted instead.
+func highlight(b *strings.Builder, text, lsearch, hl, base, reset string) {
+	if lsearch == "" || hl == "" || !containsFold(text, lsearch) {
+		b.WriteString(text)
+		return
+	}
+	lower := strings.ToLower(text)
+	if len(lower) != len(text) {
+		b.WriteString(hl + text + reset + base)
+		return
+	}
+	for {
+		j := strings.Index(lower, lsearch)
+		if j < 0 {
+			b.WriteString(text)
+			return
+		}
+		b.WriteString(text[:j])
+		b.WriteString(hl + text[j:j+len(lsearch)] + reset + base)
+		text, lower = text[j+len(lsearch):], lower[j+len(lsearch):]
+	}
+}
+
+// markerLine is the incident marker drawn in the stream.
+func (m *Model) markerLine(ls *logsScreen) string {
+	label := "opened"
+	if ls.what != "" {
+		label = "incident"
+	}
+	t := ls.q.Incident
+	at := t.UTC().Format("15:04:05.000") + " UTC"
+	if ls.tmode == timeLocal {
+		at = t.Local().Format("15:04:05.000 MST")
+	}
+	s := "──── " + label + " " + at
+	if ls.what != "" {
+		s += " · " + sanitize(ls.what)
+	}
+	s += " "
+	if w := cellWidth(s); w < m.width {
+		s += strings.Repeat("─", m.width-w)
+	}
+	return m.st.render(m.st.bad, fitLine(s, m.width))
+}
+
+// histGlyphs are the bar heights of the histogram, lowest first.
+const histGlyphs = "▁▂▃▄▅▆▇█"
+
+// histLine draws the window's histogram: one bar per bucket, height by
+// count; buckets with errors in red, or as "!" without colour.
+func (m *Model) histLine(ls *logsScreen, now time.Time) string {
+	st := &m.st
+	end := ls.windowEnd(now)
+	var from, to string
+	if ls.tmode == timeRel {
+		from, to = relShort(ls.q.From.Sub(ls.q.Incident)), relShort(end.Sub(ls.q.Incident))
+	} else {
+		from, to = ls.clock(ls.q.From), ls.clock(end)
+	}
+	n := m.width - 2 - cellWidth(from) - 1 - 1 - cellWidth(to) - 2 - len("errors 999999")
+	if n < 8 {
+		return ""
+	}
+	if ls.histStale || ls.histN != n {
+		ls.hist = ls.buf.Histogram(ls.q.From, end, n)
+		ls.histStale, ls.histN = false, n
+	}
+	peak, errs := 0, 0
+	for _, bk := range ls.hist {
+		peak = max(peak, bk.Total)
+		errs += bk.Errors
+	}
+	var b strings.Builder
+	b.WriteString("  " + from + " ")
+	for _, bk := range ls.hist {
+		switch {
+		case bk.Total == 0:
+			b.WriteByte(' ')
+		case bk.Errors > 0 && st.mono:
+			b.WriteString(st.bad + "!" + st.reset)
+		default:
+			lvl := (bk.Total*8 + peak - 1) / peak // 1..8
+			g := histGlyphs[(lvl-1)*3 : lvl*3]
+			if bk.Errors > 0 {
+				b.WriteString(st.bad + g + st.reset)
+			} else {
+				b.WriteString(g)
+			}
+		}
+	}
+	if ls.hist == nil {
+		b.WriteString(strings.Repeat(" ", n))
+	}
+	b.WriteString(" " + to + "  ")
+	b.WriteString(st.render(nonZero(errs, st.bad), "errors "+strconv.Itoa(errs)))
+	return b.String()
+}
+
+// relShort renders a window edge relative to the incident: "-5m", "+1h".
+func relShort(d time.Duration) string {
+	if d < 0 {
+		return "-" + shortDuration((-d).Round(time.Second))
+	}
+	return "+" + shortDuration(d.Round(time.Second))
+}
+
+// logsStatus is the stream's state: phase, then the counts.
+func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
+	st := &m.st
+	s := ls.status
+	var style, phase string
+	switch {
+	case ls.err != "":
+		style, phase = st.bad, "✖ "+ls.err
+	case !ls.opened:
+		style, phase = st.warn, "◌ opening…"
+	case s.Phase == logview.Listing:
+		style, phase = st.warn, "◌ listing the window…"
+	case s.Phase == logview.Live:
+		style, phase = st.ok, "● live"
+	case s.Phase == logview.Reconnecting:
+		style, phase = st.warn, "▲ reconnecting"
+		if s.Err != nil {
+			phase += ": " + sanitize(s.Err.Error())
+		}
+		if !s.RetryAt.IsZero() {
+			if d := s.RetryAt.Sub(now); d > 0 {
+				phase += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+			} else {
+				phase += " · retrying"
+			}
+		}
+	case s.Phase == logview.Done:
+		style, phase = st.ok, "■ window listed"
+	case s.Phase == logview.Failed:
+		style, phase = st.bad, "✖ failed"
+		if s.Err != nil {
+			phase += ": " + sanitize(s.Err.Error())
+		}
+	}
+	rest := ""
+	if n := len(s.Unmapped); n > 0 {
+		// Nodes the mapping cannot find (no instance id): their logs are
+		// not in the view, which must not look like "no errors".
+		rest += " · " + strconv.Itoa(n) + " of " + strconv.Itoa(len(ls.q.Nodes)) + " nodes unmapped: " + sanitize(strings.Join(s.Unmapped[:min(n, 3)], ", "))
+		if n > 3 {
+			rest += ", …"
+		}
+	}
+	// Dropped: evicted by the view's cap, or discarded by the Service
+	// while more than its cap waited for the view.
+	rest += " · listed " + strconv.Itoa(s.Listed) + " · tailed " + strconv.Itoa(s.Tailed) +
+		" · dup " + strconv.Itoa(s.Duplicates+ls.buf.Duplicates()) +
+		" · dropped " + strconv.Itoa(ls.buf.Dropped()+s.Dropped) + " (cap " + strconv.Itoa(ls.buf.Cap()) + ")"
+	if len(s.Suppressed) > 0 {
+		var total int64
+		var parts []string
+		for _, r := range slices.Sorted(maps.Keys(s.Suppressed)) {
+			total += s.Suppressed[r]
+			parts = append(parts, sanitize(r)+" "+strconv.FormatInt(s.Suppressed[r], 10))
+		}
+		rest += " · suppressed " + strconv.FormatInt(total, 10) + " (" + strings.Join(parts, ", ") + ")"
+	}
+	phase = "  " + phase
+	pw := cellWidth(phase)
+	if pw >= m.width {
+		return st.render(style, truncate(phase, pw, m.width))
+	}
+	return st.render(style, phase) + fitLine(rest, m.width-pw)
+}
+
+// logsFooter is the Logs view's part of the footer: position, follow or
+// paused with what arrived since, the search and its matches.
+func (ls *logsScreen) footer() string {
+	var b strings.Builder
+	n := ls.buf.Len()
+	pos := 0
+	if i := ls.selIndex(); i >= 0 {
+		pos = i + 1
+	}
+	b.WriteString(" " + strconv.Itoa(pos) + "/" + strconv.Itoa(n))
+	if ls.follow {
+		b.WriteString(" FOLLOW")
+	} else {
+		b.WriteString(" PAUSED")
+		if ls.fresh > 0 {
+			b.WriteString(" " + strconv.Itoa(ls.fresh) + " new")
+		}
+	}
+	if ls.search != "" {
+		b.WriteString(" /" + sanitize(ls.search) + " " + strconv.Itoa(ls.matches) + " matches")
+	}
+	return b.String()
+}
+
+// refreshEntry builds the expanded entry: every field, then the payload.
+func (m *Model) refreshEntry(v *view) {
+	if v.lines != nil && v.linesWidth == m.width {
+		return
+	}
+	st := &m.st
+	e := v.entry
+	var out []textLine
+	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
+	w := max(m.width-14, 10)
+	field := func(name, raw string) {
+		if raw == "" {
+			return
+		}
+		for i, l := range wrap(sanitize(raw), w) {
+			if i == 0 {
+				add("", "  "+padWord(name, 12)+l)
+			} else {
+				add("", strings.Repeat(" ", 14)+l)
+			}
+		}
+	}
+	v.title = "Log entry · " + e.Severity.String()
+	if e.Node != "" {
+		v.title += " · " + sanitize(e.Node)
+	}
+	field("time", e.Time.UTC().Format(time.RFC3339Nano)+"  (local "+e.Time.Local().Format("2006-01-02 15:04:05.000 MST")+")")
+	if !e.Received.IsZero() {
+		field("received", e.Received.UTC().Format(time.RFC3339Nano))
+	}
+	field("severity", e.Severity.String())
+	field("node", e.Node)
+	field("project", e.Project)
+	field("log", e.LogName)
+	field("insertId", e.InsertID)
+	field("resource", e.ResourceType)
+	for _, k := range slices.Sorted(maps.Keys(e.ResourceLabels)) {
+		field("", k+" = "+e.ResourceLabels[k])
+	}
+	if len(e.Labels) > 0 {
+		add("", "")
+		add(st.colHeader, "  Labels ("+strconv.Itoa(len(e.Labels))+")")
+		for _, k := range slices.Sorted(maps.Keys(e.Labels)) {
+			field("", k+" = "+e.Labels[k])
+		}
+	}
+	add("", "")
+	add(st.colHeader, "  Payload")
+	raw, cut := cutBytes(e.Payload, expandMax)
+	pw := max(m.width-4, 10)
+	for _, l := range sanitizeLines(raw) {
+		for _, wl := range wrap(l, pw) {
+			add("", "    "+wl)
+		}
+		if len(out) > expandMaxLines {
+			cut = true
+			break
+		}
+	}
+	if cut {
+		add(st.dim, "  (payload of "+strconv.Itoa(len(e.Payload))+" bytes cut here; y copies up to "+strconv.Itoa(copyMax/1024)+" KiB)")
+	}
+	add(st.dim, "")
+	add(st.dim, "y copies this entry as JSON · esc goes back to the stream")
+	v.lines, v.linesWidth = out, m.width
+	m.clampCursor(v)
+}
+
+// copiedEntry is an entry as copied to the clipboard.
+type copiedEntry struct {
+	Timestamp string            `json:"timestamp"`
+	Received  string            `json:"receiveTimestamp,omitempty"`
+	Severity  string            `json:"severity"`
+	Node      string            `json:"node,omitempty"`
+	Project   string            `json:"project,omitempty"`
+	LogName   string            `json:"logName,omitempty"`
+	InsertID  string            `json:"insertId,omitempty"`
+	Resource  *copiedResource   `json:"resource,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Payload   json.RawMessage   `json:"payload,omitempty"`
+}
+
+type copiedResource struct {
+	Type   string            `json:"type"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// entryJSON renders e as indented JSON for the clipboard, the payload cut
+// to copyMax. JSON escapes control characters, so the copy pastes safely
+// into a terminal; DEL and the C1 controls, which JSON allows raw, are
+// escaped too.
+func entryJSON(e *logview.Entry) (string, bool) {
+	c := copiedEntry{
+		Timestamp: e.Time.UTC().Format(time.RFC3339Nano),
+		Severity:  e.Severity.String(),
+		Node:      e.Node,
+		Project:   e.Project,
+		LogName:   e.LogName,
+		InsertID:  e.InsertID,
+		Labels:    e.Labels,
+	}
+	if !e.Received.IsZero() {
+		c.Received = e.Received.UTC().Format(time.RFC3339Nano)
+	}
+	if e.ResourceType != "" || len(e.ResourceLabels) > 0 {
+		c.Resource = &copiedResource{Type: e.ResourceType, Labels: e.ResourceLabels}
+	}
+	p, cut := cutBytes(e.Payload, copyMax)
+	switch {
+	case p == "":
+	case !cut && json.Valid([]byte(p)):
+		c.Payload = json.RawMessage(p)
+	default:
+		if cut {
+			p += "…"
+		}
+		c.Payload, _ = json.Marshal(p)
+	}
+	out, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		// Only a broken RawMessage can fail; copy the payload as a string.
+		c.Payload, _ = json.Marshal(p)
+		out, _ = json.MarshalIndent(c, "", "  ")
+	}
+	return escapeRawControls(string(out)), cut
+}
+
+// escapeRawControls rewrites DEL, C1 controls and invalid UTF-8 as \u
+// escapes. They can only occur inside JSON strings (the syntax is ASCII),
+// where an escape means the same character.
+func escapeRawControls(s string) string {
+	clean := utf8.ValidString(s)
+	for _, r := range s {
+		if !clean || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				// Invalid UTF-8 (only possible inside a string).
+				b.WriteString(`\ufffd`)
+				continue
+			}
+		}
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			b.WriteString(`\u00`)
+			b.WriteString(strconv.FormatInt(int64(r)>>4, 16))
+			b.WriteString(strconv.FormatInt(int64(r)&0xf, 16))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
