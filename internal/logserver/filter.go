@@ -966,7 +966,7 @@ func (p *parser) parsePrimary(depth int) (node, error) {
 	if err != nil {
 		return nil, p.errf(start, "%s", err.Error())
 	}
-	return p.parseRHS(f, o, opPos, depth)
+	return p.parseRHS(f, o, depth)
 }
 
 func (p *parser) peekOp() string {
@@ -1124,7 +1124,7 @@ func (p *parser) hex4(escPos int) (rune, error) {
 // parseRHS parses the value after an operator: a quoted string, a bare
 // word, '*' after ':' (field present), or a parenthesised value list with
 // AND / OR / NOT that expands into one comparison per value.
-func (p *parser) parseRHS(f field, o op, opPos, depth int) (node, error) {
+func (p *parser) parseRHS(f field, o op, depth int) (node, error) {
 	p.skipSpace()
 	if p.eof() || p.src[p.pos] == ')' {
 		return nil, p.errf(p.pos, "expected a value after %q", o.String())
