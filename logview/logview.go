@@ -122,8 +122,15 @@ type Status struct {
 	// Suppressed counts entries the service reported as suppressed in the
 	// tail (rate limited or not consumed), by reason.
 	Suppressed map[string]int64
-	// ListCalls counts list calls made for this stream.
+	// ListCalls counts list calls made for this stream (its window pages
+	// and the gap fills of the tails it shares).
 	ListCalls int
+	// Dropped counts entries discarded because more than the Service's
+	// Cap were waiting for Next (the oldest go first).
+	Dropped int
+	// Unmapped names the query's nodes that have no mapping value (no
+	// instance id) and are therefore not in the view.
+	Unmapped []string
 }
 
 // Batch is what Stream.Next returns: new entries in timestamp order, and

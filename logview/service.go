@@ -1,0 +1,417 @@
+package logview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	logging "cloud.google.com/go/logging/apiv2"
+	"cloud.google.com/go/logging/apiv2/loggingpb"
+	"golang.org/x/time/rate"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Config defaults.
+const (
+	DefaultListPerMinute = 30
+	DefaultPageSize      = 1000
+	DefaultRetryMin      = time.Second
+	DefaultRetryMax      = 30 * time.Second
+	DefaultTailSettle    = 2 * time.Second
+	// listBurst lets a view's first pages (or a split filter's several
+	// list calls) go out at once before the per-minute rate applies.
+	listBurst = 5
+	// gapOverlap is how far before the last entry a tail delivered the gap
+	// fill starts, for entries that were in flight when the tail ended.
+	gapOverlap = 10 * time.Second
+)
+
+// ErrClosed is returned by Stream.Next after the Stream or its Service
+// was closed.
+var ErrClosed = errors.New("logview: stream closed")
+
+// Config configures a Service.
+type Config struct {
+	// Projects are the Cloud Logging projects to read (at least one):
+	// project ids, or "projects/ID".
+	Projects []string
+	// Endpoint overrides the service address ("host:port"), for a local
+	// endpoint; "" is Google's.
+	Endpoint string
+	// Insecure uses plaintext gRPC and no authentication: only for a
+	// local Endpoint, which it requires.
+	Insecure bool
+	// ClientOptions are passed to the client after those derived from the
+	// fields above (tests pass the local server's).
+	ClientOptions []option.ClientOption
+	// Mapping finds nodes in the logs (see Mapping for its defaults).
+	Mapping Mapping
+	// ListPerMinute is the most list calls per minute per project
+	// (default 30, half of Cloud Logging's read quota, so that a
+	// colleague's console or gcloud still gets through).
+	ListPerMinute int
+	// PageSize is the list page size (default and maximum 1000).
+	PageSize int
+	// Cap bounds the entries waiting for one Stream's reader and is the
+	// Buffer capacity the console should use (default DefaultCap).
+	Cap int
+	// RetryMin and RetryMax bound the exponential backoff after quota
+	// errors and tail failures (defaults 1 s and 30 s).
+	RetryMin, RetryMax time.Duration
+	// TailSettle is how long after (re)starting a tail the gap-filling list
+	// call waits, unless the tail answers sooner: a tail only delivers
+	// entries once the service has registered it, and the gap fill must
+	// run after that to leave no hole (default 2 s).
+	TailSettle time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service reads Cloud Logging for the console: one apiv2 client, one list
+// rate limiter per project and one tail hub per project shared by all open
+// Streams. It is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	client   *logging.Client
+	field    fieldPath
+	limiters map[string]*rate.Limiter
+
+	// ctx ends when the Service is closed; every goroutine derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	hubs    map[string]*hub
+	streams map[*stream]struct{}
+}
+
+var _ Opener = (*Service)(nil)
+
+// New validates cfg and makes the client. Without Insecure or
+// ClientOptions the client uses Application Default Credentials; it fails
+// here when there are none.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if len(cfg.Projects) == 0 {
+		return nil, errors.New("logview: no project configured")
+	}
+	projects := make([]string, 0, len(cfg.Projects))
+	for _, p := range cfg.Projects {
+		p = strings.TrimPrefix(strings.TrimSpace(p), "projects/")
+		if p == "" || strings.ContainsAny(p, "/ \t\n\"\\") {
+			return nil, fmt.Errorf("logview: invalid project %q", p)
+		}
+		projects = append(projects, p)
+	}
+	cfg.Projects = projects
+	if err := cfg.Mapping.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Mapping = cfg.Mapping.withDefaults()
+	if cfg.ListPerMinute <= 0 {
+		cfg.ListPerMinute = DefaultListPerMinute
+	}
+	if cfg.PageSize <= 0 || cfg.PageSize > DefaultPageSize {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.Cap <= 0 {
+		cfg.Cap = DefaultCap
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryMin)
+	}
+	if cfg.TailSettle <= 0 {
+		cfg.TailSettle = DefaultTailSettle
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Insecure && cfg.Endpoint == "" {
+		return nil, errors.New("logview: insecure needs a local endpoint")
+	}
+
+	var opts []option.ClientOption
+	if cfg.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(cfg.Endpoint))
+	}
+	if cfg.Insecure {
+		opts = append(opts, option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	opts = append(opts, cfg.ClientOptions...)
+	client, err := logging.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("logview: connecting to Cloud Logging: %w", err)
+	}
+
+	fp, _ := parseField(cfg.Mapping.Field) // validated above
+	s := &Service{
+		cfg:      cfg,
+		client:   client,
+		field:    fp,
+		limiters: map[string]*rate.Limiter{},
+		hubs:     map[string]*hub{},
+		streams:  map[*stream]struct{}{},
+	}
+	for _, p := range projects {
+		s.limiters[p] = rate.NewLimiter(rate.Limit(float64(cfg.ListPerMinute)/60), listBurst)
+	}
+	// The Service outlives New's ctx (which may only bound the dial).
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Cap is the Buffer capacity views should use.
+func (s *Service) Cap() int { return s.cfg.Cap }
+
+// Mapping is the Service's mapping with defaults filled in.
+func (s *Service) Mapping() Mapping { return s.cfg.Mapping }
+
+// Close stops every Stream and tail and closes the client. It waits for
+// all of the Service's goroutines to end.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	streams := make([]*stream, 0, len(s.streams))
+	for st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	for _, st := range streams {
+		st.markClosed()
+	}
+	s.wg.Wait()
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("logview: closing the Cloud Logging client: %w", err)
+	}
+	return nil
+}
+
+// entryValue reads the mapping field from an entry of the mapped resource
+// type.
+func (s *Service) entryValue(e *loggingpb.LogEntry) (string, bool) {
+	if rt := s.cfg.Mapping.ResourceType; rt != "" && e.GetResource().GetType() != rt {
+		return "", false
+	}
+	return s.field.lookup(e)
+}
+
+// backoff is exponential backoff with jitter between RetryMin and
+// RetryMax.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+// next returns the wait before the next attempt: min·2ⁿ capped at max,
+// then a random point in its upper half so that views (and fleetdeck
+// instances) that failed together do not retry together.
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.n < 30 {
+		d = min(b.max, b.min<<b.n)
+	}
+	b.n++
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryable reports whether a list error is worth retrying after a
+// backoff. RESOURCE_EXHAUSTED is the quota (the library never retries it);
+// the transient codes have already been retried by the library for up to
+// a minute, and keep being retried here more slowly. Everything else (a
+// bad filter, a missing permission, an unknown project) will not get
+// better by asking again.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.ResourceExhausted, codes.Unavailable, codes.Aborted, codes.Internal, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// describe wraps a list or tail error with what was being done and, for
+// the common configuration mistakes, what to check.
+func describe(err error, what string, projects []string) error {
+	hint := ""
+	switch status.Code(err) {
+	case codes.PermissionDenied:
+		hint = " (the account needs roles/logging.viewer on the project)"
+	case codes.Unauthenticated:
+		hint = " (check Application Default Credentials: gcloud auth application-default login)"
+	case codes.NotFound:
+		hint = " (check the project id)"
+	case codes.ResourceExhausted:
+		hint = " (quota; backing off)"
+	}
+	return fmt.Errorf("%s in %s%s: %w", what, strings.Join(projects, ", "), hint, err)
+}
+
+// listHooks are told what a list operation does.
+type listHooks struct {
+	// page receives each page's entries (possibly none).
+	page func([]*loggingpb.LogEntry)
+	// call is told of each list call made.
+	call func()
+	// retry is told of a retryable error and when the next attempt is;
+	// ok() that a call succeeded afterwards.
+	retry func(err error, at time.Time)
+	ok    func()
+}
+
+// list runs one list operation: filter over projects, oldest first, page
+// by page until the last page. Before each call it takes a token from
+// every project's limiter (one call reads all the projects). Retryable
+// errors back off and retry the same page; others are returned, wrapped.
+func (s *Service) list(ctx context.Context, projects []string, filter string, h listHooks) error {
+	names := make([]string, len(projects))
+	for i, p := range projects {
+		names[i] = "projects/" + p
+	}
+	req := &loggingpb.ListLogEntriesRequest{
+		ResourceNames: names,
+		Filter:        filter,
+		OrderBy:       "timestamp asc",
+		PageSize:      int32(s.cfg.PageSize),
+	}
+	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
+	token := ""
+	failing := false
+	for {
+		for _, p := range projects {
+			if err := s.limiters[p].Wait(ctx); err != nil {
+				return err
+			}
+		}
+		if h.call != nil {
+			h.call()
+		}
+		// InternalFetch is exactly one ListLogEntries call, which is what
+		// the limiter counts; the iterator's Next and the Pager may make
+		// several calls per page and drop a partial page on error.
+		it := s.client.ListLogEntries(ctx, req)
+		entries, next, err := it.InternalFetch(s.cfg.PageSize, token)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !retryable(err) {
+				return describe(err, "listing log entries", projects)
+			}
+			d := bo.next()
+			failing = true
+			if h.retry != nil {
+				h.retry(describe(err, "listing log entries", projects), s.cfg.Now().Add(d))
+			}
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		bo.reset()
+		if failing && h.ok != nil {
+			h.ok()
+		}
+		failing = false
+		if h.page != nil {
+			h.page(entries)
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+// Open starts a Stream for q: it lists the window and, when the window
+// reaches now, continues live. ctx bounds the Stream's life: when it is
+// done the Stream closes, as if Close were called. Open itself does not
+// block on the network.
+func (s *Service) Open(ctx context.Context, q Query) (Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st, err := newStream(s, q)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.streams[st] = struct{}{}
+	var hubs []*hub
+	if st.live {
+		for _, p := range s.cfg.Projects {
+			h := s.hubs[p]
+			if h == nil {
+				h = newHub(s, p)
+				s.hubs[p] = h
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					h.run(s.ctx)
+				}()
+			}
+			hubs = append(hubs, h)
+		}
+	}
+	st.hubs = hubs
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	// Register before listing: the tail then covers what arrives while
+	// the window is being listed (held until the list is done).
+	for _, h := range hubs {
+		h.register(st)
+	}
+	go func() {
+		defer s.wg.Done()
+		st.run()
+	}()
+	stop := context.AfterFunc(ctx, st.Close)
+	st.mu.Lock()
+	st.stopAfter = stop
+	st.mu.Unlock()
+	return st, nil
+}
+
+// forget removes a closed stream from the Service.
+func (s *Service) forget(st *stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+}
