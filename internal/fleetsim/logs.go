@@ -104,8 +104,9 @@ type LogStats struct {
 	// keeping up (or not running).
 	DroppedEvents int64
 	// Through is the time up to which every node's logs have been
-	// generated and written. A burst for an event observed later can still
-	// add entries before it (its errors start before the event).
+	// generated and written (or counted in Failed). A burst for an event
+	// observed later can still add entries before it (its errors start
+	// before the event).
 	Through time.Time
 	// LastErr is the last write error, nil if none.
 	LastErr error
@@ -569,6 +570,7 @@ func (n *logNode) checkChanged(ev SimEvent) {
 		count = 10 + n.rng.IntN(11)
 	}
 	n.burst(ev.Time, nb, count)
+	n.healthProbe(ev.Time.Add(-50*time.Millisecond), nb)
 }
 
 // burst writes count failure entries over the few seconds before at,

@@ -433,6 +433,41 @@ func (n *logNode) failure(t time.Time, b *badCheck) {
 	}
 }
 
+// healthProbe logs the failing health check's own request as the service
+// saw it, with the status the check reported, so the check's output and
+// the logs tell the same story. TCP checks and refused connections leave
+// no trace in the service's logs.
+func (n *logNode) healthProbe(t time.Time, b *badCheck) {
+	if b.role == "" || tcpRole(b.role) {
+		return
+	}
+	var status int
+	latency := time.Duration(5+n.rng.IntN(40)) * time.Millisecond
+	switch out := b.output; {
+	case strings.Contains(out, " 503 "):
+		status = 503
+	case strings.Contains(out, " 429 "):
+		status = 429
+	case strings.Contains(out, "deadline exceeded"), strings.Contains(out, "Timeout"):
+		status, latency = 504, 10*time.Second
+	default:
+		return
+	}
+	if n.hasRole("web", "lb") {
+		n.access(t, "GET", "/health", status, latency, "Consul Health Check")
+		return
+	}
+	sev := sevError
+	if status < 500 {
+		sev = sevWarning
+	}
+	n.json(t, logApp, sev, map[string]any{
+		"message": "request completed", "logger": "http", "service": b.role, "version": n.version(b.role),
+		"request_id": "req_" + n.hex(16), "method": "GET", "route": "/health", "status": status,
+		"latency_ms": float64(latency.Microseconds()) / 1000, "user_agent": "Consul Health Check",
+	})
+}
+
 // failingRequest is an access line of a request the trouble broke.
 func (n *logNode) failingRequest(t time.Time, b *badCheck, crit bool) {
 	status, lat := 429, time.Duration(800+n.rng.IntN(1500))*time.Millisecond

@@ -293,6 +293,15 @@ func TestLogSimCriticalCheckBurst(t *testing.T) {
 			t.Errorf("web node %s: an ERROR access line with status %d", web.Name, hr.GetStatus())
 		}
 	}
+	// The health check's own request is in the web server's log, with the
+	// status the check reported, just before the change.
+	probe := list(t, c, since(start)+fmt.Sprintf(` AND labels.hostname=%q AND httpRequest.requestUrl="/health" AND httpRequest.status=503`, web.Name))
+	if !slices.ContainsFunc(probe, func(e *loggingpb.LogEntry) bool {
+		ts := e.GetTimestamp().AsTime()
+		return ts.Before(bad) && !ts.Before(bad.Add(-time.Second))
+	}) {
+		t.Errorf("web node %s: no 503 for GET /health in the second before %v: %v", web.Name, bad, probe)
+	}
 	// Recovery is logged around the moment the check passed.
 	rec := list(t, c, since(start)+fmt.Sprintf(` AND labels.hostname=%q AND timestamp>=%q AND timestamp<=%q AND "dependency healthy again"`, api.Name, good.Add(-3*time.Second).Format(time.RFC3339Nano), good.Format(time.RFC3339Nano)))
 	if len(rec) == 0 {
