@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -108,7 +109,7 @@ func run(ctx context.Context, nodes, runs, warmRuns, peerRuns int, bin string) e
 		{name: "cold: empty cache (full read, catalog probed before and after, entry written)", runs: runs,
 			prepare: func(home string) error { return os.RemoveAll(home) }, expect: "read the catalog; cached"},
 		{name: "warm: catalog and health unchanged (validated, cached output)", runs: warmRuns,
-			expect: "served from the cache (catalog unchanged, health unchanged)"},
+			expect: "served from the cache (catalog unchanged, health unchanged;"},
 		{name: "warm: a check changed since the last run (validated, cached nodes + fresh health)", runs: warmRuns,
 			prepare: func(string) error {
 				// A failing check whose output changes every time: the
@@ -141,7 +142,7 @@ func run(ctx context.Context, nodes, runs, warmRuns, peerRuns int, bin string) e
 		}
 		before := proxy.count.Load()
 		penv := append(slices.Clone(env), "CONSUL_HTTP_ADDR="+proxy.addr, "XDG_CACHE_HOME="+proxyCache)
-		if _, err := runInventory(ctx, bin, penv, m.args, m.expect); err != nil {
+		if _, _, err := runInventory(ctx, bin, penv, m.args, m.expect); err != nil {
 			return fmt.Errorf("%s, counting requests: %w", m.name, err)
 		}
 		m.requests = proxy.count.Load() - before
@@ -226,6 +227,12 @@ func run(ctx context.Context, nodes, runs, warmRuns, peerRuns int, bin string) e
 		len(peerTimes), ms(pmed), ms(slices.Min(peerTimes)), ms(slices.Max(peerTimes)), peerReqs, float64(peerSize)/1e6)
 	fmt.Printf("\nfull read in process: fleet.Once %v (%d requests), BuildInventory %v, WriteList %v; "+
 		"fleet.ReadFailingChecks (what every warm run reads) %v\n", ms(onceT), reqs, ms(buildT), ms(writeT), ms(failT))
+	for _, m := range modes {
+		if len(m.validation) > 0 {
+			fmt.Printf("%s: validation against Consul (failing checks, catalog index and servers, datacenters) median %v\n",
+				m.name, ms(median(m.validation)))
+		}
+	}
 	fmt.Printf("cache entry on disk: %.1f MB\n", float64(entrySize)/1e6)
 	return nil
 }
@@ -244,7 +251,13 @@ type mode struct {
 	times    []time.Duration
 	size     int
 	requests int64
+	// validation is how long each warm run spent checking the entry
+	// against Consul, as --verbose reports it.
+	validation []time.Duration
 }
+
+// validatedIn finds the validation time in --verbose output.
+var validatedIn = regexp.MustCompile(`validated in ([0-9.]+[a-zµ]+)`)
 
 // measure times m.runs runs and checks the first answer's host count.
 func (m *mode) measure(ctx context.Context, bin, cacheHome string, env []string, want int) error {
@@ -255,11 +268,16 @@ func (m *mode) measure(ctx context.Context, bin, cacheHome string, env []string,
 			}
 		}
 		start := time.Now()
-		out, err := runInventory(ctx, bin, env, m.args, m.expect)
+		out, errOut, err := runInventory(ctx, bin, env, m.args, m.expect)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 		m.times = append(m.times, time.Since(start))
+		if sm := validatedIn.FindSubmatch(errOut); sm != nil {
+			if d, err := time.ParseDuration(string(sm[1])); err == nil {
+				m.validation = append(m.validation, d)
+			}
+		}
 		m.size = len(out)
 		if i == 0 {
 			if n, err := countHosts(out); err != nil || n != want {
@@ -272,18 +290,18 @@ func (m *mode) measure(ctx context.Context, bin, cacheHome string, env []string,
 
 // runInventory runs `fleetdeck inventory --list --verbose` as Ansible runs
 // an inventory script and checks that stderr says expect.
-func runInventory(ctx context.Context, bin string, env, args []string, expect string) ([]byte, error) {
+func runInventory(ctx context.Context, bin string, env, args []string, expect string) (stdout, stderr []byte, err error) {
 	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, append([]string{"inventory", "--list", "--verbose"}, args...)...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("running fleetdeck inventory --list: %w\n%s", err, errOut.Bytes())
+		return nil, nil, fmt.Errorf("running fleetdeck inventory --list: %w\n%s", err, errOut.Bytes())
 	}
 	if !strings.Contains(errOut.String(), expect) {
-		return nil, fmt.Errorf("fleetdeck inventory --list did not say %q:\n%s", expect, errOut.Bytes())
+		return nil, nil, fmt.Errorf("fleetdeck inventory --list did not say %q:\n%s", expect, errOut.Bytes())
 	}
-	return out.Bytes(), nil
+	return out.Bytes(), errOut.Bytes(), nil
 }
 
 // countingProxy forwards to Consul and counts the requests, so that the

@@ -153,10 +153,6 @@ func groupHosts(t *testing.T, list, group string) []string {
 	return g.Hosts
 }
 
-func (s inventorySource) String() string {
-	return [...]string{"a full read", "the cached output", "the cached nodes with fresh health"}[s]
-}
-
 func TestInventoryCacheIsValidatedAgainstConsul(t *testing.T) {
 	h := newCacheHarness(t)
 
