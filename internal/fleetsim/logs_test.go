@@ -17,6 +17,7 @@ import (
 	ltype "google.golang.org/genproto/googleapis/logging/type"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/internal/logserver"
 )
 
@@ -517,6 +518,110 @@ func TestLogSimRunStopsOnCancel(t *testing.T) {
 	}
 	if err := l.Run(context.Background()); err == nil {
 		t.Error("a second Run was accepted")
+	}
+}
+
+// TestLogSimFollowsRun wires the simulator to Run as the demo does and
+// checks that the logs tell the story of the events: errors before every
+// check that went critical, boot lines for every join, nothing after a
+// leave.
+func TestLogSimFollowsRun(t *testing.T) {
+	a := consulagent.StartTest(t, consulagent.Options{})
+	consul, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c := startLogging(t)
+	spec := DemoSpec()
+	spec.Nodes = 40
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := Load(ctx, consul, spec); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// The simulator's clock runs 5 s behind the events' wall-clock times,
+	// so each event has been observed long before the logs reach it even
+	// when this machine stalls.
+	l, err := NewLogSim(c, spec, LogOptions{Project: testProject, Backfill: time.Minute, FlushEvery: 20 * time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(-5 * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logCtx, stopLogs := context.WithCancel(ctx)
+	logDone := make(chan error, 1)
+	go func() { logDone <- l.Run(logCtx) }()
+	defer func() {
+		stopLogs()
+		if err := <-logDone; err != nil {
+			t.Errorf("LogSim.Run: %v", err)
+		}
+	}()
+
+	var mu sync.Mutex
+	var events []SimEvent
+	runCtx, stopRun := context.WithTimeout(ctx, 4*time.Second)
+	defer stopRun()
+	err = Run(runCtx, consul, spec, RunOptions{
+		FlapEvery: 100 * time.Millisecond, FlapFor: 600 * time.Millisecond,
+		ScaleEvery: 2 * time.Second, ScaleStep: 2, ScaleHold: time.Second,
+		HealEvery: 2 * time.Second, HealCriticalFor: 500 * time.Millisecond, ReplaceAfter: 200 * time.Millisecond,
+		JoinSpacing: 100 * time.Millisecond,
+		OnEvent: func(e SimEvent) {
+			l.Observe(e)
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, e)
+		},
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) == 0 {
+		t.Fatal("Run made no events")
+	}
+	last := events[len(events)-1].Time
+	waitThrough(t, l, last.Add(2*time.Second))
+
+	byNode := map[string][]*loggingpb.LogEntry{}
+	for _, e := range list(t, c, since(time.Now())) {
+		byNode[e.GetLabels()["hostname"]] = append(byNode[e.GetLabels()["hostname"]], e)
+	}
+	count := func(node string, from, to time.Time, ok func(*loggingpb.LogEntry) bool) int {
+		n := 0
+		for _, e := range byNode[node] {
+			if ts := e.GetTimestamp().AsTime(); !ts.Before(from) && ts.Before(to) && ok(e) {
+				n++
+			}
+		}
+		return n
+	}
+	isError := func(e *loggingpb.LogEntry) bool { return e.GetSeverity() >= ltype.LogSeverity_ERROR }
+	everyEntry := func(*loggingpb.LogEntry) bool { return true }
+	kinds := map[EventKind]int{}
+	for _, ev := range events {
+		kinds[ev.Kind]++
+		switch {
+		case ev.Kind == CheckChanged && ev.Status == "critical" && ev.OldStatus == "passing":
+			if count(ev.Node, ev.Time.Add(-8*time.Second), ev.Time, isError) == 0 {
+				t.Errorf("no errors on %s before its check %s went critical at %v", ev.Node, ev.CheckID, ev.Time)
+			}
+		case ev.Kind == NodeJoined:
+			if count(ev.Node, ev.Time.Add(-time.Minute), ev.Time.Add(time.Millisecond), func(e *loggingpb.LogEntry) bool {
+				return strings.Contains(e.GetTextPayload(), "cloud-init")
+			}) == 0 {
+				t.Errorf("no boot lines for %s, which joined at %v", ev.Node, ev.Time)
+			}
+		case ev.Kind == NodeLeft:
+			if n := count(ev.Node, ev.Time.Add(time.Nanosecond), ev.Time.Add(time.Hour), everyEntry); n > 0 {
+				t.Errorf("%s left at %v but wrote %d entries after", ev.Node, ev.Time, n)
+			}
+		}
+	}
+	t.Logf("events: %v; %d entries written", kinds, l.Stats().Written)
+	if kinds[NodeJoined] == 0 || kinds[NodeLeft] == 0 || kinds[CheckChanged] == 0 {
+		t.Errorf("too little happened to check the logs against: %v", kinds)
 	}
 }
 
