@@ -15,7 +15,7 @@ import (
 // hubFilterRoom is what a gap fill adds around the hub's filter (a
 // timestamp clause and parentheses); the hub keeps its filter this much
 // under MaxFilterLen.
-const hubFilterRoom = 100
+const hubFilterRoom = 200
 
 // hub is one project's tail, shared by every live Stream: Cloud Logging
 // allows only 10 tail sessions per project, and one console may have many
@@ -153,8 +153,9 @@ func (h *hub) run(ctx context.Context) {
 	// or where the last tail it was served by stopped. A stream is
 	// covered again once a gap fill after a new tail's start succeeded.
 	uncovered := map[*stream]time.Time{}
-	// down marks streams whose tail failed: they show Reconnecting until
-	// the gap fill after the next start.
+	// down marks streams that are not served yet (new ones) or whose tail
+	// failed: they become Live after the gap fill that follows the next
+	// start.
 	down := map[*stream]bool{}
 	for ctx.Err() == nil {
 		// Drain the kick: the snapshot below sees the latest set.
@@ -178,9 +179,11 @@ func (h *hub) run(ctx context.Context) {
 		}
 		// A stream the hub has not served yet may miss what arrives
 		// between its own list call and the tail's start.
+		// It is not Live before a gap fill has covered it.
 		for _, st := range set {
 			if _, ok := uncovered[st]; !ok {
 				uncovered[st] = reg[st]
+				down[st] = true
 			}
 		}
 		res := h.session(ctx, set, uncovered, down)
@@ -237,7 +240,8 @@ func (h *hub) session(ctx context.Context, set []*stream, uncovered map[*stream]
 	}
 	start := h.svc.cfg.Now()
 	// Streams that were live before (the set changed) stay Live through
-	// the restart; those whose tail failed wait for the gap fill.
+	// the restart; new ones and those whose tail failed wait for the gap
+	// fill.
 	for _, st := range set {
 		if !down[st] {
 			st.setTail(h, tailState{up: true})
@@ -361,9 +365,12 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // fill is the gap fill: one list operation over the hub's filter from
-// `from` on, routed like tail entries (and de-duplicated against them).
+// `from` to now (and a margin for clocks ahead; the tail, registered by
+// now, delivers what comes later), routed like tail entries and
+// de-duplicated against them by the streams.
 func (h *hub) fill(ctx context.Context, set []*stream, filter string, from time.Time) error {
-	f := "(timestamp>=" + timeLiteral(from) + ")"
+	to := h.svc.cfg.Now().Add(gapOverlap)
+	f := "(timestamp>=" + timeLiteral(from) + ") AND (timestamp<" + timeLiteral(to) + ")"
 	if filter != "" {
 		f += " AND (" + filter + ")"
 	}

@@ -94,7 +94,8 @@ type Phase uint8
 
 // Stream phases.
 const (
-	// Listing: reading the window's pages.
+	// Listing: reading the window's pages (and, for a view that goes
+	// live, the short gap between the window and the tail's start).
 	Listing Phase = iota
 	// Live: the window is listed and the tail delivers new entries.
 	Live
@@ -143,8 +144,11 @@ type Batch struct {
 
 // Stream delivers one view's entries. Next blocks until there is something
 // new (entries or a status change) or ctx is done; entries that arrive
-// while nobody calls Next are batched, up to the Service's cap. Close stops
-// the stream and releases its share of the tail.
+// while nobody calls Next are batched, up to the Service's cap. Once a
+// stream is Done or Failed and its last batch was returned, Next returns
+// io.EOF (with the final Status); after Close (or the Service's Close) it
+// returns ErrClosed. Close stops the stream and releases its share of the
+// tail.
 type Stream interface {
 	Next(ctx context.Context) (Batch, error)
 	Close()

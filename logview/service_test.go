@@ -684,3 +684,59 @@ func drain(s Stream) error {
 		}
 	}
 }
+
+func TestSeveralProjects(t *testing.T) {
+	env := newEnv(t, logserver.Options{}, func(c *Config) {
+		c.Projects = []string{"p1", "projects/p2"}
+		// Five calls' burst, then one a minute: the test needs no more.
+		c.ListPerMinute = 1
+	})
+	env.srv.Add(
+		logEntry("p1", "101", "p1-a", tw, ltype.LogSeverity_INFO, "a"),
+		logEntry("p2", "102", "p2-b", tw.Add(time.Second), ltype.LogSeverity_INFO, "b"),
+		logEntry("p3", "101", "p3-c", tw.Add(time.Second), ltype.LogSeverity_INFO, "c"),
+	)
+	q := Query{Nodes: []NodeRef{node("web-1", "101"), node("web-2", "102")}, From: tw, To: tw.Add(time.Minute)}
+	s, err := env.svc.Open(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := collect(t, s)
+	c.until("the end", func(c *collector) bool { return c.eof })
+	if got := strings.Join(c.ids(), ","); got != "p1-a,p2-b" || c.last.ListCalls != 1 {
+		t.Fatalf("entries %s in %d calls", got, c.last.ListCalls)
+	}
+	if c.buf.At(1).Project != "p2" || c.buf.At(1).Node != "web-2" {
+		t.Errorf("entry = %+v", c.buf.At(1))
+	}
+	// The one call took a token from each project's limiter.
+	for _, p := range []string{"p1", "p2"} {
+		if tok := env.svc.limiters[p].Tokens(); tok > listBurst-1+0.5 {
+			t.Errorf("project %s limiter has %.2f tokens after a call, want about %d", p, tok, listBurst-1)
+		}
+	}
+
+	// Live: one tail per project.
+	l, err := env.svc.Open(context.Background(), liveQuery(time.Now(), Default, node("web-1", "101")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lc := collect(t, l)
+	lc.until("live", func(c *collector) bool { return c.last.Phase == Live })
+	waitFor(t, "a tail per project", func() bool { return env.srv.Stats().TailsOpen == 2 })
+	env.srv.Add(
+		logEntry("p1", "101", "live-p1", time.Now(), ltype.LogSeverity_INFO, "a"),
+		logEntry("p2", "101", "live-p2", time.Now(), ltype.LogSeverity_INFO, "b"),
+	)
+	lc.until("both projects' entries", func(c *collector) bool { return c.buf.Len() == 2 })
+	got := map[string]string{}
+	for i := range lc.buf.Len() {
+		got[lc.buf.At(i).InsertID] = lc.buf.At(i).Project
+	}
+	if got["live-p1"] != "p1" || got["live-p2"] != "p2" {
+		t.Errorf("live entries = %v", got)
+	}
+	lc.checkOnce()
+}

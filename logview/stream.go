@@ -60,8 +60,12 @@ func newStream(s *Service, q Query) (*stream, error) {
 	live := q.To.IsZero() || !q.To.Before(now)
 	to := q.To
 	if live {
-		// List up to whenever the list call runs; the tail takes over.
-		to = time.Time{}
+		// The tail takes over from now. The bound keeps the list finite
+		// however fast the nodes log (a page a call at 30 calls a minute
+		// cannot keep up with a busy role); the margin takes in clocks a
+		// little ahead, and the hub's first gap fill lists from just
+		// before now, so nothing falls between.
+		to = now.Add(gapOverlap)
 	}
 	wp, err := BuildPlan(q, s.cfg.Mapping, q.From, to)
 	if err != nil {
@@ -327,7 +331,13 @@ func (st *stream) updatePhaseLocked() {
 	for _, h := range st.hubs {
 		ts, ok := st.tails[h]
 		if !ok {
-			continue // the hub is still starting its first tail
+			// The hub has not covered this stream yet: what arrived
+			// between the window list and the tail's start is still
+			// being listed.
+			if st.st.Phase == Live {
+				st.st.Phase = Listing
+			}
+			continue
 		}
 		if !ts.up {
 			st.st.Phase = Reconnecting
