@@ -24,6 +24,8 @@ type fakeLogs struct {
 	queries []logview.Query
 	streams []*fakeStream
 	openErr error
+	// seed is queued on every new stream.
+	seed []logview.Batch
 }
 
 func (f *fakeLogs) Open(ctx context.Context, q logview.Query) (logview.Stream, error) {
@@ -35,6 +37,9 @@ func (f *fakeLogs) Open(ctx context.Context, q logview.Query) (logview.Stream, e
 	q.Nodes = append([]logview.NodeRef(nil), q.Nodes...)
 	f.queries = append(f.queries, q)
 	s := &fakeStream{batches: make(chan logview.Batch, 64), fin: make(chan logview.Status, 1), closed: make(chan struct{})}
+	for _, b := range f.seed {
+		s.batches <- b
+	}
 	f.streams = append(f.streams, s)
 	return s, nil
 }

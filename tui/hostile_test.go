@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/logview"
 )
 
 // hostileStrings are what an attacker who can register a node could put
@@ -132,4 +134,76 @@ func TestHostileNamesStillFilterable(t *testing.T) {
 	h.mustContain("LLLL…")
 	h.keys("enter")
 	h.mustContain("Node LLLL", "…")
+}
+
+// hostileEntries are log entries whose every string is hostile, for the
+// nodes of hostileSnapshot: escape sequences, a 1 MB line, invalid UTF-8,
+// newlines, wide and right-to-left text.
+func hostileEntries(at time.Time) []*logview.Entry {
+	hs := hostileStrings()
+	hs = append(hs, strings.Repeat("\x1b[31mM", 1<<20/6), "a\nb\r\nc\x00d", "\xc3\x28\xa0\xa1\xe2\x28\xa1")
+	var out []*logview.Entry
+	for i, s := range hs {
+		other := hs[(i+5)%len(hs)]
+		out = append(out, &logview.Entry{
+			InsertID:       s,
+			Project:        other,
+			LogName:        "projects/p/logs/" + s,
+			Time:           at.Add(time.Duration(i) * time.Second),
+			Received:       at.Add(time.Duration(i) * time.Second),
+			Severity:       logview.Severity(i % 9 * 100),
+			Node:           hostileStrings()[i%len(hostileStrings())],
+			ResourceType:   other,
+			ResourceLabels: map[string]string{s: other},
+			Labels:         map[string]string{other: s, "k\x1b[2J": "v\x1b]0;x\x07"},
+			Text:           s + " " + other,
+			Payload:        "{\n  \"message\": \"" + s + "\",\n  \"other\": \"" + other + "\"\n}",
+		})
+	}
+	return out
+}
+
+// TestHostileLogsRenderSafely renders the Logs view of a role whose
+// nodes and entries are hostile, in every mode, and every entry expanded.
+func TestHostileLogsRenderSafely(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {200, 50}, {40, 10}} {
+		for _, noColor := range []bool{true, false} {
+			h, fl := newLogsHarness(t, hostileSnapshot(), size[0], size[1], noColor, nil)
+			h.keys(":roles", "enter", "/", "role:web", "enter")
+			q, s := h.openLogs(fl)
+			if len(q.Nodes) < 2 {
+				t.Fatalf("role web has %d nodes", len(q.Nodes))
+			}
+			es := hostileEntries(q.Incident.Add(-10 * time.Second))
+			h.feed(s, es, logview.Status{Phase: logview.Reconnecting, Err: errors.New("tail \x1b]0;pwned\x07 ended"),
+				RetryAt: t0.Add(time.Second), Suppressed: map[string]int64{"\x1b[2Jreason": 3}, Unmapped: []string{"\u202eevil"}})
+			h.screen()
+			for _, keys := range [][]string{{"w"}, {"t"}, {"t"}, {"t"}, {"w"}, {"v"}, {"v", "v", "v"}} {
+				h.keys(keys...)
+				h.screen()
+			}
+			// A hostile search, typed and pasted.
+			h.keys("/")
+			h.send(tea.PasteMsg{Content: "\x1b[31mM"})
+			h.screen()
+			h.keys("enter", "n", "N")
+			h.screen()
+			h.keys("g")
+			for range es {
+				h.keys("enter")
+				h.screen()
+				h.keys("G")
+				h.screen()
+				if cmd := h.send(keyMsg("y")); cmd != nil {
+					if text, _ := entryJSON(h.m.top().entry); strings.ContainsAny(text, "\x1b\x07\x7f") {
+						t.Fatalf("copy holds control bytes: %q", text[:min(len(text), 200)])
+					}
+				}
+				h.keys("esc", "j")
+				h.screen()
+			}
+			h.keys("@", "\x1b[2J", "enter")
+			h.screen()
+		}
+	}
 }

@@ -1123,7 +1123,7 @@ func (m *Model) handleLogs(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
 func (m *Model) copyEntry(e *logview.Entry) tea.Cmd {
 	text, cut := entryJSON(e)
 	if cut {
-		m.setFlash("copied the entry (payload cut to "+strconv.Itoa(copyMax/1024)+" KiB); the terminal must allow OSC 52", false)
+		m.setFlash("copied the entry, cut to "+strconv.Itoa(copyMax/1024)+" KiB of payload (the whole entry: ctrl+s); the terminal must allow OSC 52", false)
 	} else {
 		m.setFlash("copied the entry ("+strconv.Itoa(len(text))+" bytes) if the terminal allows OSC 52", false)
 	}

@@ -29,8 +29,10 @@ const (
 	expandMax      = 256 << 10
 	expandMaxLines = 20_000
 	// copyMax bounds the payload put on the clipboard: terminals cap OSC 52
-	// (the base64 text is a third longer).
-	copyMax = 64 << 10
+	// (the base64 text is a third longer); copyFieldMax bounds each other
+	// field.
+	copyMax      = 64 << 10
+	copyFieldMax = 4 << 10
 	// lineCacheMax bounds the per-entry line cache; beyond it the cache
 	// starts over (a screenful is re-rendered).
 	lineCacheMax = 8192
@@ -608,32 +610,53 @@ type copiedResource struct {
 }
 
 // entryJSON renders e as indented JSON for the clipboard, the payload cut
-// to copyMax. JSON escapes control characters, so the copy pastes safely
+// to copyMax and other fields to copyFieldMax; it reports whether it cut. JSON escapes control characters, so the copy pastes safely
 // into a terminal; DEL and the C1 controls, which JSON allows raw, are
 // escaped too.
 func entryJSON(e *logview.Entry) (string, bool) {
+	cut := false
+	// Every other field is cut too: any of them can be a megabyte.
+	short := func(s string) string {
+		t, c := cutBytes(s, copyFieldMax)
+		if c {
+			cut = true
+			t += "…"
+		}
+		return t
+	}
+	shortMap := func(m map[string]string) map[string]string {
+		if len(m) == 0 {
+			return nil
+		}
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			out[short(k)] = short(v)
+		}
+		return out
+	}
 	c := copiedEntry{
 		Timestamp: e.Time.UTC().Format(time.RFC3339Nano),
 		Severity:  e.Severity.String(),
-		Node:      e.Node,
-		Project:   e.Project,
-		LogName:   e.LogName,
-		InsertID:  e.InsertID,
-		Labels:    e.Labels,
+		Node:      short(e.Node),
+		Project:   short(e.Project),
+		LogName:   short(e.LogName),
+		InsertID:  short(e.InsertID),
+		Labels:    shortMap(e.Labels),
 	}
 	if !e.Received.IsZero() {
 		c.Received = e.Received.UTC().Format(time.RFC3339Nano)
 	}
 	if e.ResourceType != "" || len(e.ResourceLabels) > 0 {
-		c.Resource = &copiedResource{Type: e.ResourceType, Labels: e.ResourceLabels}
+		c.Resource = &copiedResource{Type: short(e.ResourceType), Labels: shortMap(e.ResourceLabels)}
 	}
-	p, cut := cutBytes(e.Payload, copyMax)
+	p, pcut := cutBytes(e.Payload, copyMax)
+	cut = cut || pcut
 	switch {
 	case p == "":
-	case !cut && json.Valid([]byte(p)):
+	case !pcut && json.Valid([]byte(p)):
 		c.Payload = json.RawMessage(p)
 	default:
-		if cut {
+		if pcut {
 			p += "…"
 		}
 		c.Payload, _ = json.Marshal(p)
