@@ -27,8 +27,9 @@ type LogOptions struct {
 	// Rate is the background entries per node per second (default 0.3).
 	Rate float64
 	// MaxRate caps the whole fleet's background entries per second
-	// (default 250): a bigger fleet logs less per node, so the demo's
-	// --scale fleet does not flood the endpoint.
+	// (default 150): a bigger fleet logs less per node, so the demo's
+	// --scale fleet (10,000 nodes) neither floods the endpoint nor fills
+	// its memory with the backfill.
 	MaxRate float64
 	// Backfill is how much history Run writes before going live (default
 	// 30m; negative for none), so a window around an incident that
@@ -57,7 +58,7 @@ func (o *LogOptions) defaults() {
 		o.Rate = 0.3
 	}
 	if o.MaxRate <= 0 {
-		o.MaxRate = 250
+		o.MaxRate = 150
 	}
 	if o.Backfill == 0 {
 		o.Backfill = 30 * time.Minute
