@@ -373,3 +373,49 @@ func TestInventoryCommandCacheFlags(t *testing.T) {
 		t.Error("a run without --verbose differs")
 	}
 }
+
+func TestCompareProbes(t *testing.T) {
+	want := []cacheDC{{Name: "dc1", Index: 100, Servers: "a,b,c"}, {Name: "dc2", Index: 50, Servers: "d"}}
+	for _, tc := range []struct {
+		name string
+		got  []cacheDC
+		why  string
+	}{
+		{"same", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc2", 50, "d"}}, ""},
+		{"index forwards", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc2", 51, "d"}}, "the catalog of dc2 changed (index 51, was 50)"},
+		{"index backwards", []cacheDC{{"dc1", 7, "a,b,c"}, {"dc2", 50, "d"}}, "the catalog index of dc1 went back from 100 to 7 (a restored or new cluster?)"},
+		{"other servers", []cacheDC{{"dc1", 100, "a,b,x"}, {"dc2", 50, "d"}}, "datacenter dc1 has other Consul servers (another cluster?)"},
+		{"datacenter gone", []cacheDC{{"dc1", 100, "a,b,c"}}, "the datacenters changed"},
+		{"datacenter renamed", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc3", 50, "d"}}, "the datacenters changed"},
+	} {
+		if why := compareProbes(want, tc.got); why != tc.why {
+			t.Errorf("%s: %q, want %q", tc.name, why, tc.why)
+		}
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a := fleet.Check{ID: "a", Name: "A", Status: fleet.HealthCritical, Output: "down"}
+	b := fleet.Check{ID: "b", Name: "B", Status: fleet.HealthWarning, ServiceID: "web", ServiceName: "web"}
+	base := fingerprint(fleet.FailingChecks{"dc1/n1": {a, b}, "dc1/n2": {a}})
+	if got := fingerprint(fleet.FailingChecks{"dc1/n2": {a}, "dc1/n1": {a, b}}); got != base {
+		t.Error("the fingerprint depends on map order")
+	}
+	changed := a
+	changed.Output = "down again"
+	maint := a
+	maint.Status = fleet.HealthMaintenance
+	for name, f := range map[string]fleet.FailingChecks{
+		"output":        {"dc1/n1": {a, b}, "dc1/n2": {changed}},
+		"status":        {"dc1/n1": {a, b}, "dc1/n2": {maint}},
+		"check moved":   {"dc1/n1": {a}, "dc1/n2": {a, b}},
+		"node":          {"dc1/n1": {a, b}, "dc2/n2": {a}},
+		"fewer":         {"dc1/n1": {a, b}},
+		"none":          {},
+		"split strings": {"dc1/n1": {a, b}, "dc1/n2": {{ID: "a", Name: "Acritical", Status: fleet.HealthCritical, Output: "down"}}},
+	} {
+		if fingerprint(f) == base {
+			t.Errorf("%s: same fingerprint", name)
+		}
+	}
+}
