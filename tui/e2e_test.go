@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -10,10 +11,15 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"cloud.google.com/go/logging/apiv2/loggingpb"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/vt"
+	"google.golang.org/genproto/googleapis/api/monitoredres"
+	ltype "google.golang.org/genproto/googleapis/logging/type"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/logserver"
 	"github.com/fleetdeck/fleetdeck/logview"
 )
 
@@ -212,6 +218,103 @@ func TestEndToEndLogs(t *testing.T) {
 	term.waitFor(t, "nodes 1/40")
 	_, s := fl.last(t)
 	waitClosed(t, s)
+
+	term.emu.SendText("q")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("program: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("program did not quit on q")
+	}
+	cancel()
+	if pw, ok := term.emu.InputPipe().(*io.PipeWriter); ok {
+		_ = pw.Close()
+	} else {
+		t.Fatal("emulator input is not a pipe")
+	}
+}
+
+// TestEndToEndLogsRealService is the "one key" path with real
+// components: the console's program on a virtual terminal, logview's
+// Service through the real apiv2 client, the local Cloud Logging
+// endpoint. A node went critical two minutes ago; l on its row shows the
+// error burst around that moment and the view continues live.
+func TestEndToEndLogsRealService(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := logserver.Start(ctx, logserver.Options{})
+	if err != nil {
+		t.Fatalf("logserver: %v", err)
+	}
+	defer func() { _ = srv.Close() }()
+	svc, err := logview.New(ctx, logview.Config{
+		Projects: []string{"p1"}, ClientOptions: srv.ClientOptions(),
+		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, TailSettle: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("logview: %v", err)
+	}
+	defer func() { _ = svc.Close() }()
+
+	now := time.Now()
+	incident := now.Add(-2 * time.Minute).Truncate(time.Second)
+	entry := func(id string, at time.Time, sev ltype.LogSeverity, text string) *loggingpb.LogEntry {
+		return &loggingpb.LogEntry{
+			LogName: "projects/p1/logs/app", InsertId: id, Timestamp: timestamppb.New(at), Severity: sev,
+			Resource: &monitoredres.MonitoredResource{Type: "gce_instance", Labels: map[string]string{"instance_id": "i-00000007"}},
+			Payload:  &loggingpb.LogEntry_TextPayload{TextPayload: text},
+		}
+	}
+	var es []*loggingpb.LogEntry
+	for i := range 40 {
+		at := incident.Add(time.Duration(i-20) * 5 * time.Second)
+		sev, text := ltype.LogSeverity_INFO, fmt.Sprintf("GET /health 200 request %d", i)
+		if i >= 20 && i < 24 {
+			sev, text = ltype.LogSeverity_ERROR, fmt.Sprintf("upstream connect error %d\x1b]0;pwned\x07", i)
+		}
+		es = append(es, entry(fmt.Sprintf("e%d", i), at, sev, text))
+	}
+	// Another node's entry: not in this view.
+	es = append(es, &loggingpb.LogEntry{LogName: "projects/p1/logs/app", InsertId: "other", Timestamp: timestamppb.New(incident),
+		Resource: &monitoredres.MonitoredResource{Type: "gce_instance", Labels: map[string]string{"instance_id": "i-00000001"}},
+		Payload:  &loggingpb.LogEntry_TextPayload{TextPayload: "someone else"}})
+	srv.Add(es...)
+
+	nodes := synthNodes(40, now.Add(-time.Hour))
+	pub := fleet.NewPublisher(fleet.NewSnapshot(1, now, nodes, connected(now), []fleet.Event{{
+		Seq: 1, Time: incident, Kind: fleet.HealthChanged, Datacenter: "dc1", Node: "node-00007",
+		CheckID: "service:web", CheckName: "http", From: fleet.HealthPassing, To: fleet.HealthCritical, Output: "connection refused",
+	}}))
+	term := &terminal{emu: vt.NewEmulator(100, 30)}
+	m := New(ctx, Options{Feed: pub, NoColor: true, Logs: svc})
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(term), tea.WithOutput(term), tea.WithWindowSize(100, 30),
+		tea.WithoutSignals(), tea.WithEnvironment([]string{"TERM=xterm-256color", "NO_COLOR=1"}))
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Run()
+		done <- err
+	}()
+
+	term.waitFor(t, "node-00000", "nodes 1/40")
+	term.emu.SendText("/name:node-00007\r")
+	term.waitFor(t, "1/1 of 40")
+	term.emu.SendText("l")
+	at := incident.UTC().Format("15:04:05")
+	s := term.waitFor(t, "Logs node node-00007 · ±5m around "+at, "● live", "listed 40", "──── incident "+at,
+		">"+at+".000 ERR  upstream connect error 20", "ERR  upstream connect error 23", "21/40 PAUSED")
+	if strings.Contains(s, "someone else") || strings.Contains(s, "pwned") {
+		t.Fatalf("wrong entries or unsanitised text:\n%s", s)
+	}
+	// Live: a new entry arrives through the tail while paused, then
+	// follow shows it.
+	srv.Add(entry("new", time.Now(), ltype.LogSeverity_WARNING, "disk 91% full"))
+	term.waitFor(t, "PAUSED 1 new", "tailed 1")
+	term.emu.SendText("p")
+	term.waitFor(t, "WARN disk 91% full", "41/41 FOLLOW")
+	term.emu.SendText("\x1b")
+	term.waitFor(t, "nodes /name:node-00007 1/1 of 40")
 
 	term.emu.SendText("q")
 	select {

@@ -267,6 +267,7 @@ func (m *Model) logTargetOf(v *view) (logTarget, bool) {
 				}
 			}
 		default:
+			m.setFlash("this event is about no node or group", false)
 			return t, false
 		}
 		// The event is the incident, whatever its kind.
@@ -474,6 +475,11 @@ func (m *Model) logsBatch(msg logsBatchMsg) tea.Cmd {
 	ls.got = true
 	ls.status = msg.batch.Status
 	m.ingest(ls, msg.batch.Entries)
+	if ls.status.Phase != logview.Listing {
+		// The window is listed: the incident's place is final, and what
+		// arrives from now on is new.
+		ls.seek = false
+	}
 	return ls.next()
 }
 
@@ -546,10 +552,6 @@ func (m *Model) ingest(ls *logsScreen, entries []*logview.Entry) {
 	}
 	if ls.seek {
 		m.seekTo(ls, ls.seekT)
-		if ls.status.Phase != logview.Listing {
-			// The window is listed: the incident's place is final.
-			ls.seek = false
-		}
 	}
 }
 

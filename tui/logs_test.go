@@ -758,3 +758,18 @@ func TestLogsStreamEnds(t *testing.T) {
 	h.feed(s3, nil, logview.Status{Phase: logview.Live, Unmapped: []string{"node-00007"}})
 	h.mustContain("no node here has a log mapping")
 }
+
+// TestLogsListedThenTail checks the hand-over from listing to the tail
+// when the phase change comes in a batch of its own: the cursor stays at
+// the incident and the tail's entries count as new.
+func TestLogsListedThenTail(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 80, 24, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	h.feed(s, entries("node-00007", 400, inc.Add(-5*time.Minute), time.Second, 0), logview.Status{Phase: logview.Listing, Listed: 400})
+	h.feed(s, nil, logview.Status{Phase: logview.Live, Listed: 400})
+	h.feed(s, entries("node-00007", 5, t0, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 400, Tailed: 5})
+	if e := h.selectedEntry(); !e.Time.Equal(inc) {
+		t.Fatalf("the tail moved the cursor to %v", e.Time)
+	}
+	h.mustContain("301/405 PAUSED 5 new")
+}
