@@ -248,8 +248,8 @@ func (r *inventoryRun) build(snap *fleet.Snapshot) (*provision.Inventory, []stri
 	return inv, lines
 }
 
-// answer writes the warnings and the answer; for --list it returns the
-// output written, for the cache. sizeHint is the expected size of the
+// answer writes the warnings and the answer; for --list with the cache on
+// it returns the output written, for the cache. sizeHint is the expected size of the
 // --list output (0: unknown): growing an 18 MB buffer step by step is a
 // tenth of a rebuild.
 func (r *inventoryRun) answer(inv *provision.Inventory, warnings []string, sizeHint int64) ([]byte, error) {
@@ -258,6 +258,9 @@ func (r *inventoryRun) answer(inv *provision.Inventory, warnings []string, sizeH
 	}
 	if !r.req.list {
 		return nil, inv.WriteHost(r.stdout, r.req.host)
+	}
+	if r.req.cache == nil {
+		return nil, inv.WriteList(r.stdout)
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(sizeHint + sizeHint/16))
