@@ -740,3 +740,44 @@ func TestSeveralProjects(t *testing.T) {
 	}
 	lc.checkOnce()
 }
+
+// BenchmarkConvert measures turning API entries into Entries (JSON
+// payloads, the costliest common kind), the per-entry work of a tail.
+func BenchmarkConvert(b *testing.B) {
+	js, _ := structpb.NewStruct(map[string]any{
+		"message": "order 123 processed", "component": "checkout", "latencyMs": 12.5,
+		"user": map[string]any{"id": "u-1", "plan": "pro"},
+	})
+	pe := logEntry("p1", "101", "i", tw, ltype.LogSeverity_INFO, "")
+	pe.Payload = &loggingpb.LogEntry_JsonPayload{JsonPayload: js}
+	for b.Loop() {
+		convert(pe, "p1")
+	}
+}
+
+func TestLargeEntriesRoundTrip(t *testing.T) {
+	env := newEnv(t, logserver.Options{}, nil)
+	// 1 MB lines with escape sequences: stored raw (the console
+	// sanitises); a page (8 MiB here) holds only some of them.
+	line := strings.Repeat("\x1b[2J\x1b]52;c;AAAA\x07 ", 1<<20/18)
+	var es []*loggingpb.LogEntry
+	for i := range 10 {
+		es = append(es, logEntry("p1", "101", fmt.Sprintf("big%02d", i), tw.Add(time.Duration(i)*time.Second), ltype.LogSeverity_ERROR, line))
+	}
+	env.srv.Add(es...)
+	s, err := env.svc.Open(context.Background(), Query{Nodes: []NodeRef{node("web-1", "101")}, From: tw, To: tw.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := collect(t, s)
+	c.until("the end", func(c *collector) bool { return c.eof })
+	if c.buf.Len() != 10 || c.last.ListCalls < 2 {
+		t.Fatalf("%d entries in %d calls", c.buf.Len(), c.last.ListCalls)
+	}
+	for i := range 10 {
+		if c.buf.At(i).Text != line {
+			t.Fatalf("entry %d text changed (%d bytes)", i, len(c.buf.At(i).Text))
+		}
+	}
+}
