@@ -178,8 +178,8 @@ func (h *hub) run(ctx context.Context) {
 			continue
 		}
 		// A stream the hub has not served yet may miss what arrives
-		// between its own list call and the tail's start.
-		// It is not Live before a gap fill has covered it.
+		// between its own list call and the tail's start, so it is not
+		// Live before a gap fill has covered it.
 		for _, st := range set {
 			if _, ok := uncovered[st]; !ok {
 				uncovered[st] = reg[st]
