@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/logview"
 )
 
 // fileConfig is the TOML config file. Every field is optional; see the
@@ -55,6 +56,19 @@ type fileConfig struct {
 		InventoryCache       *bool  `toml:"inventory_cache"`
 		InventoryCacheMaxAge string `toml:"inventory_cache_max_age"`
 	} `toml:"ansible"`
+	Logs struct {
+		Projects      []string `toml:"projects"`
+		Endpoint      string   `toml:"endpoint"`
+		Insecure      bool     `toml:"insecure"`
+		ResourceType  *string  `toml:"resource_type"`
+		Field         string   `toml:"field"`
+		From          string   `toml:"from"`
+		ListPerMinute int      `toml:"list_per_minute"`
+		Cap           int      `toml:"cap"`
+		Before        string   `toml:"before"`
+		After         string   `toml:"after"`
+		SaveDir       string   `toml:"save_dir"`
+	} `toml:"logs"`
 }
 
 // ansibleOptions configure the runs (playbooks, history, locks).
@@ -81,6 +95,7 @@ type options struct {
 	noColor    bool
 	readOnly   bool
 	ansible    ansibleOptions
+	logs       logsOptions
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -113,6 +128,9 @@ type flagSet struct {
 	stateDir      string
 	maxRuns       int
 	runTimeout    time.Duration
+	logsProjects  []string
+	logsEndpoint  string
+	logsInsecure  bool
 }
 
 func (f *flagSet) register(fs *pflag.FlagSet) {
@@ -134,6 +152,9 @@ func (f *flagSet) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "where run history and run directories live (default $XDG_STATE_HOME/fleetdeck)")
 	fs.IntVar(&f.maxRuns, "max-runs", 0, "how many runs may run at once; more wait in a queue (default 4)")
 	fs.DurationVar(&f.runTimeout, "run-timeout", 0, "end a run that takes longer (default 1h; 0 in the file means none)")
+	fs.StringSliceVar(&f.logsProjects, "logs-project", nil, "Cloud Logging projects the Logs view reads, comma-separated (env GOOGLE_CLOUD_PROJECT)")
+	fs.StringVar(&f.logsEndpoint, "logs-endpoint", "", "Cloud Logging endpoint override, host:port (default Google's)")
+	fs.BoolVar(&f.logsInsecure, "logs-insecure", false, "plaintext gRPC without credentials to --logs-endpoint (local endpoints only)")
 }
 
 // resolve builds the options from the environment, the config file and
@@ -256,5 +277,63 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		a.timeout = f.runTimeout
 	}
 	o.ansible = a
+	l, err := resolveLogs(fc, f, changed)
+	if err != nil {
+		return o, err
+	}
+	o.logs = l
 	return o, nil
+}
+
+// resolveLogs builds the Logs view's options: GOOGLE_CLOUD_PROJECT, then
+// the [logs] section, then the flags. The node-to-log mapping reads the
+// node meta key the fleet reads instance ids from unless told otherwise.
+func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOptions, error) {
+	fl := fc.Logs
+	l := logsOptions{
+		projects: fl.Projects, endpoint: fl.Endpoint, insecure: fl.Insecure,
+		mapping:       logview.Mapping{Field: fl.Field, From: fl.From},
+		listPerMinute: fl.ListPerMinute, cap: fl.Cap, saveDir: fl.SaveDir,
+	}
+	if len(l.projects) == 0 {
+		if p := os.Getenv("GOOGLE_CLOUD_PROJECT"); p != "" {
+			l.projects = []string{p}
+		}
+	}
+	if changed("logs-project") {
+		l.projects = f.logsProjects
+	}
+	if changed("logs-endpoint") {
+		l.endpoint = f.logsEndpoint
+	}
+	if changed("logs-insecure") {
+		l.insecure = f.logsInsecure
+	}
+	if fl.ResourceType != nil {
+		l.mapping.ResourceType = *fl.ResourceType
+		if l.mapping.ResourceType == "" && l.mapping.Field == "" {
+			return l, fmt.Errorf("config file %s: logs.resource_type is empty: then logs.field must name the field that holds the node", f.config)
+		}
+	}
+	if l.mapping.From == "" && fc.Fleet.InstanceKey != "" {
+		l.mapping.From = "meta:" + fc.Fleet.InstanceKey
+	}
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{{"logs.before", fl.Before, &l.before}, {"logs.after", fl.After, &l.after}} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v < 0 {
+			return l, fmt.Errorf("config file %s: %s: want a duration such as 5m, got %q", f.config, d.name, d.in)
+		}
+		*d.out = v
+	}
+	if err := l.mapping.Validate(); err != nil {
+		return l, fmt.Errorf("config file %s: [logs]: %w", f.config, err)
+	}
+	return l, nil
 }

@@ -144,3 +144,79 @@ func TestConfigInventoryCache(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigLogs(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("GOOGLE_CLOUD_PROJECT", "env-project")
+	cfg := filepath.Join(dir, "config.toml")
+
+	if _, err := resolveArgs(t, "--config", cfg+".missing"); err == nil {
+		t.Fatal("an explicit missing config file was accepted")
+	}
+	t.Setenv("XDG_CONFIG_HOME", dir) // no default config file there
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.logs.projects, []string{"env-project"}) {
+		t.Errorf("GOOGLE_CLOUD_PROJECT: projects = %v", o.logs.projects)
+	}
+
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
+[fleet]
+instance_key = "gce-id"
+[logs]
+projects = ["a", "b"]
+endpoint = "127.0.0.1:9"
+insecure = true
+before = "2m"
+after = "30s"
+cap = 5000
+`)
+	o, err = resolveArgs(t, "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := o.logs
+	if !slices.Equal(l.projects, []string{"a", "b"}) || l.endpoint != "127.0.0.1:9" || !l.insecure ||
+		l.before != 2*time.Minute || l.after != 30*time.Second || l.cap != 5000 {
+		t.Errorf("file: %+v", l)
+	}
+	// The mapping follows the fleet's instance key unless told otherwise.
+	if l.mapping.From != "meta:gce-id" {
+		t.Errorf("mapping from = %q, want meta:gce-id", l.mapping.From)
+	}
+	o, err = resolveArgs(t, "--config", cfg, "--logs-project", "c", "--logs-endpoint", "x:1", "--logs-insecure=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.logs.projects, []string{"c"}) || o.logs.endpoint != "x:1" || o.logs.insecure {
+		t.Errorf("flags: %+v", o.logs)
+	}
+
+	for body, want := range map[string]string{
+		"[logs]\nbefore = \"soon\"\n":                     "logs.before",
+		"[logs]\nfrom = \"hostname\"\n":                   "meta:KEY",
+		"[logs]\nfield = \"textPayload\"\n":               "field",
+		"[logs]\nresource_type = \"\"\n":                  "logs.field",
+		"[logs]\nfield = \"labels.host\"\nfrom = \"name\"": "",
+	} {
+		write(body)
+		_, err := resolveArgs(t, "--config", cfg)
+		if want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", body, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want one naming %q", body, err, want)
+		}
+	}
+}

@@ -47,6 +47,17 @@ func runConsole(ctx context.Context, opts options, note string) error {
 		topts.Provisioner = mgr
 	}
 	topts.RunsOff = off
+	logs, off, err := newLogService(ctx, opts.logs)
+	if err != nil {
+		return err
+	}
+	if logs != nil {
+		defer logs.Close()
+		topts.Logs = logs
+		topts.SaveLogs = logSaver(opts.logs.saveDir)
+	}
+	topts.LogsOff = off
+	topts.LogsBefore, topts.LogsAfter, topts.LogsCap = opts.logs.before, opts.logs.after, opts.logs.cap
 	m := tui.New(ctx, topts)
 	p := tea.NewProgram(m, tea.WithContext(ctx))
 	_, err = p.Run()

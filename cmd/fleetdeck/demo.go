@@ -7,14 +7,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
+	logging "cloud.google.com/go/logging/apiv2"
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/internal/demoplaybooks"
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
+	"github.com/fleetdeck/fleetdeck/internal/logserver"
+	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -93,15 +97,29 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	logs, err := startDemoLogs(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer logs.close(stderr)
 	var wg sync.WaitGroup
 	simErr := make(chan error, 1)
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		simErr <- fleetsim.Run(ctx, client, spec, fleetsim.RunOptions{})
+		// Write errors are counted in the simulator's stats (printed at
+		// exit): stderr belongs to the console meanwhile.
+		_ = logs.sim.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		simErr <- fleetsim.Run(ctx, client, spec, fleetsim.RunOptions{OnEvent: logs.sim.Observe})
 	}()
 	defer wg.Wait()
 	defer stop()
+	fmt.Fprintf(stderr, `fleetdeck demo: its Cloud Logging endpoint is at %[1]s — read it from another console with
+    fleetdeck --logs-project %[2]s --logs-endpoint %[1]s --logs-insecure
+`, logs.srv.Addr(), demoLogProject)
 
 	if headless {
 		fmt.Fprintln(stderr, "fleetdeck demo: running headless; Ctrl-C stops it.")
@@ -120,6 +138,13 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	opts.consul.Scheme = "http"
 	opts.consul.Token, opts.consul.TokenFile = "", ""
 	opts.fleet.Datacenters = nil
+	opts.logs.projects = []string{demoLogProject}
+	opts.logs.endpoint, opts.logs.insecure = "", false
+	opts.logs.clientOptions = logs.srv.ClientOptions()
+	opts.logs.mapping = logview.Mapping{}
+	if opts.logs.saveDir == "" && opts.ansible.stateDir != "" {
+		opts.logs.saveDir = filepath.Join(opts.ansible.stateDir, "logs")
+	}
 	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()); err != nil {
 		return err
 	}
@@ -132,6 +157,63 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 		return nil
 	}
 }
+
+// demoLogProject is the Cloud Logging project the demo's logs live in.
+const demoLogProject = "fleetdeck-demo"
+
+// demoLogs is the demo's Cloud Logging: a local endpoint and the simulator
+// writing the fleet's logs to it through the real client.
+type demoLogs struct {
+	srv    *logserver.Server
+	client *logging.Client
+	sim    *fleetsim.LogSim
+}
+
+// startDemoLogs starts the local endpoint and the log simulator (not yet
+// running). The endpoint lives in this process, so the demo's soft memory
+// limit is raised to hold it (GOMEMLIMIT still wins).
+func startDemoLogs(ctx context.Context, spec fleetsim.Spec) (*demoLogs, error) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(demoMemoryLimit)
+	}
+	srv, err := logserver.Start(ctx, logserver.Options{MaxEntries: demoLogEntries})
+	if err != nil {
+		return nil, fmt.Errorf("starting the demo's Cloud Logging endpoint: %w", err)
+	}
+	client, err := logging.NewClient(ctx, srv.ClientOptions()...)
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("connecting to the demo's Cloud Logging endpoint: %w", err)
+	}
+	sim, err := fleetsim.NewLogSim(client, spec, fleetsim.LogOptions{Project: demoLogProject, Backfill: 15 * time.Minute})
+	if err != nil {
+		client.Close()
+		srv.Close()
+		return nil, fmt.Errorf("preparing the demo's logs: %w", err)
+	}
+	return &demoLogs{srv: srv, client: client, sim: sim}, nil
+}
+
+// close stops the client and the endpoint (after the simulator's Run has
+// returned) and reports write failures, which could not be shown while the
+// console was on screen.
+func (d *demoLogs) close(stderr io.Writer) {
+	st := d.sim.Stats()
+	if st.Failed > 0 {
+		fmt.Fprintf(stderr, "fleetdeck demo: %d of %d simulated log writes failed; last error: %v\n", st.Failed, st.Written+st.Failed, st.LastErr)
+	}
+	d.client.Close()
+	d.srv.Close()
+}
+
+const (
+	// demoLogEntries bounds the local endpoint: ~2 KB each in memory, about
+	// 25 minutes of the demo fleet's logs.
+	demoLogEntries = 150_000
+	// demoMemoryLimit is the demo's soft memory limit: the console's plus
+	// room for the log endpoint.
+	demoMemoryLimit = 768 << 20
+)
 
 // simulationErr reports a simulator failure; its ending with ctx is not one.
 func simulationErr(ctx context.Context, err error) error {
