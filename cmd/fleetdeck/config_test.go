@@ -201,10 +201,10 @@ cap = 5000
 	}
 
 	for body, want := range map[string]string{
-		"[logs]\nbefore = \"soon\"\n":                     "logs.before",
-		"[logs]\nfrom = \"hostname\"\n":                   "meta:KEY",
-		"[logs]\nfield = \"textPayload\"\n":               "field",
-		"[logs]\nresource_type = \"\"\n":                  "logs.field",
+		"[logs]\nbefore = \"soon\"\n":                      "logs.before",
+		"[logs]\nfrom = \"hostname\"\n":                    "meta:KEY",
+		"[logs]\nfield = \"textPayload\"\n":                "field",
+		"[logs]\nresource_type = \"\"\n":                   "logs.field",
 		"[logs]\nfield = \"labels.host\"\nfrom = \"name\"": "",
 	} {
 		write(body)
