@@ -217,20 +217,23 @@ func (r *runner) addDC(parent context.Context, name string) {
 	r.dcs[name] = dc
 	r.dirty = true
 	cat, health := r.w.client.Catalog(), r.w.client.Health()
+	// params numbers each watch: build them here, on the runner's
+	// goroutine, not in the watches' own.
+	nodesP, servicesP, failingP := r.params(name, watchNodes, true), r.params(name, watchServices, true), r.params(name, watchFailing, true)
 	r.goFunc(func() {
-		loop(ctx, r.params(name, watchNodes, true), func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, nodesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			nodes, meta, err := cat.Nodes(q)
 			return result{nodes: nodes}, meta, err
 		})
 	})
 	r.goFunc(func() {
-		loop(ctx, r.params(name, watchServices, true), func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, servicesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			svcs, meta, err := cat.Services(q)
 			return result{services: svcs}, meta, err
 		})
 	})
 	r.goFunc(func() {
-		loop(ctx, r.params(name, watchFailing, true), func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, failingP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			q.Filter = failingFilter
 			checks, meta, err := health.State(api.HealthAny, q)
 			return result{checks: toChecks(checks)}, meta, err
