@@ -309,8 +309,13 @@ func TestEndToEndLogsRealService(t *testing.T) {
 	}
 	// Live: a new entry arrives through the tail while paused, then
 	// follow shows it.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := srv.WaitTails(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	srv.Add(entry("new", time.Now(), ltype.LogSeverity_WARNING, "disk 91% full"))
-	term.waitFor(t, "PAUSED 1 new", "tailed 1")
+	term.waitFor(t, "PAUSED 1 new")
 	term.emu.SendText("p")
 	term.waitFor(t, "WARN disk 91% full", "41/41 FOLLOW")
 	term.emu.SendText("\x1b")

@@ -137,7 +137,7 @@ type logsScreen struct {
 	// Rendering caches: lines per entry for layout lgen (width, time
 	// mode, wrap, node column); the histogram line.
 	lgen      uint64
-	lwidth    int
+	lkey      int
 	lines     map[*logview.Entry]*logLine
 	hist      []logview.Bucket
 	histStale bool

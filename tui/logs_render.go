@@ -170,8 +170,8 @@ func (m *Model) checkLayout(ls *logsScreen) {
 	if ls.wrap {
 		key |= 1
 	}
-	if key != ls.lwidth || len(ls.lines) > lineCacheMax {
-		ls.lwidth = key
+	if key != ls.lkey || len(ls.lines) > lineCacheMax {
+		ls.lkey = key
 		ls.lgen++
 		clear(ls.lines)
 	}
