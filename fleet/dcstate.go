@@ -430,7 +430,7 @@ func diffNode(dc string, old, n *Node) []Event {
 	case old == nil:
 		return []Event{{Kind: NodeJoined, Datacenter: dc, Node: n.Name, Group: n.Group, To: n.Health, NewRoles: n.Roles()}}
 	case n == nil:
-		return []Event{{Kind: NodeLeft, Datacenter: dc, Node: old.Name, Group: old.Group, From: old.Health, OldRoles: old.Roles()}}
+		return []Event{{Kind: NodeLeft, Datacenter: dc, Node: old.Name, Group: old.Group, From: old.Health, OldRoles: old.Roles(), Last: old}}
 	}
 	var events []Event
 	if or, nr := old.Roles(), n.Roles(); !slices.Equal(or, nr) {

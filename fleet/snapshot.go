@@ -56,6 +56,9 @@ type Event struct {
 	// the group's old and new size in Before/After.
 	OldRoles, NewRoles []string
 	Before, After      int
+	// Last is, for NodeLeft, the node as last seen: its meta (instance id,
+	// zone) stays reachable after it left, e.g. to read its logs.
+	Last *Node
 }
 
 // ConnStatus is the state of fleetdeck's connection to Consul.

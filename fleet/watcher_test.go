@@ -188,8 +188,10 @@ func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = waitFor(t, w, 10*time.Second, "web-2 left", func(s *fleet.Snapshot) bool { return s.Node("dc1", "web-2") == nil })
-	if !hasEvent(s, fleet.NodeLeft, "web-2", nil) {
-		t.Errorf("no leave event: %+v", s.Events)
+	// The leave keeps the node as last seen (its logs are found by its
+	// instance id after it has gone).
+	if !hasEvent(s, fleet.NodeLeft, "web-2", func(e fleet.Event) bool { return e.Last != nil && e.Last.Meta["instance-id"] == "i-web-2" }) {
+		t.Errorf("no leave event with the node as last seen: %+v", s.Events)
 	}
 	var sizes []string
 	for _, e := range s.Events {

@@ -225,7 +225,7 @@ func (m *Model) logTargetOf(v *view) (logTarget, bool) {
 		t.nodes = []*fleet.Node{r.node}
 	case viewDetail:
 		t.title = "node " + v.node
-		if n := m.snap.Node(v.dc, v.node); n != nil {
+		if n := m.nodeOrDeparted(v.dc, v.node); n != nil {
 			t.nodes = []*fleet.Node{n}
 		} else {
 			t.names = []string{v.node}
@@ -254,7 +254,7 @@ func (m *Model) logTargetOf(v *view) (logTarget, bool) {
 		switch {
 		case e.Node != "":
 			t.title = "node " + e.Node
-			if n := m.snap.Node(e.Datacenter, e.Node); n != nil {
+			if n := m.nodeOrDeparted(e.Datacenter, e.Node); n != nil {
 				t.nodes = []*fleet.Node{n}
 			} else {
 				t.names = []string{e.Node}
@@ -280,6 +280,25 @@ func (m *Model) logTargetOf(v *view) (logTarget, bool) {
 		t.incident, t.what = e.Time, e.Node+" "+eventDetail(e)
 	}
 	return t, true
+}
+
+// nodeOrDeparted returns the node, or, for a node that has left (an
+// auto-healed one, say), the node as last seen before it left, so that its
+// logs can still be found by its instance id. Nil when neither is known.
+func (m *Model) nodeOrDeparted(dc, name string) *fleet.Node {
+	if n := m.snap.Node(dc, name); n != nil {
+		return n
+	}
+	if m.snap == nil {
+		return nil
+	}
+	evs := m.snap.Events
+	for i := len(evs) - 1; i >= 0; i-- {
+		if e := &evs[i]; e.Kind == fleet.NodeLeft && e.Last != nil && e.Datacenter == dc && e.Node == name {
+			return e.Last
+		}
+	}
+	return nil
 }
 
 // lastIncident returns the newest journal event in which one of nodes went

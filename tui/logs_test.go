@@ -10,6 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/logview"
 )
 
@@ -772,4 +773,35 @@ func TestLogsListedThenTail(t *testing.T) {
 		t.Fatalf("the tail moved the cursor to %v", e.Time)
 	}
 	h.mustContain("301/405 PAUSED 5 new")
+}
+
+// An auto-healed node has left the catalog by the time someone looks at
+// its incident: its logs are still found through the node as last seen.
+func TestLogsForADepartedNode(t *testing.T) {
+	nodes := synthNodes(40, t0.Add(-time.Hour))
+	gone := nodes[len(nodes)-1]
+	nodes = nodes[:len(nodes)-1]
+	ev := []fleet.Event{
+		{Seq: 1, Time: t0.Add(-3 * time.Minute), Kind: fleet.HealthChanged, Datacenter: gone.Datacenter, Node: gone.Name,
+			CheckName: "http", CheckID: "service:web", From: fleet.HealthPassing, To: fleet.HealthCritical},
+		{Seq: 2, Time: t0.Add(-40 * time.Second), Kind: fleet.NodeLeft, Datacenter: gone.Datacenter, Node: gone.Name, Last: gone},
+	}
+	h, fl := newLogsHarness(t, fleet.NewSnapshot(1, t0, nodes, connected(t0), ev), 100, 30, true, nil)
+	want := gone.Meta["instance-id"]
+	if want == "" {
+		t.Fatal("synthetic node without an instance id")
+	}
+	h.keys(":events", "enter")
+	for i, incident := range []time.Time{t0.Add(-40 * time.Second), t0.Add(-3 * time.Minute)} {
+		if i > 0 {
+			h.keys("esc", "j")
+		}
+		q, _ := h.openLogs(fl)
+		if len(q.Nodes) != 1 || q.Nodes[0].Name != gone.Name || q.Nodes[0].Meta["instance-id"] != want {
+			t.Fatalf("event %d: query nodes = %+v, want %s with instance-id %s", i, q.Nodes, gone.Name, want)
+		}
+		if !q.Incident.Equal(incident) {
+			t.Fatalf("event %d: incident %v, want %v", i, q.Incident, incident)
+		}
+	}
 }
