@@ -434,6 +434,23 @@ func relShort(d time.Duration) string {
 }
 
 // logsStatus is the stream's state: phase, then the counts.
+// retryText tells the stream's last error and when the next attempt
+// comes, for a stream that is backing off ("" when it is not).
+func retryText(s logview.Status, now time.Time) string {
+	var t string
+	if s.Err != nil {
+		t += ": " + sanitize(s.Err.Error())
+	}
+	if !s.RetryAt.IsZero() {
+		if d := s.RetryAt.Sub(now); d > 0 {
+			t += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+		} else if s.Err != nil {
+			t += " · retrying"
+		}
+	}
+	return t
+}
+
 func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 	st := &m.st
 	s := ls.status
@@ -444,21 +461,13 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 	case !ls.opened:
 		style, phase = st.warn, "◌ opening…"
 	case s.Phase == logview.Listing:
-		style, phase = st.warn, "◌ listing the window…"
+		// A quota error while listing is retried after a backoff: say so,
+		// or a slow window looks like a hung one.
+		style, phase = st.warn, "◌ listing the window…"+retryText(s, now)
 	case s.Phase == logview.Live:
 		style, phase = st.ok, "● live"
 	case s.Phase == logview.Reconnecting:
-		style, phase = st.warn, "▲ reconnecting"
-		if s.Err != nil {
-			phase += ": " + sanitize(s.Err.Error())
-		}
-		if !s.RetryAt.IsZero() {
-			if d := s.RetryAt.Sub(now); d > 0 {
-				phase += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
-			} else {
-				phase += " · retrying"
-			}
-		}
+		style, phase = st.warn, "▲ reconnecting"+retryText(s, now)
 	case s.Phase == logview.Done:
 		style, phase = st.ok, "■ window listed"
 	case s.Phase == logview.Failed:

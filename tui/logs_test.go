@@ -542,6 +542,9 @@ func TestLogsStatusLine(t *testing.T) {
 	h.feed(s, nil, logview.Status{Phase: logview.Reconnecting, Err: errors.New("tail ended\x1b]0;x\x07"), RetryAt: t0.Add(3 * time.Second),
 		Listed: 10, Tailed: 5, Duplicates: 2, Suppressed: map[string]int64{"RATE_LIMIT": 4, "NOT_CONSUMED": 1}})
 	h.mustContain("▲ reconnecting: tail ended · retry in 3s · listed 10 · tailed 5 · dup 2 · dropped 0 (cap 100000) · suppressed 5 (NOT_CONSUMED 1, RATE_LIMIT 4)")
+	// Backing off on a quota error while listing is visible too.
+	h.feed(s, nil, logview.Status{Phase: logview.Listing, Err: errors.New("quota exceeded (RESOURCE_EXHAUSTED)"), RetryAt: t0.Add(8 * time.Second)})
+	h.mustContain("◌ listing the window…: quota exceeded (RESOURCE_EXHAUSTED) · retry in 8s")
 	h.feed(s, nil, logview.Status{Phase: logview.Failed, Err: errors.New("permission denied")})
 	h.mustContain("✖ failed: permission denied", "no entries in this window")
 }

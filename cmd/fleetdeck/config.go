@@ -285,6 +285,12 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	return o, nil
 }
 
+// defaultLogsCap is how many entries a Logs view keeps by default: ~46 MB
+// of realistic entries, which with a 10,000-node fleet stays near the
+// console's soft memory limit (100,000 would double it; see
+// docs/benchmarks.md). [logs] cap raises it.
+const defaultLogsCap = 50_000
+
 // resolveLogs builds the Logs view's options: GOOGLE_CLOUD_PROJECT, then
 // the [logs] section, then the flags. The node-to-log mapping reads the
 // node meta key the fleet reads instance ids from unless told otherwise.
@@ -294,6 +300,15 @@ func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOpti
 		projects: fl.Projects, endpoint: fl.Endpoint, insecure: fl.Insecure,
 		mapping:       logview.Mapping{Field: fl.Field, From: fl.From},
 		listPerMinute: fl.ListPerMinute, cap: fl.Cap, saveDir: fl.SaveDir,
+	}
+	if l.cap <= 0 {
+		l.cap = defaultLogsCap
+	}
+	if l.saveDir == "" && fc.Ansible.StateDir != "" {
+		l.saveDir = filepath.Join(fc.Ansible.StateDir, "logs")
+	}
+	if changed("state-dir") && fl.SaveDir == "" {
+		l.saveDir = filepath.Join(f.stateDir, "logs")
 	}
 	if len(l.projects) == 0 {
 		if p := os.Getenv("GOOGLE_CLOUD_PROJECT"); p != "" {

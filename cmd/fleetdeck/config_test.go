@@ -189,6 +189,9 @@ cap = 5000
 		t.Errorf("file: %+v", l)
 	}
 	// The mapping follows the fleet's instance key unless told otherwise.
+	if o, err := resolveArgs(t, "--config", cfg, "--state-dir", "/srv/fd"); err != nil || o.logs.saveDir != "/srv/fd/logs" {
+		t.Errorf("saved views follow --state-dir: %q, %v", o.logs.saveDir, err)
+	}
 	if l.mapping.From != "meta:gce-id" {
 		t.Errorf("mapping from = %q, want meta:gce-id", l.mapping.From)
 	}
