@@ -2,6 +2,7 @@ package tui
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -80,6 +81,9 @@ type filterTerm struct {
 // filterExpr is a parsed filter: all terms must match.
 type filterExpr struct {
 	terms []filterTerm
+	// problem explains a term that can match nothing (an unknown health),
+	// shown when the view comes out empty.
+	problem string
 }
 
 // empty reports whether the filter matches everything.
@@ -113,8 +117,9 @@ func parseFilter(s string) filterExpr {
 						h, ok := fleet.ParseHealth(t.value)
 						if !ok {
 							// Unknown health: match nothing (or everything
-							// when negated) rather than guess.
+							// when negated) rather than guess, and say why.
 							t.health = fleet.Health(255)
+							f.problem = "unknown health " + strconv.Quote(raw) + " (passing, warning, critical, maint or failing)"
 						} else {
 							t.health = h
 						}

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,9 @@ func TestFilterInModel(t *testing.T) {
 		t.Fatalf("live filter zzz matched %d", count())
 	}
 	h.mustContain("nothing matches")
+	h.send(tea.KeyPressMsg{Code: 'u', Mod: tea.ModCtrl})
+	h.keys("health:broken")
+	h.mustContain(`nothing matches: unknown health "broken" (passing, warning, critical, maint or failing)`)
 	h.keys("esc")
 	if h.m.top().filterText != "role:web !health:passing" || count() != 7 {
 		t.Fatalf("esc did not restore the filter: %q (%d rows)", h.m.top().filterText, count())
@@ -681,5 +685,22 @@ func TestNewFilterStartsAtFirstMatch(t *testing.T) {
 	h.keys("/", "w", "e", "b", "enter")
 	if v.cursor != 0 || v.offset != 0 || len(v.rows) == 0 {
 		t.Fatalf("after a new filter: cursor %d offset %d rows %d", v.cursor, v.offset, len(v.rows))
+	}
+}
+
+func TestSortAddressesNumerically(t *testing.T) {
+	var rows []*row
+	for _, a := range []string{"10.0.0.10", "name.internal", "10.0.0.9", "", "fd00::2", "10.0.1.1", "9.255.255.255"} {
+		rows = append(rows, nodeRow(&fleet.Node{Name: "n-" + a, Datacenter: "dc1", Address: a}))
+	}
+	cols := nodeColumns()
+	sortRows(rows, cols, int(ncAddress), false)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.node.Address)
+	}
+	want := []string{"9.255.255.255", "10.0.0.9", "10.0.0.10", "10.0.1.1", "fd00::2", "", "name.internal"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("address order %q, want %q", got, want)
 	}
 }

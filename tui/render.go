@@ -108,6 +108,8 @@ func (m *Model) emptyText(v *view) string {
 		return "no " + v.kind.String() + " in this scope"
 	case m.faults && v.filterText == "":
 		return "no faults: everything is passing (f shows all)"
+	case v.filter.problem != "":
+		return "nothing matches: " + sanitize(v.filter.problem) + " (esc clears the filter)"
 	}
 	return "nothing matches the filter (esc clears it)"
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ const (
 	sortNum
 	sortHealth
 	sortTime
+	// sortAddr orders IP addresses numerically (10.0.0.9 before
+	// 10.0.0.10); anything that is not an address sorts after, as text.
+	sortAddr
 )
 
 // row is one table row. Rows for nodes are cached per *fleet.Node and
@@ -49,7 +53,10 @@ type row struct {
 	cells  []string
 	widths []int
 	// nums holds numeric sort keys for sortNum columns (by column index).
-	nums   []int
+	nums []int
+	// addr is the parsed address for sortAddr columns (invalid when the
+	// cell holds none); parsed once per row, not per comparison.
+	addr   netip.Addr
 	health fleet.Health
 	// style, when set, replaces the health colour (run and host states
 	// health has no colour for).
@@ -222,6 +229,18 @@ func compareRows(a, b *row, col int, k sortKind) int {
 		return cmp.Compare(a.nums[col], b.nums[col])
 	case sortHealth:
 		return cmp.Compare(a.health, b.health)
+	case sortAddr:
+		switch av, bv := a.addr.IsValid(), b.addr.IsValid(); {
+		case av && bv:
+			if c := a.addr.Compare(b.addr); c != 0 {
+				return c
+			}
+		case av != bv:
+			if av {
+				return -1
+			}
+			return 1
+		}
 	}
 	return strings.Compare(a.cells[col], b.cells[col])
 }

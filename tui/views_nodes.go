@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -31,7 +32,7 @@ func nodeColumns() []column {
 		ncRoles:    {title: "ROLES", min: 10, max: 40, flex: true, prio: 90},
 		ncGroup:    {title: "GROUP", min: 8, max: 24, flex: true, prio: 50},
 		ncZone:     {title: "ZONE", min: 5, max: 16, prio: 30},
-		ncAddress:  {title: "ADDRESS", min: 9, max: 39, prio: 40},
+		ncAddress:  {title: "ADDRESS", min: 9, max: 39, prio: 40, sortBy: sortAddr},
 		ncInstance: {title: "INSTANCE", min: 9, max: 22, prio: 20},
 		ncImage:    {title: "IMAGE", min: 8, max: 30, flex: true, prio: 10},
 	}
@@ -89,6 +90,7 @@ func nodeRow(n *fleet.Node) *row {
 		ncImage:    n.Image,
 	})
 	r.node = n
+	r.addr, _ = netip.ParseAddr(n.Address)
 	r.keys = newNodeKeys(n)
 	r.health = n.Health
 	r.changedAt = n.ChangedAt
