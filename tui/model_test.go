@@ -704,3 +704,16 @@ func TestSortAddressesNumerically(t *testing.T) {
 		t.Fatalf("address order %q, want %q", got, want)
 	}
 }
+
+func TestEventTimesGetADateAfterTwelveHours(t *testing.T) {
+	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	for at, want := range map[time.Time]string{
+		now.Add(-time.Minute):    "08:59:00",
+		now.Add(-11 * time.Hour): "22:00:00",
+		now.Add(-13 * time.Hour): "Nov 25 20:00:00",
+	} {
+		if got := eventTime(at, now); got != want {
+			t.Errorf("eventTime(%v) = %q, want %q", at, got, want)
+		}
+	}
+}

@@ -37,11 +37,12 @@ func (m *Model) eventRows() []*row {
 	evs := m.scope.Events
 	rows := make([]*row, 0, len(evs))
 	next := make(map[uint64]*row, len(m.snap.Events))
+	now := m.now()
 	for i := len(evs) - 1; i >= 0; i-- {
 		e := &evs[i]
 		r, ok := m.eventCache[e.Seq]
-		if !ok || r.event.Time != e.Time {
-			r = eventRow(e)
+		if !ok || r.event.Time != e.Time || (len(r.cells[ecTime]) == len(time.TimeOnly) && now.Sub(e.Time) >= 12*time.Hour) {
+			r = eventRow(e, now)
 		}
 		next[e.Seq] = r
 		rows = append(rows, r)
@@ -50,10 +51,20 @@ func (m *Model) eventRows() []*row {
 	return rows
 }
 
-// eventRow builds the row of event e.
-func eventRow(e *fleet.Event) *row {
+// eventTime formats an event's time: the clock alone for the last 12
+// hours, with the date before that (a console left open for days must not
+// show yesterday's 03:00 as today's).
+func eventTime(t, now time.Time) string {
+	if now.Sub(t) < 12*time.Hour {
+		return t.Format(time.TimeOnly)
+	}
+	return t.Format("Jan 02 15:04:05")
+}
+
+// eventRow builds the row of event e as seen at now.
+func eventRow(e *fleet.Event, now time.Time) *row {
 	r := newRow(strconv.FormatUint(e.Seq, 10), []string{
-		ecTime:   e.Time.Format(time.DateTime)[11:],
+		ecTime:   eventTime(e.Time, now),
 		ecKind:   e.Kind.String(),
 		ecDC:     e.Datacenter,
 		ecNode:   e.Node,
