@@ -107,6 +107,13 @@ func (k keyMap) logsShortHelp() []shortBinding {
 	}
 }
 
+// entryShortHelp is the footer's key list in an expanded log entry.
+func (k keyMap) entryShortHelp() []shortBinding {
+	return []shortBinding{
+		{b: k.Down, label: "scroll"}, {b: k.Copy, label: "copy"}, {b: k.Back, label: "back"}, {b: k.Help, label: "help"},
+	}
+}
+
 // shortBinding is a binding with its footer label.
 type shortBinding struct {
 	b     key.Binding

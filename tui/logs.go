@@ -272,6 +272,9 @@ func (m *Model) logTargetOf(v *view) (logTarget, bool) {
 		}
 		// The event is the incident, whatever its kind.
 		t.incident, t.what = e.Time, eventDetail(e)
+		if e.Node != "" {
+			t.what = e.Node + " " + t.what
+		}
 		return t, true
 	default:
 		return t, false

@@ -808,3 +808,28 @@ func TestLogsForADepartedNode(t *testing.T) {
 		}
 	}
 }
+
+// Keys of the tables (faults) do nothing in the Logs view or an expanded
+// entry: they must not change the view behind.
+func TestLogsKeysDoNotLeakToTheViewBehind(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 120, 30, true, nil)
+	h.keys("f")
+	if !h.m.faults {
+		t.Fatal("f did not turn faults on in the nodes view")
+	}
+	_, s := h.openLogs(fl)
+	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 5})
+	h.keys("f")
+	if !h.m.faults {
+		t.Fatal("f in the Logs view changed the nodes view's faults toggle")
+	}
+	h.mustNotContain("[faults]")
+	h.keys("enter", "f")
+	if !h.m.faults || h.m.top().kind != viewLogEntry {
+		t.Fatalf("f in the entry: faults %v, top %v", h.m.faults, h.m.top().kind)
+	}
+	h.mustContain("y copy", "esc back")
+	h.mustNotContain("f faults", "r run")
+	h.keys("esc", "esc")
+	h.mustContain("[faults]")
+}

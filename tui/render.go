@@ -184,7 +184,7 @@ func (m *Model) footer(v *view, now time.Time) string {
 	if m.dc != "" {
 		left.WriteString(" dc:" + m.dc)
 	}
-	if m.faults {
+	if m.faults && v.kind.showsFaults() {
 		left.WriteString(" [faults]")
 	}
 	l := sanitize(left.String())
@@ -214,8 +214,11 @@ func (m *Model) footer(v *view, now time.Time) string {
 func (m *Model) hints(v *view) string {
 	var b strings.Builder
 	list := m.keys.shortHelp()
-	if v.kind == viewLogs {
+	switch v.kind {
+	case viewLogs:
 		list = m.keys.logsShortHelp()
+	case viewLogEntry:
+		list = m.keys.entryShortHelp()
 	}
 	for _, k := range list {
 		if !k.b.Enabled() {

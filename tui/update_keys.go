@@ -101,6 +101,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Unmark):
 		clear(m.marks)
 	case key.Matches(msg, k.Faults):
+		// Only the tables filter by faults; elsewhere (a Logs view, an
+		// entry) the key would silently change the view behind.
+		if !v.kind.showsFaults() {
+			return nil
+		}
 		m.faults = !m.faults
 		for _, sv := range m.stack {
 			sv.dirty = true

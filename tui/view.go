@@ -62,6 +62,10 @@ func (k viewKind) String() string {
 // scrolling text of the detail and help views).
 func (k viewKind) isTable() bool { return k <= viewRuns }
 
+// showsFaults reports views the faults toggle narrows: the tables and the
+// run view's host board.
+func (k viewKind) showsFaults() bool { return k.isTable() || k == viewRun }
+
 // isCustom reports views that draw and key themselves (the launch form,
 // the preview, the run view and the Logs view).
 func (k viewKind) isCustom() bool {
