@@ -145,7 +145,7 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	if opts.logs.saveDir == "" && opts.ansible.stateDir != "" {
 		opts.logs.saveDir = filepath.Join(opts.ansible.stateDir, "logs")
 	}
-	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()); err != nil {
+	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()+" · logs "+logs.srv.Addr()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "fleetdeck demo: its runs are kept in %s; list them with\n    fleetdeck runs --state-dir %s\n",

@@ -31,11 +31,11 @@ type logsOptions struct {
 
 // newLogService wires the Cloud Logging client from the options. When logs
 // cannot be offered (no project configured, no credentials) it returns a
-// nil service and the reason, which the console shows where the log keys
-// are: the fleet view works without Cloud Logging.
+// nil service and the reason (the console prefixes "logs are off: "),
+// shown where the log keys are: the fleet view works without Cloud Logging.
 func newLogService(ctx context.Context, l logsOptions) (s *logview.Service, off string, err error) {
 	if len(l.projects) == 0 {
-		return nil, "logs are off: no Cloud Logging project (set --logs-project, [logs] projects or GOOGLE_CLOUD_PROJECT)", nil
+		return nil, "no Cloud Logging project (set --logs-project, [logs] projects or GOOGLE_CLOUD_PROJECT)", nil
 	}
 	if err := l.mapping.Validate(); err != nil {
 		return nil, "", fmt.Errorf("config [logs]: %w", err)
@@ -52,7 +52,7 @@ func newLogService(ctx context.Context, l logsOptions) (s *logview.Service, off 
 	if err != nil {
 		// Missing Application Default Credentials is the common case on a
 		// bastion: say so in the console rather than refusing to start.
-		return nil, "logs are off: " + err.Error(), nil
+		return nil, err.Error(), nil
 	}
 	return s, "", nil
 }
