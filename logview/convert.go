@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/logging/apiv2/loggingpb"
 	ltype "google.golang.org/genproto/googleapis/logging/type"
@@ -174,9 +175,27 @@ type savedEntry struct {
 	ResourceLabels map[string]string `json:"resourceLabels,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	Text           string            `json:"text"`
-	// Payload is the payload as JSON text (not re-parsed: it is whatever
-	// the entry carried, and a string keeps it byte for byte).
-	Payload string `json:"payload,omitempty"`
+	// Payload is the payload as a JSON value (an object for JSON payloads,
+	// a string for text ones), so that jq .payload.status works on the
+	// file; see savedPayload.
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// savedPayload is an Entry's Payload as a JSON value: compacted when it is
+// valid JSON (it always is when it came from convert), else the text as a
+// JSON string, so a file is never malformed.
+func savedPayload(p string) json.RawMessage {
+	if p == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	// Compact keeps string bytes as they are: only valid UTF-8 passes, so
+	// the file never holds raw invalid bytes.
+	if err := json.Compact(&b, []byte(p)); err == nil && utf8.Valid(b.Bytes()) {
+		return b.Bytes()
+	}
+	q, _ := json.Marshal(p) // a string always marshals
+	return q
 }
 
 func rfc3339(t time.Time) string {

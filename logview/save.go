@@ -9,7 +9,7 @@ import (
 
 // Save writes entries as JSON Lines, one object per entry with all its
 // fields (timestamps in RFC 3339 UTC, severity by name, the payload as a
-// JSON string). Strings are written as received, JSON-escaped: ASCII
+// JSON value). Strings are written as received, JSON-escaped: ASCII
 // control characters (ESC included) become \u escapes and invalid UTF-8
 // becomes U+FFFD, so the file holds no raw escape sequences.
 func Save(w io.Writer, entries []*Entry) error {
@@ -32,7 +32,7 @@ func Save(w io.Writer, entries []*Entry) error {
 			ResourceLabels: e.ResourceLabels,
 			Labels:         e.Labels,
 			Text:           e.Text,
-			Payload:        e.Payload,
+			Payload:        savedPayload(e.Payload),
 		})
 		if err != nil {
 			return fmt.Errorf("logview: saving entry %d: %w", i, err)

@@ -11,6 +11,7 @@ import (
 
 	logging "cloud.google.com/go/logging/apiv2"
 	"cloud.google.com/go/logging/apiv2/loggingpb"
+	"github.com/googleapis/gax-go/v2"
 	"golang.org/x/time/rate"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -291,6 +292,30 @@ type listHooks struct {
 	ok    func()
 }
 
+// ErrThrottled is the Status.Err of a stream that waits for its projects'
+// list-call budget (ListPerMinute) before the next page.
+var ErrThrottled = errors.New("waiting for the list-call budget")
+
+// throttleShown is the shortest wait for the budget worth showing.
+const throttleShown = 500 * time.Millisecond
+
+// noLibraryRetry turns off the client library's own retries of list calls
+// (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED for up to 60 s): list retries
+// them itself, with the error and the next attempt visible in the Status,
+// instead of a silent minute and then "deadline exceeded" when the
+// endpoint cannot be reached.
+var noLibraryRetry = gax.WithRetry(func() gax.Retryer { return nil })
+
+// reserve takes one list call from each project's limiter and returns how
+// long to wait before making it.
+func (s *Service) reserve(projects []string) time.Duration {
+	var d time.Duration
+	for _, p := range projects {
+		d = max(d, s.limiters[p].Reserve().Delay())
+	}
+	return d
+}
+
 // list runs one list operation: filter over projects, oldest first, page
 // by page until the last page. Before each call it takes a token from
 // every project's limiter (one call reads all the projects). Retryable
@@ -310,8 +335,14 @@ func (s *Service) list(ctx context.Context, projects []string, filter string, h 
 	token := ""
 	failing := false
 	for {
-		for _, p := range projects {
-			if err := s.limiters[p].Wait(ctx); err != nil {
+		if d := s.reserve(projects); d > 0 {
+			// Waiting for the list-call budget can take many seconds on a
+			// wide window: say so, or the view looks hung.
+			failing = true
+			if h.retry != nil && d > throttleShown {
+				h.retry(ErrThrottled, s.cfg.Now().Add(d))
+			}
+			if err := sleep(ctx, d); err != nil {
 				return err
 			}
 		}
@@ -321,7 +352,7 @@ func (s *Service) list(ctx context.Context, projects []string, filter string, h 
 		// InternalFetch is exactly one ListLogEntries call, which is what
 		// the limiter counts; the iterator's Next and the Pager may make
 		// several calls per page and drop a partial page on error.
-		it := s.client.ListLogEntries(ctx, req)
+		it := s.client.ListLogEntries(ctx, req, noLibraryRetry)
 		entries, next, err := it.InternalFetch(s.cfg.PageSize, token)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"io"
 	"slices"
 	"strings"
@@ -618,11 +619,19 @@ func TestSaveJSONLines(t *testing.T) {
 	var b strings.Builder
 	e := &Entry{InsertID: "i", Project: "p", LogName: "projects/p/logs/l", Time: tw, Severity: Error,
 		Node: "web-1", Labels: map[string]string{"k": "v"}, Text: "a\x1b]52;c;x\x07", Payload: `"a"`}
-	if err := Save(&b, []*Entry{e, nil, {Time: tw, Severity: 450}}); err != nil {
+	// A JSON payload is saved as a value (jq .payload.status works); a
+	// payload that is not valid JSON, or not valid UTF-8, as a string.
+	obj := &Entry{Time: tw, Severity: Info, Payload: "{\n  \"status\": 503,\n  \"msg\": \"upstream\"\n}"}
+	bad := &Entry{Time: tw, Severity: Info, Payload: "{not json \x1b"}
+	badUTF8 := &Entry{Time: tw, Severity: Info, Payload: "\"\xff\""}
+	if err := Save(&b, []*Entry{e, nil, {Time: tw, Severity: 450}, obj, bad, badUTF8}); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"insertId":"i","project":"p","logName":"projects/p/logs/l","timestamp":"2026-11-01T10:00:00Z","severity":"ERROR","node":"web-1","labels":{"k":"v"},"text":"a\u001b]52;c;x\u0007","payload":"\"a\""}
+	want := `{"insertId":"i","project":"p","logName":"projects/p/logs/l","timestamp":"2026-11-01T10:00:00Z","severity":"ERROR","node":"web-1","labels":{"k":"v"},"text":"a\u001b]52;c;x\u0007","payload":"a"}
 {"insertId":"","project":"","logName":"","timestamp":"2026-11-01T10:00:00Z","severity":"450","text":""}
+{"insertId":"","project":"","logName":"","timestamp":"2026-11-01T10:00:00Z","severity":"INFO","text":"","payload":{"status":503,"msg":"upstream"}}
+{"insertId":"","project":"","logName":"","timestamp":"2026-11-01T10:00:00Z","severity":"INFO","text":"","payload":"{not json \u001b"}
+{"insertId":"","project":"","logName":"","timestamp":"2026-11-01T10:00:00Z","severity":"INFO","text":"","payload":"\"\ufffd\""}
 `
 	if b.String() != want {
 		t.Fatalf("saved:\n%s\nwant:\n%s", b.String(), want)
@@ -779,5 +788,85 @@ func TestLargeEntriesRoundTrip(t *testing.T) {
 		if c.buf.At(i).Text != line {
 			t.Fatalf("entry %d text changed (%d bytes)", i, len(c.buf.At(i).Text))
 		}
+	}
+}
+
+// Waiting for the list-call budget shows in the Status, and clears once
+// the calls go through.
+func TestThrottleIsVisible(t *testing.T) {
+	env := newEnv(t, logserver.Options{}, func(c *Config) {
+		c.ListPerMinute = 60 // one call a second after a burst of listBurst
+		c.PageSize = 1
+	})
+	for i := range listBurst + 2 {
+		env.srv.Add(logEntry("p1", "101", fmt.Sprintf("e%d", i), tw.Add(time.Duration(i)*time.Second), ltype.LogSeverity_INFO, "x"))
+	}
+	s, err := env.svc.Open(context.Background(), Query{Nodes: []NodeRef{node("web-1", "101")}, From: tw, To: tw.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := collect(t, s)
+	c.until("the end", func(c *collector) bool { return c.eof })
+	throttled := false
+	for _, st := range c.statuses {
+		if errors.Is(st.Err, ErrThrottled) && !st.RetryAt.IsZero() && st.Phase == Listing {
+			throttled = true
+		}
+	}
+	if !throttled {
+		t.Errorf("no status said the stream waited for the list-call budget: %+v", c.statuses)
+	}
+	if c.buf.Len() != listBurst+2 || c.last.Err != nil {
+		t.Errorf("listed %d, final err %v", c.buf.Len(), c.last.Err)
+	}
+}
+
+// An endpoint that cannot be reached is retried by logview, visibly, not
+// silently by the client library for a minute.
+func TestUnreachableEndpointIsVisible(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: connection refused
+	svc, err := New(context.Background(), Config{Projects: []string{"p1"}, Endpoint: addr, Insecure: true,
+		RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	s, err := svc.Open(context.Background(), Query{Nodes: []NodeRef{node("web-1", "101")}, From: tw, To: tw.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := collect(t, s)
+	c.until("an error in the status", func(c *collector) bool { return c.last.Err != nil })
+	if c.last.Phase != Listing || c.last.RetryAt.IsZero() || !strings.Contains(c.last.Err.Error(), "Unavailable") {
+		t.Fatalf("status %+v", c.last)
+	}
+	t.Logf("shown: %v", c.last.Err)
+}
+
+// The tail's gap fill reaches back before a live view's From on purpose
+// (it overlaps the tail); the view still gets nothing older than From.
+func TestLiveViewGetsNothingBeforeFrom(t *testing.T) {
+	env := newEnv(t, logserver.Options{}, nil)
+	now := time.Now()
+	env.srv.Add(logEntry("p1", "101", "before", now.Add(-5*time.Second), ltype.LogSeverity_INFO, "old"))
+	s, err := env.svc.Open(context.Background(), Query{Nodes: []NodeRef{node("web-1", "101")}, From: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := collect(t, s)
+	c.until("live", func(c *collector) bool { return c.last.Phase == Live })
+	waitFor(t, "the tail", func() bool { return env.srv.Stats().TailsOpen == 1 })
+	env.srv.Add(logEntry("p1", "101", "after", time.Now(), ltype.LogSeverity_INFO, "new"))
+	c.until("the new entry", func(c *collector) bool { return c.delivered["after"] > 0 })
+	if c.delivered["before"] > 0 {
+		t.Fatalf("an entry before From was delivered: %v", c.ids())
 	}
 }

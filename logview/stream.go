@@ -204,6 +204,11 @@ func (st *stream) deliver(es []*Entry, src source) {
 	}
 	kept := es[:0:0]
 	for _, e := range es {
+		// Gap fills overlap the tail by design and may reach before the
+		// window; the view asked for nothing older than From.
+		if e.Time.Before(st.q.From) {
+			continue
+		}
 		if st.seenLocked(e) {
 			st.st.Duplicates++
 			continue
