@@ -1057,6 +1057,8 @@ func (m *Model) jumpLogs(text string) {
 	}
 	if t.Before(ls.q.From) || (!ls.q.To.IsZero() && t.After(ls.q.To)) {
 		m.setFlash(ls.clock(t)+" is outside the window ("+ls.windowText()+"): a digit key widens it", true)
+	} else {
+		m.flash = "" // an earlier complaint no longer applies
 	}
 	if ls.buf.Len() == 0 {
 		return

@@ -197,7 +197,12 @@ func (m *Model) logLineOf(ls *logsScreen, e *logview.Entry) *logLine {
 	tw := max(m.width-ls.headWidth(), 1)
 	if ls.wrap {
 		raw, cut := cutBytes(e.Text, maxWrapBytes)
-		for _, p := range sanitizeLines(raw) {
+		for i, p := range sanitizeLines(raw) {
+			if i > 0 {
+				// A line break inside the entry is marked, so that text
+				// after it cannot pass for an entry of its own.
+				p = "↵ " + p
+			}
 			l.text = append(l.text, wrap(p, tw)...)
 			if len(l.text) > maxWrapLines {
 				cut = true

@@ -224,6 +224,9 @@ func (m *Model) hints(v *view) string {
 		if !k.b.Enabled() {
 			continue
 		}
+		if k.label == "follow" && v.logs != nil && v.logs.follow {
+			k.label = "pause" // the key toggles: name what it does now
+		}
 		if b.Len() > 0 {
 			b.WriteString("  ")
 		}

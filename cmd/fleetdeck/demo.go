@@ -35,11 +35,15 @@ func newDemoCmd(flags *flagSet) *cobra.Command {
 tools/consul on first run, about 3-10 minutes), registers a simulated fleet —
 nodes with roles, autoscaling groups, zones and checks — and keeps it alive:
 checks flap, a group scales out and in, a node goes critical and is replaced
-by a fresh one. Then it opens the console. Ctrl-C (or q) stops everything and
-removes the agent's files.
+by a fresh one. It also runs a local Cloud Logging endpoint in-process and
+writes the fleet's logs to it (15 minutes of history, then live, with error
+bursts that line up with the incidents), so l on a node shows its logs. Then
+it opens the console. Ctrl-C (or q) stops everything and removes the agent's
+files.
 
 With --headless it runs the fleet without the console, so you can point
-fleetdeck (or consul, or curl) at it from another terminal.`,
+fleetdeck (or consul, or curl) at it from another terminal; it prints the
+Consul address and the --logs-* flags for its log endpoint.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := flags.resolve(cmd.Flags().Changed)
