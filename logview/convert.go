@@ -40,7 +40,66 @@ func convert(pe *loggingpb.LogEntry, project string) *Entry {
 		e.Labels = maps.Clone(l)
 	}
 	e.Text, e.Payload = textAndPayload(pe)
+	e.Context = contextOf(pe)
 	return e
+}
+
+// contextOf flattens the entry's trace, source location, operation and
+// HTTP request into Entry.Context (nil when there is none).
+func contextOf(pe *loggingpb.LogEntry) map[string]string {
+	c := map[string]string{}
+	set := func(k, v string) {
+		if v != "" {
+			c[k] = v
+		}
+	}
+	set("trace", pe.GetTrace())
+	set("spanId", pe.GetSpanId())
+	if pe.GetTraceSampled() {
+		c["traceSampled"] = "true"
+	}
+	if sl := pe.GetSourceLocation(); sl != nil {
+		loc := sl.GetFile()
+		if sl.GetLine() != 0 {
+			loc += ":" + strconv.FormatInt(sl.GetLine(), 10)
+		}
+		if sl.GetFunction() != "" {
+			loc += " " + sl.GetFunction()
+		}
+		set("sourceLocation", strings.TrimSpace(loc))
+	}
+	if op := pe.GetOperation(); op != nil {
+		v := op.GetProducer() + "/" + op.GetId()
+		if op.GetFirst() {
+			v += " (first)"
+		}
+		if op.GetLast() {
+			v += " (last)"
+		}
+		set("operation", v)
+	}
+	if hr := pe.GetHttpRequest(); hr != nil {
+		set("httpRequest.method", hr.GetRequestMethod())
+		set("httpRequest.url", hr.GetRequestUrl())
+		if hr.GetStatus() != 0 {
+			c["httpRequest.status"] = strconv.Itoa(int(hr.GetStatus()))
+		}
+		if l := hr.GetLatency(); l != nil {
+			c["httpRequest.latency"] = l.AsDuration().String()
+		}
+		set("httpRequest.remoteIp", hr.GetRemoteIp())
+		set("httpRequest.serverIp", hr.GetServerIp())
+		set("httpRequest.userAgent", hr.GetUserAgent())
+		set("httpRequest.referer", hr.GetReferer())
+		set("httpRequest.protocol", hr.GetProtocol())
+		if hr.GetResponseSize() != 0 {
+			c["httpRequest.responseSize"] = strconv.FormatInt(hr.GetResponseSize(), 10)
+		}
+	}
+	if len(c) == 0 {
+		return nil
+	}
+	return c
 }
 
 // projectOf reads P from "projects/P/logs/..." and falls back to def.
@@ -174,6 +233,7 @@ type savedEntry struct {
 	ResourceType   string            `json:"resourceType,omitempty"`
 	ResourceLabels map[string]string `json:"resourceLabels,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
+	Context        map[string]string `json:"context,omitempty"`
 	Text           string            `json:"text"`
 	// Payload is the payload as a JSON value (an object for JSON payloads,
 	// a string for text ones), so that jq .payload.status works on the

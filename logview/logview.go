@@ -56,6 +56,11 @@ type Entry struct {
 	ResourceLabels map[string]string
 	// Labels are the entry's user labels.
 	Labels map[string]string
+	// Context holds the entry's other metadata, flattened, when present:
+	// "trace", "spanId", "traceSampled", "sourceLocation" (file:line
+	// function), "operation" (producer/id, first/last), and
+	// "httpRequest.<field>" (method, url, status, latency, remoteIp, …).
+	Context map[string]string
 	// Text is the one-line summary shown in the stream: the text payload,
 	// a JSON payload's "message" (or "msg", "error"), or the HTTP request
 	// line; raw, possibly multi-line and hostile.

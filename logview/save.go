@@ -31,6 +31,7 @@ func Save(w io.Writer, entries []*Entry) error {
 			ResourceType:   e.ResourceType,
 			ResourceLabels: e.ResourceLabels,
 			Labels:         e.Labels,
+			Context:        e.Context,
 			Text:           e.Text,
 			Payload:        savedPayload(e.Payload),
 		})

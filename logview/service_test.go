@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/api/monitoredres"
 	ltype "google.golang.org/genproto/googleapis/logging/type"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -868,5 +870,29 @@ func TestLiveViewGetsNothingBeforeFrom(t *testing.T) {
 	c.until("the new entry", func(c *collector) bool { return c.delivered["after"] > 0 })
 	if c.delivered["before"] > 0 {
 		t.Fatalf("an entry before From was delivered: %v", c.ids())
+	}
+}
+
+func TestEntryContext(t *testing.T) {
+	pe := &loggingpb.LogEntry{
+		Trace: "projects/p/traces/abc", SpanId: "0123", TraceSampled: true,
+		SourceLocation: &loggingpb.LogEntrySourceLocation{File: "pool.go", Line: 42, Function: "db.(*Pool).Get"},
+		Operation:      &loggingpb.LogEntryOperation{Producer: "deploy", Id: "op-7", Last: true},
+		HttpRequest: &ltype.HttpRequest{RequestMethod: "POST", RequestUrl: "/pay", Status: 502,
+			Latency: durationpb.New(1500 * time.Millisecond), RemoteIp: "203.0.113.9", ResponseSize: 512},
+		Payload: &loggingpb.LogEntry_TextPayload{TextPayload: "upstream failed"},
+	}
+	got := convert(pe, "p").Context
+	want := map[string]string{
+		"trace": "projects/p/traces/abc", "spanId": "0123", "traceSampled": "true",
+		"sourceLocation": "pool.go:42 db.(*Pool).Get", "operation": "deploy/op-7 (last)",
+		"httpRequest.method": "POST", "httpRequest.url": "/pay", "httpRequest.status": "502",
+		"httpRequest.latency": "1.5s", "httpRequest.remoteIp": "203.0.113.9", "httpRequest.responseSize": "512",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("context %v\nwant %v", got, want)
+	}
+	if c := convert(&loggingpb.LogEntry{}, "p").Context; c != nil {
+		t.Fatalf("empty entry has context %v", c)
 	}
 }

@@ -582,6 +582,14 @@ func (m *Model) refreshEntry(v *view) {
 			field("", k+" = "+e.Labels[k])
 		}
 	}
+	if len(e.Context) > 0 {
+		// Trace, source location, operation, HTTP request.
+		add("", "")
+		add(st.colHeader, "  Context")
+		for _, k := range slices.Sorted(maps.Keys(e.Context)) {
+			field("", k+" = "+e.Context[k])
+		}
+	}
 	add("", "")
 	add(st.colHeader, "  Payload")
 	raw, cut := cutBytes(e.Payload, expandMax)
@@ -615,6 +623,7 @@ type copiedEntry struct {
 	InsertID  string            `json:"insertId,omitempty"`
 	Resource  *copiedResource   `json:"resource,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	Context   map[string]string `json:"context,omitempty"`
 	Payload   json.RawMessage   `json:"payload,omitempty"`
 }
 
@@ -656,6 +665,7 @@ func entryJSON(e *logview.Entry) (string, bool) {
 		LogName:   short(e.LogName),
 		InsertID:  short(e.InsertID),
 		Labels:    shortMap(e.Labels),
+		Context:   shortMap(e.Context),
 	}
 	if !e.Received.IsZero() {
 		c.Received = e.Received.UTC().Format(time.RFC3339Nano)
