@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs fleetdeck's benchmarks and prints the figures recorded in
 # docs/benchmarks.md. Needs Go, tmux and the Consul agent (built on first
-# use). Takes about 5 minutes on 2 cores.
+# use). Takes about 7 minutes on 2 cores. The inventory and Ansible figures
+# have their own commands: go run ./bench/inventory, go run ./bench/ansible.
 #
 #   ./bench/run.sh            everything
 #   NODES=2000 ./bench/run.sh a smaller fleet, for a quick look
@@ -18,6 +19,11 @@ export FLEETDECK_CONSUL_BIN
 echo
 echo "## console (go test -bench, synthetic 10,000-node snapshots)"
 go test -run '^$' -bench . -benchmem -count 3 ./tui/ | tee "$out/tui.txt" | grep -E '^Benchmark'
+
+echo
+echo "## incident logs (go test -bench: Buffer search/add/memory, local endpoint listing, log simulator backfill)"
+go test -run '^$' -bench . -benchmem -count 1 ./logview/ ./internal/logserver/ | tee "$out/logs.txt" | grep -E '^Benchmark'
+go test -run '^$' -bench LogSimBackfill -benchtime 1x -count 1 ./internal/fleetsim/ | tee "$out/logsim.txt" | grep -E '^Benchmark'
 
 echo
 echo "## change → snapshot latency, requests per change, watcher memory (real Consul, $NODES nodes)"
