@@ -96,16 +96,10 @@ func (t *terminal) waitFor(tb testing.TB, subs ...string) string {
 	}
 }
 
-// TestEndToEndScreen runs the real Bubble Tea program on a virtual
-// terminal, feeds it from a Publisher, and reads the screen as text.
-func TestEndToEndScreen(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	nodes := synthNodes(40, t0.Add(-time.Hour))
-	pub := fleet.NewPublisher(fleet.NewSnapshot(1, time.Now(), nodes, connected(time.Now()), nil))
+// runProgram runs m as a real Bubble Tea program on a 100x30 virtual
+// terminal without colour; done receives Run's error.
+func runProgram(ctx context.Context, m *Model) (*terminal, <-chan error) {
 	term := &terminal{emu: vt.NewEmulator(100, 30)}
-	m := New(ctx, Options{Feed: pub, NoColor: true})
 	p := tea.NewProgram(m,
 		tea.WithContext(ctx),
 		tea.WithInput(term),
@@ -119,6 +113,42 @@ func TestEndToEndScreen(t *testing.T) {
 		_, err := p.Run()
 		done <- err
 	}()
+	return term, done
+}
+
+// quit presses q, expects the program to end cleanly, then cancels its
+// context and ends its input.
+func (term *terminal) quit(t *testing.T, done <-chan error, cancel context.CancelFunc) {
+	t.Helper()
+	term.emu.SendText("q")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("program: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("program did not quit on q")
+	}
+	cancel()
+	// End the program's input with EOF by closing the emulator's input
+	// pipe directly: Emulator.Close also sets a flag that Read checks
+	// without synchronisation, which the race detector rightly reports.
+	if pw, ok := term.emu.InputPipe().(*io.PipeWriter); ok {
+		_ = pw.Close()
+	} else {
+		t.Fatal("emulator input is not a pipe")
+	}
+}
+
+// TestEndToEndScreen runs the real Bubble Tea program on a virtual
+// terminal, feeds it from a Publisher, and reads the screen as text.
+func TestEndToEndScreen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	nodes := synthNodes(40, t0.Add(-time.Hour))
+	pub := fleet.NewPublisher(fleet.NewSnapshot(1, time.Now(), nodes, connected(time.Now()), nil))
+	term, done := runProgram(ctx, New(ctx, Options{Feed: pub, NoColor: true}))
 
 	term.waitFor(t, "nodes 40", "passing 36", "critical 1", "node-00000", "connected", "nodes 1/40")
 
@@ -154,24 +184,7 @@ func TestEndToEndScreen(t *testing.T) {
 	term.emu.SendText("\r")
 	term.waitFor(t, "Node node-00001", "Recent events (1)")
 
-	term.emu.SendText("q")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("program: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("program did not quit on q")
-	}
-	cancel()
-	// End the program's input with EOF by closing the emulator's input
-	// pipe directly: Emulator.Close also sets a flag that Read checks
-	// without synchronisation, which the race detector rightly reports.
-	if pw, ok := term.emu.InputPipe().(*io.PipeWriter); ok {
-		_ = pw.Close()
-	} else {
-		t.Fatal("emulator input is not a pipe")
-	}
+	term.quit(t, done, cancel)
 }
 
 // TestEndToEndLogs runs the real program: l on a node opens its logs
@@ -188,21 +201,7 @@ func TestEndToEndLogs(t *testing.T) {
 	es := entries("node-00000", 30, now.Add(-time.Minute), time.Second, 10)
 	es[29].Text = "boom\x1b]52;c;ZXZpbA==\x07 panic: nil map"
 	fl := &fakeLogs{seed: []logview.Batch{{Entries: es, Status: logview.Status{Phase: logview.Live, Listed: 30}}}}
-	term := &terminal{emu: vt.NewEmulator(100, 30)}
-	m := New(ctx, Options{Feed: pub, NoColor: true, Logs: fl})
-	p := tea.NewProgram(m,
-		tea.WithContext(ctx),
-		tea.WithInput(term),
-		tea.WithOutput(term),
-		tea.WithWindowSize(100, 30),
-		tea.WithoutSignals(),
-		tea.WithEnvironment([]string{"TERM=xterm-256color", "NO_COLOR=1"}),
-	)
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Run()
-		done <- err
-	}()
+	term, done := runProgram(ctx, New(ctx, Options{Feed: pub, NoColor: true, Logs: fl}))
 
 	term.waitFor(t, "node-00000", "nodes 1/40")
 	term.emu.SendText("l")
@@ -219,21 +218,7 @@ func TestEndToEndLogs(t *testing.T) {
 	_, s := fl.last(t)
 	waitClosed(t, s)
 
-	term.emu.SendText("q")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("program: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("program did not quit on q")
-	}
-	cancel()
-	if pw, ok := term.emu.InputPipe().(*io.PipeWriter); ok {
-		_ = pw.Close()
-	} else {
-		t.Fatal("emulator input is not a pipe")
-	}
+	term.quit(t, done, cancel)
 }
 
 // TestEndToEndLogsRealService is the "one key" path with real
@@ -287,15 +272,7 @@ func TestEndToEndLogsRealService(t *testing.T) {
 		Seq: 1, Time: incident, Kind: fleet.HealthChanged, Datacenter: "dc1", Node: "node-00007",
 		CheckID: "service:web", CheckName: "http", From: fleet.HealthPassing, To: fleet.HealthCritical, Output: "connection refused",
 	}}))
-	term := &terminal{emu: vt.NewEmulator(100, 30)}
-	m := New(ctx, Options{Feed: pub, NoColor: true, Logs: svc})
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(term), tea.WithOutput(term), tea.WithWindowSize(100, 30),
-		tea.WithoutSignals(), tea.WithEnvironment([]string{"TERM=xterm-256color", "NO_COLOR=1"}))
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Run()
-		done <- err
-	}()
+	term, done := runProgram(ctx, New(ctx, Options{Feed: pub, NoColor: true, Logs: svc}))
 
 	term.waitFor(t, "node-00000", "nodes 1/40")
 	term.emu.SendText("/name:node-00007\r")
@@ -321,19 +298,5 @@ func TestEndToEndLogsRealService(t *testing.T) {
 	term.emu.SendText("\x1b")
 	term.waitFor(t, "nodes /name:node-00007 1/1 of 40")
 
-	term.emu.SendText("q")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("program: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("program did not quit on q")
-	}
-	cancel()
-	if pw, ok := term.emu.InputPipe().(*io.PipeWriter); ok {
-		_ = pw.Close()
-	} else {
-		t.Fatal("emulator input is not a pipe")
-	}
+	term.quit(t, done, cancel)
 }
