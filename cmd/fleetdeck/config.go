@@ -211,12 +211,8 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		ZoneKey:     fc.Fleet.ZoneKey,
 		ImageKey:    fc.Fleet.ImageKey,
 	}
-	if fc.Consul.Wait != "" {
-		d, err := time.ParseDuration(fc.Consul.Wait)
-		if err != nil {
-			return o, fmt.Errorf("config file %s: consul.wait: %w", f.config, err)
-		}
-		fl.WaitTime = d
+	if err := f.fileDuration("consul.wait", fc.Consul.Wait, false, &fl.WaitTime); err != nil {
+		return o, err
 	}
 	if changed("dc") {
 		fl.Datacenters = f.datacenters
@@ -247,22 +243,11 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	if fc.Ansible.InventoryCache != nil {
 		a.inventoryCache = *fc.Ansible.InventoryCache
 	}
-	if fc.Ansible.InventoryCacheMaxAge != "" {
-		d, err := time.ParseDuration(fc.Ansible.InventoryCacheMaxAge)
-		if err == nil && d <= 0 {
-			err = errors.New("must be positive (inventory_cache = false turns the cache off)")
-		}
-		if err != nil {
-			return o, fmt.Errorf("config file %s: ansible.inventory_cache_max_age: %w", f.config, err)
-		}
-		a.inventoryCacheMaxAge = d
+	if err := f.fileDuration("ansible.inventory_cache_max_age", fc.Ansible.InventoryCacheMaxAge, true, &a.inventoryCacheMaxAge); err != nil {
+		return o, fmt.Errorf("%w (inventory_cache = false turns the cache off)", err)
 	}
-	if fc.Ansible.Timeout != "" {
-		d, err := time.ParseDuration(fc.Ansible.Timeout)
-		if err != nil {
-			return o, fmt.Errorf("config file %s: ansible.timeout: %w", f.config, err)
-		}
-		a.timeout = d
+	if err := f.fileDuration("ansible.timeout", fc.Ansible.Timeout, false, &a.timeout); err != nil {
+		return o, err
 	}
 	if changed("playbooks") {
 		a.playbookDir = f.playbooks
@@ -283,6 +268,23 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	}
 	o.logs = l
 	return o, nil
+}
+
+// fileDuration parses the config file's duration setting name into dst
+// when it is set; positive refuses zero and negative values.
+func (f *flagSet) fileDuration(name, value string, positive bool, dst *time.Duration) error {
+	if value == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(value)
+	if err == nil && positive && d <= 0 {
+		err = errors.New("must be positive")
+	}
+	if err != nil {
+		return fmt.Errorf("config file %s: %s: want a duration such as 5m, got %q: %w", f.config, name, value, err)
+	}
+	*dst = d
+	return nil
 }
 
 // defaultLogsCap is how many entries a Logs view keeps by default: ~46 MB
@@ -333,19 +335,11 @@ func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOpti
 	if l.mapping.From == "" && fc.Fleet.InstanceKey != "" {
 		l.mapping.From = "meta:" + fc.Fleet.InstanceKey
 	}
-	for _, d := range []struct {
-		name string
-		in   string
-		out  *time.Duration
-	}{{"logs.before", fl.Before, &l.before}, {"logs.after", fl.After, &l.after}} {
-		if d.in == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.in)
-		if err != nil || v < 0 {
-			return l, fmt.Errorf("config file %s: %s: want a duration such as 5m, got %q", f.config, d.name, d.in)
-		}
-		*d.out = v
+	if err := f.fileDuration("logs.before", fl.Before, true, &l.before); err != nil {
+		return l, err
+	}
+	if err := f.fileDuration("logs.after", fl.After, true, &l.after); err != nil {
+		return l, err
 	}
 	if err := l.mapping.Validate(); err != nil {
 		return l, fmt.Errorf("config file %s: [logs]: %w", f.config, err)
