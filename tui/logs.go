@@ -150,6 +150,15 @@ type logsScreen struct {
 	markVer uint64
 	// ver increases with every change of buf or the floor.
 	ver uint64
+	// shown caches the footer's position among the entries above the
+	// floor: counting them is a pass over the Buffer, done once per
+	// change (ver) or cursor move rather than every frame.
+	shown struct {
+		ok       bool
+		ver      uint64
+		sel      int
+		pos, all int
+	}
 }
 
 // Messages of the Logs view's commands.

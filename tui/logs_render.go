@@ -518,8 +518,24 @@ func (ls *logsScreen) footer() string {
 	var b strings.Builder
 	n := ls.buf.Len()
 	pos := 0
-	if i := ls.selIndex(); i >= 0 {
+	i := ls.selIndex()
+	if i >= 0 {
 		pos = i + 1
+	}
+	if ls.floor > logview.Default {
+		// Count only what the floor lets through, as the user sees it.
+		if c := &ls.shown; !c.ok || c.ver != ls.ver || c.sel != i {
+			c.ok, c.ver, c.sel, c.pos, c.all = true, ls.ver, i, 0, 0
+			for k := range n {
+				if ls.keep(ls.buf.At(k)) {
+					c.all++
+					if k <= i {
+						c.pos++
+					}
+				}
+			}
+		}
+		pos, n = ls.shown.pos, ls.shown.all
 	}
 	b.WriteString(" " + strconv.Itoa(pos) + "/" + strconv.Itoa(n))
 	if ls.follow {

@@ -3,6 +3,7 @@ package tui
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -343,6 +344,18 @@ func TestLogsSeverityFloor(t *testing.T) {
 	if e := h.selectedEntry(); e.Severity < logview.Error {
 		t.Fatal("moved onto a hidden entry")
 	}
+	// The footer's position counts what the floor shows.
+	ls := h.logs()
+	shown, pos := 0, 0
+	for i := range ls.buf.Len() {
+		if e := ls.buf.At(i); e.Severity >= logview.Error {
+			shown++
+			if e == h.selectedEntry() {
+				pos = shown
+			}
+		}
+	}
+	h.mustContain(fmt.Sprintf("logs %d/%d ", pos, shown))
 	h.keys("v")
 	h.mustContain("all levels")
 }
