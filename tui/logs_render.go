@@ -60,6 +60,16 @@ func cutBytes(s string, n int) (string, bool) {
 	return s[:n], true
 }
 
+// quoteUnsafe returns s as it is when the sanitiser would leave it alone,
+// else Go-quoted (control and invisible characters escaped), so hostile
+// bytes are visible as such.
+func quoteUnsafe(s string) string {
+	if sanitize(s) == s {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 // sevLabel is the severity column: four cells.
 func sevLabel(s logview.Severity) string {
 	switch {
@@ -588,14 +598,17 @@ func (m *Model) refreshEntry(v *view) {
 	field("log", e.LogName)
 	field("insertId", e.InsertID)
 	field("resource", e.ResourceType)
+	// Keys and values with control characters are shown quoted, as the
+	// payload shows them escaped, rather than silently cleaned.
+	kv := func(k, v string) string { return quoteUnsafe(k) + " = " + quoteUnsafe(v) }
 	for _, k := range slices.Sorted(maps.Keys(e.ResourceLabels)) {
-		field("", k+" = "+e.ResourceLabels[k])
+		field("", kv(k, e.ResourceLabels[k]))
 	}
 	if len(e.Labels) > 0 {
 		add("", "")
 		add(st.colHeader, "  Labels ("+strconv.Itoa(len(e.Labels))+")")
 		for _, k := range slices.Sorted(maps.Keys(e.Labels)) {
-			field("", k+" = "+e.Labels[k])
+			field("", kv(k, e.Labels[k]))
 		}
 	}
 	if len(e.Context) > 0 {
@@ -603,7 +616,7 @@ func (m *Model) refreshEntry(v *view) {
 		add("", "")
 		add(st.colHeader, "  Context")
 		for _, k := range slices.Sorted(maps.Keys(e.Context)) {
-			field("", k+" = "+e.Context[k])
+			field("", kv(k, e.Context[k]))
 		}
 	}
 	add("", "")

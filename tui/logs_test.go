@@ -567,13 +567,18 @@ func TestLogsStatusLine(t *testing.T) {
 func TestLogsExpandEntry(t *testing.T) {
 	h, _, s := newIncidentLogs(t, 80, 24, true)
 	h.selectedEntry().Context = map[string]string{"trace": "projects/p/traces/abc", "httpRequest.status": "503"}
+	h.selectedEntry().Labels = map[string]string{"app": "web", "xff": "\x1b[2J203.0.113.9"}
 	h.keys("enter")
 	if h.m.top().kind != viewLogEntry {
 		t.Fatal("enter did not expand the entry")
 	}
 	h.mustContain("Log entry · INFO · node-00007", "insertId", "node-00007-", "projects/proj/logs/app", "gce_instance",
-		"instance_id = i-node-00007", "Labels (1)", "app = web", "Payload", `"message": "node-00007 line 300"`, "2026-03-04T09:58:00Z",
-		"Context", "httpRequest.status = 503", "trace = projects/p/traces/abc")
+		"instance_id = i-node-00007", "Labels (2)", "app = web", "Payload", "2026-03-04T09:58:00Z",
+		"Context", "httpRequest.status = 503", "trace = projects/p/traces/abc",
+		// A hostile label value is shown escaped, not silently cleaned.
+		`xff = "\x1b[2J203.0.113.9"`)
+	h.keys("G")
+	h.mustContain(`"message": "node-00007 line 300"`)
 	// The stream goes on underneath.
 	h.feed(s, entries("node-00007", 2, t0.Add(time.Second), time.Second, 0), logview.Status{Phase: logview.Live})
 	// A long payload scrolls.
