@@ -980,6 +980,12 @@ func (ls *logsScreen) windowText() string {
 	return w + " around " + at(ls.q.Incident)
 }
 
+// tailing reports whether the stream delivers live entries beyond the
+// listed window.
+func (ls *logsScreen) tailing() bool {
+	return ls.status.Phase == logview.Live || ls.status.Phase == logview.Reconnecting
+}
+
 // clock formats t to the second in the view's time mode (relative mode
 // names wall times in UTC, since offsets need an anchor to read).
 func (ls *logsScreen) clock(t time.Time) string {
@@ -1064,7 +1070,12 @@ func (m *Model) jumpLogs(text string) {
 		m.setFlash(err.Error(), true)
 		return
 	}
-	if t.Before(ls.q.From) || (!ls.q.To.IsZero() && t.After(ls.q.To)) {
+	// A live view holds entries past its window's end, up to now.
+	end := ls.q.To
+	if ls.tailing() && m.now().After(end) {
+		end = m.now()
+	}
+	if t.Before(ls.q.From) || (!ls.q.To.IsZero() && t.After(end)) {
 		m.setFlash(ls.clock(t)+" is outside the window ("+ls.windowText()+"): a digit key widens it", true)
 	} else {
 		m.flash = "" // an earlier complaint no longer applies

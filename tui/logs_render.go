@@ -481,6 +481,10 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 		style, phase = st.warn, "◌ listing the window…"+retryText(s, now)
 	case s.Phase == logview.Live:
 		style, phase = st.ok, "● live"
+		if !ls.q.To.IsZero() && now.After(ls.q.To) {
+			// The window reached now: entries after its end keep coming.
+			phase += " past " + ls.clock(ls.q.To)
+		}
 	case s.Phase == logview.Reconnecting:
 		style, phase = st.warn, "▲ reconnecting"+retryText(s, now)
 	case s.Phase == logview.Done:

@@ -69,6 +69,8 @@ func TestLogsWindowOptions(t *testing.T) {
 		t.Fatalf("buffer holds %d, cap 50", n)
 	}
 	h.mustContain("dropped 30 (cap 50)", "listed 80")
+	// The window ended a minute ago and the view is live: it says so.
+	h.mustContain("● live past 09:59:00")
 }
 
 func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
