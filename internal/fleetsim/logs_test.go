@@ -27,30 +27,6 @@ import (
 
 const testProject = "logsim-test"
 
-// startLogging runs a local endpoint and a real client against it.
-func startLogging(t testing.TB) (*logserver.Server, *logging.Client) {
-	t.Helper()
-	ctx := context.Background()
-	srv, err := logserver.Start(ctx, logserver.Options{})
-	if err != nil {
-		t.Fatalf("starting the local Cloud Logging endpoint: %v", err)
-	}
-	c, err := logging.NewClient(ctx, srv.ClientOptions()...)
-	if err != nil {
-		_ = srv.Close()
-		t.Fatalf("creating the logging client: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("closing the client: %v", err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Errorf("closing the server: %v", err)
-		}
-	})
-	return srv, c
-}
-
 // clock is a test clock moved by hand.
 type clock struct {
 	mu sync.Mutex
@@ -145,7 +121,7 @@ func smallSpec(nodes int) Spec {
 }
 
 func TestLogSimBackfillCoversEveryNode(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	spec := DemoSpec()
 	start := t0()
 	clk := &clock{t: start}
@@ -220,7 +196,7 @@ func TestLogSimBackfillCoversEveryNode(t *testing.T) {
 }
 
 func TestLogSimCriticalCheckBurst(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	spec := smallSpec(30)
 	nodes, _ := spec.Fleet()
 	var api, web *Node
@@ -319,7 +295,7 @@ func cmpNode(have, n *Node) *Node {
 }
 
 func TestLogSimJoinAndLeave(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	spec := smallSpec(12)
 	nodes, _ := spec.Fleet()
 	var gone *Node
@@ -384,7 +360,7 @@ func TestLogSimJoinAndLeave(t *testing.T) {
 }
 
 func TestLogSimHostilePayloads(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	spec := smallSpec(40)
 	start := t0()
 	clk := &clock{t: start}
@@ -442,7 +418,7 @@ func TestLogSimHostilePayloads(t *testing.T) {
 }
 
 func TestLogSimDeterministic(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	start := t0()
 	gen := func() []*loggingpb.LogEntry {
 		l, err := NewLogSim(c, smallSpec(20), LogOptions{Project: testProject, Now: func() time.Time { return start }})
@@ -469,7 +445,7 @@ func TestLogSimDeterministic(t *testing.T) {
 }
 
 func TestLogSimObserveNeverBlocks(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	l, err := NewLogSim(c, smallSpec(5), LogOptions{Project: testProject})
 	if err != nil {
 		t.Fatal(err)
@@ -485,7 +461,7 @@ func TestLogSimObserveNeverBlocks(t *testing.T) {
 }
 
 func TestLogSimRunStopsOnCancel(t *testing.T) {
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	// Open the client's connection first: its goroutines belong to the
 	// client, not to Run.
 	if _, err := c.WriteLogEntries(context.Background(), &loggingpb.WriteLogEntriesRequest{Entries: []*loggingpb.LogEntry{{
@@ -531,7 +507,7 @@ func TestLogSimFollowsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, c := startLogging(t)
+	_, c := logserver.StartTest(t, logserver.Options{})
 	spec := DemoSpec()
 	spec.Nodes = 40
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -628,7 +604,7 @@ func TestLogSimFollowsRun(t *testing.T) {
 // BenchmarkLogSimBackfill measures writing the demo's default 30-minute
 // backfill (320 nodes) through the client to the local endpoint.
 func BenchmarkLogSimBackfill(b *testing.B) {
-	_, c := startLogging(b)
+	_, c := logserver.StartTest(b, logserver.Options{})
 	for b.Loop() {
 		start := time.Now()
 		l, err := NewLogSim(c, DemoSpec(), LogOptions{Project: fmt.Sprintf("bench-%d", start.UnixNano()), Now: func() time.Time { return start }})

@@ -26,7 +26,7 @@ import (
 )
 
 func TestSuppress(t *testing.T) {
-	srv, c := start(t, logserver.Options{})
+	srv, c := logserver.StartTest(t, logserver.Options{})
 	stream := openTail(t, t.Context(), c, "projects/p", "")
 	waitTails(t, srv, 1)
 	srv.Suppress(loggingpb.TailLogEntriesResponse_SuppressionInfo_RATE_LIMIT, 7)
@@ -51,7 +51,7 @@ func TestSuppress(t *testing.T) {
 }
 
 func TestTailSlowConsumerIsReportedNotBlocking(t *testing.T) {
-	srv, c := start(t, logserver.Options{TailQueue: 2})
+	srv, c := logserver.StartTest(t, logserver.Options{TailQueue: 2})
 	stream := openTail(t, t.Context(), c, "projects/p", "")
 	waitTails(t, srv, 1)
 	// 60 MiB for a client that does not read: far more than gRPC's flow
@@ -85,7 +85,7 @@ func TestTailSlowConsumerIsReportedNotBlocking(t *testing.T) {
 }
 
 func TestMaxTailsPerProject(t *testing.T) {
-	srv, c := start(t, logserver.Options{MaxTailsPerProject: 3})
+	srv, c := logserver.StartTest(t, logserver.Options{MaxTailsPerProject: 3})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var first context.CancelFunc
@@ -129,7 +129,7 @@ func TestMaxTailsPerProject(t *testing.T) {
 }
 
 func TestTailRejectsBadRequests(t *testing.T) {
-	_, c := start(t, logserver.Options{})
+	_, c := logserver.StartTest(t, logserver.Options{})
 	for _, req := range []*loggingpb.TailLogEntriesRequest{
 		{},
 		{ResourceNames: []string{"organizations/1"}},
@@ -151,7 +151,7 @@ func TestTailRejectsBadRequests(t *testing.T) {
 }
 
 func TestTailBatchesAreOrderedAndComplete(t *testing.T) {
-	srv, c := start(t, logserver.Options{})
+	srv, c := logserver.StartTest(t, logserver.Options{})
 	stream := openTail(t, t.Context(), c, "projects/p", `labels.keep="yes"`)
 	waitTails(t, srv, 1)
 	now := time.Now()
@@ -251,7 +251,7 @@ func TestStartBadAddress(t *testing.T) {
 }
 
 func TestOutOfOrderInsertsAndEviction(t *testing.T) {
-	srv, c := start(t, logserver.Options{MaxEntries: 100, Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{MaxEntries: 100, Now: fixedClock(base)})
 	rng := rand.New(rand.NewPCG(1, 2))
 	perm := rng.Perm(150)
 	for _, i := range perm {
@@ -293,7 +293,7 @@ func TestOutOfOrderInsertsAndEviction(t *testing.T) {
 // with binary search on timestamp bounds) against evaluating the filter on
 // every entry, for many filters, both orders and several page sizes.
 func TestListMatchesBruteForce(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	rng := rand.New(rand.NewPCG(7, 8))
 	var all []*loggingpb.LogEntry
 	sevs := []ltype.LogSeverity{ltype.LogSeverity_DEBUG, ltype.LogSeverity_INFO, ltype.LogSeverity_WARNING, ltype.LogSeverity_ERROR}
@@ -358,7 +358,7 @@ func TestListMatchesBruteForce(t *testing.T) {
 }
 
 func TestScanLimitPartialPages(t *testing.T) {
-	srv, c := start(t, logserver.Options{ScanLimit: 10, Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{ScanLimit: 10, Now: fixedClock(base)})
 	for i := range 100 {
 		e := entry("p", "syslog", base.Add(-time.Hour+time.Duration(i)*time.Second), 0, fmt.Sprint(i))
 		if i == 95 {
@@ -385,7 +385,7 @@ func TestScanLimitPartialPages(t *testing.T) {
 }
 
 func TestListLogsAndDeleteLog(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	ctx := context.Background()
 	srv.Add(
 		entry("p", "syslog", base.Add(-time.Minute), 0, "a"),
@@ -524,7 +524,7 @@ func BenchmarkListServerSide10MinOf100k(b *testing.B) {
 }
 
 func TestEndTailsWithError(t *testing.T) {
-	srv, c := start(t, logserver.Options{})
+	srv, c := logserver.StartTest(t, logserver.Options{})
 	stream := openTail(t, t.Context(), c, "projects/p", "")
 	waitTails(t, srv, 1)
 	srv.EndTailsWithError(codes.Internal)
@@ -540,7 +540,7 @@ func TestEndTailsWithError(t *testing.T) {
 }
 
 func TestAddRejectsWhatGRPCCannotCarry(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	for name, e := range map[string]*loggingpb.LogEntry{
 		"invalid UTF-8": entry("p", "syslog", base, 0, "bad \xff byte"),
 		"no log name":   {Payload: &loggingpb.LogEntry_TextPayload{TextPayload: "x"}},

@@ -31,31 +31,6 @@ func TestMain(m *testing.M) {
 // base is a fixed clock for tests that need one: 2026-11-26 10:00 UTC.
 var base = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-// start runs a server and a real apiv2 client against it; both are closed
-// when the test ends.
-func start(t *testing.T, opts logserver.Options) (*logserver.Server, *logging.Client) {
-	t.Helper()
-	ctx := context.Background()
-	srv, err := logserver.Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	c, err := logging.NewClient(ctx, srv.ClientOptions()...)
-	if err != nil {
-		_ = srv.Close()
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Errorf("server Close: %v", err)
-		}
-	})
-	return srv, c
-}
-
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 func entry(project, log string, at time.Time, sev ltype.LogSeverity, text string) *loggingpb.LogEntry {
@@ -94,7 +69,7 @@ func texts(es []*loggingpb.LogEntry) []string {
 }
 
 func TestWriteListRoundTrip(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	ctx := context.Background()
 	_, err := c.WriteLogEntries(ctx, &loggingpb.WriteLogEntriesRequest{
 		LogName:  "projects/p1/logs/syslog",
@@ -154,7 +129,7 @@ func TestWriteListRoundTrip(t *testing.T) {
 }
 
 func TestWriteRejectsBadLogName(t *testing.T) {
-	srv, c := start(t, logserver.Options{})
+	srv, c := logserver.StartTest(t, logserver.Options{})
 	ctx := context.Background()
 	for _, name := range []string{"", "syslog", "projects//logs/x", "projects/p/logs/", "organizations/1/logs/x", "projects/p/logs/a b"} {
 		_, err := c.WriteLogEntries(ctx, &loggingpb.WriteLogEntriesRequest{
@@ -188,7 +163,7 @@ func TestWriteRejectsBadLogName(t *testing.T) {
 }
 
 func TestPagingStableTokens(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	ctx := context.Background()
 	const n = 250
 	var es []*loggingpb.LogEntry
@@ -267,7 +242,7 @@ func callList(ctx context.Context, c *logging.Client, req *loggingpb.ListLogEntr
 }
 
 func TestPageSizeDefaultsAndClamp(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	ctx := context.Background()
 	var es []*loggingpb.LogEntry
 	for i := range 1200 {
@@ -298,7 +273,7 @@ func TestPageSizeDefaultsAndClamp(t *testing.T) {
 }
 
 func TestOrderDescAndMultipleProjects(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	srv.Add(
 		entry("a", "syslog", base.Add(-3*time.Minute), 0, "a1"),
 		entry("b", "syslog", base.Add(-2*time.Minute), 0, "b1"),
@@ -316,7 +291,7 @@ func TestOrderDescAndMultipleProjects(t *testing.T) {
 }
 
 func TestDefault24Hours(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	srv.Add(
 		entry("p", "syslog", base.Add(-25*time.Hour), 0, "old"),
 		entry("p", "syslog", base.Add(-23*time.Hour), 0, "recent"),
@@ -337,7 +312,7 @@ func TestDefault24Hours(t *testing.T) {
 }
 
 func TestFailLists(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	srv.Add(entry("p", "syslog", base.Add(-time.Minute), 0, "x"))
 	srv.FailLists(2, codes.ResourceExhausted)
 	req := &loggingpb.ListLogEntriesRequest{ResourceNames: []string{"projects/p"}}
@@ -356,7 +331,7 @@ func TestFailLists(t *testing.T) {
 }
 
 func TestLargeEntryRoundTrip(t *testing.T) {
-	srv, c := start(t, logserver.Options{Now: fixedClock(base)})
+	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	ctx := context.Background()
 	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
 	e := entry("p", "syslog", base.Add(-time.Second), ltype.LogSeverity_ERROR, big)
@@ -379,7 +354,7 @@ func TestLargeEntryRoundTrip(t *testing.T) {
 }
 
 func TestTailReceivesNewEntriesAndEndTails(t *testing.T) {
-	srv, c := start(t, logserver.Options{})
+	srv, c := logserver.StartTest(t, logserver.Options{})
 	ctx := t.Context()
 	srv.Add(entry("p", "syslog", time.Now(), ltype.LogSeverity_ERROR, "before the stream"))
 	stream := openTail(t, ctx, c, "projects/p", `severity>=ERROR`)
