@@ -1,6 +1,9 @@
 package tui
 
-import "charm.land/bubbles/v2/key"
+import (
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
 
 // keyMap is the console's key map. The help view is generated from it, so
 // a binding added here documents itself.
@@ -112,6 +115,27 @@ func (k keyMap) entryShortHelp() []shortBinding {
 	return []shortBinding{
 		{b: k.Down, label: "scroll"}, {b: k.Copy, label: "copy"}, {b: k.Back, label: "back"}, {b: k.Help, label: "help"},
 	}
+}
+
+// step is how far a movement key moves a cursor in a list whose page is h
+// lines (±1<<30 for home and end), and false for any other key. Every list
+// (tables, the run view's panes, the Logs view) moves through it.
+func (k *keyMap) step(msg tea.KeyPressMsg, h int) (int, bool) {
+	switch {
+	case key.Matches(msg, k.Up):
+		return -1, true
+	case key.Matches(msg, k.Down):
+		return 1, true
+	case key.Matches(msg, k.PageUp):
+		return -h, true
+	case key.Matches(msg, k.PageDown):
+		return h, true
+	case key.Matches(msg, k.Home):
+		return -1 << 30, true
+	case key.Matches(msg, k.End):
+		return 1 << 30, true
+	}
+	return 0, false
 }
 
 // shortBinding is a binding with its footer label.

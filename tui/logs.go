@@ -1092,20 +1092,11 @@ func (m *Model) jumpLogs(text string) {
 func (m *Model) handleLogs(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
 	ls := v.logs
 	k := &m.keys
-	h := m.logsHeight()
+	if d, ok := k.step(msg, m.logsHeight()); ok {
+		m.moveLogs(ls, d)
+		return nil, true
+	}
 	switch {
-	case key.Matches(msg, k.Up):
-		m.moveLogs(ls, -1)
-	case key.Matches(msg, k.Down):
-		m.moveLogs(ls, 1)
-	case key.Matches(msg, k.PageUp):
-		m.moveLogs(ls, -h)
-	case key.Matches(msg, k.PageDown):
-		m.moveLogs(ls, h)
-	case key.Matches(msg, k.Home):
-		m.moveLogs(ls, -1<<30)
-	case key.Matches(msg, k.End):
-		m.moveLogs(ls, 1<<30)
 	case key.Matches(msg, k.Follow):
 		m.followLogs(ls, !ls.follow)
 	case key.Matches(msg, k.Filter):

@@ -38,6 +38,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			return m.copyEntry(v.entry)
 		}
 	}
+	if d, ok := k.step(msg, m.bodyHeight()); ok {
+		m.move(v, d)
+		return nil
+	}
 	switch {
 	case key.Matches(msg, k.Quit):
 		return m.quit()
@@ -49,18 +53,6 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Back):
 		m.back()
-	case key.Matches(msg, k.Up):
-		m.move(v, -1)
-	case key.Matches(msg, k.Down):
-		m.move(v, 1)
-	case key.Matches(msg, k.PageUp):
-		m.move(v, -m.bodyHeight())
-	case key.Matches(msg, k.PageDown):
-		m.move(v, m.bodyHeight())
-	case key.Matches(msg, k.Home):
-		m.move(v, -1<<30)
-	case key.Matches(msg, k.End):
-		m.move(v, 1<<30)
 	case key.Matches(msg, k.Command):
 		m.input = &prompt{kind: ':'}
 	case key.Matches(msg, k.Filter):

@@ -467,27 +467,18 @@ func (m *Model) showMatch(rs *runScreen) {
 func (m *Model) handleRun(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
 	rs := v.run
 	k := &m.keys
-	h := m.paneHeight(rs)
+	if d, ok := k.step(msg, m.paneHeight(rs)); ok {
+		m.moveRun(rs, d)
+		if d == 1<<30 && rs.pane == paneOutput {
+			rs.follow = true // end on the output follows it, as in less +F
+		}
+		return nil, true
+	}
 	switch {
 	case key.Matches(msg, k.Pane):
 		rs.pane = (rs.pane + 1) % numPanes
 	case msg.String() == "shift+tab":
 		rs.pane = (rs.pane + numPanes - 1) % numPanes
-	case key.Matches(msg, k.Up):
-		m.moveRun(rs, -1)
-	case key.Matches(msg, k.Down):
-		m.moveRun(rs, 1)
-	case key.Matches(msg, k.PageUp):
-		m.moveRun(rs, -h)
-	case key.Matches(msg, k.PageDown):
-		m.moveRun(rs, h)
-	case key.Matches(msg, k.Home):
-		m.moveRun(rs, -1<<30)
-	case key.Matches(msg, k.End):
-		m.moveRun(rs, 1<<30)
-		if rs.pane == paneOutput {
-			rs.follow = true
-		}
 	case key.Matches(msg, k.Filter):
 		// Search starts empty (as in less and vim) and applies as typed;
 		// esc restores the previous one.
