@@ -8,6 +8,10 @@ type Config struct {
 	// Datacenters to watch. Empty means every datacenter the agent knows
 	// (re-read every DatacenterRefresh).
 	Datacenters []string
+	// TokenSource says where the ACL token comes from, for the hints of
+	// permission errors: "--token-file /path", "CONSUL_HTTP_TOKEN", ...;
+	// empty means no token (anonymous requests).
+	TokenSource string
 	// GroupKeys are the node-meta keys that name a node's autoscaling
 	// group; the first one present wins. Default: asg, mig.
 	GroupKeys []string

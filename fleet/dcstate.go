@@ -56,9 +56,11 @@ type dcState struct {
 
 	errs        map[watchKey]result
 	aclFiltered map[watchKey]bool
-	lastSuccess time.Time
-	lastContact time.Duration
-	knownLeader bool
+	// anonymousEmpty: the node list was empty and read without a token.
+	anonymousEmpty bool
+	lastSuccess    time.Time
+	lastContact    time.Duration
+	knownLeader    bool
 }
 
 func newDCState(name string, ctx context.Context, cancel context.CancelFunc) *dcState {
@@ -466,11 +468,13 @@ func diffNode(dc string, old, n *Node) []Event {
 // connState summarises the datacenter's connection for the console.
 func (d *dcState) connState(staleAfter time.Duration) ConnState {
 	cs := ConnState{
-		Datacenter:    d.name,
-		LastSuccess:   d.lastSuccess,
-		LastContact:   d.lastContact,
-		KnownLeader:   d.knownLeader,
-		FilteredByACL: len(d.aclFiltered) > 0,
+		Datacenter:       d.name,
+		LastSuccess:      d.lastSuccess,
+		LastContact:      d.lastContact,
+		KnownLeader:      d.knownLeader,
+		FilteredByACL:    len(d.aclFiltered) > 0 || d.anonymousEmpty,
+		HealthIncomplete: d.aclFiltered[watchKey{kind: watchFailing}] || d.aclFiltered[watchKey{kind: watchAllChecks}],
+		AnonymousEmpty:   d.anonymousEmpty,
 	}
 	var latest result
 	for _, r := range d.errs {

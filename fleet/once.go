@@ -96,10 +96,10 @@ func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs 
 	for i, dc := range dcs {
 		a := answers[i]
 		if a.err != nil {
-			return nil, nil, describeErr(watchFailing.what(dc, ""), a.err)
+			return nil, nil, describeErr(watchFailing.what(dc, ""), cfg.TokenSource, a.err)
 		}
 		cs := ConnState{Datacenter: dc, Status: Connected, LastSuccess: now, LastContact: a.meta.LastContact,
-			KnownLeader: a.meta.KnownLeader, FilteredByACL: a.meta.ResultsFilteredByACLs}
+			KnownLeader: a.meta.KnownLeader, FilteredByACL: a.meta.ResultsFilteredByACLs, HealthIncomplete: a.meta.ResultsFilteredByACLs}
 		if !cs.KnownLeader || cs.LastContact > cfg.StaleAfter {
 			cs.Status = Stale
 		}

@@ -73,6 +73,11 @@ const (
 	// Stale: answers arrive but the answering server has lost contact with
 	// the leader (or there is none), so the data may be old.
 	Stale
+	// Unresponsive: requests neither succeed nor fail — Consul (or a proxy
+	// in front of it) has gone silent: a frozen agent, a black-holed
+	// connection. Nothing has answered for LivenessTimeout; the last
+	// snapshot is kept and shown as last known.
+	Unresponsive
 	// Degraded: requests fail; the last snapshot is kept and retried.
 	Degraded
 )
@@ -86,6 +91,8 @@ func (s ConnStatus) String() string {
 		return "connected"
 	case Stale:
 		return "stale"
+	case Unresponsive:
+		return "unresponsive"
 	case Degraded:
 		return "degraded"
 	}
@@ -109,6 +116,14 @@ type ConnState struct {
 	// FilteredByACL is set when Consul left results out because the token
 	// may not read them: the fleet shown is then incomplete.
 	FilteredByACL bool
+	// HealthIncomplete is set when the checks were filtered by ACLs: a
+	// node may show passing while a check the token cannot read fails.
+	HealthIncomplete bool
+	// AnonymousEmpty is set when fleetdeck reads without a token and the
+	// catalog answered with no node at all. A reachable Consul always has
+	// nodes (its servers), and Consul never reports filtering to anonymous
+	// requests, so this means an ACL default policy of "deny".
+	AnonymousEmpty bool
 }
 
 // Snapshot is one immutable, versioned view of the whole fleet.

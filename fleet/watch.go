@@ -157,12 +157,18 @@ func nextIndex(prev, got uint64) uint64 {
 
 // describeErr wraps a Consul error with what was being done and, for the
 // errors users can act on, what to do.
-func describeErr(what string, err error) error {
+// tokenSource is Config.TokenSource: the hint names the token in use, or
+// says how to give one.
+func describeErr(what, tokenSource string, err error) error {
 	var se api.StatusError
 	if errors.As(err, &se) {
 		switch se.Code {
 		case http.StatusForbidden:
-			return fmt.Errorf("%s: permission denied by Consul ACLs (%s): set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with node:read and service:read: %w", what, se.Body, err)
+			hint := "no token is set: set CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE or --token-file to a token with node:read and service:read"
+			if tokenSource != "" {
+				hint = "the token from " + tokenSource + " is unknown to Consul or lacks node:read and service:read"
+			}
+			return fmt.Errorf("%s: permission denied by Consul ACLs (%s): %s: %w", what, se.Body, hint, err)
 		case http.StatusTooManyRequests:
 			return fmt.Errorf("%s: Consul is limiting connections from this address (HTTP 429): %w", what, err)
 		}
@@ -172,16 +178,18 @@ func describeErr(what string, err error) error {
 
 // loopParams are the settings every watch loop shares.
 type loopParams struct {
-	dc       string
-	kind     watchKind
-	service  string
-	id       uint64
-	wait     time.Duration
-	stale    bool
-	limiter  *rate.Limiter
-	backoff  backoff
-	out      chan<- result
-	blocking bool
+	dc      string
+	kind    watchKind
+	service string
+	id      uint64
+	wait    time.Duration
+	stale   bool
+	// tokenSource is Config.TokenSource, for error hints.
+	tokenSource string
+	limiter     *rate.Limiter
+	backoff     backoff
+	out         chan<- result
+	blocking    bool
 	// gate, when set, bounds how many watches make their first (full)
 	// read at once: 50 per-service reads of ~1 MB each at 10k nodes are
 	// several times slower all at once than a few at a time, because
@@ -227,7 +235,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 			// hangs until WaitTime: start over with a non-blocking read.
 			index = 0
 			delay := p.backoff.next()
-			res.err = describeErr(p.kind.what(p.dc, p.service), err)
+			res.err = describeErr(p.kind.what(p.dc, p.service), p.tokenSource, err)
 			res.nextRetry = time.Now().Add(delay)
 			if !send(ctx, p.out, res) {
 				return

@@ -174,15 +174,16 @@ func (r *runner) goFunc(f func()) {
 func (r *runner) params(dc string, kind watchKind, blocking bool) loopParams {
 	r.nextID++
 	return loopParams{
-		dc:       dc,
-		kind:     kind,
-		id:       r.nextID,
-		wait:     r.cfg.WaitTime,
-		stale:    !r.cfg.Consistent,
-		limiter:  rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
-		backoff:  backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax},
-		out:      r.out,
-		blocking: blocking && !r.cfg.oneShot,
+		dc:          dc,
+		kind:        kind,
+		id:          r.nextID,
+		wait:        r.cfg.WaitTime,
+		tokenSource: r.cfg.TokenSource,
+		stale:       !r.cfg.Consistent,
+		limiter:     rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
+		backoff:     backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax},
+		out:         r.out,
+		blocking:    blocking && !r.cfg.oneShot,
 	}
 }
 
@@ -329,6 +330,10 @@ func (r *runner) apply(ctx context.Context, res result) {
 	}
 	switch res.kind {
 	case watchNodes:
+		// Consul never tells anonymous requests that it filtered them, but
+		// a reachable Consul always has nodes (its servers): none at all
+		// without a token is an ACL default policy of deny.
+		dc.anonymousEmpty = len(res.nodes) == 0 && r.cfg.TokenSource == ""
 		if dc.applyNodes(res.nodes) && dc.ready {
 			dc.requestFullRead()
 		}
