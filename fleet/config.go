@@ -55,7 +55,34 @@ type Config struct {
 	// jitter) after a failed request. Defaults 500ms and 30s.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// ProbeInterval is how often each datacenter is asked for its leader
+	// (/v1/status/leader), the cheap question that tells a quiet fleet
+	// from a silent Consul: blocking queries may rightly stay unanswered
+	// for WaitTime. ProbeTimeout bounds each probe. Defaults 2s and 2s.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	// LivenessTimeout is how long a datacenter may stay silent — no
+	// answer at all, not even an error — before it is shown as
+	// Unresponsive. Default 5s: with the defaults above, a frozen Consul
+	// is called unresponsive within about 6 s.
+	LivenessTimeout time.Duration
+	// MaxConns bounds the HTTP connections the watcher keeps to each
+	// datacenter (Consul refuses more than http_max_conns_per_client, 200
+	// by default, per client address). Below the budget every service has
+	// its own blocking query; above it, the services that changed last
+	// keep theirs and the others are swept when the service list says
+	// something changed (see Watcher). Default 32, at least 12.
+	MaxConns int
 }
+
+// Connections a datacenter uses besides the per-service watches: the node
+// list, the service list and the failing checks (blocking), the probe, the
+// occasional read of all checks, and the sweeper's readers.
+const (
+	sweepConns  = 4
+	globalConns = 3 + 1 + 1 + sweepConns
+	minMaxConns = globalConns + 3
+)
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -81,6 +108,13 @@ func (c Config) withDefaults() Config {
 	dur(&c.DatacenterRefresh, 5*time.Minute)
 	dur(&c.BackoffMin, 500*time.Millisecond)
 	dur(&c.BackoffMax, 30*time.Second)
+	dur(&c.ProbeInterval, 2*time.Second)
+	dur(&c.ProbeTimeout, 2*time.Second)
+	dur(&c.LivenessTimeout, 5*time.Second)
+	if c.MaxConns <= 0 {
+		c.MaxConns = 32
+	}
+	c.MaxConns = max(c.MaxConns, minMaxConns)
 	if c.JournalSize <= 0 {
 		c.JournalSize = 10000
 	}

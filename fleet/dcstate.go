@@ -2,13 +2,12 @@ package fleet
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 )
 
 // watchKey identifies one watch of a datacenter.
@@ -17,11 +16,32 @@ type watchKey struct {
 	service string
 }
 
+// svcState is what a datacenter knows of one service.
+type svcState struct {
+	// index is the X-Consul-Index of the last answer applied.
+	index  uint64
+	loaded bool
+	// watch is the service's own blocking query; nil for a service that
+	// is swept (see runner.sweep).
+	watch *svcWatch
+	// changed is when its instances last changed (or it was first
+	// watched): the services that changed last keep their watches.
+	changed time.Time
+}
+
 // svcWatch is a running per-service blocking query.
 type svcWatch struct {
 	id     uint64
 	cancel context.CancelFunc
-	loaded bool
+}
+
+// hold keeps a node that lost a service as it was (see holdLeaving).
+type hold struct {
+	// index is the raft index of the service answer that removed the
+	// service; the node list answers at or after it say whether the node
+	// left. 0: unknown, only due applies.
+	index uint64
+	due   time.Time
 }
 
 // dcState is everything known about one datacenter, as the raw answers of
@@ -30,12 +50,32 @@ type dcState struct {
 	name   string
 	ctx    context.Context
 	cancel context.CancelFunc
+	// epoch restarts the datacenter's requests in flight (see epoch).
+	epoch *epoch
+	// nodesArrived is closed when the first node list has been applied;
+	// the per-service first reads wait for it.
+	nodesArrived chan struct{}
+	// started is when watching began: silence is counted from it until
+	// the first answer.
+	started time.Time
 
-	nodes       map[string]*api.Node
+	nodes       map[string]*catalogNode
 	nodesLoaded bool
+	nodesIndex  uint64
 	svcList     map[string]bool
 	svcLoaded   bool
-	svcWatches  map[string]*svcWatch
+	svcs        map[string]*svcState
+	hot         int // services with a watch of their own
+	// svcListIndex is the service list's index; sweptTo the highest
+	// service-list index a finished sweep covered. A sweep is due when a
+	// swept service may have changed since (svcListIndex > sweptTo).
+	svcListIndex uint64
+	sweptTo      uint64
+	sweeping     bool
+	sweepAt      time.Time // not before: sweeps are spaced out
+	lastSweep    time.Time
+	sweepReq     chan sweepRequest
+	sweepBackoff backoff
 	// byNode indexes service instances: node → service name → instances.
 	byNode        map[string]map[string][]Service
 	instances     map[string][]instance
@@ -50,37 +90,54 @@ type dcState struct {
 	sorted []*Node
 	dirty  map[string]bool
 	ready  bool
-	// held maps nodes that lost every service to when they are shown
-	// anyway (see holdLeaving).
-	held map[string]time.Time
+	// partial is set before ready when the node list or the failing checks
+	// changed: the nodes are shown (built) before the roles have loaded.
+	partial bool
+	// held maps nodes that lost a service to when they are shown anyway;
+	// lostAt is the index of the service answer that removed it.
+	held   map[string]hold
+	lostAt map[string]uint64
 
 	errs        map[watchKey]result
 	aclFiltered map[watchKey]bool
 	// anonymousEmpty: the node list was empty and read without a token.
 	anonymousEmpty bool
-	lastSuccess    time.Time
-	lastContact    time.Duration
-	knownLeader    bool
+	// lastSuccess is the last answer with data; lastHeard the last time
+	// Consul answered at all (an error is an answer too, a deadline that
+	// passed is not).
+	lastSuccess time.Time
+	lastHeard   time.Time
+	lastContact time.Duration
+	knownLeader bool
+	// probeFailing: the last probe got no answer or an error. The next one
+	// that succeeds kicks the epoch.
+	probeFailing bool
 }
 
-func newDCState(name string, ctx context.Context, cancel context.CancelFunc) *dcState {
+func newDCState(name string, ctx context.Context, cancel context.CancelFunc, now time.Time) *dcState {
 	return &dcState{
-		name:        name,
-		ctx:         ctx,
-		cancel:      cancel,
-		nodes:       map[string]*api.Node{},
-		svcList:     map[string]bool{},
-		svcWatches:  map[string]*svcWatch{},
-		byNode:      map[string]map[string][]Service{},
-		instances:   map[string][]instance{},
-		failing:     map[string]map[string]Check{},
-		all:         map[string]map[string]Check{},
-		fullTrigger: make(chan struct{}, 1),
-		built:       map[string]*Node{},
-		dirty:       map[string]bool{},
-		held:        map[string]time.Time{},
-		errs:        map[watchKey]result{},
-		aclFiltered: map[watchKey]bool{},
+		name:         name,
+		ctx:          ctx,
+		cancel:       cancel,
+		epoch:        newEpoch(ctx),
+		nodesArrived: make(chan struct{}),
+		started:      now,
+		nodes:        map[string]*catalogNode{},
+		svcList:      map[string]bool{},
+		svcs:         map[string]*svcState{},
+		sweepReq:     make(chan sweepRequest, 1),
+		sweepBackoff: backoff{min: sweepSpacing, max: 30 * time.Second},
+		byNode:       map[string]map[string][]Service{},
+		instances:    map[string][]instance{},
+		failing:      map[string]map[string]Check{},
+		all:          map[string]map[string]Check{},
+		fullTrigger:  make(chan struct{}, 1),
+		built:        map[string]*Node{},
+		dirty:        map[string]bool{},
+		held:         map[string]hold{},
+		lostAt:       map[string]uint64{},
+		errs:         map[watchKey]result{},
+		aclFiltered:  map[watchKey]bool{},
 	}
 }
 
@@ -94,16 +151,17 @@ func (d *dcState) requestFullRead() {
 }
 
 // applyNodes replaces the node list and reports whether membership changed.
-func (d *dcState) applyNodes(nodes []*api.Node) (membership bool) {
-	next := make(map[string]*api.Node, len(nodes))
-	for _, n := range nodes {
+func (d *dcState) applyNodes(nodes []catalogNode, index uint64) (membership bool) {
+	next := make(map[string]*catalogNode, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
 		next[n.Node] = n
 		old, ok := d.nodes[n.Node]
 		switch {
 		case !ok:
 			membership = true
 			d.dirty[n.Node] = true
-		case old.Address != n.Address || !reflect.DeepEqual(old.Meta, n.Meta):
+		case old.Address != n.Address || !maps.Equal(old.Meta, n.Meta):
 			d.dirty[n.Node] = true
 		}
 	}
@@ -113,8 +171,22 @@ func (d *dcState) applyNodes(nodes []*api.Node) (membership bool) {
 			d.dirty[name] = true
 		}
 	}
+	if index < d.nodesIndex {
+		// A new cluster (or a restore): the held nodes' indexes mean
+		// nothing now; their time limit still applies.
+		for name, h := range d.held {
+			h.index = 0
+			d.held[name] = h
+		}
+		clear(d.lostAt)
+	}
+	d.nodesIndex = index
 	d.nodes = next
-	d.nodesLoaded = true
+	if !d.nodesLoaded {
+		d.nodesLoaded = true
+		close(d.nodesArrived)
+	}
+	d.partial = true
 	return membership
 }
 
@@ -140,29 +212,42 @@ func (d *dcState) applyServiceList(svcs map[string][]string) (added, removed []s
 	return added, removed
 }
 
-// dropService stops a service's watch and forgets its instances.
-func (d *dcState) dropService(svc string) {
-	if sw := d.svcWatches[svc]; sw != nil {
-		sw.cancel()
-		delete(d.svcWatches, svc)
+// dropService stops a service's watch and forgets its instances, and any
+// error or ACL note of its watch: a service that is gone cannot keep the
+// datacenter degraded.
+func (d *dcState) dropService(svc string, index uint64) {
+	if s := d.svcs[svc]; s != nil {
+		d.stopServiceWatch(svc, s)
 	}
-	d.setInstances(svc, nil)
+	delete(d.svcs, svc)
+	key := watchKey{watchService, svc}
+	delete(d.errs, key)
+	delete(d.aclFiltered, key)
+	d.setInstances(svc, nil, index)
 	delete(d.instances, svc)
 }
 
-// applyService records the instances of one service.
-func (d *dcState) applyService(svc string, insts []instance) {
-	if sw := d.svcWatches[svc]; sw != nil {
-		sw.loaded = true
+// applyService records the instances of one service read at index.
+func (d *dcState) applyService(svc string, insts []instance, index uint64) {
+	if s := d.svcs[svc]; s != nil {
+		s.loaded = true
 	}
-	d.setInstances(svc, insts)
+	d.setInstances(svc, insts, index)
 }
 
 // setInstances replaces svc's instances and marks every node that gained
-// or lost one dirty.
-func (d *dcState) setInstances(svc string, insts []instance) {
+// or lost one dirty. A node that lost one is noted with index, for
+// holdLeaving.
+func (d *dcState) setInstances(svc string, insts []instance, index uint64) {
+	stay := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		stay[in.node+"\x00"+in.svc.ID] = true
+	}
 	for _, old := range d.instances[svc] {
 		d.dirty[old.node] = true
+		if !stay[old.node+"\x00"+old.svc.ID] {
+			d.lostAt[old.node] = max(d.lostAt[old.node], index)
+		}
 		if m := d.byNode[old.node]; m != nil {
 			delete(m, svc)
 			if len(m) == 0 {
@@ -212,6 +297,7 @@ func (d *dcState) applyFailing(checks []nodeCheck) {
 	}
 	d.failing = next
 	d.failingLoaded = true
+	d.partial = true
 }
 
 func sameChecks(a, b map[string]Check) bool {
@@ -236,36 +322,62 @@ func (d *dcState) applyAllChecks(checks []nodeCheck) {
 	}
 }
 
-// loaded reports whether every watch has answered once.
+// loaded reports whether the datacenter's nodes, roles and health have
+// all been read once. The occasional read of all checks (passing checks'
+// names and outputs, ~16 MB at 10k nodes) is not waited for: health comes
+// from the failing checks.
 func (d *dcState) loaded() bool {
-	if !d.nodesLoaded || !d.svcLoaded || !d.failingLoaded || !d.allLoaded {
+	if !d.nodesLoaded || !d.svcLoaded || !d.failingLoaded {
 		return false
 	}
-	for _, sw := range d.svcWatches {
-		if !sw.loaded {
+	for _, s := range d.svcs {
+		if !s.loaded {
 			return false
 		}
 	}
 	return true
 }
 
+// pending names what has not been read yet, in the words the console
+// shows: "nodes", "roles", "health", "check details".
+func (d *dcState) pending() []string {
+	var p []string
+	if !d.nodesLoaded {
+		p = append(p, "nodes")
+	}
+	roles := d.svcLoaded
+	for _, s := range d.svcs {
+		roles = roles && s.loaded
+	}
+	if !roles {
+		p = append(p, "roles")
+	}
+	if !d.failingLoaded {
+		p = append(p, "health")
+	}
+	if !d.allLoaded {
+		p = append(p, "check details")
+	}
+	return p
+}
+
 // rebuild rebuilds the dirty nodes and returns the events their changes
 // make. The first complete load makes no events: the fleet did not change,
-// fleetdeck just started looking.
+// fleetdeck just started looking. Before it, the nodes are built as far as
+// they are known whenever the node list or the failing checks change, so
+// the first rows go on screen as soon as the node list arrives.
 func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 	if !d.ready {
 		if !d.loaded() {
+			if d.nodesLoaded && d.partial {
+				d.buildAll(cfg)
+			}
 			return nil
 		}
 		d.ready = true
-		d.dirty = map[string]bool{}
-		d.built = make(map[string]*Node, len(d.nodes))
-		for name := range d.nodes {
-			// ChangedAt stays zero: fleetdeck has not seen these nodes
-			// change, only started looking at them.
-			d.built[name] = d.buildNode(name, cfg)
-		}
-		d.sorted = nil
+		// ChangedAt stays zero: fleetdeck has not seen these nodes
+		// change, only started looking at them.
+		d.buildAll(cfg)
 		return nil
 	}
 	var events []Event
@@ -287,6 +399,11 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 			continue // keep the old pointer: callers cache by it
 		default:
 			n.ChangedAt = now
+			if old != nil && sameButPassingChecks(old, n) {
+				// Only passing checks' names came in (the read of all
+				// checks): nothing the fleet did.
+				n.ChangedAt = old.ChangedAt
+			}
 			d.built[name] = n
 			if old == nil {
 				d.sorted = nil
@@ -302,29 +419,68 @@ func (d *dcState) rebuild(cfg Config, now time.Time) []Event {
 	return events
 }
 
-// leaveGrace is how long a node that lost a service is shown as it was,
-// waiting for the node list to say whether it left (a role removed for
-// good shows this much later).
-const leaveGrace = 2 * time.Second
+// buildAll builds every node afresh (before and at the first complete
+// load).
+func (d *dcState) buildAll(cfg Config) {
+	d.partial = false
+	d.dirty = map[string]bool{}
+	d.built = make(map[string]*Node, len(d.nodes))
+	for name := range d.nodes {
+		d.built[name] = d.buildNode(name, cfg)
+	}
+	d.sorted = nil
+}
+
+// sameButPassingChecks reports whether a and b differ only in checks that
+// are passing in both (or absent in a and passing in b).
+func sameButPassingChecks(a, b *Node) bool {
+	x, y := *a, *b
+	x.Checks, y.Checks = a.FailingChecks(), b.FailingChecks()
+	return sameNode(&x, &y)
+}
+
+// leaveGrace is how long a node that lost a service is shown as it was
+// when it is not known which node-list answer will tell whether it left;
+// leaveGraceMax bounds the wait for that answer when it is known.
+const (
+	leaveGrace    = 2 * time.Second
+	leaveGraceMax = 30 * time.Second
+)
 
 // holdLeaving reports whether the rebuilt node n should not be shown yet.
 // A deregistered node vanishes from the service and check watches before
 // the (much larger) node list says it is gone; showing that intermediate
-// state would journal bogus "roles changed" and "passing" events.
+// state would journal bogus "roles changed" and "passing" events. The node
+// is held until the node list has answered at or after the index of the
+// service answer that removed the service (Consul raises the node list's
+// index with every service write), so a node list that lags seconds behind
+// — 2,000 nodes deregistered at once — still turns into "left" events only.
 func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
 	if old == nil || n == nil || !lostService(old, n) {
 		delete(d.held, name)
+		delete(d.lostAt, name)
 		return false
 	}
-	due, ok := d.held[name]
+	h, ok := d.held[name]
 	if !ok {
-		d.held[name] = now.Add(leaveGrace)
-		return true
+		h = hold{index: d.lostAt[name], due: now.Add(leaveGrace)}
+		if h.index > 0 {
+			h.due = now.Add(leaveGraceMax)
+		}
+		d.held[name] = h
 	}
-	if now.Before(due) {
+	if h.index > 0 && d.nodesIndex >= h.index {
+		// The node list has caught up and still has the node: its roles
+		// really changed.
+		delete(d.held, name)
+		delete(d.lostAt, name)
+		return false
+	}
+	if now.Before(h.due) {
 		return true
 	}
 	delete(d.held, name)
+	delete(d.lostAt, name)
 	return false
 }
 
@@ -347,9 +503,6 @@ func lostService(old, n *Node) bool {
 // list returns the built nodes in name order. The slice is reused by the
 // next rebuild, so callers copy it.
 func (d *dcState) list() []*Node {
-	if !d.ready {
-		return nil
-	}
 	if d.sorted == nil {
 		d.sorted = make([]*Node, 0, len(d.built))
 		for _, n := range d.built {
@@ -465,8 +618,9 @@ func diffNode(dc string, old, n *Node) []Event {
 	return events
 }
 
-// connState summarises the datacenter's connection for the console.
-func (d *dcState) connState(staleAfter time.Duration) ConnState {
+// connState summarises the datacenter's connection for the console at
+// time now.
+func (d *dcState) connState(cfg Config, now time.Time) ConnState {
 	cs := ConnState{
 		Datacenter:       d.name,
 		LastSuccess:      d.lastSuccess,
@@ -475,6 +629,7 @@ func (d *dcState) connState(staleAfter time.Duration) ConnState {
 		FilteredByACL:    len(d.aclFiltered) > 0 || d.anonymousEmpty,
 		HealthIncomplete: d.aclFiltered[watchKey{kind: watchFailing}] || d.aclFiltered[watchKey{kind: watchAllChecks}],
 		AnonymousEmpty:   d.anonymousEmpty,
+		Pending:          d.pending(),
 	}
 	var latest result
 	for _, r := range d.errs {
@@ -482,15 +637,27 @@ func (d *dcState) connState(staleAfter time.Duration) ConnState {
 			latest = r
 		}
 	}
+	heard := d.silentSince()
 	switch {
+	case !cfg.oneShot && now.Sub(heard) > cfg.LivenessTimeout:
+		// Not even an error for this long: a frozen agent, a black hole.
+		cs.Status = Unresponsive
+		cs.LastError = "no answer from Consul for " + now.Sub(heard).Truncate(time.Second).String()
+		if latest.err != nil {
+			cs.LastError += " (" + latest.err.Error() + ")"
+		}
 	case latest.err != nil:
 		cs.Status, cs.LastError, cs.NextRetry = Degraded, latest.err.Error(), latest.nextRetry
-	case d.lastSuccess.IsZero() || !d.ready:
+	case d.lastSuccess.IsZero():
 		cs.Status = Connecting
-	case !d.knownLeader || d.lastContact > staleAfter:
+	case !d.knownLeader || d.lastContact > cfg.StaleAfter:
 		cs.Status = Stale
 	default:
 		cs.Status = Connected
 	}
 	return cs
 }
+
+// silentSince is when the datacenter last answered (or watching began),
+// for the Run loop's wake-up at the moment it turns Unresponsive.
+func (d *dcState) silentSince() time.Time { return maxTime(d.lastHeard, d.started) }

@@ -33,10 +33,10 @@ func Once(ctx context.Context, client *api.Client, cfg Config) (*Snapshot, error
 	}()
 	s := w.Current()
 	for {
-		if complete(s) {
+		if s.Complete() {
 			return s, nil
 		}
-		if st := s.Status(); st.Status == Degraded {
+		if st := s.Status(); st.Status == Degraded || st.Status == Unresponsive {
 			return nil, errors.New(st.LastError)
 		}
 		next, err := w.Next(ctx, s.Version)
@@ -45,19 +45,6 @@ func Once(ctx context.Context, client *api.Client, cfg Config) (*Snapshot, error
 		}
 		s = next
 	}
-}
-
-// complete reports whether every datacenter in s has loaded.
-func complete(s *Snapshot) bool {
-	if len(s.Conn) == 0 {
-		return false
-	}
-	for _, c := range s.Conn {
-		if c.Status != Connected && c.Status != Stale {
-			return false
-		}
-	}
-	return true
 }
 
 // FailingChecks are the checks that are not passing, by node key

@@ -124,7 +124,22 @@ type ConnState struct {
 	// nodes (its servers), and Consul never reports filtering to anonymous
 	// requests, so this means an ACL default policy of "deny".
 	AnonymousEmpty bool
+	// Pending names what has not been read yet: "nodes", "roles",
+	// "health", "check details". Nodes are published as soon as the node
+	// list arrives, before their roles and health; a consumer that needs
+	// them complete waits until Pending is empty (Complete).
+	Pending []string
 }
+
+// Complete reports whether the datacenter's data is all there: connected
+// (or stale) and nothing pending.
+func (c ConnState) Complete() bool {
+	return (c.Status == Connected || c.Status == Stale) && len(c.Pending) == 0
+}
+
+// Loading reports whether what is still pending includes what (one of
+// the Pending words).
+func (c ConnState) Loading(what string) bool { return slices.Contains(c.Pending, what) }
 
 // Snapshot is one immutable, versioned view of the whole fleet.
 type Snapshot struct {
@@ -169,6 +184,35 @@ func (s *Snapshot) Status() ConnState {
 		}
 	}
 	return worst
+}
+
+// Complete reports whether every datacenter's data is all there (see
+// ConnState.Complete): what a consumer that needs roles and health, not
+// just the first rows, waits for.
+func (s *Snapshot) Complete() bool {
+	if s == nil || len(s.Conn) == 0 {
+		return false
+	}
+	for _, c := range s.Conn {
+		if !c.Complete() {
+			return false
+		}
+	}
+	return true
+}
+
+// Loading returns what is still pending in any datacenter, in the order
+// of ConnState.Pending, without repeats.
+func (s *Snapshot) Loading() []string {
+	var out []string
+	for _, c := range s.Conn {
+		for _, p := range c.Pending {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // Roles summarises every role (service name) in the fleet, sorted by name.

@@ -12,10 +12,22 @@ import (
 
 // Watcher keeps a complete Snapshot of the fleet live from Consul. Per
 // datacenter it holds a constant set of blocking queries — the node list,
-// the service list, one query per service, the failing checks — plus an
-// occasional read of all checks for totals and check names. It never opens
-// one query per node: Consul caps concurrent connections per client
-// address.
+// the service list, one query per service up to the connection budget, the
+// failing checks — plus an occasional read of all checks for totals and
+// check names, and a cheap probe every ProbeInterval that tells a quiet
+// fleet from a silent Consul. It never opens one query per node: Consul
+// caps concurrent connections per client address.
+//
+// Services beyond the budget (Config.MaxConns) have no query of their own:
+// when the service list's index moves (Consul raises it with every service
+// registration and deregistration), the sweeper asks each of them for its
+// index alone (a filter that matches nothing: a few bytes) and reads the
+// ones that moved. A swept service that changed takes over the watch of
+// the service that changed least recently, so the services that change
+// often keep answering at once.
+//
+// Nodes are published as soon as the node list arrives; their roles and
+// health follow (ConnState.Pending says what is still loading).
 //
 // A Watcher is a Feed. Run drives it; Current and Next may be called from
 // any goroutine, before, during and after Run.
@@ -84,13 +96,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 			r.apply(ctx, res)
 			r.settle(ctx)
 		case <-wake.C:
-			r.dirty = true // held nodes are due
+			r.dirty = true // held nodes are due, a datacenter fell silent, a sweep is due
 		}
+		r.startSweeps()
 		if r.dirty {
 			r.publish()
 		}
-		if due := r.nextHold(); !due.IsZero() {
-			wake.Reset(max(time.Until(due), time.Millisecond))
+		if due := r.nextWake(); !due.IsZero() {
+			wake.Reset(max(due.Sub(w.now()), time.Millisecond))
 		}
 	}
 }
@@ -126,13 +139,27 @@ func (r *runner) settle(ctx context.Context) {
 	}
 }
 
-// nextHold returns the earliest time a held node is due, or zero.
-func (r *runner) nextHold() time.Time {
+// nextWake returns when the Run loop must act without an answer arriving:
+// the earliest held node due, a sweep due, or the moment a datacenter has
+// been silent for LivenessTimeout; zero for none.
+func (r *runner) nextWake() time.Time {
 	var due time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
+			due = t
+		}
+	}
+	now := r.w.now()
 	for _, dc := range r.dcs {
-		for _, t := range dc.held {
-			if due.IsZero() || t.Before(due) {
-				due = t
+		for _, h := range dc.held {
+			earliest(h.due)
+		}
+		if dc.sweepDue() {
+			earliest(dc.sweepAt)
+		}
+		if !r.cfg.oneShot {
+			if t := dc.silentSince().Add(r.cfg.LivenessTimeout + time.Millisecond); t.After(now) {
+				earliest(t)
 			}
 		}
 	}
@@ -171,26 +198,40 @@ func (r *runner) goFunc(f func()) {
 	}()
 }
 
-func (r *runner) params(dc string, kind watchKind, blocking bool) loopParams {
+func (r *runner) params(dc *dcState, kind watchKind, blocking bool) loopParams {
 	r.nextID++
-	return loopParams{
-		dc:          dc,
+	p := loopParams{
 		kind:        kind,
 		id:          r.nextID,
 		wait:        r.cfg.WaitTime,
-		tokenSource: r.cfg.TokenSource,
 		stale:       !r.cfg.Consistent,
 		limiter:     rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
 		backoff:     backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax},
 		out:         r.out,
 		blocking:    blocking && !r.cfg.oneShot,
+		tokenSource: r.cfg.TokenSource,
 	}
+	if dc != nil {
+		p.dc, p.epoch = dc.name, dc.epoch
+	}
+	return p
+}
+
+// maxHot is how many services may have a blocking query of their own in
+// one datacenter: the connection budget minus the datacenter's other
+// connections. One-shot reads do not block and are gated, so they take
+// every service.
+func (r *runner) maxHot() int {
+	if r.cfg.oneShot {
+		return int(^uint(0) >> 1)
+	}
+	return r.cfg.MaxConns - globalConns
 }
 
 // watchDatacenters re-reads the datacenter list now and then. Consul has
 // no blocking query for it, and it changes only when clusters federate.
 func (r *runner) watchDatacenters(ctx context.Context) {
-	p := r.params("", watchDatacenter, false)
+	p := r.params(nil, watchDatacenter, false)
 	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 		var dcs []string
 		meta, err := r.w.client.Raw().Query("/v1/catalog/datacenters", &dcs, q)
@@ -208,28 +249,34 @@ func (r *runner) watchDatacenters(ctx context.Context) {
 	}
 }
 
-// addDC starts the constant set of watches for one datacenter.
+// addDC starts the constant set of watches for one datacenter. The node
+// list goes first and alone among the large reads: the per-service reads
+// wait for it, and the read of all checks waits until roles and health are
+// complete, so the first rows are on screen as fast as Consul can list its
+// nodes.
 func (r *runner) addDC(parent context.Context, name string) {
 	if _, ok := r.dcs[name]; ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(parent)
-	dc := newDCState(name, ctx, cancel)
+	dc := newDCState(name, ctx, cancel, r.w.now())
 	r.dcs[name] = dc
 	r.dirty = true
-	cat, health := r.w.client.Catalog(), r.w.client.Health()
+	raw, health := r.w.client.Raw(), r.w.client.Health()
 	// params numbers each watch: build them here, on the runner's
 	// goroutine, not in the watches' own.
-	nodesP, servicesP, failingP := r.params(name, watchNodes, true), r.params(name, watchServices, true), r.params(name, watchFailing, true)
+	nodesP, servicesP, failingP := r.params(dc, watchNodes, true), r.params(dc, watchServices, true), r.params(dc, watchFailing, true)
 	r.goFunc(func() {
 		loop(ctx, nodesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-			nodes, meta, err := cat.Nodes(q)
+			var nodes []catalogNode
+			meta, err := raw.Query("/v1/catalog/nodes", &nodes, q)
 			return result{nodes: nodes}, meta, err
 		})
 	})
 	r.goFunc(func() {
 		loop(ctx, servicesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-			svcs, meta, err := cat.Services(q)
+			var svcs map[string][]string
+			meta, err := raw.Query("/v1/catalog/services", &svcs, q)
 			return result{services: svcs}, meta, err
 		})
 	})
@@ -240,24 +287,37 @@ func (r *runner) addDC(parent context.Context, name string) {
 			return result{checks: toChecks(checks)}, meta, err
 		})
 	})
+	if !r.cfg.oneShot {
+		probeP := r.params(dc, watchProbe, false)
+		r.goFunc(func() { r.probe(ctx, probeP) })
+		r.goFunc(func() { r.sweeper(ctx, dc) })
+	}
 	if r.cfg.SkipAllChecks {
 		dc.allLoaded = true
 		return
 	}
-	full := r.params(name, watchAllChecks, false)
+	full := r.params(dc, watchAllChecks, false)
 	// At most one full read per 15 s however often it is asked for: at
 	// 10k nodes one read is about 12 MB.
 	full.limiter = rate.NewLimiter(rate.Every(15*time.Second), 1)
 	r.goFunc(func() { r.readAllChecks(ctx, dc.fullTrigger, full) })
 }
 
-// readAllChecks reads every check once now, then again each time it is
-// triggered (nodes joined) or FullCheckInterval has passed.
+// readAllChecks reads every check when triggered (at the first complete
+// load, when nodes joined) or FullCheckInterval has passed. A one-shot
+// read does it at once.
 func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p loopParams) {
 	health := r.w.client.Health()
 	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 		checks, meta, err := health.State(api.HealthAny, q)
 		return result{checks: toChecks(checks)}, meta, err
+	}
+	if !r.cfg.oneShot {
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+		}
 	}
 	tick := time.NewTicker(r.cfg.FullCheckInterval)
 	defer tick.Stop()
@@ -272,21 +332,97 @@ func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p l
 	}
 }
 
-// startServiceWatch starts the blocking query for one service.
-func (r *runner) startServiceWatch(dc *dcState, svc string) {
+// probe asks the datacenter for its leader every ProbeInterval, with a
+// deadline of ProbeTimeout: the one question that is answered at once
+// whatever the fleet does. Its answers keep the data age honest on a
+// quiet fleet; its silence is how a frozen Consul shows within seconds
+// rather than after a blocking query's five minutes.
+func (r *runner) probe(ctx context.Context, p loopParams) {
+	raw := r.w.client.Raw()
+	t := time.NewTicker(r.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
+		var leader string
+		q := (&api.QueryOptions{Datacenter: p.dc}).WithContext(reqCtx)
+		meta, err := raw.Query("/v1/status/leader", &leader, q)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		res := result{dc: p.dc, kind: watchProbe, id: p.id, leader: leader, meta: meta}
+		if err != nil {
+			res.silent = isSilence(err)
+			res.err = describeErr(watchProbe.what(p.dc, ""), p.tokenSource, err)
+			res.nextRetry = time.Now().Add(r.cfg.ProbeInterval)
+		}
+		if !send(ctx, r.out, res) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// startServiceWatch gives one service a blocking query of its own,
+// starting at the index of what is known of it (a service not read yet
+// makes its first read, gated).
+func (r *runner) startServiceWatch(dc *dcState, name string, s *svcState) {
 	ctx, cancel := context.WithCancel(dc.ctx)
-	p := r.params(dc.name, watchService, true)
-	p.service = svc
-	p.gate = r.firstReads
-	dc.svcWatches[svc] = &svcWatch{id: p.id, cancel: cancel}
-	cat := r.w.client.Catalog()
+	p := r.params(dc, watchService, true)
+	p.service = name
+	if s.loaded {
+		p.index = s.index
+	} else {
+		p.gate, p.after = r.firstReads, dc.nodesArrived
+	}
+	s.watch = &svcWatch{id: p.id, cancel: cancel}
+	dc.hot++
+	c := r.w.client
 	r.goFunc(func() {
 		tags := map[string][]string{}
 		loop(ctx, p, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-			insts, meta, err := cat.Service(svc, "", q)
-			return result{svc: toInstances(insts, tags)}, meta, err
+			return readService(c, name, q, tags)
 		})
 	})
+}
+
+// stopServiceWatch ends a service's own query: it is swept from now on.
+// An error of that query goes with it; the sweeps report their own.
+func (dc *dcState) stopServiceWatch(name string, s *svcState) {
+	if s.watch == nil {
+		return
+	}
+	s.watch.cancel()
+	s.watch = nil
+	dc.hot--
+	delete(dc.errs, watchKey{watchService, name})
+}
+
+// promote gives a swept service that changed a watch of its own, taking
+// it from the watched service that changed least recently when the budget
+// is spent.
+func (r *runner) promote(dc *dcState, name string, s *svcState) {
+	if s.watch != nil || r.cfg.oneShot {
+		return
+	}
+	if dc.hot >= r.maxHot() {
+		var coldest *svcState
+		var coldestName string
+		for n, o := range dc.svcs {
+			if o.watch != nil && o.loaded && (coldest == nil || o.changed.Before(coldest.changed)) {
+				coldest, coldestName = o, n
+			}
+		}
+		if coldest == nil {
+			return // every watch is still making its first read
+		}
+		dc.stopServiceWatch(coldestName, coldest)
+	}
+	r.startServiceWatch(dc, name, s)
 }
 
 // apply folds one answer into the state.
@@ -299,13 +435,30 @@ func (r *runner) apply(ctx context.Context, res result) {
 	if dc == nil {
 		return // the datacenter was dropped meanwhile
 	}
-	if res.kind == watchService {
-		if sw := dc.svcWatches[res.service]; sw == nil || sw.id != res.id {
-			return // a cancelled watch's last answer
+	now := r.w.now()
+	switch res.kind {
+	case watchProbe:
+		r.applyProbe(dc, res, now)
+		return
+	case watchSweep:
+		dc.applySweepEnd(res, now)
+		return
+	case watchService:
+		s := dc.svcs[res.service]
+		if s == nil {
+			return // dropped meanwhile
+		}
+		if !res.sweep && (s.watch == nil || s.watch.id != res.id) {
+			return // a stopped watch's last answer
+		}
+		if res.sweep && s.watch != nil {
+			return // it has its own watch now, which knows better
 		}
 	}
-	now := r.w.now()
 	key := watchKey{res.kind, res.service}
+	if !res.silent {
+		dc.lastHeard = now
+	}
 	if res.err != nil {
 		dc.errs[key] = res
 		r.dirty = true
@@ -328,30 +481,82 @@ func (r *runner) apply(ctx context.Context, res result) {
 	if !res.changed {
 		return
 	}
+	var index uint64
+	if res.meta != nil {
+		index = res.meta.LastIndex
+	}
 	switch res.kind {
 	case watchNodes:
 		// Consul never tells anonymous requests that it filtered them, but
 		// a reachable Consul always has nodes (its servers): none at all
 		// without a token is an ACL default policy of deny.
 		dc.anonymousEmpty = len(res.nodes) == 0 && r.cfg.TokenSource == ""
-		if dc.applyNodes(res.nodes) && dc.ready {
+		if dc.applyNodes(res.nodes, index) && dc.ready {
 			dc.requestFullRead()
 		}
 	case watchServices:
+		dc.svcListIndex = index
 		added, removed := dc.applyServiceList(res.services)
-		for _, s := range added {
-			r.startServiceWatch(dc, s)
+		for _, name := range removed {
+			dc.dropService(name, index)
 		}
-		for _, s := range removed {
-			dc.dropService(s)
+		for _, name := range added {
+			s := &svcState{changed: now}
+			dc.svcs[name] = s
+			if dc.hot < r.maxHot() {
+				r.startServiceWatch(dc, name, s)
+			}
+			// The others are read by the next sweep (sweepItems).
 		}
 	case watchService:
-		dc.applyService(res.service, res.svc)
+		s := dc.svcs[res.service]
+		if res.sweep && s.loaded && index != s.index {
+			// A swept service changed: it is one that changes, give it a
+			// watch of its own.
+			s.changed = now
+			s.index = index
+			dc.applyService(res.service, res.svc, index)
+			r.promote(dc, res.service, s)
+			return
+		}
+		if s.loaded && index != s.index {
+			s.changed = now
+		}
+		s.index = index
+		dc.applyService(res.service, res.svc, index)
 	case watchFailing:
 		dc.applyFailing(res.checks)
 	case watchAllChecks:
 		dc.applyAllChecks(res.checks)
 	}
+}
+
+// applyProbe records a probe's answer. The first answer after silence or
+// errors kicks the datacenter's epoch, so that every watch asks again now
+// instead of waiting on a dead connection or out a backoff.
+func (r *runner) applyProbe(dc *dcState, res result, now time.Time) {
+	key := watchKey{kind: watchProbe}
+	wasSilent := now.Sub(dc.silentSince()) > r.cfg.LivenessTimeout
+	if res.err != nil {
+		dc.probeFailing = true
+		if !res.silent {
+			dc.lastHeard = now
+			dc.errs[key] = res
+		}
+		r.dirty = true
+		return
+	}
+	if dc.probeFailing || wasSilent {
+		dc.epoch.kick()
+	}
+	dc.probeFailing = false
+	delete(dc.errs, key)
+	dc.lastHeard, dc.lastSuccess = now, now
+	dc.knownLeader = res.leader != ""
+	if res.meta != nil {
+		dc.lastContact = res.meta.LastContact
+	}
+	r.dirty = true
 }
 
 // applyDatacenters starts watching new datacenters and stops watching
@@ -395,12 +600,18 @@ func (r *runner) publish() {
 	conn := make([]ConnState, 0, len(names))
 	for _, name := range names {
 		dc := r.dcs[name]
+		wasReady := dc.ready
 		for _, e := range dc.rebuild(r.cfg, now) {
 			r.record(e, now)
 		}
+		if dc.ready && !wasReady && !r.cfg.oneShot {
+			// Roles and health are complete: now the passing checks'
+			// names and outputs, which the first screen did not wait for.
+			dc.requestFullRead()
+		}
 		nodes = append(nodes, dc.list()...)
-		cs := dc.connState(r.cfg.StaleAfter)
-		if r.dcErr.err != nil && cs.Status != Degraded {
+		cs := dc.connState(r.cfg, now)
+		if r.dcErr.err != nil && cs.Status != Degraded && cs.Status != Unresponsive {
 			cs.Status, cs.LastError, cs.NextRetry = Degraded, r.dcErr.err.Error(), r.dcErr.nextRetry
 		}
 		conn = append(conn, cs)
@@ -436,6 +647,9 @@ func (r *runner) record(e Event, now time.Time) {
 // recordGroupSizes journals every change in an autoscaling group's size
 // among datacenters that have finished loading.
 func (r *runner) recordGroupSizes(nodes []*Node, now time.Time) {
+	if !r.allReady() {
+		return
+	}
 	size := map[string]int{}
 	for _, n := range nodes {
 		if n.Group != "" {
@@ -459,9 +673,7 @@ func (r *runner) recordGroupSizes(nodes []*Node, now time.Time) {
 			r.record(Event{Kind: GroupSizeChanged, Group: g, Before: r.groupSize[g], After: size[g]}, now)
 		}
 	}
-	if r.allReady() {
-		r.groupSize = size
-	}
+	r.groupSize = size
 }
 
 // allReady reports whether every watched datacenter has loaded fully.

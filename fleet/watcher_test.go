@@ -125,7 +125,7 @@ func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
 	w := fleet.NewWatcher(c, fleet.Config{})
 	runWatcher(t, w)
 	s := waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool {
-		return s.Node("dc1", "web-2") != nil && s.Status().Status == fleet.Connected
+		return s.Node("dc1", "web-2") != nil && s.Complete()
 	})
 	n := s.Node("dc1", "web-0")
 	if n.Group != "web-asg" || n.Zone != "z1" || n.InstanceID != "i-web-0" || n.Address != "10.0.0.1" {
@@ -220,7 +220,7 @@ func TestWatcherSurvivesConsulRestartAndIndexReset(t *testing.T) {
 	w := fleet.NewWatcher(c, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	runWatcher(t, w)
 	waitFor(t, w, 30*time.Second, "db-0", func(s *fleet.Snapshot) bool {
-		return s.Node("dc1", "db-0") != nil && s.Status().Status == fleet.Connected
+		return s.Node("dc1", "db-0") != nil && s.Complete()
 	})
 
 	if err := a.Kill(); err != nil {
@@ -247,7 +247,7 @@ func TestWatcherSurvivesConsulRestartAndIndexReset(t *testing.T) {
 	c = client(t, a)
 	register(t, c, "db-1", "10.0.1.2", nil, svcDef{id: "db", name: "db", port: 5432})
 	s = waitFor(t, w, 30*time.Second, "reconnected after index reset", func(s *fleet.Snapshot) bool {
-		return s.Status().Status == fleet.Connected && s.Node("dc1", "db-1") != nil && s.Node("dc1", "db-0") == nil
+		return s.Complete() && s.Node("dc1", "db-1") != nil && s.Node("dc1", "db-0") == nil
 	})
 	if !hasEvent(s, fleet.NodeLeft, "db-0", nil) || !hasEvent(s, fleet.NodeJoined, "db-1", nil) {
 		t.Errorf("the restart's leave and join are not in the journal: %+v", s.Events)
@@ -401,7 +401,7 @@ func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
 	w := fleet.NewWatcher(c, fleet.Config{})
 	runWatcher(t, w)
 	s := waitFor(t, w, 5*time.Minute, "10k nodes", func(s *fleet.Snapshot) bool {
-		return len(s.Nodes) >= len(want)+1 && s.Status().Status == fleet.Connected
+		return len(s.Nodes) >= len(want)+1 && s.Complete()
 	})
 	if len(s.Nodes) != len(want)+1 { // + the agent's own node
 		t.Fatalf("snapshot has %d nodes, want %d", len(s.Nodes), len(want)+1)

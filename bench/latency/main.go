@@ -83,7 +83,7 @@ func run(ctx context.Context, nodes, services, perNode, checks, changes int) err
 
 	t0 = time.Now()
 	snap, err := waitSnap(ctx, w, 5*time.Minute, func(s *fleet.Snapshot) bool {
-		return len(s.Nodes) >= nodes && s.Status().Status == fleet.Connected
+		return len(s.Nodes) >= nodes && s.Complete()
 	})
 	if err != nil {
 		return fmt.Errorf("initial snapshot: %w", err)
