@@ -77,10 +77,11 @@ type Config struct {
 
 // Connections a datacenter uses besides the per-service watches: the node
 // list, the service list and the failing checks (blocking), the probe, the
-// occasional read of all checks, and the sweeper's readers.
+// occasional read of all checks, the reads of recovered nodes' checks, and
+// the sweeper's readers.
 const (
-	sweepConns  = 4
-	globalConns = 3 + 1 + 1 + sweepConns
+	sweepConns  = 3
+	globalConns = 3 + 1 + 1 + 1 + sweepConns
 	minMaxConns = globalConns + 3
 )
 

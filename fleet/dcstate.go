@@ -83,6 +83,12 @@ type dcState struct {
 	failingLoaded bool
 	all           map[string]map[string]Check
 	allLoaded     bool
+	// recovered marks checks that left the failing set after the read
+	// that all holds them from: node → check → index of that failing
+	// answer.
+	recovered map[string]map[string]uint64
+	// nodeReads hands nodes whose checks must be read to readNodeChecks.
+	nodeReads chan []string
 	fullTrigger   chan struct{}
 
 	built map[string]*Node
@@ -131,6 +137,8 @@ func newDCState(name string, ctx context.Context, cancel context.CancelFunc, now
 		instances:    map[string][]instance{},
 		failing:      map[string]map[string]Check{},
 		all:          map[string]map[string]Check{},
+		recovered:    map[string]map[string]uint64{},
+		nodeReads:    make(chan []string, 16),
 		fullTrigger:  make(chan struct{}, 1),
 		built:        map[string]*Node{},
 		dirty:        map[string]bool{},
@@ -281,23 +289,40 @@ func indexChecks(checks []nodeCheck) map[string]map[string]Check {
 	return out
 }
 
-// applyFailing replaces the failing checks; only nodes whose failing
-// checks differ are rebuilt.
-func (d *dcState) applyFailing(checks []nodeCheck) {
+// applyFailing replaces the failing checks read at index; only nodes
+// whose failing checks differ are rebuilt. It returns the nodes with a
+// check that passes again: what that check says now is not known until
+// their checks are read (readNodeChecks), and until then the output the
+// last full read had must not be shown as current.
+func (d *dcState) applyFailing(checks []nodeCheck, index uint64) (recovered []string) {
 	next := indexChecks(checks)
 	for node, m := range next {
 		if !sameChecks(d.failing[node], m) {
 			d.dirty[node] = true
 		}
 	}
-	for node := range d.failing {
+	for node, m := range d.failing {
 		if _, ok := next[node]; !ok {
 			d.dirty[node] = true
+		}
+		for id := range m {
+			if _, still := next[node][id]; still {
+				continue
+			}
+			r := d.recovered[node]
+			if r == nil {
+				r = map[string]uint64{}
+				d.recovered[node] = r
+				recovered = append(recovered, node)
+			}
+			r[id] = index
 		}
 	}
 	d.failing = next
 	d.failingLoaded = true
 	d.partial = true
+	sort.Strings(recovered)
+	return recovered
 }
 
 func sameChecks(a, b map[string]Check) bool {
@@ -314,11 +339,38 @@ func sameChecks(a, b map[string]Check) bool {
 
 // applyAllChecks replaces the full check set (every node is rebuilt; this
 // happens rarely).
-func (d *dcState) applyAllChecks(checks []nodeCheck) {
+func (d *dcState) applyAllChecks(checks []nodeCheck, index uint64) {
 	d.all = indexChecks(checks)
 	d.allLoaded = true
 	for name := range d.nodes {
 		d.dirty[name] = true
+	}
+	for node := range d.recovered {
+		d.forgetRecovered(node, index)
+	}
+}
+
+// applyNodeChecks replaces one node's checks with a read of them at index.
+func (d *dcState) applyNodeChecks(node string, checks []nodeCheck, index uint64) {
+	m := indexChecks(checks)[node]
+	if m == nil {
+		m = map[string]Check{}
+	}
+	d.all[node] = m
+	d.forgetRecovered(node, index)
+	d.dirty[node] = true
+}
+
+// forgetRecovered drops the recovered marks of node that a read at index
+// has superseded.
+func (d *dcState) forgetRecovered(node string, index uint64) {
+	for id, at := range d.recovered[node] {
+		if at <= index {
+			delete(d.recovered[node], id)
+		}
+	}
+	if len(d.recovered[node]) == 0 {
+		delete(d.recovered, node)
 	}
 }
 
@@ -539,20 +591,21 @@ func (d *dcState) buildNode(name string, cfg Config) *Node {
 		n.Services = append(n.Services, svcs...)
 	}
 	sort.Slice(n.Services, func(i, j int) bool { return n.Services[i].ID < n.Services[j].ID })
-	n.Checks, n.Health = mergeChecks(d.all[name], d.failing[name])
+	n.Checks, n.Health = mergeChecks(d.all[name], d.failing[name], d.recovered[name])
 	return n
 }
 
 // mergeChecks combines the last full read with the live failing checks.
 // The failing watch is authoritative for status: a check from the full
-// read that is no longer failing is passing now.
-func mergeChecks(all, failing map[string]Check) ([]Check, Health) {
+// read that is no longer failing is passing now. Its output from the full
+// read is stale if it failed since (recovered): shown as unknown ("").
+func mergeChecks(all, failing map[string]Check, recovered map[string]uint64) ([]Check, Health) {
 	checks := make([]Check, 0, len(all)+len(failing))
 	for id, c := range all {
 		if _, ok := failing[id]; ok {
 			continue
 		}
-		if c.Status != HealthPassing {
+		if _, stale := recovered[id]; c.Status != HealthPassing || stale {
 			c.Status, c.Output = HealthPassing, ""
 		}
 		checks = append(checks, c)

@@ -92,7 +92,7 @@ func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs 
 		}
 		conn[i] = cs
 		for node, byID := range indexChecks(toChecks(a.checks)) {
-			checks, _ := mergeChecks(nil, byID)
+			checks, _ := mergeChecks(nil, byID, nil)
 			out[dc+"/"+node] = checks
 		}
 	}

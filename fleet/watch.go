@@ -27,6 +27,7 @@ const (
 	watchDatacenter                      // /v1/catalog/datacenters, occasional
 	watchProbe                           // /v1/status/leader, every ProbeInterval: is Consul answering?
 	watchSweep                           // a sweep of the services without a watch of their own has ended
+	watchNodeChecks                      // /v1/health/node/<name>, after one of its checks passed again
 )
 
 // what says what a watch is doing, for error messages.
@@ -48,6 +49,8 @@ func (k watchKind) what(dc, service string) string {
 		return "asking " + dc + " for its leader"
 	case watchSweep:
 		return "checking services for changes in " + dc
+	case watchNodeChecks:
+		return fmt.Sprintf("reading the checks of node %q in %s", service, dc)
 	}
 	return "querying Consul"
 }
@@ -212,7 +215,7 @@ func describeErr(what, tokenSource string, err error) error {
 	if errors.As(err, &se) {
 		switch se.Code {
 		case http.StatusForbidden:
-			hint := "no token is set: set CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE or --token-file to a token with node:read and service:read"
+			hint := "set CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE or --token-file to a token with node:read and service:read"
 			if tokenSource != "" {
 				hint = "the token from " + tokenSource + " is unknown to Consul or lacks node:read and service:read"
 			}

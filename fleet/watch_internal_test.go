@@ -54,7 +54,7 @@ func TestMergeChecksFailingWatchIsAuthoritative(t *testing.T) {
 		{Node: "n", CheckID: "disk", Name: "Disk", Status: api.HealthWarning, Output: "91%"},
 		{Node: "n", CheckID: "_node_maintenance", Status: api.HealthCritical},
 	}))["n"]
-	checks, h := mergeChecks(all, failing)
+	checks, h := mergeChecks(all, failing, nil)
 	if h != HealthMaintenance {
 		t.Errorf("health = %v, want maintenance", h)
 	}

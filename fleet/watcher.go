@@ -291,6 +291,7 @@ func (r *runner) addDC(parent context.Context, name string) {
 		probeP := r.params(dc, watchProbe, false)
 		r.goFunc(func() { r.probe(ctx, probeP) })
 		r.goFunc(func() { r.sweeper(ctx, dc) })
+		r.goFunc(func() { r.readNodeChecks(ctx, dc.name, dc.epoch, dc.nodeReads) })
 	}
 	if r.cfg.SkipAllChecks {
 		dc.allLoaded = true
@@ -328,6 +329,47 @@ func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p l
 			return
 		case <-trigger:
 		case <-tick.C:
+		}
+	}
+}
+
+// nodeChecksBatch bounds the nodes read one by one after their checks
+// passed again; more at once (a fleet-wide recovery) are left to the full
+// read, which the Run loop asks for instead.
+const nodeChecksBatch = 16
+
+// readNodeChecks reads the checks of nodes whose failing checks passed
+// again, one request per node (/v1/health/node/<name>, a few hundred
+// bytes), so the journal and the node detail show what a recovered check
+// says now rather than what it said before it failed.
+func (r *runner) readNodeChecks(ctx context.Context, dcName string, ep *epoch, in <-chan []string) {
+	health := r.w.client.Health()
+	for {
+		var nodes []string
+		select {
+		case <-ctx.Done():
+			return
+		case nodes = <-in:
+		}
+		for _, node := range nodes {
+			reqCtx, cancel := context.WithTimeout(ctx, readTimeout)
+			stop := context.AfterFunc(ep.current(), cancel)
+			q := (&api.QueryOptions{Datacenter: dcName, AllowStale: !r.cfg.Consistent}).WithContext(reqCtx)
+			checks, meta, err := health.Node(node, q)
+			stop()
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			res := result{dc: dcName, kind: watchNodeChecks, service: node, meta: meta, changed: true, checks: toChecks(checks)}
+			if err != nil {
+				// Not worth a degraded state: the next full read brings
+				// the output; the status is right meanwhile.
+				continue
+			}
+			if !send(ctx, r.out, res) {
+				return
+			}
 		}
 	}
 }
@@ -525,9 +567,25 @@ func (r *runner) apply(ctx context.Context, res result) {
 		s.index = index
 		dc.applyService(res.service, res.svc, index)
 	case watchFailing:
-		dc.applyFailing(res.checks)
+		if rec := dc.applyFailing(res.checks, index); len(rec) > 0 && dc.ready && !r.cfg.oneShot {
+			// What the recovered checks say now: a read per node, or
+			// the full read when many recovered at once.
+			sent := false
+			if len(rec) <= nodeChecksBatch {
+				select {
+				case dc.nodeReads <- rec:
+					sent = true
+				default:
+				}
+			}
+			if !sent {
+				dc.requestFullRead()
+			}
+		}
 	case watchAllChecks:
-		dc.applyAllChecks(res.checks)
+		dc.applyAllChecks(res.checks, index)
+	case watchNodeChecks:
+		dc.applyNodeChecks(res.service, res.checks, index)
 	}
 }
 

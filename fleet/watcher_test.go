@@ -268,11 +268,25 @@ func TestWatcherReportsACLDenial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := fleet.NewWatcher(c, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	w := fleet.NewWatcher(c, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second, TokenSource: "--token-file /etc/fleetdeck/token"})
 	runWatcher(t, w)
 	s := waitFor(t, w, 20*time.Second, "ACL error", func(s *fleet.Snapshot) bool { return s.Status().Status == fleet.Degraded })
-	if msg := s.Status().LastError; !strings.Contains(msg, "permission denied by Consul ACLs") || !strings.Contains(msg, "CONSUL_HTTP_TOKEN") {
-		t.Errorf("ACL error is not clear: %q", msg)
+	if msg := s.Status().LastError; !strings.Contains(msg, "permission denied by Consul ACLs") || !strings.Contains(msg, "the token from --token-file /etc/fleetdeck/token") {
+		t.Errorf("ACL error does not name the token in use: %q", msg)
+	}
+
+	// Anonymous reads under default deny: Consul filters everything and
+	// never says so to anonymous requests. No node at all is the sign.
+	cfg.Token = ""
+	anon, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := fleet.NewWatcher(anon, fleet.Config{Datacenters: []string{"dc1"}})
+	runWatcher(t, wa)
+	s = waitFor(t, wa, 20*time.Second, "anonymous and empty", func(s *fleet.Snapshot) bool { return s.Status().AnonymousEmpty })
+	if st := s.Status(); !st.FilteredByACL || len(s.Nodes) != 0 {
+		t.Errorf("anonymous access: %d nodes, state %+v; want none and FilteredByACL", len(s.Nodes), st)
 	}
 
 	// A token that may read only some nodes gets a partial fleet: say so.
@@ -300,6 +314,35 @@ service_prefix "" { policy = "read" }`}, nil)
 	})
 	if len(s.Nodes) != 1 {
 		t.Errorf("the limited token sees %d nodes, want only app-1", len(s.Nodes))
+	}
+
+	// node:read without service:read: service checks are filtered, so a
+	// node can look passing while its service is critical. Say so.
+	pol2, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "nodes-only", Rules: `node_prefix "" { policy = "read" }`}, nil)
+	if err != nil {
+		t.Fatalf("creating ACL policy: %v", err)
+	}
+	tok2, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol2.ID}}}, nil)
+	if err != nil {
+		t.Fatalf("creating ACL token: %v", err)
+	}
+	register(t, root, "app-2", "10.0.0.2", nil, svcDef{id: "app", name: "app"})
+	if _, err := root.Catalog().Register(&api.CatalogRegistration{Node: "app-2", Address: "10.0.0.2", SkipNodeUpdate: true,
+		Check: &api.AgentCheck{Node: "app-2", CheckID: "app-http", Name: "app-http", Status: api.HealthCritical, ServiceID: "app"}}, nil); err != nil {
+		t.Fatalf("registering a service check: %v", err)
+	}
+	cfg.Token = tok2.SecretID
+	nodesOnly, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w3 := fleet.NewWatcher(nodesOnly, fleet.Config{Datacenters: []string{"dc1"}, TokenSource: "CONSUL_HTTP_TOKEN"})
+	runWatcher(t, w3)
+	s = waitFor(t, w3, 20*time.Second, "health marked incomplete", func(s *fleet.Snapshot) bool {
+		return s.Status().HealthIncomplete && s.Node("dc1", "app-2") != nil
+	})
+	if n := s.Node("dc1", "app-2"); n.Health != fleet.HealthPassing {
+		t.Logf("app-2 health %v (the critical service check is hidden from this token)", n.Health)
 	}
 }
 
