@@ -88,8 +88,8 @@ type dcState struct {
 	// answer.
 	recovered map[string]map[string]uint64
 	// nodeReads hands nodes whose checks must be read to readNodeChecks.
-	nodeReads chan []string
-	fullTrigger   chan struct{}
+	nodeReads   chan []string
+	fullTrigger chan struct{}
 
 	built map[string]*Node
 	// sorted is the built nodes in name order; nil when membership changed.
