@@ -379,7 +379,13 @@ func (d *dcState) forgetRecovered(node string, index uint64) {
 // names and outputs, ~16 MB at 10k nodes) is not waited for: health comes
 // from the failing checks.
 func (d *dcState) loaded() bool {
-	if !d.nodesLoaded || !d.svcLoaded || !d.failingLoaded {
+	return d.nodesLoaded && d.failingLoaded && d.rolesLoaded()
+}
+
+// rolesLoaded reports whether the service list and every service have
+// been read once.
+func (d *dcState) rolesLoaded() bool {
+	if !d.svcLoaded {
 		return false
 	}
 	for _, s := range d.svcs {
@@ -397,11 +403,9 @@ func (d *dcState) pending() []string {
 	if !d.nodesLoaded {
 		p = append(p, "nodes")
 	}
-	roles := d.svcLoaded
-	for _, s := range d.svcs {
-		roles = roles && s.loaded
-	}
-	if !roles {
+	// After the first complete load, a service added later is read by the
+	// next sweep like any change: roles are not "loading" again.
+	if !d.ready && !d.rolesLoaded() {
 		p = append(p, "roles")
 	}
 	if !d.failingLoaded {
@@ -592,6 +596,14 @@ func (d *dcState) buildNode(name string, cfg Config) *Node {
 	}
 	sort.Slice(n.Services, func(i, j int) bool { return n.Services[i].ID < n.Services[j].ID })
 	n.Checks, n.Health = mergeChecks(d.all[name], d.failing[name], d.recovered[name])
+	if !d.ready {
+		if !d.rolesLoaded() {
+			n.Pending |= PendingRoles
+		}
+		if !d.failingLoaded {
+			n.Pending |= PendingHealth
+		}
+	}
 	return n
 }
 

@@ -95,7 +95,23 @@ type Node struct {
 	// ChangedAt is when fleetdeck last saw this node change or join; zero
 	// for a node unchanged since fleetdeck started watching.
 	ChangedAt time.Time
+	// Pending says which of the node's facts are not read yet: the node
+	// list comes first, its roles and health follow (see
+	// ConnState.Pending). Zero once all are known.
+	Pending NodePending
 }
+
+// NodePending is a set of a node's facts that are still loading.
+type NodePending uint8
+
+// What may be pending.
+const (
+	// PendingRoles: Services (roles, tags, ports) are not read yet.
+	PendingRoles NodePending = 1 << iota
+	// PendingHealth: Checks and Health are not read yet; Health says
+	// passing meanwhile, which means nothing.
+	PendingHealth
+)
 
 // Key identifies a node across datacenters.
 func (n *Node) Key() string { return n.Datacenter + "/" + n.Name }

@@ -29,11 +29,21 @@ func (m *Model) headerCounts() string {
 	if m.ro {
 		add(st.bad, "RO")
 	}
+	// While Consul is not answering, the counts are what it last said.
+	if cs := m.snap.Status(); (cs.Status == fleet.Unresponsive || cs.Status == fleet.Degraded) && !cs.LastSuccess.IsZero() {
+		add(st.warn, "last known:")
+	}
 	add("", "nodes "+strconv.Itoa(c.Nodes))
-	add(st.ok, "passing "+strconv.Itoa(c.Passing))
-	add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning))
-	add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
-	add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
+	if m.healthLoading() {
+		// Health not read yet counts as passing in the tally: say nothing
+		// rather than something false.
+		add(st.dim, "health loading…")
+	} else {
+		add(st.ok, "passing "+strconv.Itoa(c.Passing))
+		add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning))
+		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
+		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
+	}
 	if len(m.marks) > 0 {
 		add(st.title, "marked "+strconv.Itoa(len(m.marks)))
 	}
@@ -53,6 +63,9 @@ func (m *Model) headerCounts() string {
 		// width rather than cutting through escape sequences.
 		plain := "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " pass " + strconv.Itoa(c.Passing) +
 			" warn " + strconv.Itoa(c.Warning) + " crit " + strconv.Itoa(c.Critical) + " maint " + strconv.Itoa(c.Maintenance)
+		if m.healthLoading() {
+			plain = "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " health loading…"
+		}
 		return fitLine(plain, m.width)
 	}
 	return b.String()
@@ -79,9 +92,22 @@ func nonZero(n int, style string) string {
 	return ""
 }
 
+// healthLoading reports whether some datacenter's health has not been
+// read yet.
+func (m *Model) healthLoading() bool {
+	for _, c := range m.snap.Conn {
+		if c.Loading("health") {
+			return true
+		}
+	}
+	return false
+}
+
 // headerConn draws the second header line: the connection state and the
 // age of the data, always visible because a console that silently shows
-// old data during an incident is worse than none.
+// old data during an incident is worse than none. What a narrow terminal
+// must not lose comes first: the state, then how old the data is and when
+// the next try is, then what is still loading, then the error text.
 func (m *Model) headerConn(now time.Time) string {
 	st := &m.st
 	cs := m.snap.Status()
@@ -101,14 +127,17 @@ func (m *Model) headerConn(now time.Time) string {
 			text += ", no known leader"
 		}
 		text += " · data age " + m.dataAge(now)
+	case fleet.Unresponsive:
+		style = st.bad
+		text = "✖ UNRESPONSIVE" + dcLabel(cs.Datacenter, m.snap)
+		if cs.LastSuccess.IsZero() {
+			text += " · Consul has not answered yet"
+		} else {
+			text += " · last answer " + ago(now, cs.LastSuccess) + " ago · showing last known data"
+		}
 	case fleet.Degraded:
 		style = st.bad
-		text = "✖ DEGRADED" + dcLabel(cs.Datacenter, m.snap) + ": "
-		if cs.LastError != "" {
-			text += sanitize(cs.LastError)
-		} else {
-			text += "requests failing"
-		}
+		text = "✖ DEGRADED" + dcLabel(cs.Datacenter, m.snap)
 		if !cs.NextRetry.IsZero() {
 			if d := cs.NextRetry.Sub(now); d > 0 {
 				text += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
@@ -120,24 +149,46 @@ func (m *Model) headerConn(now time.Time) string {
 			text += " · never connected"
 		} else {
 			// The last snapshot stays on screen; say how old it is.
-			text += " · showing stale data, last ok " + ago(now, cs.LastSuccess) + " ago"
+			text += " · last ok " + ago(now, cs.LastSuccess) + " ago"
+		}
+		if cs.LastError != "" {
+			text += ": " + sanitize(cs.LastError)
+		} else {
+			text += ": requests failing"
 		}
 	default:
 		style, text = st.warn, "● "+cs.Status.String()
 	}
-	acl := ""
-	for _, c := range m.snap.Conn {
-		if c.FilteredByACL {
-			acl = "⚠ ACL filtered results: fleet incomplete · "
-			break
-		}
+	if loading := m.snap.Loading(); len(loading) > 0 && (cs.Status == fleet.Connected || cs.Status == fleet.Stale) {
+		text += " · loading " + strings.Join(loading, ", ") + "…"
 	}
+	acl := m.aclWarning()
 	full := acl + text
 	line := fitLine(full, m.width)
 	if acl != "" && cellWidth(acl) < m.width {
 		return st.render(st.warn, acl) + st.render(style, line[len(acl):])
 	}
 	return st.render(style, line)
+}
+
+// aclWarning says, first on the connection line, when ACLs hide part of
+// the fleet, and how.
+func (m *Model) aclWarning() string {
+	var anon, health, filtered bool
+	for _, c := range m.snap.Conn {
+		anon = anon || c.AnonymousEmpty
+		health = health || c.HealthIncomplete
+		filtered = filtered || c.FilteredByACL
+	}
+	switch {
+	case anon:
+		return "⚠ ACL: no token, and Consul shows nothing without one: set CONSUL_HTTP_TOKEN or --token-file · "
+	case health:
+		return "⚠ ACL: health incomplete, the token cannot read every check · "
+	case filtered:
+		return "⚠ ACL filtered results: fleet incomplete · "
+	}
+	return ""
 }
 
 // dcLabel names the datacenter in a status line when there are several.
@@ -148,18 +199,14 @@ func dcLabel(dc string, s *fleet.Snapshot) string {
 	return " " + sanitize(dc)
 }
 
-// dataAge is how old the shown data may be. While the watches are
-// answered, blocking queries deliver every change as it happens, so the
-// age is the answering server's lag behind the leader (LastContact), not
-// the time since the last change; a quiet fleet is not old data. Once
-// requests fail, it is the time since the last answer.
+// dataAge is how old the shown data may be: the time since Consul last
+// answered (a probe asks every couple of seconds, so on a quiet fleet this
+// stays small while the answers keep coming) plus how far the answering
+// server was behind the leader.
 func (m *Model) dataAge(now time.Time) string {
 	cs := m.snap.Status()
-	switch {
-	case cs.Status == fleet.Degraded && !cs.LastSuccess.IsZero():
-		return compactDuration(now.Sub(cs.LastSuccess))
-	case cs.Status == fleet.Connected, cs.Status == fleet.Stale:
-		return compactDuration(cs.LastContact)
+	if cs.LastSuccess.IsZero() {
+		return "n/a"
 	}
-	return "n/a"
+	return compactDuration(now.Sub(cs.LastSuccess) + cs.LastContact)
 }

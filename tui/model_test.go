@@ -406,20 +406,29 @@ func TestHeaderConnectionStates(t *testing.T) {
 		want []string
 	}{
 		{"connecting", nil, []string{"connecting"}},
-		// Live blocking queries: the age is the server's lag, not the time
-		// since the last change (7s here).
+		// The age is the time since Consul last answered (7s here: the
+		// probe keeps it small on a live fleet) plus the server's lag.
 		{"connected", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0, LastContact: time.Second}},
-			[]string{"● connected", "data age 1s"}},
+			[]string{"● connected", "data age 8s"}},
 		{"stale", []fleet.ConnState{
-			{Datacenter: "dc1", Status: fleet.Connected},
-			{Datacenter: "dc2", Status: fleet.Stale, LastContact: 12 * time.Second, KnownLeader: false},
-		}, []string{"STALE dc2", "last contact with leader 12s", "no known leader", "data age 12s"}},
+			{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0},
+			{Datacenter: "dc2", Status: fleet.Stale, LastSuccess: t0, LastContact: 12 * time.Second, KnownLeader: false},
+		}, []string{"STALE dc2", "last contact with leader 12s", "no known leader", "data age 19s"}},
 		{"degraded", []fleet.ConnState{{
 			Datacenter: "dc1", Status: fleet.Degraded, LastError: "watch nodes: connection refused\x1b[2J",
 			NextRetry: t0.Add(10 * time.Second), LastSuccess: t0.Add(-2 * time.Minute),
-		}}, []string{"DEGRADED", "watch nodes: connection refused", "retry in 3s", "showing stale data, last ok 2m7s ago"}},
+		}}, []string{"DEGRADED", "watch nodes: connection refused", "retry in 3s", "last ok 2m7s ago", "last known:"}},
+		{"unresponsive", []fleet.ConnState{{
+			Datacenter: "dc1", Status: fleet.Unresponsive, LastError: "no answer from Consul for 9s", LastSuccess: t0.Add(-5 * time.Second),
+		}}, []string{"UNRESPONSIVE", "last answer 12s ago", "showing last known data", "last known:  nodes 10"}},
+		{"loading", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0, Pending: []string{"roles", "health", "check details"}}},
+			[]string{"● connected", "loading roles, health, check details…", "health loading…"}},
 		{"acl", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, FilteredByACL: true}},
 			[]string{"ACL filtered results: fleet incomplete", "connected"}},
+		{"acl-anonymous", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, FilteredByACL: true, AnonymousEmpty: true}},
+			[]string{"Consul shows nothing without one", "CONSUL_HTTP_TOKEN"}},
+		{"acl-health", []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, FilteredByACL: true, HealthIncomplete: true}},
+			[]string{"health incomplete"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -714,6 +723,47 @@ func TestEventTimesGetADateAfterTwelveHours(t *testing.T) {
 	} {
 		if got := eventTime(at, now); got != want {
 			t.Errorf("eventTime(%v) = %q, want %q", at, got, want)
+		}
+	}
+}
+
+// While the fleet loads, the rows come before their roles and health: the
+// cells say so, the header does not count unknown health as passing, and
+// no view claims there is nothing.
+func TestLoadingFleetSaysWhatIsStillComing(t *testing.T) {
+	nodes := synthNodes(4, time.Time{})
+	for _, n := range nodes {
+		n.Pending = fleet.PendingRoles | fleet.PendingHealth
+		n.Services, n.Checks = nil, nil
+	}
+	conn := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0, Pending: []string{"roles", "health", "check details"}}}
+	h := newHarness(t, fleet.NewSnapshot(1, t0, nodes, conn, nil), 120, 20)
+	h.mustContain("loading…", "health loading…", "loading roles, health, check details…")
+	h.mustNotContain("passing 4")
+	h.keys(":roles", "enter")
+	h.mustContain("loading the roles from Consul…")
+	h.mustNotContain("no roles in this scope")
+
+	empty := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connecting, Pending: []string{"nodes", "roles", "health", "check details"}}}
+	h = newHarness(t, fleet.NewSnapshot(1, t0, nil, empty, nil), 120, 20)
+	h.mustContain("loading the node list from Consul…")
+	h.mustNotContain("no nodes in this scope")
+}
+
+// An 80-column header must keep the state, the retry time and the age of
+// the data; a long error (a URL) is what gets cut.
+func TestDegradedHeaderAt80ColumnsKeepsRetryAndAge(t *testing.T) {
+	conn := []fleet.ConnState{{
+		Datacenter: "dc1", Status: fleet.Degraded,
+		LastError:   `watching service "web" in dc1: Get "http://consul.internal.example.com:8500/v1/catalog/service/web?index=12345&stale=&wait=300000ms": dial tcp 10.0.0.1:8500: connect: connection refused`,
+		NextRetry:   t0.Add(4 * time.Second),
+		LastSuccess: t0.Add(-30 * time.Second),
+	}}
+	h := newHarness(t, fleet.NewSnapshot(1, t0, synthNodes(3, time.Time{}), conn, nil), 80, 24)
+	line := h.screenLines()[1]
+	for _, want := range []string{"DEGRADED", "retry in 4s", "last ok 30s ago"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("80-column connection line %q lacks %q", line, want)
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package tui
 
 import (
+	"slices"
 	"strconv"
-
-	"github.com/charmbracelet/x/ansi"
 	"strings"
 	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
 )
 
 // render draws the whole screen: two header lines, the body of the top
@@ -104,14 +107,34 @@ func (m *Model) emptyText(v *view) string {
 		return "no runs yet: press r on a node, role or group to run a playbook"
 	case m.snap.Version == 0:
 		return "waiting for the first snapshot from Consul…"
+	case v.total == 0 && m.loadingFor(v.kind) != "":
+		return "loading " + m.loadingFor(v.kind) + " from Consul…"
+	case v.total == 0 && len(m.snap.Nodes) == 0 && m.snap.Status().Status == fleet.Unresponsive:
+		return "Consul has not answered: no nodes known yet"
 	case v.total == 0:
 		return "no " + v.kind.String() + " in this scope"
+	case m.faults && v.filterText == "" && m.healthLoading():
+		return "health is still loading: faults show once it is read"
 	case m.faults && v.filterText == "":
 		return "no faults: everything is passing (f shows all)"
 	case v.filter.problem != "":
 		return "nothing matches: " + sanitize(v.filter.problem) + " (esc clears the filter)"
 	}
 	return "nothing matches the filter (esc clears it)"
+}
+
+// loadingFor names what a view of kind k waits for while the fleet loads
+// ("" when nothing it shows is pending).
+func (m *Model) loadingFor(k viewKind) string {
+	loading := m.snap.Loading()
+	has := func(what string) bool { return slices.Contains(loading, what) }
+	switch {
+	case has("nodes"):
+		return "the node list"
+	case k == viewRoles && has("roles"):
+		return "the roles"
+	}
+	return ""
 }
 
 // renderText draws the detail or help view from its scroll offset.

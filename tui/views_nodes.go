@@ -78,11 +78,20 @@ func (m *Model) nodeRows() []*row {
 // search text that free-text filter terms look in (every column plus
 // meta and tags).
 func nodeRow(n *fleet.Node) *row {
+	health, roles := n.Health.String(), strings.Join(n.Roles(), ",")
+	// The node list comes before the roles and the health: say they are
+	// coming rather than show "passing" and no roles.
+	if n.Pending&fleet.PendingHealth != 0 {
+		health = loadingCell
+	}
+	if n.Pending&fleet.PendingRoles != 0 {
+		roles = loadingCell
+	}
 	r := newRow(n.Key(), []string{
 		ncName:     n.Name,
 		ncDC:       n.Datacenter,
-		ncHealth:   n.Health.String(),
-		ncRoles:    strings.Join(n.Roles(), ","),
+		ncHealth:   health,
+		ncRoles:    roles,
 		ncGroup:    n.Group,
 		ncZone:     n.Zone,
 		ncAddress:  n.Address,
@@ -115,6 +124,9 @@ func nodeRow(n *fleet.Node) *row {
 	}
 	return r
 }
+
+// loadingCell fills a cell whose data has not been read yet.
+const loadingCell = "loading…"
 
 // nodeKeys are a node's raw fields, lowercased, as field filter terms
 // compare them (raw rather than sanitised: a term typed to match a Consul
