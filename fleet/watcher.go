@@ -675,7 +675,8 @@ func (r *runner) publish() {
 		conn = append(conn, cs)
 	}
 	if len(names) == 0 {
-		cs := ConnState{Status: Connecting}
+		// No datacenter known yet: everything is still to come.
+		cs := ConnState{Status: Connecting, Pending: []string{"nodes", "roles", "health", "check details"}}
 		if r.dcErr.err != nil {
 			cs.Status, cs.LastError, cs.NextRetry = Degraded, r.dcErr.err.Error(), r.dcErr.nextRetry
 		}
