@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -221,4 +222,12 @@ func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it swee
 	}
 	res.svc, res.meta = data.svc, meta
 	return send(ctx, r.out, res)
+}
+
+// sameInstances reports whether two answers of one service list the same
+// instances in the same order (Consul's order is stable).
+func sameInstances(a, b []instance) bool {
+	return slices.EqualFunc(a, b, func(x, y instance) bool {
+		return x.node == y.node && x.svc.ID == y.svc.ID && x.svc.Port == y.svc.Port && slices.Equal(x.svc.Tags, y.svc.Tags)
+	})
 }

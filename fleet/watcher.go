@@ -553,10 +553,14 @@ func (r *runner) apply(ctx context.Context, res result) {
 	case watchService:
 		s := dc.svcs[res.service]
 		if res.sweep && s.loaded && index != s.index {
-			// A swept service changed: it is one that changes, give it a
-			// watch of its own.
-			s.changed = now
+			// Consul also raises a service's index when a check on one of
+			// its nodes changes: only a swept service whose instances
+			// changed is one that changes. Give it a watch of its own.
 			s.index = index
+			if sameInstances(dc.instances[res.service], res.svc) {
+				return
+			}
+			s.changed = now
 			dc.applyService(res.service, res.svc, index)
 			r.promote(dc, res.service, s)
 			return
