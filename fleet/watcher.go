@@ -94,7 +94,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case res := <-r.out:
 			r.apply(ctx, res)
-			r.settle(ctx)
+			if !r.urgent {
+				r.settle(ctx)
+			}
+			r.urgent = false
 		case <-wake.C:
 			r.dirty = true // held nodes are due, a datacenter fell silent, a sweep is due
 		}
@@ -180,6 +183,10 @@ type runner struct {
 	events  []Event
 	// dirty is set when something the snapshot shows has changed.
 	dirty bool
+	// urgent skips the settling of a burst: a datacenter's first node
+	// list goes on screen at once, not after the per-service answers it
+	// sets off have quieted down.
+	urgent bool
 	// firstReads gates the first read of every service watch (see
 	// loopParams.gate).
 	firstReads chan struct{}
@@ -533,6 +540,7 @@ func (r *runner) apply(ctx context.Context, res result) {
 		// a reachable Consul always has nodes (its servers): none at all
 		// without a token is an ACL default policy of deny.
 		dc.anonymousEmpty = len(res.nodes) == 0 && r.cfg.TokenSource == ""
+		r.urgent = r.urgent || !dc.nodesLoaded
 		if dc.applyNodes(res.nodes, index) && dc.ready {
 			dc.requestFullRead()
 		}
