@@ -85,12 +85,15 @@ func newInventoryCmd(flags *flagSet) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("cache-max-age") && maxAge <= 0 {
+				return fmt.Errorf("inventory: --cache-max-age %v: must be positive (--no-cache turns the cache off)", maxAge)
+			}
+			if timeout <= 0 {
+				return fmt.Errorf("inventory: --timeout %v: must be positive", timeout)
+			}
 			req := inventoryRequest{list: list, host: host, verbose: verbose}
 			if opts.ansible.inventoryCache && !noCache {
 				if cmd.Flags().Changed("cache-max-age") {
-					if maxAge <= 0 {
-						return errors.New("inventory: --cache-max-age must be positive (--no-cache turns the cache off)")
-					}
 					opts.ansible.inventoryCacheMaxAge = maxAge
 				}
 				dir, err := defaultInventoryCacheDir()
