@@ -19,58 +19,59 @@ import (
 )
 
 // fileConfig is the TOML config file. Every field is optional; see the
-// README's configuration reference.
+// README's configuration reference. omitempty keeps a file written from
+// it (the demo's) to the keys that are set.
 type fileConfig struct {
 	Consul struct {
-		Address       string   `toml:"address"`
-		Scheme        string   `toml:"scheme"`
-		Token         string   `toml:"token"`
-		TokenFile     string   `toml:"token_file"`
-		CACert        string   `toml:"ca_cert"`
-		ClientCert    string   `toml:"client_cert"`
-		ClientKey     string   `toml:"client_key"`
-		TLSServerName string   `toml:"tls_server_name"`
-		Datacenters   []string `toml:"datacenters"`
-		Wait          string   `toml:"wait"`
-		Consistent    bool     `toml:"consistent"`
+		Address       string   `toml:"address,omitempty"`
+		Scheme        string   `toml:"scheme,omitempty"`
+		Token         string   `toml:"token,omitempty"`
+		TokenFile     string   `toml:"token_file,omitempty"`
+		CACert        string   `toml:"ca_cert,omitempty"`
+		ClientCert    string   `toml:"client_cert,omitempty"`
+		ClientKey     string   `toml:"client_key,omitempty"`
+		TLSServerName string   `toml:"tls_server_name,omitempty"`
+		Datacenters   []string `toml:"datacenters,omitempty"`
+		Wait          string   `toml:"wait,omitempty"`
+		Consistent    bool     `toml:"consistent,omitempty"`
 	} `toml:"consul"`
 	Fleet struct {
-		GroupKeys   []string `toml:"group_keys"`
-		InstanceKey string   `toml:"instance_key"`
-		ZoneKey     string   `toml:"zone_key"`
-		ImageKey    string   `toml:"image_key"`
+		GroupKeys   []string `toml:"group_keys,omitempty"`
+		InstanceKey string   `toml:"instance_key,omitempty"`
+		ZoneKey     string   `toml:"zone_key,omitempty"`
+		ImageKey    string   `toml:"image_key,omitempty"`
 	} `toml:"fleet"`
 	UI struct {
-		NoColor  bool `toml:"no_color"`
-		ReadOnly bool `toml:"read_only"`
+		NoColor  bool `toml:"no_color,omitempty"`
+		ReadOnly bool `toml:"read_only,omitempty"`
 	} `toml:"ui"`
 	Ansible struct {
-		PlaybookDir     string `toml:"playbook_dir"`
-		AnsiblePlaybook string `toml:"ansible_playbook"`
-		StateDir        string `toml:"state_dir"`
-		LockPrefix      string `toml:"lock_prefix"`
+		PlaybookDir     string `toml:"playbook_dir,omitempty"`
+		AnsiblePlaybook string `toml:"ansible_playbook,omitempty"`
+		StateDir        string `toml:"state_dir,omitempty"`
+		LockPrefix      string `toml:"lock_prefix,omitempty"`
 		// MaxRuns is a pointer so that 0 written in the file is an error,
 		// while a missing key means the default.
-		MaxRuns *int     `toml:"max_parallel_runs"`
-		Timeout string   `toml:"timeout"`
-		Env     []string `toml:"env"`
+		MaxRuns *int     `toml:"max_parallel_runs,omitempty"`
+		Timeout string   `toml:"timeout,omitempty"`
+		Env     []string `toml:"env,omitempty"`
 		// InventoryCache is a pointer so that a missing key means the
 		// default (on) rather than false.
-		InventoryCache       *bool  `toml:"inventory_cache"`
-		InventoryCacheMaxAge string `toml:"inventory_cache_max_age"`
+		InventoryCache       *bool  `toml:"inventory_cache,omitempty"`
+		InventoryCacheMaxAge string `toml:"inventory_cache_max_age,omitempty"`
 	} `toml:"ansible"`
 	Logs struct {
-		Projects      []string `toml:"projects"`
-		Endpoint      string   `toml:"endpoint"`
-		Insecure      bool     `toml:"insecure"`
-		ResourceType  *string  `toml:"resource_type"`
-		Field         string   `toml:"field"`
-		From          string   `toml:"from"`
-		ListPerMinute int      `toml:"list_per_minute"`
-		Cap           int      `toml:"cap"`
-		Before        string   `toml:"before"`
-		After         string   `toml:"after"`
-		SaveDir       string   `toml:"save_dir"`
+		Projects      []string `toml:"projects,omitempty"`
+		Endpoint      string   `toml:"endpoint,omitempty"`
+		Insecure      bool     `toml:"insecure,omitempty"`
+		ResourceType  *string  `toml:"resource_type,omitempty"`
+		Field         string   `toml:"field,omitempty"`
+		From          string   `toml:"from,omitempty"`
+		ListPerMinute int      `toml:"list_per_minute,omitzero"`
+		Cap           int      `toml:"cap,omitzero"`
+		Before        string   `toml:"before,omitempty"`
+		After         string   `toml:"after,omitempty"`
+		SaveDir       string   `toml:"save_dir,omitempty"`
 	} `toml:"logs"`
 }
 
