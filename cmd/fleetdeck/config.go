@@ -376,7 +376,7 @@ func checkWait(d time.Duration) error {
 	case d < time.Second:
 		return errors.New("must be at least 1s")
 	case d > maxWait:
-		return fmt.Errorf("Consul caps blocking queries at %v, so a longer wait means nothing", maxWait)
+		return fmt.Errorf("more than %v means nothing: Consul caps blocking queries at %v", maxWait, maxWait)
 	}
 	return nil
 }

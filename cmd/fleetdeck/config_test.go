@@ -262,7 +262,7 @@ func TestMeaninglessSettingsFailAtStart(t *testing.T) {
 		{"wait -1s", "", []string{"--wait", "-1s"}, []string{"--wait -1s", "at least 1s"}},
 		{"wait 0", "", []string{"--wait", "0"}, []string{"--wait 0s", "at least 1s"}},
 		{"wait 500ms", "", []string{"--wait", "500ms"}, []string{"--wait 500ms", "at least 1s"}},
-		{"wait 11m", "", []string{"--wait", "11m"}, []string{"--wait 11m0s", "caps blocking queries at 10m0s"}},
+		{"wait 11m", "", []string{"--wait", "11m"}, []string{"--wait 11m0s", "Consul caps blocking queries at 10m0s"}},
 		{"file wait 0s", "[consul]\nwait = \"0s\"\n", nil, []string{cfg, `consul.wait = "0s"`, "at least 1s"}},
 		{"file wait 1h", "[consul]\nwait = \"1h\"\n", nil, []string{cfg, `consul.wait = "1h"`, "caps"}},
 		{"run-timeout -1m", "", []string{"--run-timeout", "-1m"}, []string{"--run-timeout -1m0s", "must not be negative"}},
