@@ -98,11 +98,14 @@ type ansibleOptions struct {
 type options struct {
 	configPath string
 	consul     *api.Config
-	fleet      fleet.Config
-	noColor    bool
-	readOnly   bool
-	ansible    ansibleOptions
-	logs       logsOptions
+	// tokenFile is the token file the Consul client will read ("" when
+	// the token is not from a file); newConsulClient checks it.
+	tokenFile string
+	fleet     fleet.Config
+	noColor   bool
+	readOnly  bool
+	ansible   ansibleOptions
+	logs      logsOptions
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -201,10 +204,8 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	set(&c.TLSConfig.CertFile, fc.Consul.ClientCert, f.clientCert, "client-cert")
 	set(&c.TLSConfig.KeyFile, fc.Consul.ClientKey, f.clientKey, "client-key")
 	set(&c.TLSConfig.Address, fc.Consul.TLSServerName, f.tlsServerName, "tls-server-name")
-	tokenSource, err := f.resolveToken(c, fc, changed)
-	if err != nil {
-		return o, err
-	}
+	tokenSource, tokenFile := f.resolveToken(c, fc, changed)
+	o.tokenFile = tokenFile
 
 	fl := fleet.Config{
 		Consistent:  fc.Consul.Consistent,
@@ -214,6 +215,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		ImageKey:    fc.Fleet.ImageKey,
 		TokenSource: tokenSource,
 	}
+	var err error
 	if fl.Datacenters, err = datacenterNames(fc.Consul.Datacenters); err != nil {
 		return o, fmt.Errorf("config file %s: consul.datacenters: %w (leave the key out to watch every datacenter)", f.config, err)
 	}
@@ -306,7 +308,8 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 }
 
 // resolveToken settles which ACL token the Consul client will send and
-// returns where it comes from, for fleet.Config.TokenSource: a permission
+// returns where it comes from, for fleet.Config.TokenSource, and the token
+// file it will be read from, if any: a permission
 // error then names the token in use instead of telling the user to set
 // what they already set. The layers are the environment, the config file
 // and the flags; within a layer a token file beats a token, as in the
@@ -314,7 +317,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 // below. api.NewClient reads the environment again and has its own
 // precedence (a file or token equal to the environment's counts as the
 // environment's), so the source is worked out the way it decides.
-func (f *flagSet) resolveToken(c *api.Config, fc fileConfig, changed func(string) bool) (string, error) {
+func (f *flagSet) resolveToken(c *api.Config, fc fileConfig, changed func(string) bool) (source, file string) {
 	envToken, envFile := os.Getenv(api.HTTPTokenEnvName), os.Getenv(api.HTTPTokenFileEnvName)
 	tokenSrc, fileSrc := api.HTTPTokenEnvName, api.HTTPTokenFileEnvName+" "+envFile
 	if fc.Consul.Token != "" || fc.Consul.TokenFile != "" {
@@ -326,42 +329,45 @@ func (f *flagSet) resolveToken(c *api.Config, fc fileConfig, changed func(string
 		c.Token, c.TokenFile = f.token, f.tokenFile
 		tokenSrc, fileSrc = "--token", "--token-file "+f.tokenFile
 	}
-	var fromFile bool
-	var src string
 	switch {
 	case c.TokenFile != "" && c.TokenFile != envFile:
-		fromFile, src = true, fileSrc
+		return fileSrc, c.TokenFile
 	case c.Token != "" && c.Token != envToken:
-		src = tokenSrc
+		return tokenSrc, ""
 	case envFile != "":
-		fromFile, src = true, fileSrc
 		if c.TokenFile != envFile {
-			src = api.HTTPTokenFileEnvName + " " + envFile
+			return api.HTTPTokenFileEnvName + " " + envFile, envFile
 		}
+		return fileSrc, envFile
 	case envToken != "":
-		src = tokenSrc
 		if c.Token != envToken {
-			src = api.HTTPTokenEnvName
+			return api.HTTPTokenEnvName, ""
+		}
+		return tokenSrc, ""
+	}
+	return "", ""
+}
+
+// newConsulClient makes the Consul client of opts. It reads the token
+// file first: api.NewClient also fails on a missing one, but without
+// saying which setting named it, and silently falls back to another
+// token when the file is empty. Commands that never talk to Consul
+// (runs) do not call it, so a broken token file does not stop them.
+func newConsulClient(opts options) (*api.Client, error) {
+	if path := opts.tokenFile; path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the Consul token: %w", opts.fleet.TokenSource, err)
+		}
+		if strings.TrimSpace(string(data)) == "" {
+			return nil, fmt.Errorf("%s: the token file is empty", opts.fleet.TokenSource)
 		}
 	}
-	if !fromFile {
-		return src, nil
-	}
-	path := c.TokenFile
-	if path == "" {
-		path = envFile
-	}
-	// api.NewClient would also fail on a missing file, but without saying
-	// which setting named it, and it silently falls back to another token
-	// when the file is empty.
-	data, err := os.ReadFile(path)
+	client, err := api.NewClient(opts.consul)
 	if err != nil {
-		return "", fmt.Errorf("%s: reading the Consul token: %w", src, err)
+		return nil, fmt.Errorf("configuring the Consul client: %w", err)
 	}
-	if strings.TrimSpace(string(data)) == "" {
-		return "", fmt.Errorf("%s: the token file is empty", src)
-	}
-	return src, nil
+	return client, nil
 }
 
 // maxWait is the longest blocking-query wait Consul honours: it caps a

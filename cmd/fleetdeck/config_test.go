@@ -410,3 +410,16 @@ func TestTokenSource(t *testing.T) {
 		})
 	}
 }
+
+// TestRunsIgnoresTheConsulToken: `fleetdeck runs` reads local history
+// only, so a token file it would never read does not stop it.
+func TestRunsIgnoresTheConsulToken(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("XDG_STATE_HOME", dir)
+	t.Setenv(api.HTTPTokenFileEnvName, filepath.Join(dir, "missing-token"))
+	out, err := runFleetdeck(t, "runs")
+	if err != nil || !strings.Contains(out, "PLAYBOOK") {
+		t.Errorf("fleetdeck runs with a missing token file: %v\n%s", err, out)
+	}
+}

@@ -174,9 +174,9 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, r
 		// caller (the tests).
 		defer t.CloseIdleConnections()
 	}
-	client, err := api.NewClient(opts.consul)
+	client, err := newConsulClient(opts)
 	if err != nil {
-		return fromConsul, fmt.Errorf("configuring the Consul client: %w", err)
+		return fromConsul, err
 	}
 	cfg := opts.fleet
 	// The inventory needs health, which the failing checks alone give
