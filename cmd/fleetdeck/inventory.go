@@ -462,6 +462,12 @@ func (r *inventoryRun) fromCache(e *cacheEntry) (src inventorySource, why string
 	if len(r.cfg.Datacenters) == 0 && !slices.Equal(dcs, names) {
 		return fromConsul, "the datacenters changed", nil
 	}
+	// A token that lost rights reads fewer servers too: name the cause.
+	for _, c := range content {
+		if c.filtered {
+			return fromConsul, fmt.Sprintf("the ACL token may not read every node and service in %s", c.Name), nil
+		}
+	}
 	if why := compareProbes(h.Datacenters, probes); why != "" {
 		return fromConsul, why, nil
 	}

@@ -19,7 +19,10 @@ import (
 type aclHarness struct {
 	t     *testing.T
 	agent *consulagent.Agent
+	root  *api.Client
 	dir   string
+	// policies are the policy IDs by name.
+	policies map[string]string
 }
 
 func newACLHarness(t *testing.T) *aclHarness {
@@ -36,7 +39,7 @@ func newACLHarness(t *testing.T) *aclHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &aclHarness{t: t, agent: agent, dir: t.TempDir()}
+	h := &aclHarness{t: t, agent: agent, root: root, dir: t.TempDir(), policies: map[string]string{}}
 	// web-1's service check fails: a token that may not read services
 	// cannot see it.
 	for _, reg := range []*api.CatalogRegistration{
@@ -62,6 +65,7 @@ service_prefix "" { policy = "read" }`,
 		if err != nil {
 			t.Fatalf("creating policy %s: %v", name, err)
 		}
+		h.policies[name] = pol.ID
 		tok, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
 		if err != nil {
 			t.Fatalf("creating a %s token: %v", name, err)
@@ -220,6 +224,30 @@ func TestInventoryUnderACLs(t *testing.T) {
 		again, errOut, err := h.inventory("--token-file", h.tokenFile("full"))
 		if err != nil || again != out || !strings.Contains(errOut, "served from the cache") {
 			t.Errorf("second run with the full token: %v\n%s", err, errOut)
+		}
+
+		// The token loses service:read: no catalog write, same index, but
+		// the cached answer is no longer what it may see.
+		if _, _, err := h.root.ACL().PolicyUpdate(&api.ACLPolicy{ID: h.policies["full"], Name: "full",
+			Rules: `node_prefix "" { policy = "read" }`}, nil); err != nil {
+			t.Fatalf("narrowing the policy: %v", err)
+		}
+		entries := h.cacheEntries()
+		before, _ := os.ReadFile(entries[0])
+		out, errOut, err = h.inventory("--token-file", h.tokenFile("full"))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut)
+		}
+		t.Logf("after the policy change:\n%s", errOut)
+		if strings.Contains(errOut, "served from") || !strings.Contains(errOut, "may not read every") ||
+			!strings.Contains(errOut, "health is incomplete") {
+			t.Errorf("after the policy lost service:read:\n%s", errOut)
+		}
+		if len(groupHosts(t, out, "health_critical")) != 0 {
+			t.Errorf("the answer is the cached one (web-1 critical), not what the token may read now")
+		}
+		if after, _ := os.ReadFile(entries[0]); !bytes.Equal(before, after) {
+			t.Error("the incomplete answer was written to the cache")
 		}
 	})
 }
