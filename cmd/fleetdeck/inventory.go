@@ -46,13 +46,20 @@ alias fd_<name>_<hash>; a name used in several datacenters becomes
 
 Answers are cached in $XDG_CACHE_HOME/fleetdeck/inventory, per Consul
 address, datacenters and token (hashed), but never served unchecked: each
-run first reads the failing checks anew and checks with a few small
-requests that the catalog (its raft index and its servers) has not changed
-since; any change, error or doubt means a full read. --no-cache always
+run reads the failing checks anew and checks that the catalog is the same
+one, unchanged: its raft index, its servers and cluster id, and the sums
+of its node and service lists; any change, error, ACL filtering or doubt
+means a full read. --no-cache always
 reads everything and leaves the cache alone; --cache-max-age (default 10m,
 config [ansible] inventory_cache_max_age) forces a full read of an older
 entry; [ansible] inventory_cache = false turns the cache off. --verbose
 says on stderr where the answer came from.
+
+Under ACLs: when no node at all is visible (no token and a default policy
+of deny, or a token without node:read) the command fails and says which
+token it used; when the token may not read every check or service, the
+inventory is printed with a warning on stderr that health or roles are
+incomplete, and is not cached.
 
 Ansible runs an inventory script with only --list, so point it at a small
 wrapper and pass the connection through the environment or the wrapper:
