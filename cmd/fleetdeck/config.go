@@ -15,71 +15,78 @@ import (
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/logview"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // fileConfig is the TOML config file. Every field is optional; see the
-// README's configuration reference.
+// README's configuration reference. omitempty keeps a file written from
+// it (the demo's) to the keys that are set.
 type fileConfig struct {
 	Consul struct {
-		Address       string   `toml:"address"`
-		Scheme        string   `toml:"scheme"`
-		Token         string   `toml:"token"`
-		TokenFile     string   `toml:"token_file"`
-		CACert        string   `toml:"ca_cert"`
-		ClientCert    string   `toml:"client_cert"`
-		ClientKey     string   `toml:"client_key"`
-		TLSServerName string   `toml:"tls_server_name"`
-		Datacenters   []string `toml:"datacenters"`
-		Wait          string   `toml:"wait"`
-		Consistent    bool     `toml:"consistent"`
+		Address       string   `toml:"address,omitempty"`
+		Scheme        string   `toml:"scheme,omitempty"`
+		Token         string   `toml:"token,omitempty"`
+		TokenFile     string   `toml:"token_file,omitempty"`
+		CACert        string   `toml:"ca_cert,omitempty"`
+		ClientCert    string   `toml:"client_cert,omitempty"`
+		ClientKey     string   `toml:"client_key,omitempty"`
+		TLSServerName string   `toml:"tls_server_name,omitempty"`
+		Datacenters   []string `toml:"datacenters,omitempty"`
+		Wait          string   `toml:"wait,omitempty"`
+		Consistent    bool     `toml:"consistent,omitempty"`
 	} `toml:"consul"`
 	Fleet struct {
-		GroupKeys   []string `toml:"group_keys"`
-		InstanceKey string   `toml:"instance_key"`
-		ZoneKey     string   `toml:"zone_key"`
-		ImageKey    string   `toml:"image_key"`
+		GroupKeys   []string `toml:"group_keys,omitempty"`
+		InstanceKey string   `toml:"instance_key,omitempty"`
+		ZoneKey     string   `toml:"zone_key,omitempty"`
+		ImageKey    string   `toml:"image_key,omitempty"`
 	} `toml:"fleet"`
 	UI struct {
-		NoColor  bool `toml:"no_color"`
-		ReadOnly bool `toml:"read_only"`
+		NoColor  bool `toml:"no_color,omitempty"`
+		ReadOnly bool `toml:"read_only,omitempty"`
 	} `toml:"ui"`
 	Ansible struct {
-		PlaybookDir     string   `toml:"playbook_dir"`
-		AnsiblePlaybook string   `toml:"ansible_playbook"`
-		StateDir        string   `toml:"state_dir"`
-		LockPrefix      string   `toml:"lock_prefix"`
-		MaxRuns         int      `toml:"max_parallel_runs"`
-		Timeout         string   `toml:"timeout"`
-		Env             []string `toml:"env"`
+		PlaybookDir     string `toml:"playbook_dir,omitempty"`
+		AnsiblePlaybook string `toml:"ansible_playbook,omitempty"`
+		StateDir        string `toml:"state_dir,omitempty"`
+		LockPrefix      string `toml:"lock_prefix,omitempty"`
+		// MaxRuns is a pointer so that 0 written in the file is an error,
+		// while a missing key means the default.
+		MaxRuns *int     `toml:"max_parallel_runs,omitempty"`
+		Timeout string   `toml:"timeout,omitempty"`
+		Env     []string `toml:"env,omitempty"`
 		// InventoryCache is a pointer so that a missing key means the
 		// default (on) rather than false.
-		InventoryCache       *bool  `toml:"inventory_cache"`
-		InventoryCacheMaxAge string `toml:"inventory_cache_max_age"`
+		InventoryCache       *bool  `toml:"inventory_cache,omitempty"`
+		InventoryCacheMaxAge string `toml:"inventory_cache_max_age,omitempty"`
 	} `toml:"ansible"`
 	Logs struct {
-		Projects      []string `toml:"projects"`
-		Endpoint      string   `toml:"endpoint"`
-		Insecure      bool     `toml:"insecure"`
-		ResourceType  *string  `toml:"resource_type"`
-		Field         string   `toml:"field"`
-		From          string   `toml:"from"`
-		ListPerMinute int      `toml:"list_per_minute"`
-		Cap           int      `toml:"cap"`
-		Before        string   `toml:"before"`
-		After         string   `toml:"after"`
-		SaveDir       string   `toml:"save_dir"`
+		Projects      []string `toml:"projects,omitempty"`
+		Endpoint      string   `toml:"endpoint,omitempty"`
+		Insecure      bool     `toml:"insecure,omitempty"`
+		ResourceType  *string  `toml:"resource_type,omitempty"`
+		Field         string   `toml:"field,omitempty"`
+		From          string   `toml:"from,omitempty"`
+		ListPerMinute int      `toml:"list_per_minute,omitzero"`
+		Cap           int      `toml:"cap,omitzero"`
+		Before        string   `toml:"before,omitempty"`
+		After         string   `toml:"after,omitempty"`
+		SaveDir       string   `toml:"save_dir,omitempty"`
 	} `toml:"logs"`
 }
 
 // ansibleOptions configure the runs (playbooks, history, locks).
 type ansibleOptions struct {
-	playbookDir     string
-	ansiblePlaybook string
-	stateDir        string
-	lockPrefix      string
-	maxRuns         int
-	timeout         time.Duration
-	env             []string
+	playbookDir string
+	// playbookDirSource names where playbookDir was set ("--playbooks",
+	// "[ansible] playbook_dir in <file>"), for errors.
+	playbookDirSource string
+	ansiblePlaybook   string
+	stateDir          string
+	lockPrefix        string
+	maxRuns           int
+	timeout           time.Duration
+	env               []string
 	// inventoryCache and inventoryCacheMaxAge control the validated
 	// cache of `fleetdeck inventory` (see inventory_cache.go).
 	inventoryCache       bool
@@ -91,11 +98,14 @@ type ansibleOptions struct {
 type options struct {
 	configPath string
 	consul     *api.Config
-	fleet      fleet.Config
-	noColor    bool
-	readOnly   bool
-	ansible    ansibleOptions
-	logs       logsOptions
+	// tokenFile is the token file the Consul client will read ("" when
+	// the token is not from a file); newConsulClient checks it.
+	tokenFile string
+	fleet     fleet.Config
+	noColor   bool
+	readOnly  bool
+	ansible   ansibleOptions
+	logs      logsOptions
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -190,37 +200,45 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	if scheme, rest, ok := strings.Cut(c.Address, "://"); ok {
 		c.Scheme, c.Address = scheme, rest
 	}
-	set(&c.Token, fc.Consul.Token, f.token, "token")
-	set(&c.TokenFile, fc.Consul.TokenFile, f.tokenFile, "token-file")
 	set(&c.TLSConfig.CAFile, fc.Consul.CACert, f.caCert, "ca-cert")
 	set(&c.TLSConfig.CertFile, fc.Consul.ClientCert, f.clientCert, "client-cert")
 	set(&c.TLSConfig.KeyFile, fc.Consul.ClientKey, f.clientKey, "client-key")
 	set(&c.TLSConfig.Address, fc.Consul.TLSServerName, f.tlsServerName, "tls-server-name")
-	if changed("token") || fc.Consul.Token != "" {
-		// An explicit token beats a token file from the environment.
-		if !changed("token-file") && fc.Consul.TokenFile == "" {
-			c.TokenFile = ""
-		}
-	}
+	tokenSource, tokenFile := f.resolveToken(c, fc, changed)
+	o.tokenFile = tokenFile
 
 	fl := fleet.Config{
-		Datacenters: fc.Consul.Datacenters,
 		Consistent:  fc.Consul.Consistent,
 		GroupKeys:   fc.Fleet.GroupKeys,
 		InstanceKey: fc.Fleet.InstanceKey,
 		ZoneKey:     fc.Fleet.ZoneKey,
 		ImageKey:    fc.Fleet.ImageKey,
+		TokenSource: tokenSource,
+	}
+	var err error
+	if fl.Datacenters, err = datacenterNames(fc.Consul.Datacenters); err != nil {
+		return o, fmt.Errorf("config file %s: consul.datacenters: %w (leave the key out to watch every datacenter)", f.config, err)
 	}
 	if err := f.fileDuration("consul.wait", fc.Consul.Wait, false, &fl.WaitTime); err != nil {
 		return o, err
 	}
+	if fc.Consul.Wait != "" {
+		if err := checkWait(fl.WaitTime); err != nil {
+			return o, fmt.Errorf("config file %s: consul.wait = %q: %w (leave the key out for the default, 5m)", f.config, fc.Consul.Wait, err)
+		}
+	}
 	if changed("dc") {
-		fl.Datacenters = f.datacenters
+		if fl.Datacenters, err = datacenterNames(f.datacenters); err != nil {
+			return o, fmt.Errorf("--dc %q: %w (leave --dc out to watch every datacenter)", strings.Join(f.datacenters, ","), err)
+		}
 	}
 	if changed("group-key") {
 		fl.GroupKeys = f.groupKeys
 	}
 	if changed("wait") {
+		if err := checkWait(f.wait); err != nil {
+			return o, fmt.Errorf("--wait %v: %w (leave --wait out for the default, 5m)", f.wait, err)
+		}
 		fl.WaitTime = f.wait
 	}
 	if changed("consistent") {
@@ -237,8 +255,18 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	}
 	a := ansibleOptions{
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
-		lockPrefix: fc.Ansible.LockPrefix, maxRuns: fc.Ansible.MaxRuns, env: fc.Ansible.Env, timeout: time.Hour,
+		lockPrefix: fc.Ansible.LockPrefix, env: fc.Ansible.Env, timeout: time.Hour,
 		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
+	}
+	if a.playbookDir != "" {
+		a.playbookDirSource = fmt.Sprintf("[ansible] playbook_dir %q in %s", a.playbookDir, f.config)
+	}
+	if fc.Ansible.MaxRuns != nil {
+		if *fc.Ansible.MaxRuns < 1 {
+			return o, fmt.Errorf("config file %s: ansible.max_parallel_runs = %d: must be at least 1 (leave the key out for the default, %d)",
+				f.config, *fc.Ansible.MaxRuns, provision.DefaultRunCap)
+		}
+		a.maxRuns = *fc.Ansible.MaxRuns
 	}
 	if fc.Ansible.InventoryCache != nil {
 		a.inventoryCache = *fc.Ansible.InventoryCache
@@ -249,16 +277,25 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	if err := f.fileDuration("ansible.timeout", fc.Ansible.Timeout, false, &a.timeout); err != nil {
 		return o, err
 	}
+	if a.timeout < 0 {
+		return o, fmt.Errorf("config file %s: ansible.timeout = %q: must not be negative (\"0s\" means no timeout; leave the key out for the default, 1h)", f.config, fc.Ansible.Timeout)
+	}
 	if changed("playbooks") {
-		a.playbookDir = f.playbooks
+		a.playbookDir, a.playbookDirSource = f.playbooks, fmt.Sprintf("--playbooks %q", f.playbooks)
 	}
 	if changed("state-dir") {
 		a.stateDir = f.stateDir
 	}
 	if changed("max-runs") {
+		if f.maxRuns < 1 {
+			return o, fmt.Errorf("--max-runs %d: must be at least 1 (leave --max-runs out for the default, %d)", f.maxRuns, provision.DefaultRunCap)
+		}
 		a.maxRuns = f.maxRuns
 	}
 	if changed("run-timeout") {
+		if f.runTimeout < 0 {
+			return o, fmt.Errorf("--run-timeout %v: must not be negative (0 means no timeout; leave it out for the default, 1h)", f.runTimeout)
+		}
 		a.timeout = f.runTimeout
 	}
 	o.ansible = a
@@ -268,6 +305,123 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	}
 	o.logs = l
 	return o, nil
+}
+
+// resolveToken settles which ACL token the Consul client will send and
+// returns where it comes from, for fleet.Config.TokenSource, and the token
+// file it will be read from, if any: a permission
+// error then names the token in use instead of telling the user to set
+// what they already set. The layers are the environment, the config file
+// and the flags; within a layer a token file beats a token, as in the
+// consul CLI, and a layer that names either replaces both of the layers
+// below. api.NewClient reads the environment again and has its own
+// precedence (a file or token equal to the environment's counts as the
+// environment's), so the source is worked out the way it decides.
+func (f *flagSet) resolveToken(c *api.Config, fc fileConfig, changed func(string) bool) (source, file string) {
+	envToken, envFile := os.Getenv(api.HTTPTokenEnvName), os.Getenv(api.HTTPTokenFileEnvName)
+	tokenSrc, fileSrc := api.HTTPTokenEnvName, api.HTTPTokenFileEnvName+" "+envFile
+	if fc.Consul.Token != "" || fc.Consul.TokenFile != "" {
+		c.Token, c.TokenFile = fc.Consul.Token, fc.Consul.TokenFile
+		tokenSrc = "[consul] token in " + f.config
+		fileSrc = fmt.Sprintf("[consul] token_file %s in %s", fc.Consul.TokenFile, f.config)
+	}
+	if changed("token") || changed("token-file") {
+		c.Token, c.TokenFile = f.token, f.tokenFile
+		tokenSrc, fileSrc = "--token", "--token-file "+f.tokenFile
+	}
+	switch {
+	case c.TokenFile != "" && c.TokenFile != envFile:
+		return fileSrc, c.TokenFile
+	case c.Token != "" && c.Token != envToken:
+		return tokenSrc, ""
+	case envFile != "":
+		if c.TokenFile != envFile {
+			return api.HTTPTokenFileEnvName + " " + envFile, envFile
+		}
+		return fileSrc, envFile
+	case envToken != "":
+		if c.Token != envToken {
+			return api.HTTPTokenEnvName, ""
+		}
+		return tokenSrc, ""
+	}
+	return "", ""
+}
+
+// newConsulClient makes the Consul client of opts. It reads the token
+// file first: api.NewClient also fails on a missing one, but without
+// saying which setting named it, and silently falls back to another
+// token when the file is empty. Commands that never talk to Consul
+// (runs) do not call it, so a broken token file does not stop them.
+func newConsulClient(opts options) (*api.Client, error) {
+	if path := opts.tokenFile; path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the Consul token: %w", opts.fleet.TokenSource, err)
+		}
+		if strings.TrimSpace(string(data)) == "" {
+			return nil, fmt.Errorf("%s: the token file is empty", opts.fleet.TokenSource)
+		}
+	}
+	client, err := api.NewClient(opts.consul)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Consul client: %w", err)
+	}
+	return client, nil
+}
+
+// maxWait is the longest blocking-query wait Consul honours: it caps a
+// longer one at 10 minutes (agent/consul/rpc.go, maxQueryTime).
+const maxWait = 10 * time.Minute
+
+// checkWait refuses blocking-query waits that mean nothing: below a
+// second every idle watch would poll Consul several times a second, and
+// above 10 minutes Consul waits 10 minutes anyway.
+func checkWait(d time.Duration) error {
+	switch {
+	case d < time.Second:
+		return errors.New("must be at least 1s")
+	case d > maxWait:
+		return fmt.Errorf("more than %v means nothing: Consul caps blocking queries at %v", maxWait, maxWait)
+	}
+	return nil
+}
+
+// datacenterNames returns names with surrounding spaces trimmed ("dc1,
+// dc2" is two names), refusing empty ones ("," or a trailing comma) and
+// an empty list given on purpose.
+func datacenterNames(names []string) ([]string, error) {
+	if names == nil {
+		return nil, nil
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no datacenter named")
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.TrimSpace(n)
+		if out[i] == "" {
+			return nil, errors.New("empty datacenter name")
+		}
+	}
+	return out, nil
+}
+
+// checkPlaybookDir fails when the configured playbook directory is not a
+// directory, at start rather than when r is pressed. An unset one is
+// fine: the console then says runs are off.
+func (a ansibleOptions) checkPlaybookDir() error {
+	if a.playbookDir == "" {
+		return nil
+	}
+	fi, err := os.Stat(a.playbookDir)
+	if err != nil {
+		return fmt.Errorf("%s: the playbook directory: %w", a.playbookDirSource, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: the playbook directory is not a directory", a.playbookDirSource)
+	}
+	return nil
 }
 
 // fileDuration parses the config file's duration setting name into dst
@@ -303,8 +457,15 @@ func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOpti
 		mapping:       logview.Mapping{Field: fl.Field, From: fl.From},
 		listPerMinute: fl.ListPerMinute, cap: fl.Cap, saveDir: fl.SaveDir,
 	}
-	if l.cap <= 0 {
+	// 0 is what a missing key decodes to, so it keeps meaning the default.
+	if l.cap < 0 {
+		return l, fmt.Errorf("config file %s: logs.cap = %d: must be positive (leave the key out for the default, %d)", f.config, l.cap, defaultLogsCap)
+	}
+	if l.cap == 0 {
 		l.cap = defaultLogsCap
+	}
+	if l.listPerMinute < 0 {
+		return l, fmt.Errorf("config file %s: logs.list_per_minute = %d: must be positive (leave the key out for the default)", f.config, l.listPerMinute)
 	}
 	if l.saveDir == "" && fc.Ansible.StateDir != "" {
 		l.saveDir = filepath.Join(fc.Ansible.StateDir, "logs")

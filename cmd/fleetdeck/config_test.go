@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 )
 
@@ -221,5 +224,202 @@ cap = 5000
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want one naming %q", body, err, want)
 		}
+	}
+}
+
+// TestMeaninglessSettingsFailAtStart runs the real command tree with
+// settings that mean nothing and checks that each is refused before
+// anything starts, naming the flag or the config file and its key.
+func TestMeaninglessSettingsFailAtStart(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("XDG_STATE_HOME", dir)
+	t.Setenv("XDG_CACHE_HOME", dir)
+	t.Setenv(api.HTTPTokenEnvName, "")
+	t.Setenv(api.HTTPTokenFileEnvName, "")
+	// Nothing listens here: a setting that slipped through would end in a
+	// connection error, not in the error the case wants.
+	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
+	cfg := filepath.Join(dir, "fleetdeck.toml")
+	notDir := filepath.Join(dir, "a-file")
+	emptyToken := filepath.Join(dir, "empty-token")
+	for _, p := range []string{notDir, emptyToken} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "missing")
+	for _, tc := range []struct {
+		name string
+		file string // config file body; "" for none
+		args []string
+		want []string
+	}{
+		{"max-runs -1", "", []string{"--max-runs", "-1"}, []string{"--max-runs -1", "at least 1"}},
+		{"max-runs 0", "", []string{"--max-runs", "0"}, []string{"--max-runs 0", "at least 1"}},
+		{"max_parallel_runs 0", "[ansible]\nmax_parallel_runs = 0\n", nil, []string{cfg, "ansible.max_parallel_runs = 0"}},
+		{"max_parallel_runs -3", "[ansible]\nmax_parallel_runs = -3\n", nil, []string{cfg, "ansible.max_parallel_runs = -3"}},
+		{"wait -1s", "", []string{"--wait", "-1s"}, []string{"--wait -1s", "at least 1s"}},
+		{"wait 0", "", []string{"--wait", "0"}, []string{"--wait 0s", "at least 1s"}},
+		{"wait 500ms", "", []string{"--wait", "500ms"}, []string{"--wait 500ms", "at least 1s"}},
+		{"wait 11m", "", []string{"--wait", "11m"}, []string{"--wait 11m0s", "Consul caps blocking queries at 10m0s"}},
+		{"file wait 0s", "[consul]\nwait = \"0s\"\n", nil, []string{cfg, `consul.wait = "0s"`, "at least 1s"}},
+		{"file wait 1h", "[consul]\nwait = \"1h\"\n", nil, []string{cfg, `consul.wait = "1h"`, "caps"}},
+		{"run-timeout -1m", "", []string{"--run-timeout", "-1m"}, []string{"--run-timeout -1m0s", "must not be negative"}},
+		{"file timeout -1h", "[ansible]\ntimeout = \"-1h\"\n", nil, []string{cfg, `ansible.timeout = "-1h"`, "must not be negative"}},
+		{"dc ,", "", []string{"--dc", ","}, []string{`--dc ","`, "empty datacenter name"}},
+		{"dc a,,b", "", []string{"--dc", "a,,b"}, []string{`--dc "a,,b"`, "empty datacenter name"}},
+		{"dc empty", "", []string{"--dc", ""}, []string{`--dc ""`, "no datacenter named"}},
+		{"file datacenters", "[consul]\ndatacenters = [\"dc1\", \" \"]\n", nil, []string{cfg, "consul.datacenters", "empty datacenter name"}},
+		{"file datacenters []", "[consul]\ndatacenters = []\n", nil, []string{cfg, "consul.datacenters", "no datacenter named"}},
+		{"logs cap -1", "[logs]\ncap = -1\n", nil, []string{cfg, "logs.cap = -1", "must be positive"}},
+		{"logs list_per_minute -1", "[logs]\nlist_per_minute = -1\n", nil, []string{cfg, "logs.list_per_minute = -1"}},
+		{"playbooks missing", "", []string{"--playbooks", missing}, []string{`--playbooks "` + missing + `"`, "no such file"}},
+		{"playbooks a file", "", []string{"--playbooks", notDir}, []string{`--playbooks "` + notDir + `"`, "not a directory"}},
+		{"playbook_dir missing", "[ansible]\nplaybook_dir = \"" + missing + "\"\n", nil, []string{`[ansible] playbook_dir "` + missing + `" in ` + cfg, "no such file"}},
+		{"token-file missing", "", []string{"--token-file", missing}, []string{"--token-file " + missing, "no such file"}},
+		{"token-file empty", "", []string{"--token-file", emptyToken}, []string{"--token-file " + emptyToken, "empty"}},
+		{"token_file empty", "[consul]\ntoken_file = \"" + emptyToken + "\"\n", nil, []string{"[consul] token_file " + emptyToken + " in " + cfg, "empty"}},
+		{"inventory cache-max-age -1s", "", []string{"inventory", "--list", "--cache-max-age", "-1s"}, []string{"--cache-max-age -1s", "must be positive"}},
+		{"inventory cache-max-age 0 with no-cache", "", []string{"inventory", "--list", "--no-cache", "--cache-max-age", "0s"}, []string{"--cache-max-age 0s"}},
+		{"inventory timeout 0", "", []string{"inventory", "--list", "--timeout", "0s"}, []string{"--timeout 0s", "must be positive"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				if err := os.WriteFile(cfg, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(slices.Clone(args), "--config", cfg)
+			}
+			root := newRootCmd()
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetErr(&out)
+			root.SetArgs(args)
+			// Should a case slip through, the console must not wait for
+			// Consul for ever.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := root.ExecuteContext(ctx)
+			if err == nil {
+				t.Fatalf("fleetdeck %q was accepted", args)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("fleetdeck %q: error %q does not say %q", args, err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestUnsetSettingsKeepTheirDefaults: what is not given means the default,
+// and the smallest meaningful values are accepted.
+func TestUnsetSettingsKeepTheirDefaults(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ansible.maxRuns != 0 || o.ansible.timeout != time.Hour || o.fleet.WaitTime != 0 || o.fleet.Datacenters != nil || o.logs.cap != defaultLogsCap {
+		t.Errorf("defaults: max runs %d, timeout %v, wait %v, dcs %q, logs cap %d",
+			o.ansible.maxRuns, o.ansible.timeout, o.fleet.WaitTime, o.fleet.Datacenters, o.logs.cap)
+	}
+	cfg := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(cfg, []byte("[consul]\nwait = \"10m\"\ndatacenters = [\" dc1 \"]\n[ansible]\nmax_parallel_runs = 1\ntimeout = \"0s\"\n[logs]\ncap = 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err = resolveArgs(t, "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ansible.maxRuns != 1 || o.ansible.timeout != 0 || o.fleet.WaitTime != 10*time.Minute ||
+		!slices.Equal(o.fleet.Datacenters, []string{"dc1"}) || o.logs.cap != defaultLogsCap {
+		t.Errorf("file: max runs %d, timeout %v, wait %v, dcs %q, logs cap %d",
+			o.ansible.maxRuns, o.ansible.timeout, o.fleet.WaitTime, o.fleet.Datacenters, o.logs.cap)
+	}
+	o, err = resolveArgs(t, "--config", cfg, "--wait", "1s", "--dc", "a, b", "--max-runs", "2", "--run-timeout", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ansible.maxRuns != 2 || o.ansible.timeout != 0 || o.fleet.WaitTime != time.Second || !slices.Equal(o.fleet.Datacenters, []string{"a", "b"}) {
+		t.Errorf("flags: max runs %d, timeout %v, wait %v, dcs %q", o.ansible.maxRuns, o.ansible.timeout, o.fleet.WaitTime, o.fleet.Datacenters)
+	}
+}
+
+// TestTokenSource: the source named in permission hints is the token the
+// Consul client really sends, whichever layer set it.
+func TestTokenSource(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv(api.HTTPTokenEnvName, "")
+	t.Setenv(api.HTTPTokenFileEnvName, "")
+	tokenFile := func(name, token string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	envFile, fileFile, flagFile := tokenFile("env", "from-env-file"), tokenFile("file", "from-file-file"), tokenFile("flag", "from-flag-file")
+	cfg := filepath.Join(dir, "c.toml")
+	for _, tc := range []struct {
+		name              string
+		envToken, envFile string
+		file              string
+		args              []string
+		wantToken, source string
+	}{
+		{"nothing", "", "", "", nil, "", ""},
+		{"env token", "tok-env", "", "", nil, "tok-env", "CONSUL_HTTP_TOKEN"},
+		{"env token file", "tok-env", envFile, "", nil, "from-env-file", "CONSUL_HTTP_TOKEN_FILE " + envFile},
+		{"file token beats env file", "", envFile, "[consul]\ntoken = \"tok-file\"\n", nil, "tok-file", "[consul] token in " + cfg},
+		{"file token_file", "tok-env", "", "[consul]\ntoken_file = \"" + fileFile + "\"\n", nil, "from-file-file", "[consul] token_file " + fileFile + " in " + cfg},
+		{"flag token beats file token_file", "", "", "[consul]\ntoken_file = \"" + fileFile + "\"\n", []string{"--token", "tok-flag"}, "tok-flag", "--token"},
+		{"flag token-file", "tok-env", envFile, "[consul]\ntoken = \"tok-file\"\n", []string{"--token-file", flagFile}, "from-flag-file", "--token-file " + flagFile},
+		{"flag token-file equal to env", "", envFile, "", []string{"--token-file", envFile}, "from-env-file", "--token-file " + envFile},
+		{"flag token equal to env", "tok-env", "", "", []string{"--token", "tok-env"}, "tok-env", "--token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(api.HTTPTokenEnvName, tc.envToken)
+			t.Setenv(api.HTTPTokenFileEnvName, tc.envFile)
+			args := tc.args
+			if tc.file != "" {
+				if err := os.WriteFile(cfg, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(slices.Clone(args), "--config", cfg)
+			}
+			o, err := resolveArgs(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.fleet.TokenSource != tc.source {
+				t.Errorf("source %q, want %q", o.fleet.TokenSource, tc.source)
+			}
+			// What the Consul client will really send: NewClient settles
+			// the token into the config it is given.
+			if _, err := api.NewClient(o.consul); err != nil {
+				t.Fatal(err)
+			}
+			if o.consul.Token != tc.wantToken {
+				t.Errorf("the client sends %q, want %q", o.consul.Token, tc.wantToken)
+			}
+		})
+	}
+}
+
+// TestRunsIgnoresTheConsulToken: `fleetdeck runs` reads local history
+// only, so a token file it would never read does not stop it.
+func TestRunsIgnoresTheConsulToken(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("XDG_STATE_HOME", dir)
+	t.Setenv(api.HTTPTokenFileEnvName, filepath.Join(dir, "missing-token"))
+	out, err := runFleetdeck(t, "runs")
+	if err != nil || !strings.Contains(out, "PLAYBOOK") {
+		t.Errorf("fleetdeck runs with a missing token file: %v\n%s", err, out)
 	}
 }

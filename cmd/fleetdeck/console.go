@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/hashicorp/consul/api"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/tui"
@@ -17,9 +16,9 @@ import (
 // user quits or ctx ends; note is shown in the header. The watcher keeps running behind the console, so
 // a Consul outage shows in the header rather than ending the program.
 func runConsole(ctx context.Context, opts options, note string) error {
-	client, err := api.NewClient(opts.consul)
+	client, err := newConsulClient(opts)
 	if err != nil {
-		return fmt.Errorf("configuring the Consul client: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,17 +9,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
 	logging "cloud.google.com/go/logging/apiv2"
+	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/internal/demoplaybooks"
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
 	"github.com/fleetdeck/fleetdeck/internal/logserver"
-	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -41,9 +43,15 @@ bursts that line up with the incidents), so l on a node shows its logs. Then
 it opens the console. Ctrl-C (or q) stops everything and removes the agent's
 files.
 
+Its playbooks run on this machine with a local connection; its run history
+is kept in <state dir>/demo. It writes a config file for other consoles
+(mode 0600, removed when it stops) and prints one line to open another
+console on the demo: fleetdeck --config <file>. That console runs exactly
+as the demo's own: same Consul, playbooks, lock prefix (a host is never in
+two runs at once), local connection, history and logs.
+
 With --headless it runs the fleet without the console, so you can point
-fleetdeck (or consul, or curl) at it from another terminal; it prints the
-Consul address and the --logs-* flags for its log endpoint.`,
+fleetdeck (with that line), consul or curl at it from another terminal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := flags.resolve(cmd.Flags().Changed)
@@ -69,6 +77,11 @@ Consul address and the --logs-* flags for its log endpoint.`,
 }
 
 func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.Spec, headless bool) error {
+	stateDir, err := demoStateDir(opts.ansible)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "fleetdeck demo: its run history is kept in %s\n", stateDir)
 	fmt.Fprintln(stderr, "fleetdeck demo: starting a private Consul agent…")
 	bin, err := consulagent.Binary(ctx, stderr)
 	if err != nil {
@@ -93,11 +106,6 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	if err := fleetsim.Load(ctx, client, spec); err != nil {
 		return fmt.Errorf("registering the simulated fleet: %w", err)
 	}
-	fmt.Fprintf(stderr, `fleetdeck demo: Consul is at http://%[1]s — point other tools at it with
-    export CONSUL_HTTP_ADDR=%[1]s
-    fleetdeck            # another console
-    %[2]s members   # or consul catalog nodes, curl, ...
-`, agent.HTTPAddr(), bin)
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -106,6 +114,18 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 		return err
 	}
 	defer logs.close(stderr)
+	files, err := writeDemoFiles(opts, stateDir, agent.HTTPAddr(), logs.srv.Addr())
+	if err != nil {
+		return err
+	}
+	defer files.remove(stderr)
+	// The demo's own console reads the file it gives other consoles, so
+	// that both run the same way: same Consul, playbooks, lock prefix,
+	// local connection, history and logs.
+	opts, err = files.options()
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	simErr := make(chan error, 1)
 	wg.Add(2)
@@ -121,9 +141,11 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	}()
 	defer wg.Wait()
 	defer stop()
-	fmt.Fprintf(stderr, `fleetdeck demo: its Cloud Logging endpoint is at %[1]s — read it from another console with
-    fleetdeck --logs-project %[2]s --logs-endpoint %[1]s --logs-insecure
-`, logs.srv.Addr(), demoLogProject)
+	fmt.Fprintf(stderr, `fleetdeck demo: Consul is at http://%[1]s, its Cloud Logging endpoint at %[3]s
+    export CONSUL_HTTP_ADDR=%[1]s   # for consul (%[2]s), curl, …
+fleetdeck demo: open another console on this demo (same Consul, playbooks, locks, history and logs) with
+    fleetdeck --config %[4]s
+`, agent.HTTPAddr(), bin, logs.srv.Addr(), files.config)
 
 	if headless {
 		fmt.Fprintln(stderr, "fleetdeck demo: running headless; Ctrl-C stops it.")
@@ -133,21 +155,6 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 		case err := <-simErr:
 			return simulationErr(ctx, err)
 		}
-	}
-	if err := demoRuns(&opts.ansible); err != nil {
-		return err
-	}
-	defer os.RemoveAll(opts.ansible.playbookDir)
-	opts.consul.Address = agent.HTTPAddr()
-	opts.consul.Scheme = "http"
-	opts.consul.Token, opts.consul.TokenFile = "", ""
-	opts.fleet.Datacenters = nil
-	opts.logs.projects = []string{demoLogProject}
-	opts.logs.endpoint, opts.logs.insecure = "", false
-	opts.logs.clientOptions = logs.srv.ClientOptions()
-	opts.logs.mapping = logview.Mapping{}
-	if opts.logs.saveDir == "" && opts.ansible.stateDir != "" {
-		opts.logs.saveDir = filepath.Join(opts.ansible.stateDir, "logs")
 	}
 	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()+" · logs "+logs.srv.Addr()); err != nil {
 		return err
@@ -228,30 +235,106 @@ func simulationErr(ctx context.Context, err error) error {
 	return fmt.Errorf("running the simulated fleet: %w", err)
 }
 
-// demoRuns points the console's runs at the demo playbooks (written to a
-// temp dir) with a local connection, and keeps the demo's run history
-// apart from real runs, in <state dir>/demo, so it survives a restart of
-// the demo without mixing with production history.
-func demoRuns(a *ansibleOptions) error {
-	dir, err := os.MkdirTemp("", "fleetdeck-demo-playbooks-")
+// demoStateDir is where the demo keeps its runs: the configured state
+// directory, else <default state dir>/demo, apart from real runs yet kept
+// over restarts of the demo.
+func demoStateDir(a ansibleOptions) (string, error) {
+	if a.stateDir != "" {
+		return a.stateDir, nil
+	}
+	state, err := provision.DefaultStateDir()
 	if err != nil {
-		return fmt.Errorf("preparing the demo playbooks: %w", err)
+		return "", err
 	}
-	if err := demoplaybooks.Write(dir); err != nil {
+	return filepath.Join(state, "demo"), nil
+}
+
+// demoConfigName is the name of the config file the demo writes.
+const demoConfigName = "fleetdeck-demo.toml"
+
+// demoFiles are the files the demo writes for its consoles, in a private
+// temporary directory removed when the demo stops: the playbooks and a
+// config file (mode 0600) pointing at them, the demo's Consul and its
+// Cloud Logging endpoint.
+type demoFiles struct {
+	dir, playbooks, config string
+}
+
+// writeDemoFiles writes the demo's playbooks and config file. The config
+// keeps the user's settings that shape a console (UI, Ansible binary,
+// limits, environment, lock prefix, Logs view limits) and points the rest
+// at the demo: a second console opened on it behaves as the demo's own.
+// The fleet's meta keys and the logs mapping stay the defaults, which
+// are the simulated fleet's. Its
+// Consul is private, so the lock prefix stays the one every console uses
+// (default "fleetdeck"). The simulated nodes do not exist: every host runs
+// on this machine, with a local connection.
+func writeDemoFiles(opts options, stateDir, consulAddr, logsAddr string) (*demoFiles, error) {
+	dir, err := os.MkdirTemp("", "fleetdeck-demo-") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("preparing the demo's files: %w", err)
+	}
+	f := &demoFiles{dir: dir, playbooks: filepath.Join(dir, "playbooks"), config: filepath.Join(dir, demoConfigName)}
+	if err := demoplaybooks.Write(f.playbooks); err != nil {
 		os.RemoveAll(dir)
-		return err
+		return nil, err
 	}
-	a.playbookDir = dir
-	if a.stateDir == "" {
-		state, err := provision.DefaultStateDir()
-		if err != nil {
-			os.RemoveAll(dir)
-			return err
-		}
-		a.stateDir = filepath.Join(state, "demo")
+	var fc fileConfig
+	fc.Consul.Address = "http://" + consulAddr
+	fc.Consul.Consistent = opts.fleet.Consistent
+	if opts.fleet.WaitTime > 0 {
+		fc.Consul.Wait = opts.fleet.WaitTime.String()
 	}
-	a.lockPrefix = "fleetdeck-demo"
-	// The simulated nodes do not exist: every host runs on this machine.
-	a.env = append(a.env, "ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent")
-	return nil
+	fc.UI.NoColor, fc.UI.ReadOnly = opts.noColor, opts.readOnly
+	a := opts.ansible
+	fc.Ansible.PlaybookDir, fc.Ansible.StateDir = f.playbooks, stateDir
+	fc.Ansible.AnsiblePlaybook, fc.Ansible.LockPrefix = a.ansiblePlaybook, a.lockPrefix
+	if a.maxRuns > 0 {
+		fc.Ansible.MaxRuns = &a.maxRuns
+	}
+	fc.Ansible.Timeout = a.timeout.String()
+	fc.Ansible.Env = append(slices.Clone(a.env), "ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent")
+	l := opts.logs
+	fc.Logs.Projects = []string{demoLogProject}
+	fc.Logs.Endpoint, fc.Logs.Insecure = logsAddr, true
+	fc.Logs.ListPerMinute, fc.Logs.Cap = l.listPerMinute, l.cap
+	if l.before > 0 {
+		fc.Logs.Before = l.before.String()
+	}
+	if l.after > 0 {
+		fc.Logs.After = l.after.String()
+	}
+	fc.Logs.SaveDir = l.saveDir
+	if fc.Logs.SaveDir == "" {
+		fc.Logs.SaveDir = filepath.Join(stateDir, "logs")
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Written by `fleetdeck demo` (pid %d) for its consoles; removed when the demo stops.\n", os.Getpid())
+	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("encoding the demo's config file: %w", err)
+	}
+	if err := os.WriteFile(f.config, buf.Bytes(), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("writing the demo's config file: %w", err)
+	}
+	return f, nil
+}
+
+// options resolves the demo's config file as `fleetdeck --config <file>`
+// does, flags aside.
+func (f *demoFiles) options() (options, error) {
+	flags := flagSet{config: f.config}
+	o, err := flags.resolve(func(string) bool { return false })
+	if err != nil {
+		return o, fmt.Errorf("reading back the demo's config file: %w", err)
+	}
+	return o, nil
+}
+
+// remove deletes the demo's files.
+func (f *demoFiles) remove(stderr io.Writer) {
+	if err := os.RemoveAll(f.dir); err != nil {
+		fmt.Fprintln(stderr, "fleetdeck demo: removing its files:", err)
+	}
 }

@@ -46,13 +46,20 @@ alias fd_<name>_<hash>; a name used in several datacenters becomes
 
 Answers are cached in $XDG_CACHE_HOME/fleetdeck/inventory, per Consul
 address, datacenters and token (hashed), but never served unchecked: each
-run first reads the failing checks anew and checks with a few small
-requests that the catalog (its raft index and its servers) has not changed
-since; any change, error or doubt means a full read. --no-cache always
+run reads the failing checks anew and checks that the catalog is the same
+one, unchanged: its raft index, its servers and cluster id, and the sums
+of its node and service lists; any change, error, ACL filtering or doubt
+means a full read. --no-cache always
 reads everything and leaves the cache alone; --cache-max-age (default 10m,
 config [ansible] inventory_cache_max_age) forces a full read of an older
 entry; [ansible] inventory_cache = false turns the cache off. --verbose
 says on stderr where the answer came from.
+
+Under ACLs: when no node at all is visible (no token and a default policy
+of deny, or a token without node:read) the command fails and says which
+token it used; when the token may not read every check or service, the
+inventory is printed with a warning on stderr that health or roles are
+incomplete, and is not cached.
 
 Ansible runs an inventory script with only --list, so point it at a small
 wrapper and pass the connection through the environment or the wrapper:
@@ -85,12 +92,15 @@ func newInventoryCmd(flags *flagSet) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("cache-max-age") && maxAge <= 0 {
+				return fmt.Errorf("inventory: --cache-max-age %v: must be positive (--no-cache turns the cache off)", maxAge)
+			}
+			if timeout <= 0 {
+				return fmt.Errorf("inventory: --timeout %v: must be positive", timeout)
+			}
 			req := inventoryRequest{list: list, host: host, verbose: verbose}
 			if opts.ansible.inventoryCache && !noCache {
 				if cmd.Flags().Changed("cache-max-age") {
-					if maxAge <= 0 {
-						return errors.New("inventory: --cache-max-age must be positive (--no-cache turns the cache off)")
-					}
 					opts.ansible.inventoryCacheMaxAge = maxAge
 				}
 				dir, err := defaultInventoryCacheDir()
@@ -171,9 +181,9 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, r
 		// caller (the tests).
 		defer t.CloseIdleConnections()
 	}
-	client, err := api.NewClient(opts.consul)
+	client, err := newConsulClient(opts)
 	if err != nil {
-		return fromConsul, fmt.Errorf("configuring the Consul client: %w", err)
+		return fromConsul, err
 	}
 	cfg := opts.fleet
 	// The inventory needs health, which the failing checks alone give
@@ -241,11 +251,49 @@ func (r *inventoryRun) build(snap *fleet.Snapshot) (*provision.Inventory, []stri
 		lines = append(lines, "fleetdeck inventory: warning: "+w.String())
 	}
 	for _, c := range snap.Conn {
+		if c.HealthIncomplete {
+			lines = append(lines, fmt.Sprintf("fleetdeck inventory: warning: datacenter %s: the ACL token (%s) may not read every check: health is incomplete — "+
+				"a node may be in health_passing, with consul_health passing, while a check it cannot read fails (it needs node:read and service:read)",
+				c.Datacenter, r.tokenSource()))
+		}
 		if c.FilteredByACL {
-			lines = append(lines, fmt.Sprintf("fleetdeck inventory: warning: datacenter %s: the ACL token may not read every node; the inventory is incomplete", c.Datacenter))
+			lines = append(lines, fmt.Sprintf("fleetdeck inventory: warning: datacenter %s: the ACL token (%s) may not read every node and service: "+
+				"hosts, roles (svc_* groups, consul_services) or health may be missing; the inventory is incomplete",
+				c.Datacenter, r.tokenSource()))
 		}
 	}
 	return inv, lines
+}
+
+// tokenSource says which token fleetdeck sent, for messages.
+func (r *inventoryRun) tokenSource() string {
+	if r.cfg.TokenSource == "" {
+		return "none: anonymous requests"
+	}
+	return "from " + r.cfg.TokenSource
+}
+
+// checkVisible fails when a datacenter shows no node at all because of
+// ACLs: an empty inventory would let Ansible run on nothing and report
+// success. Without a token Consul filters silently (AnonymousEmpty);
+// with one it says it filtered, and a datacenter always has nodes (its
+// servers), so none means the token may not read any.
+func (r *inventoryRun) checkVisible(snap *fleet.Snapshot) error {
+	nodes := map[string]int{}
+	for _, n := range snap.Nodes {
+		nodes[n.Datacenter]++
+	}
+	for _, c := range snap.Conn {
+		switch {
+		case c.AnonymousEmpty:
+			return fmt.Errorf("datacenter %s: no node is visible without an ACL token (Consul's ACL default policy denies anonymous reads): "+
+				"give a token with node:read and service:read with --token-file, [consul] token_file, CONSUL_HTTP_TOKEN_FILE or CONSUL_HTTP_TOKEN", c.Datacenter)
+		case c.FilteredByACL && nodes[c.Datacenter] == 0:
+			return fmt.Errorf("datacenter %s: the ACL token %s may read no node (Consul filtered them all out): it needs node:read and service:read",
+				c.Datacenter, r.tokenSource())
+		}
+	}
+	return nil
 }
 
 // answer writes the warnings and the answer; for --list with the cache on
@@ -296,6 +344,9 @@ func (r *inventoryRun) full(cache *inventoryCache, key string) error {
 	if err != nil {
 		return fmt.Errorf("reading the fleet for the inventory: %w", err)
 	}
+	if err := r.checkVisible(snap); err != nil {
+		return fmt.Errorf("reading the fleet for the inventory: %w", err)
+	}
 	inv, warnings := r.build(snap)
 	list, err := r.answer(inv, warnings, 0)
 	if err != nil || cache == nil {
@@ -309,6 +360,14 @@ func (r *inventoryRun) full(cache *inventoryCache, key string) error {
 		r.note("not cached: %s", why)
 		return nil
 	}
+	// The content is read after the snapshot: if the index is the same
+	// before the snapshot, in the content's answer and after it, the
+	// content is that of the snapshot.
+	content, err := contentOf(r.ctx, r.client, r.cfg, dcs)
+	if err != nil {
+		r.note("not cached: %v", err)
+		return nil
+	}
 	after, err := probeCatalog(r.ctx, r.client, r.cfg, dcs)
 	if err != nil {
 		r.note("not cached: %v", err)
@@ -317,6 +376,17 @@ func (r *inventoryRun) full(cache *inventoryCache, key string) error {
 	if why := compareProbes(before, after); why != "" {
 		r.note("not cached: changed during the read: %s", why)
 		return nil
+	}
+	for i := range before {
+		if content[i].filtered {
+			r.note("not cached: the ACL token may not read every node and service in %s", before[i].Name)
+			return nil
+		}
+		if content[i].Index != before[i].Index {
+			r.note("not cached: changed during the read: the catalog of %s changed (index %d, was %d)", before[i].Name, content[i].Index, before[i].Index)
+			return nil
+		}
+		before[i].Nodes, before[i].Services = content[i].Nodes, content[i].Services
 	}
 	nodes, err := encodeNodes(cacheableNodes(snap.Nodes))
 	if err != nil {
@@ -342,6 +412,12 @@ func cacheable(snap *fleet.Snapshot, dcs []string) string {
 	}
 	for _, c := range snap.Conn {
 		switch {
+		// FilteredByACL includes the other two today; each is named so
+		// that none is ever cached whatever fleet folds into which.
+		case c.AnonymousEmpty:
+			return fmt.Sprintf("no node of %s is visible without a token", c.Datacenter)
+		case c.HealthIncomplete:
+			return fmt.Sprintf("the ACL token may not read every check in %s", c.Datacenter)
 		case c.FilteredByACL:
 			return fmt.Sprintf("the ACL token may not read everything in %s", c.Datacenter)
 		case c.Status != fleet.Connected:
@@ -363,39 +439,50 @@ func (r *inventoryRun) fromCache(e *cacheEntry) (src inventorySource, why string
 	for i, dc := range h.Datacenters {
 		names[i] = dc.Name
 	}
-	// The failing checks first (~40 ms at 10k nodes, Consul filtering
-	// every check), then the catalog probes (a millisecond each): if the
-	// catalog is unchanged after the checks were read, the checks belong
-	// to exactly the cached nodes.
+	// The failing checks (~40 ms at 10k nodes, Consul filtering every
+	// check) and the catalog's content (the node list, ~4 MB at 10k)
+	// at once, then the catalog probes (a millisecond each): the index was
+	// the same when the entry was written and is the same after both
+	// reads, so both belong to exactly the cached catalog.
 	var (
-		wg                    sync.WaitGroup
-		dcs                   []string
-		dcErr, probeErr, fErr error
-		probes                []cacheDC
-		failing               fleet.FailingChecks
-		conn                  []fleet.ConnState
+		wg                                sync.WaitGroup
+		dcs                               []string
+		dcErr, contentErr, probeErr, fErr error
+		content, probes                   []cacheDC
+		failing                           fleet.FailingChecks
+		conn                              []fleet.ConnState
 	)
 	start := time.Now()
 	if len(r.cfg.Datacenters) == 0 {
 		wg.Go(func() { dcs, dcErr = readDatacenters(r.ctx, r.client) })
 	}
+	wg.Go(func() { content, contentErr = contentOf(r.ctx, r.client, r.cfg, names) })
 	failing, conn, fErr = fleet.ReadFailingChecks(r.ctx, r.client, r.cfg, names)
-	if fErr == nil {
+	wg.Wait()
+	if fErr == nil && contentErr == nil {
 		probes, probeErr = probeCatalog(r.ctx, r.client, r.cfg, names)
 	}
-	wg.Wait()
 	validated := time.Since(start)
-	if err := errors.Join(dcErr, probeErr, fErr); err != nil {
+	if err := errors.Join(dcErr, contentErr, probeErr, fErr); err != nil {
 		return fromConsul, "validating it: " + err.Error(), nil
 	}
 	if len(r.cfg.Datacenters) == 0 && !slices.Equal(dcs, names) {
 		return fromConsul, "the datacenters changed", nil
 	}
+	// A token that lost rights reads fewer servers too: name the cause.
+	for _, c := range content {
+		if c.filtered {
+			return fromConsul, fmt.Sprintf("the ACL token may not read every node and service in %s", c.Name), nil
+		}
+	}
 	if why := compareProbes(h.Datacenters, probes); why != "" {
 		return fromConsul, why, nil
 	}
+	if why := compareContent(h.Datacenters, content); why != "" {
+		return fromConsul, why, nil
+	}
 	for _, c := range conn {
-		if c.FilteredByACL {
+		if c.FilteredByACL || c.HealthIncomplete {
 			return fromConsul, fmt.Sprintf("the ACL token may not read every check in %s", c.Datacenter), nil
 		}
 	}

@@ -21,9 +21,18 @@ package main
 //     up in its meta index, so the answer is an empty list with the same
 //     header. (/v1/catalog/node/<missing> does not work: for a node that
 //     does not exist Consul 1.15 answers the node-extinction index, or 1.)
-//   - the cluster: the node IDs of the servers behind the "consul" service,
-//     so a new cluster at the same address whose index happens to equal
-//     the old one is not mistaken for it;
+//   - the cluster: the node IDs of the servers behind the "consul" service
+//     and the cluster id in the Connect CA's trust domain (made once per
+//     raft state; readable without ACL rights; absent when Connect is
+//     off), so a new cluster at the same address whose index happens to
+//     equal the old one is not mistaken for it;
+//   - the content: the SHA-256 sums of the whole node list (~4 MB at 10k
+//     nodes, each node with its ID, address, meta and create/modify
+//     indexes) and of the service list, read at the same time as the
+//     failing checks. Server node IDs survive a rebuild that keeps the
+//     node-id file, and the cluster id is absent without Connect: a
+//     restarted Consul with other nodes written up to the cached index
+//     was served from the cache before these sums (see contentOf);
 //   - with no datacenters configured, the datacenter list;
 //   - health is not validated but read anew every time: the failing checks
 //     (one filtered request per datacenter, ~40 ms at 10k nodes), exactly
@@ -31,12 +40,16 @@ package main
 //     time, so an index over checks would make the cache useless.
 //
 // Any mismatch, any error, an index that moved (forwards or back), an ACL
-// filter, or an entry older than the maximum age means a full read, which
+// filter (on the checks, the nodes or the services), or an entry older
+// than the maximum age means a full read, which
 // rewrites the entry. A full read is only cached when the index was the
 // same just before and just after it (no node or service changed while it
-// ran), every datacenter was connected (not stale) and no answer was
-// filtered by ACLs: a token whose permissions change without a catalog
-// write would otherwise keep seeing its old view until the maximum age.
+// ran; the content sums are read after the snapshot, at that same
+// index), every datacenter was connected (not stale), no answer was
+// filtered by ACLs and the nodes were not read anonymously into an empty
+// list (an ACL default policy of deny: the inventory then fails): a token
+// whose permissions change without a catalog write would otherwise keep
+// seeing its old view until the maximum age.
 // The probes use the same consistency mode as the full read, so a served
 // entry is what a full read through the same agent would return.
 //
@@ -62,6 +75,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,7 +98,7 @@ const defaultInventoryCacheMaxAge = 10 * time.Minute
 
 const (
 	// cacheFormat changes with the file layout or the meaning of a field.
-	cacheFormat = 1
+	cacheFormat = 2
 	cacheMagic  = "fleetdeck inventory cache\n"
 	cacheSuffix = ".inv"
 	cacheTemp   = ".tmp-"
@@ -125,6 +139,18 @@ type cacheDC struct {
 	Index uint64
 	// Servers is the sorted node IDs of the datacenter's Consul servers.
 	Servers string
+	// Cluster is the trust domain of the datacenter's Connect CA,
+	// "<cluster id>.consul": the leader makes the cluster id once, when a
+	// cluster's raft state is created, and it needs no ACL rights to
+	// read. "" when Consul has Connect off (it answers with an error).
+	Cluster string
+	// Nodes and Services are the SHA-256 sums of the node list and the
+	// service list exactly as Consul sent them: what the catalog holds,
+	// not just how often it was written (see contentOf). Empty in the
+	// cheap probes.
+	Nodes, Services string
+	// filtered: Consul said the content read left things out (ACLs).
+	filtered bool
 }
 
 // cacheHeader describes an entry. It is JSON at the start of the file;
@@ -162,12 +188,8 @@ type cacheEntry struct {
 // build (a new build may render the inventory differently). client must
 // have been made from c: api.NewClient resolves the token into it.
 func inventoryCacheKey(c *api.Config, cfg fleet.Config) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	field := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
+	h := newFieldHash()
+	field := h.field
 	field(strconv.Itoa(cacheFormat))
 	field(buildIdentity())
 	for _, s := range []string{c.Scheme, c.Address, c.PathPrefix, c.Namespace, c.Partition} {
@@ -190,8 +212,25 @@ func inventoryCacheKey(c *api.Config, cfg fleet.Config) string {
 	for _, s := range []string{cfg.InstanceKey, cfg.ZoneKey, cfg.ImageKey, strconv.FormatBool(cfg.Consistent)} {
 		field(s)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return h.sum()
 }
+
+// fieldHash is a SHA-256 over length-prefixed fields, so that "ab", "c"
+// and "a", "bc" differ.
+type fieldHash struct {
+	h hash.Hash
+	n [binary.MaxVarintLen64]byte
+}
+
+func newFieldHash() *fieldHash { return &fieldHash{h: sha256.New()} }
+
+func (f *fieldHash) field(s string) {
+	f.h.Write(f.n[:binary.PutUvarint(f.n[:], uint64(len(s)))])
+	f.h.Write([]byte(s))
+}
+
+// sum is the hex sum of the fields so far.
+func (f *fieldHash) sum() string { return hex.EncodeToString(f.h.Sum(nil)) }
 
 // buildIdentity names this fleetdeck executable: its VCS stamp plus the
 // file's size and modification time, which change with every build (a
@@ -394,11 +433,12 @@ func readDatacenters(ctx context.Context, client *api.Client) ([]string, error) 
 	return dcs, nil
 }
 
-// probeCatalog reads, for each datacenter in dcs, the node list's index and
-// the servers' identity: two small requests per datacenter, all at once.
+// probeCatalog reads, for each datacenter in dcs, the node list's index,
+// the servers' node IDs and the cluster's identity: three small requests
+// per datacenter, all at once.
 func probeCatalog(ctx context.Context, client *api.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
 	out := make([]cacheDC, len(dcs))
-	errs := make([]error, 2*len(dcs))
+	errs := make([]error, 3*len(dcs))
 	var wg sync.WaitGroup
 	cat := client.Catalog()
 	for i, dc := range dcs {
@@ -408,7 +448,7 @@ func probeCatalog(ctx context.Context, client *api.Client, cfg fleet.Config, dcs
 			q.NodeMeta = map[string]string{probeMetaKey: probeMetaValue}
 			_, meta, err := cat.Nodes(q)
 			if err != nil {
-				errs[2*i] = fmt.Errorf("reading the catalog index of %s: %w", dc, err)
+				errs[3*i] = fmt.Errorf("reading the catalog index of %s: %w", dc, err)
 				return
 			}
 			out[i].Index = meta.LastIndex
@@ -416,7 +456,7 @@ func probeCatalog(ctx context.Context, client *api.Client, cfg fleet.Config, dcs
 		wg.Go(func() {
 			servers, _, err := cat.Service("consul", "", queryOptions(ctx, cfg, dc))
 			if err != nil {
-				errs[2*i+1] = fmt.Errorf("reading the Consul servers of %s: %w", dc, err)
+				errs[3*i+1] = fmt.Errorf("reading the Consul servers of %s: %w", dc, err)
 				return
 			}
 			ids := make([]string, len(servers))
@@ -425,6 +465,109 @@ func probeCatalog(ctx context.Context, client *api.Client, cfg fleet.Config, dcs
 			}
 			slices.Sort(ids)
 			out[i].Servers = strings.Join(ids, ",")
+		})
+		wg.Go(func() {
+			var roots struct{ TrustDomain string }
+			_, err := client.Raw().Query("/v1/connect/ca/roots", &roots, queryOptions(ctx, cfg, dc))
+			var se api.StatusError
+			switch {
+			case errors.As(err, &se):
+				// Consul answered: Connect is off (or its CA is not
+				// set up). The node list's sum still tells catalogs
+				// apart.
+			case err != nil:
+				errs[3*i+2] = fmt.Errorf("reading the cluster identity of %s: %w", dc, err)
+			default:
+				out[i].Cluster = roots.TrustDomain
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// bodySum decodes a JSON answer into the SHA-256 sum of its bytes. The
+// decoder hands over the value's bytes as sent, so nothing is built from
+// them: at 10,000 nodes the node list is ~4 MB.
+type bodySum string
+
+func (b *bodySum) UnmarshalJSON(data []byte) error {
+	*b = bodySum(sum(data))
+	return nil
+}
+
+// servicesSum is the SHA-256 sum of a service list, whatever the order
+// of its services and tags.
+func servicesSum(services map[string][]string) string {
+	names := make([]string, 0, len(services))
+	for n := range services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	h := newFieldHash()
+	for _, name := range names {
+		tags := slices.Clone(services[name])
+		slices.Sort(tags)
+		h.field(name)
+		h.field(strconv.Itoa(len(tags)))
+		for _, t := range tags {
+			h.field(t)
+		}
+	}
+	return h.sum()
+}
+
+// contentOf reads, for each datacenter in dcs, the whole node list and
+// the service list and returns their sums, with the node list's index.
+//
+// The index alone cannot tell two catalogs apart: a Consul restarted
+// with a new raft state and the same server node IDs (a rebuilt server
+// that kept its node-id file, a dev agent given node_id) and written to
+// until its index reaches the cached one looks unchanged to the probes.
+// The cluster id catches a new raft state only when Connect is on, and
+// not a backup restored into rebuilt servers: the snapshot brings the old
+// cluster id along, and writes after the restore can bring the index back
+// to the cached value with another catalog. So the sums are read every
+// time (~130 ms of Consul's time at 10,000 nodes, while the failing
+// checks are read).
+// Consul encodes the same catalog state as the same bytes (nodes in name
+// order, map keys sorted), and every node carries its ID, address, meta
+// and the raft indexes it was created and modified at, so another
+// catalog at the same index gives another sum. The service list adds
+// which services and tags exist. What neither shows — the same nodes and
+// services at the same indexes with services moved between nodes — would
+// need the per-service reads the cache exists to avoid; the cluster
+// identity in probeCatalog covers that case whenever Connect is on.
+func contentOf(ctx context.Context, client *api.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
+	out := make([]cacheDC, len(dcs))
+	errs := make([]error, 2*len(dcs))
+	var wg sync.WaitGroup
+	raw := client.Raw()
+	for i, dc := range dcs {
+		out[i].Name = dc
+		wg.Go(func() {
+			var nodes bodySum
+			meta, err := raw.Query("/v1/catalog/nodes", &nodes, queryOptions(ctx, cfg, dc))
+			if err != nil {
+				errs[2*i] = fmt.Errorf("reading the node list of %s: %w", dc, err)
+				return
+			}
+			out[i].Nodes, out[i].Index = string(nodes), meta.LastIndex
+			out[i].filtered = out[i].filtered || meta.ResultsFilteredByACLs
+		})
+		wg.Go(func() {
+			services, meta, err := client.Catalog().Services(queryOptions(ctx, cfg, dc))
+			if err != nil {
+				errs[2*i+1] = fmt.Errorf("reading the service list of %s: %w", dc, err)
+				return
+			}
+			// Unlike the node list, its bytes vary: Consul collects each
+			// service's tags in a map. It is small; sort and sum it.
+			out[i].Services = servicesSum(services)
+			out[i].filtered = out[i].filtered || meta.ResultsFilteredByACLs
 		})
 	}
 	wg.Wait()
@@ -447,10 +590,36 @@ func compareProbes(want, got []cacheDC) string {
 			return "the datacenters changed"
 		case w.Servers != g.Servers:
 			return fmt.Sprintf("datacenter %s has other Consul servers (another cluster?)", w.Name)
+		case w.Cluster != g.Cluster:
+			return fmt.Sprintf("datacenter %s belongs to another Consul cluster (cluster id %q, was %q)", w.Name, g.Cluster, w.Cluster)
 		case g.Index < w.Index:
 			return fmt.Sprintf("the catalog index of %s went back from %d to %d (a restored or new cluster?)", w.Name, w.Index, g.Index)
 		case g.Index != w.Index:
 			return fmt.Sprintf("the catalog of %s changed (index %d, was %d)", w.Name, g.Index, w.Index)
+		}
+	}
+	return ""
+}
+
+// compareContent says why the content read got does not match the
+// entry's want, or "" when it does.
+func compareContent(want, got []cacheDC) string {
+	if len(want) != len(got) {
+		return "the datacenters changed"
+	}
+	for i, w := range want {
+		g := got[i]
+		switch {
+		case w.Name != g.Name:
+			return "the datacenters changed"
+		case g.filtered:
+			return fmt.Sprintf("the ACL token may not read every node and service in %s", w.Name)
+		case g.Index != w.Index:
+			return fmt.Sprintf("the catalog of %s changed (index %d, was %d)", w.Name, g.Index, w.Index)
+		case g.Nodes != w.Nodes:
+			return fmt.Sprintf("the node list of %s is not the cached one although its index is the same (another catalog?)", w.Name)
+		case g.Services != w.Services:
+			return fmt.Sprintf("the service list of %s is not the cached one although its index is the same (another catalog?)", w.Name)
 		}
 	}
 	return ""
@@ -476,20 +645,15 @@ func fingerprint(f fleet.FailingChecks) string {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	field := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
+	h := newFieldHash()
 	for _, k := range keys {
-		field(k)
-		field(strconv.Itoa(len(f[k])))
+		h.field(k)
+		h.field(strconv.Itoa(len(f[k])))
 		for _, c := range f[k] {
 			for _, s := range []string{c.ID, c.Name, c.Status.String(), c.Output, c.ServiceID, c.ServiceName} {
-				field(s)
+				h.field(s)
 			}
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return h.sum()
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +27,19 @@ type cacheHarness struct {
 	admin *api.Client
 	cache *inventoryCache
 	token string
+	// writes counts padIndex's KV writes.
+	writes int
 }
 
 func newCacheHarness(t *testing.T) *cacheHarness {
 	t.Helper()
-	agent := consulagent.StartTest(t, consulagent.Options{})
+	return newCacheHarnessWith(t, consulagent.Options{})
+}
+
+// newCacheHarnessWith starts the agent with opts.
+func newCacheHarnessWith(t *testing.T, opts consulagent.Options) *cacheHarness {
+	t.Helper()
+	agent := consulagent.StartTest(t, opts)
 	admin, err := agent.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -330,6 +340,118 @@ func TestInventoryCachePerTokenAndCluster(t *testing.T) {
 	}
 }
 
+// TestInventoryCacheNeverServesAnotherCatalog reproduces the fault trial:
+// Consul restarted as a new cluster whose server keeps its node ID (here a
+// dev agent given a fixed node_id, as a rebuilt server keeps its node-id
+// file), other nodes registered and the raft index written up to the
+// cached one. The index and the servers then match the entry; the answer
+// must still come from the new catalog. With Connect on, the cluster id
+// tells the clusters apart; with it off, the node list's sum does.
+func TestInventoryCacheNeverServesAnotherCatalog(t *testing.T) {
+	for _, tc := range []struct {
+		name, hcl, why string
+	}{
+		{"connect on", "", "belongs to another Consul cluster"},
+		{"connect off", "connect { enabled = false }\n", "the node list of dc1 is not the cached one although its index is the same"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newCacheHarnessWith(t, consulagent.Options{ExtraHCL: `node_id = "6f1e0b52-39a5-4a4c-9d7e-5c0ffee00001"` + "\n" + tc.hcl})
+			// Room for the new cluster's own start-up writes and nodes
+			// below the index the entry is cached at.
+			h.padIndex(h.rawIndex() + 40)
+			h.register(&api.CatalogRegistration{Node: "web-9", Address: "10.1.0.99"})
+			first := h.expect("first catalog", fromConsul, true, "")
+			h.expect("first catalog again", fromCache, true, "")
+			entry := h.entry()
+			cached := entry.header.Datacenters[0]
+			if !strings.Contains(first, `"web-9"`) {
+				t.Fatalf("the first catalog's inventory lacks web-9:\n%s", first)
+			}
+			serversBefore := cached.Servers
+
+			var out, errOut string
+			for attempt := 1; ; attempt++ {
+				if err := h.agent.Restart(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				waitAgentSynced(t, h.agent, h.admin)
+				for i := range 3 {
+					h.register(&api.CatalogRegistration{Node: fmt.Sprintf("other-%d", i), Address: fmt.Sprintf("10.2.0.%d", i+1),
+						Service: &api.AgentService{ID: "db", Service: "db", Port: 5432}})
+				}
+				// KV writes move the raft index without touching the
+				// catalog; the last registration lands on the cached index
+				// unless a write of Consul's own comes in between.
+				h.padIndex(cached.Index - 1)
+				h.register(&api.CatalogRegistration{Node: "other-last", Address: "10.2.0.99"})
+				probe, err := probeCatalog(context.Background(), h.admin, inventoryCfg(), []string{"dc1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if probe[0].Index == cached.Index {
+					if probe[0].Servers != serversBefore {
+						t.Fatalf("the restarted server has another node ID (%s, was %s): node_id was not kept", probe[0].Servers, serversBefore)
+					}
+					var src inventorySource
+					src, out, errOut = h.run(h.cache, true, "")
+					if src != fromConsul {
+						t.Errorf("another catalog at the cached index (%d) and with the same servers was answered from %v:\n%s", cached.Index, src, errOut)
+					}
+					break
+				}
+				if attempt == 5 {
+					t.Fatalf("could not bring the new catalog's index to %d in %d attempts (last %d)", cached.Index, attempt, probe[0].Index)
+				}
+				t.Logf("attempt %d: index %d, want %d; restarting", attempt, probe[0].Index, cached.Index)
+			}
+			if !strings.Contains(errOut, tc.why) {
+				t.Errorf("the reason given is not %q:\n%s", tc.why, errOut)
+			}
+			if strings.Contains(out, `"web-9"`) || !strings.Contains(out, `"other-last"`) {
+				t.Errorf("the answer is not the new catalog's:\n%s", out)
+			}
+		})
+	}
+}
+
+// rawIndex is the raft index of a KV write made now.
+func (h *cacheHarness) rawIndex() uint64 {
+	h.t.Helper()
+	kv := h.admin.KV()
+	// A new value each time: Consul does not bump the index of a write
+	// that changes nothing.
+	h.writes++
+	if _, err := kv.Put(&api.KVPair{Key: "fleetdeck-test/pad", Value: []byte(strconv.Itoa(h.writes))}, nil); err != nil {
+		h.t.Fatalf("writing KV: %v", err)
+	}
+	p, _, err := kv.Get("fleetdeck-test/pad", nil)
+	if err != nil || p == nil {
+		h.t.Fatalf("reading KV: %v", err)
+	}
+	return p.ModifyIndex
+}
+
+// padIndex writes KV until the raft index is at least to.
+func (h *cacheHarness) padIndex(to uint64) {
+	h.t.Helper()
+	for i := h.rawIndex(); i < to; i = h.rawIndex() {
+		if h.writes > 10_000 {
+			h.t.Fatalf("the raft index does not move: %d after %d writes", i, h.writes)
+		}
+	}
+}
+
+// entry loads the harness' cache entry for --list.
+func (h *cacheHarness) entry() *cacheEntry {
+	h.t.Helper()
+	key := inventoryCacheKey(&api.Config{Address: h.agent.HTTPAddr(), Scheme: "http", Token: h.token}, inventoryCfg())
+	e, err := h.cache.load(key)
+	if err != nil || e == nil {
+		h.t.Fatalf("loading the cache entry: %v", err)
+	}
+	return e
+}
+
 func TestInventoryCommandCacheFlags(t *testing.T) {
 	agent := consulagent.StartTest(t, consulagent.Options{})
 	admin, err := agent.Client()
@@ -375,20 +497,45 @@ func TestInventoryCommandCacheFlags(t *testing.T) {
 }
 
 func TestCompareProbes(t *testing.T) {
-	want := []cacheDC{{Name: "dc1", Index: 100, Servers: "a,b,c"}, {Name: "dc2", Index: 50, Servers: "d"}}
+	dc := func(name string, index uint64, servers, cluster string) cacheDC {
+		return cacheDC{Name: name, Index: index, Servers: servers, Cluster: cluster}
+	}
+	want := []cacheDC{dc("dc1", 100, "a,b,c", "c1.consul"), dc("dc2", 50, "d", "")}
 	for _, tc := range []struct {
 		name string
 		got  []cacheDC
 		why  string
 	}{
-		{"same", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc2", 50, "d"}}, ""},
-		{"index forwards", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc2", 51, "d"}}, "the catalog of dc2 changed (index 51, was 50)"},
-		{"index backwards", []cacheDC{{"dc1", 7, "a,b,c"}, {"dc2", 50, "d"}}, "the catalog index of dc1 went back from 100 to 7 (a restored or new cluster?)"},
-		{"other servers", []cacheDC{{"dc1", 100, "a,b,x"}, {"dc2", 50, "d"}}, "datacenter dc1 has other Consul servers (another cluster?)"},
-		{"datacenter gone", []cacheDC{{"dc1", 100, "a,b,c"}}, "the datacenters changed"},
-		{"datacenter renamed", []cacheDC{{"dc1", 100, "a,b,c"}, {"dc3", 50, "d"}}, "the datacenters changed"},
+		{"same", []cacheDC{dc("dc1", 100, "a,b,c", "c1.consul"), dc("dc2", 50, "d", "")}, ""},
+		{"index forwards", []cacheDC{dc("dc1", 100, "a,b,c", "c1.consul"), dc("dc2", 51, "d", "")}, "the catalog of dc2 changed (index 51, was 50)"},
+		{"index backwards", []cacheDC{dc("dc1", 7, "a,b,c", "c1.consul"), dc("dc2", 50, "d", "")}, "the catalog index of dc1 went back from 100 to 7 (a restored or new cluster?)"},
+		{"other servers", []cacheDC{dc("dc1", 100, "a,b,x", "c1.consul"), dc("dc2", 50, "d", "")}, "datacenter dc1 has other Consul servers (another cluster?)"},
+		{"other cluster", []cacheDC{dc("dc1", 100, "a,b,c", "c2.consul"), dc("dc2", 50, "d", "")}, `datacenter dc1 belongs to another Consul cluster (cluster id "c2.consul", was "c1.consul")`},
+		{"connect turned off", []cacheDC{dc("dc1", 100, "a,b,c", ""), dc("dc2", 50, "d", "")}, `datacenter dc1 belongs to another Consul cluster (cluster id "", was "c1.consul")`},
+		{"datacenter gone", []cacheDC{dc("dc1", 100, "a,b,c", "c1.consul")}, "the datacenters changed"},
+		{"datacenter renamed", []cacheDC{dc("dc1", 100, "a,b,c", "c1.consul"), dc("dc3", 50, "d", "")}, "the datacenters changed"},
 	} {
 		if why := compareProbes(want, tc.got); why != tc.why {
+			t.Errorf("%s: %q, want %q", tc.name, why, tc.why)
+		}
+	}
+}
+
+func TestCompareContent(t *testing.T) {
+	want := []cacheDC{{Name: "dc1", Index: 100, Nodes: "n1", Services: "s1"}}
+	for _, tc := range []struct {
+		name string
+		got  cacheDC
+		why  string
+	}{
+		{"same", cacheDC{Name: "dc1", Index: 100, Nodes: "n1", Services: "s1"}, ""},
+		{"index", cacheDC{Name: "dc1", Index: 101, Nodes: "n1", Services: "s1"}, "the catalog of dc1 changed (index 101, was 100)"},
+		{"nodes", cacheDC{Name: "dc1", Index: 100, Nodes: "n2", Services: "s1"}, "the node list of dc1 is not the cached one although its index is the same (another catalog?)"},
+		{"services", cacheDC{Name: "dc1", Index: 100, Nodes: "n1", Services: "s2"}, "the service list of dc1 is not the cached one although its index is the same (another catalog?)"},
+		{"filtered", cacheDC{Name: "dc1", Index: 100, Nodes: "n1", Services: "s1", filtered: true}, "the ACL token may not read every node and service in dc1"},
+		{"other datacenter", cacheDC{Name: "dc2", Index: 100, Nodes: "n1", Services: "s1"}, "the datacenters changed"},
+	} {
+		if why := compareContent(want, []cacheDC{tc.got}); why != tc.why {
 			t.Errorf("%s: %q, want %q", tc.name, why, tc.why)
 		}
 	}

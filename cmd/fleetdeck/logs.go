@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/api/option"
-
 	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
@@ -25,8 +23,6 @@ type logsOptions struct {
 	before, after time.Duration
 	// saveDir is where saved views go (default <state dir>/logs).
 	saveDir string
-	// clientOptions are extra client options (the demo's local endpoint).
-	clientOptions []option.ClientOption
 }
 
 // newLogService wires the Cloud Logging client from the options. When logs
@@ -47,7 +43,6 @@ func newLogService(ctx context.Context, l logsOptions) (s *logview.Service, off 
 		Mapping:       l.mapping,
 		ListPerMinute: l.listPerMinute,
 		Cap:           l.cap,
-		ClientOptions: l.clientOptions,
 	})
 	if err != nil {
 		// Missing Application Default Credentials is the common case on a

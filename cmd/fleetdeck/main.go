@@ -63,6 +63,11 @@ func newRootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Only the console runs playbooks: a missing directory must
+			// not break `fleetdeck inventory` under Ansible.
+			if err := opts.ansible.checkPlaybookDir(); err != nil {
+				return err
+			}
 			return runConsole(cmd.Context(), opts, "")
 		},
 	}
