@@ -71,7 +71,7 @@ type Config struct {
 	// by default, per client address). Below the budget every service has
 	// its own blocking query; above it, the services that changed last
 	// keep theirs and the others are swept when the service list says
-	// something changed (see Watcher). Default 32, at least 12.
+	// something changed (see Watcher). Default 32, at least MinMaxConns.
 	MaxConns int
 }
 
@@ -82,7 +82,9 @@ type Config struct {
 const (
 	sweepConns  = 3
 	globalConns = 3 + 1 + 1 + 1 + sweepConns
-	minMaxConns = globalConns + 3
+	// MinMaxConns is the smallest MaxConns: the datacenter's own
+	// connections plus three service watches.
+	MinMaxConns = globalConns + 3
 )
 
 // withDefaults returns c with every zero field set to its default.
@@ -115,7 +117,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 32
 	}
-	c.MaxConns = max(c.MaxConns, minMaxConns)
+	c.MaxConns = max(c.MaxConns, MinMaxConns)
 	if c.JournalSize <= 0 {
 		c.JournalSize = 10000
 	}

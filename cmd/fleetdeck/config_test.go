@@ -267,6 +267,7 @@ func TestMeaninglessSettingsFailAtStart(t *testing.T) {
 		{"file wait 1h", "[consul]\nwait = \"1h\"\n", nil, []string{cfg, `consul.wait = "1h"`, "caps"}},
 		{"run-timeout -1m", "", []string{"--run-timeout", "-1m"}, []string{"--run-timeout -1m0s", "must not be negative"}},
 		{"file timeout -1h", "[ansible]\ntimeout = \"-1h\"\n", nil, []string{cfg, `ansible.timeout = "-1h"`, "must not be negative"}},
+		{"max_connections 4", "[consul]\nmax_connections = 4\n", nil, []string{cfg, "consul.max_connections = 4", "at least 12"}},
 		{"dc ,", "", []string{"--dc", ","}, []string{`--dc ","`, "empty datacenter name"}},
 		{"dc a,,b", "", []string{"--dc", "a,,b"}, []string{`--dc "a,,b"`, "empty datacenter name"}},
 		{"dc empty", "", []string{"--dc", ""}, []string{`--dc ""`, "no datacenter named"}},
@@ -421,5 +422,16 @@ func TestRunsIgnoresTheConsulToken(t *testing.T) {
 	out, err := runFleetdeck(t, "runs")
 	if err != nil || !strings.Contains(out, "PLAYBOOK") {
 		t.Errorf("fleetdeck runs with a missing token file: %v\n%s", err, out)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8500": true, "localhost:8500": true, "[::1]:8500": true, "127.0.0.1": true,
+		"unix:///var/run/consul.sock": true, "10.0.0.1:8500": false, "consul.internal:8500": false, "": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }
