@@ -272,8 +272,8 @@ func TestManagerCancelsARunThatLostItsLocks(t *testing.T) {
 		}
 	}
 	v := f.waitRun(t, id, time.Minute, ended)
-	if v.Info.Status != provision.RunCancelled || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
-		t.Errorf("run ended %s (%q), want cancelled because the locks were lost", v.Info.Status, v.Info.QueueReason)
+	if v.Info.Status != provision.RunLockLost || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
+		t.Errorf("run ended %s (%q), want lock-lost", v.Info.Status, v.Info.QueueReason)
 	}
 }
 

@@ -51,6 +51,9 @@ type fileConfig struct {
 		MaxRuns         int      `toml:"max_parallel_runs"`
 		Timeout         string   `toml:"timeout"`
 		Env             []string `toml:"env"`
+		PassEnv         []string `toml:"pass_env"`
+		KeepRuns        int      `toml:"keep_runs"`
+		KeepDays        int      `toml:"keep_days"`
 		// InventoryCache is a pointer so that a missing key means the
 		// default (on) rather than false.
 		InventoryCache       *bool  `toml:"inventory_cache"`
@@ -80,6 +83,11 @@ type ansibleOptions struct {
 	maxRuns         int
 	timeout         time.Duration
 	env             []string
+	passEnv         []string
+	// keepRuns and keepFor prune run history (0: the defaults, negative:
+	// no limit).
+	keepRuns int
+	keepFor  time.Duration
 	// inventoryCache and inventoryCacheMaxAge control the validated
 	// cache of `fleetdeck inventory` (see inventory_cache.go).
 	inventoryCache       bool
@@ -238,6 +246,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	a := ansibleOptions{
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
 		lockPrefix: fc.Ansible.LockPrefix, maxRuns: fc.Ansible.MaxRuns, env: fc.Ansible.Env, timeout: time.Hour,
+		passEnv: fc.Ansible.PassEnv, keepRuns: fc.Ansible.KeepRuns, keepFor: time.Duration(fc.Ansible.KeepDays) * 24 * time.Hour,
 		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
 	}
 	if fc.Ansible.InventoryCache != nil {
