@@ -482,7 +482,9 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 		case <-lock.Lost():
 			run.CancelBy(lock.Expires())
 			close(lostLocks)
-			m.noteOutput(r, "\nfleetdeck: "+lock.Err().Error()+"; cancelling the run\n")
+			note := "\nfleetdeck: " + lock.Err().Error() + "; cancelling the run\n"
+			_ = m.cfg.History.AppendOutput(rec, id, []byte(note))
+			m.noteOutput(r, note)
 		case <-runEnded:
 		}
 	}()
