@@ -35,8 +35,8 @@ type mgrFixture struct {
 type mgrOptions struct {
 	agent      consulagent.Options
 	watchToken func(root *api.Client) string // the watcher's ACL token; default the agent's
-	waitNode   string // the node the fleet must show before the fixture is ready
-	wan        bool   // also a datacenter dc2, WAN-joined, with the same nodes
+	waitNode   string                        // the node the fleet must show before the fixture is ready
+	wan        bool                          // also a datacenter dc2, WAN-joined, with the same nodes
 	playbooks  map[string]string
 	runner     func(*provision.RunnerConfig)
 	locks      func(*provision.LockConfig)
