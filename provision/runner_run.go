@@ -116,11 +116,16 @@ type runRing struct {
 func (r *runRing) write(p []byte) {
 	r.buf = append(r.buf, p...)
 	if len(r.buf) > 2*r.max {
+		// Shift in place: the buffer keeps its capacity, so a run that
+		// prints without end allocates nothing more here.
 		drop := len(r.buf) - r.max
 		r.start += int64(drop)
-		r.buf = append([]byte(nil), r.buf[drop:]...)
+		r.buf = r.buf[:copy(r.buf, r.buf[drop:])]
 	}
 }
+
+// runOutputChunk bounds what one Output call returns.
+const runOutputChunk = 1 << 20
 
 func (r *runRing) end() int64 { return r.start + int64(len(r.buf)) }
 
@@ -638,9 +643,9 @@ func runReadLog(path string, from, end int64) ([]byte, int64, error) {
 }
 
 // Output returns human output from byte offset from on (stdout and stderr
-// interleaved), blocking like Events. Only the last OutputTail bytes are
-// kept in memory: when from is older, the data starts later and
-// next-len(data) tells where. The whole output is in output.log.
+// interleaved, at most 1 MiB per call), blocking like Events. Only the last
+// OutputTail bytes are kept in memory: when from is older, the data starts
+// later and next-len(data) tells where. The whole output is in output.log.
 func (r *Run) Output(ctx context.Context, from int64) (data []byte, next int64, err error) {
 	for {
 		r.mu.Lock()
@@ -649,9 +654,10 @@ func (r *Run) Output(ctx context.Context, from int64) (data []byte, next int64, 
 			from = r.out.start
 		}
 		if from < end {
-			data = append([]byte(nil), r.out.buf[from-r.out.start:]...)
+			to := min(end, from+runOutputChunk)
+			data = append([]byte(nil), r.out.buf[from-r.out.start:to-r.out.start]...)
 			r.mu.Unlock()
-			return data, end, nil
+			return data, to, nil
 		}
 		wake := r.wake
 		r.mu.Unlock()
