@@ -26,8 +26,9 @@ import (
 // signal (PR_SET_PDEATHSIG) is not enough from Go — it fires when the OS
 // thread that forked exits, which the Go runtime does at will — and it
 // would not record when the console died. So every run is started through
-// a supervisor: the console's own executable (os.Executable) re-executed in
-// supervisor mode, selected by the environment variable superviseEnv and
+// a supervisor: the console's own executable (/proc/self/exe on Linux, so
+// a binary replaced by an upgrade meanwhile is not the one run;
+// os.Executable elsewhere) re-executed in supervisor mode, selected by the environment variable superviseEnv and
 // the argument superviseArg (as docker's pkg/reexec does). Programs that
 // start runs call SuperviseMain first thing in main and in TestMain.
 //
@@ -199,7 +200,7 @@ var errNoSupervisor = errors.New("the run supervisor did not start ansible-playb
 // argv, env, dir and the descriptors are ansible-playbook's. It returns
 // once ansible-playbook has started.
 func superviseStart(runDir string, argv, env []string, dir string, stdout, events *os.File) (*runSupervised, error) {
-	exe, err := os.Executable()
+	exe, err := superviseExecutable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this program to start the run supervisor: %w", err)
 	}

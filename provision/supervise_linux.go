@@ -13,6 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// superviseExecutable is the program to re-execute as the supervisor:
+// /proc/self/exe is this very binary even when its file has been replaced
+// or removed since it started (an upgrade while the console runs).
+func superviseExecutable() (string, error) { return "/proc/self/exe", nil }
+
 // superviseRaise ends the supervisor with sig, as ansible-playbook ended.
 // The Go runtime turns many signals into something else (a stack dump for
 // SIGQUIT, nothing at all for SIGUSR1), so the disposition is set to the
