@@ -86,6 +86,7 @@ type mgrRun struct {
 	argv    []string
 	state   *RunState
 	out     []string
+	outSize int    // bytes of out
 	partial string // the line being written, at most OutputLineMax bytes
 	partCut int    // bytes of it left out
 	dropped int
@@ -637,16 +638,32 @@ func (m *Manager) noteOutput(r *mgrRun, text string) {
 		if i < 0 {
 			break
 		}
-		r.out = append(r.out, lineCutMarker(r.partial, r.partCut))
+		line := lineCutMarker(r.partial, r.partCut)
+		r.out = append(r.out, line)
+		r.outSize += len(line)
 		r.partial, r.partCut = "", 0
 		text = text[i+1:]
 	}
-	if over := len(r.out) - m.cfg.OutputLines; over > 0 {
+	over := max(len(r.out)-m.cfg.OutputLines, 0)
+	size := r.outSize
+	for _, l := range r.out[:over] {
+		size -= len(l)
+	}
+	for size > mgrOutputTailBytes && over < len(r.out)-1 {
+		size -= len(r.out[over])
+		over++
+	}
+	if over > 0 {
+		r.outSize = size
 		r.dropped += over
 		r.out = slices.Clone(r.out[over:])
 	}
 	m.notifyLocked()
 }
+
+// mgrOutputTailBytes bounds the live tail's bytes as OutputLines bounds its
+// lines: 5000 lines of up to 64 KiB each would be 312 MiB.
+const mgrOutputTailBytes = 8 << 20
 
 // utf8Prefix is the longest prefix of s of at most n bytes that does not
 // end inside a UTF-8 sequence.

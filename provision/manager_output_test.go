@@ -37,3 +37,20 @@ func TestManagerCutsLongOutputLines(t *testing.T) {
 		t.Errorf("cutLine differs from the live cut")
 	}
 }
+
+// The live tail is bounded in bytes as well as in lines.
+func TestManagerOutputTailIsBoundedInBytes(t *testing.T) {
+	m := &Manager{cfg: ManagerConfig{OutputLines: 5000}, changed: make(chan struct{})}
+	r := &mgrRun{}
+	line := strings.Repeat("y", 60<<10) + "\n"
+	for range 400 { // 24 MiB
+		m.noteOutput(r, line)
+	}
+	size := 0
+	for _, l := range r.out {
+		size += len(l)
+	}
+	if size != r.outSize || size > mgrOutputTailBytes || len(r.out) == 0 || r.dropped+len(r.out) != 400 {
+		t.Errorf("tail: %d lines, %d bytes (counted %d), %d dropped", len(r.out), size, r.outSize, r.dropped)
+	}
+}
