@@ -205,8 +205,8 @@ func playbookDescription(body []byte) string {
 	return ""
 }
 
-// runFileSHA256 checksums a file (the playbook again right before it runs,
-// so the record names the content that actually ran).
+// runFileSHA256 checksums a file (the pinned playbook copy again right
+// before it runs, so the record names the content that actually ran).
 func runFileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

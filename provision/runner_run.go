@@ -124,9 +124,6 @@ func (r *runRing) write(p []byte) {
 	}
 }
 
-// runOutputChunk bounds what one Output call returns.
-const runOutputChunk = 1 << 20
-
 func (r *runRing) end() int64 { return r.start + int64(len(r.buf)) }
 
 // runStart starts the process and the goroutines that follow it.
@@ -641,6 +638,9 @@ func runReadLog(path string, from, end int64) ([]byte, int64, error) {
 	}
 	return buf[:i+1], from + int64(i+1), nil
 }
+
+// runOutputChunk bounds what one Output call returns.
+const runOutputChunk = 1 << 20
 
 // Output returns human output from byte offset from on (stdout and stderr
 // interleaved, at most 1 MiB per call), blocking like Events. Only the last
