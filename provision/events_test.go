@@ -167,7 +167,7 @@ func BenchmarkRunEventPipeline(b *testing.B) {
 					b.Fatal(err)
 				}
 				r := &Run{wake: make(chan struct{}), done: make(chan struct{}), state: NewRunState(nil),
-					evBuf: bufio.NewWriter(io.Discard)}
+					evBuf: bufio.NewWriter(io.Discard), evWindow: DefaultEventWindow}
 				readDone := make(chan struct{})
 				go func() { r.readEvents(pr); close(readDone) }()
 				sent := make([]time.Time, len(lines))

@@ -35,6 +35,10 @@ const (
 	RunTimedOut    RunStatus = "timed-out"   // the per-run timeout ended it
 	RunInterrupted RunStatus = "interrupted" // the console that ran it died; set by RecoverInterrupted
 	RunError       RunStatus = "error"       // it could not run (missing binary, lock error, bad playbook, …)
+	// RunLockLost: the run's host locks were lost (Consul unreachable or
+	// frozen for half the lock TTL, or the session invalidated), so it was
+	// cancelled before another console could take its hosts.
+	RunLockLost RunStatus = "lock-lost"
 )
 
 // Final reports whether s is a final status (anything but queued and running).
@@ -86,7 +90,14 @@ type RunRecord struct {
 	Created time.Time `json:"created"`
 	Started time.Time `json:"started,omitzero"`
 	Ended   time.Time `json:"ended,omitzero"`
+	// Updated is when the record last changed: its last event, output or
+	// status. It dates the end of a run whose console died without
+	// telling (RecoverInterrupted).
+	Updated time.Time `json:"updated,omitzero"`
 	Status  RunStatus `json:"status"`
+	// Dir is the run directory (inventory, pinned playbook, events.jsonl,
+	// output.log); removed with the record by Manager.Prune.
+	Dir string `json:"dir,omitempty"`
 	// Reason says why a run is queued (who holds its hosts) or, for a
 	// final record, what went wrong.
 	Reason string `json:"reason,omitempty"`
@@ -712,6 +723,10 @@ func (h *History) List(ctx context.Context, opts ListOptions) (RunPage, error) {
 // returns their ids. Records owned by a live process (another console on
 // this machine, or this one) are left alone, as are those owned on another
 // host, whose processes this machine cannot see. Call it at start.
+//
+// The record's end is when its console died: the time the run's supervisor
+// wrote into the run directory (RunConsoleDiedFile) when it noticed, else
+// the record's last event, output or status change (Updated), else now.
 func (h *History) RecoverInterrupted(ctx context.Context) ([]string, error) {
 	var ids []string
 	now := time.Now().UTC()
@@ -735,7 +750,7 @@ func (h *History) RecoverInterrupted(ctx context.Context) ([]string, error) {
 		for _, r := range dead {
 			was := r.Status
 			r.Status = RunInterrupted
-			r.Ended = now
+			r.Ended = histDiedAt(r, now)
 			r.Reason = fmt.Sprintf("was %s when its fleetdeck process (pid %d on %s) ended", was, r.Owner.PID, r.Owner.Hostname)
 			if err := histPutSummary(tx, r); err != nil {
 				return err
@@ -745,6 +760,22 @@ func (h *History) RecoverInterrupted(ctx context.Context) ([]string, error) {
 		return nil
 	})
 	return ids, err
+}
+
+// histDiedAt is when the console of an interrupted run died (see
+// RecoverInterrupted).
+func histDiedAt(r RunRecord, now time.Time) time.Time {
+	if r.Dir != "" && filepath.IsAbs(r.Dir) {
+		if b, err := os.ReadFile(filepath.Join(r.Dir, RunConsoleDiedFile)); err == nil {
+			if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b))); err == nil && !t.After(now) {
+				return t.UTC()
+			}
+		}
+	}
+	if !r.Updated.IsZero() && !r.Updated.After(now) {
+		return r.Updated
+	}
+	return now
 }
 
 // histOwnerAlive reports whether the process that owns a live record may
@@ -770,6 +801,134 @@ func histOwnerAlive(o, self RunOwner) bool {
 	return true
 }
 
+// PruneOptions says which final run records History.Prune removes. Zero
+// or negative values turn a rule off.
+type PruneOptions struct {
+	// Keep is how many runs are kept: only final records older than the
+	// Keep newest records (live ones count) are removed.
+	Keep int
+	// MaxAge removes final records created longer ago.
+	MaxAge time.Duration
+	// Now is the time MaxAge counts back from; default time.Now().
+	Now time.Time
+}
+
+// histPruneBatch is how many records one pruning transaction removes: the
+// file lock is held for one batch at a time, so other consoles are not
+// locked out of history for long.
+const histPruneBatch = 100
+
+// Prune removes the final run records past opts' count or age — summary,
+// details, inventory, events, output and host index — and returns their
+// summaries (Dir says where their run directories are). A queued or
+// running record is never removed: RecoverInterrupted makes those of dead
+// consoles final first.
+func (h *History) Prune(ctx context.Context, opts PruneOptions) ([]RunRecord, error) {
+	if opts.Keep <= 0 && opts.MaxAge <= 0 {
+		return nil, nil
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	var doomed []RunRecord
+	err := h.view(ctx, "choosing runs to prune", func(tx *bolt.Tx) error {
+		runs := tx.Bucket(histBucketRuns)
+		c := runs.Cursor()
+		n := 0
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			n++
+			var r RunRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding run %s: %w", k, err)
+			}
+			if !r.Status.Final() {
+				continue
+			}
+			if (opts.Keep > 0 && n > opts.Keep) || (opts.MaxAge > 0 && opts.Now.Sub(r.Created) > opts.MaxAge) {
+				doomed = append(doomed, r)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(doomed) == 0 {
+		return nil, err
+	}
+	var pruned []RunRecord
+	for start := 0; start < len(doomed); start += histPruneBatch {
+		batch := doomed[start:min(start+histPruneBatch, len(doomed))]
+		err := h.update(ctx, "pruning run records", func(tx *bolt.Tx) error {
+			for _, r := range batch {
+				// Re-read: another console may have changed it meanwhile.
+				cur, err := histGetSummary(tx, r.ID)
+				if errors.Is(err, ErrRunNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if !cur.Status.Final() {
+					continue
+				}
+				if err := histDelete(tx, r.ID); err != nil {
+					return fmt.Errorf("removing run %s: %w", r.ID, err)
+				}
+				pruned = append(pruned, cur)
+			}
+			return nil
+		})
+		if err != nil {
+			return pruned, err
+		}
+	}
+	return pruned, nil
+}
+
+// histDelete removes every trace of one run.
+func histDelete(tx *bolt.Tx, id string) error {
+	var det histDetail
+	if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil && !errors.Is(err, ErrRunNotFound) {
+		return err
+	}
+	byHost := tx.Bucket(histBucketByHost)
+	for _, t := range det.Targets {
+		for _, name := range []string{t.Host, t.Node} {
+			if name != "" {
+				if err := byHost.Delete(histHostKey(name, id)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, b := range [][]byte{histBucketRuns, histBucketDetail, histBucketInventory} {
+		if err := tx.Bucket(b).Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
+	for _, b := range [][]byte{histBucketEvents, histBucketOutput} {
+		if err := tx.Bucket(b).DeleteBucket([]byte(id)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// summaries returns every record's summary, newest first.
+func (h *History) summaries(ctx context.Context) ([]RunRecord, error) {
+	var out []RunRecord
+	err := h.view(ctx, "listing run records", func(tx *bolt.Tx) error {
+		c := tx.Bucket(histBucketRuns).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var r RunRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding run %s: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // histHostCounts classifies each host of a recap by its worst outcome.
 func histHostCounts(recap map[string]HostRecap) map[string]int {
 	if len(recap) == 0 {
@@ -792,6 +951,7 @@ func histHostCounts(recap map[string]HostRecap) map[string]int {
 }
 
 func histPutSummary(tx *bolt.Tx, r RunRecord) error {
+	r.Updated = time.Now().UTC()
 	// The heavy parts live in their own buckets.
 	r.Argv, r.Targets, r.Recap, r.Inventory, r.Events, r.Output = nil, nil, nil, nil, nil, ""
 	return histPutJSON(tx.Bucket(histBucketRuns), r.ID, r)

@@ -423,6 +423,7 @@ func TestHistoryRecoverInterrupted(t *testing.T) {
 		t.Fatalf("child: %q", line)
 	}
 	crashed := strings.TrimSpace(strings.TrimPrefix(line, "RUNNING "))
+	seenRunning := time.Now()
 	time.Sleep(150 * time.Millisecond) // let it append a few more
 	// While it lives, its run is not interrupted.
 	ids, err := h.RecoverInterrupted(ctx)
@@ -432,6 +433,7 @@ func TestHistoryRecoverInterrupted(t *testing.T) {
 	if !slices.Equal(ids, []string{rebooted.ID}) {
 		t.Fatalf("with the child alive: recovered %v, want only the run from before the reboot %s", ids, rebooted.ID)
 	}
+	killedAt := time.Now()
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -452,6 +454,11 @@ func TestHistoryRecoverInterrupted(t *testing.T) {
 	}
 	if got.Status != provision.RunInterrupted || got.Ended.IsZero() || !strings.Contains(got.Reason, "was running") {
 		t.Errorf("crashed run: status %s reason %q", got.Status, got.Reason)
+	}
+	// Without a supervisor's record, the end is the record's last change
+	// (the child's last append), not when the crash was noticed.
+	if got.Ended.Before(seenRunning) || got.Ended.After(killedAt) {
+		t.Errorf("crashed run ended %v: it was seen running at %v and killed at %v", got.Ended, seenRunning, killedAt)
 	}
 	if got.EventCount < 3 || len(got.Events) != got.EventCount || got.Output != "TASK [one]\n" || got.Playbook != "crash.yml" {
 		t.Errorf("crashed run lost data: %d events (%d stored), output %q", got.EventCount, len(got.Events), got.Output)
@@ -479,5 +486,59 @@ func TestHistoryRecoverInterrupted(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{alive.ID}) {
 		t.Errorf("after the other console ended: recovered %v, want [%s]", ids, alive.ID)
+	}
+}
+
+// Prune removes final records past the count or the age, everything of
+// them, and never a live one.
+func TestHistoryPrune(t *testing.T) {
+	ctx := context.Background()
+	h := openHistory(t, provision.HistoryConfig{})
+	var ids []string
+	for i := range 4 {
+		r, err := h.Create(ctx, provision.RunRecord{Status: provision.RunRunning, Playbook: "p.yml",
+			Targets: []provision.RunTarget{{Host: fmt.Sprintf("h%d", i), Node: fmt.Sprintf("n%d", i), Datacenter: "dc1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AppendEvents(ctx, r.ID, []byte(`{"event":"runner_on_ok"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AppendOutput(ctx, r.ID, []byte("out\n")); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			if err := h.Finish(ctx, r.ID, provision.RunResult{Status: provision.RunOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, r.ID)
+	}
+	// Count: keep the newest 2 (the live one counts).
+	pruned, err := h.Prune(ctx, provision.PruneOptions{Keep: 2})
+	if err != nil || len(pruned) != 2 || pruned[0].ID != ids[1] || pruned[1].ID != ids[0] {
+		t.Fatalf("pruned %+v, %v; want runs 1 and 0", pruned, err)
+	}
+	for i, id := range ids {
+		_, err := h.Get(ctx, id)
+		if gone := i < 2; gone != errors.Is(err, provision.ErrRunNotFound) {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	if page, err := h.List(ctx, provision.ListOptions{Host: "h0"}); err != nil || len(page.Runs) != 0 {
+		t.Errorf("host index keeps a pruned run: %+v %v", page.Runs, err)
+	}
+	// Age: everything final is older than a day, a day from now; the live
+	// run stays.
+	pruned, err = h.Prune(ctx, provision.PruneOptions{MaxAge: time.Hour, Now: time.Now().Add(24 * time.Hour)})
+	if err != nil || len(pruned) != 1 || pruned[0].ID != ids[2] {
+		t.Fatalf("pruned by age %+v, %v; want run 2", pruned, err)
+	}
+	if got, err := h.Get(ctx, ids[3]); err != nil || got.Status != provision.RunRunning || got.Output != "out\n" {
+		t.Errorf("the live run: %+v %v", got, err)
+	}
+	// A new record after pruning still works (buckets intact).
+	if _, err := h.Create(ctx, provision.RunRecord{Status: provision.RunQueued}); err != nil {
+		t.Fatal(err)
 	}
 }

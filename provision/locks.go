@@ -25,24 +25,29 @@ const (
 	// invalidated (not after a clean release), its keys cannot be locked
 	// for this long, which gives a console that lost its session — but may
 	// still be running ansible-playbook behind a partition — time to notice
-	// (HostLock.Lost) and cancel.
+	// (HostLock.Lost) and cancel. A run that loses its lock is dead within
+	// the TTL of its last renewal (see HostLock.Expires), so a lock delay of
+	// at least the TTL keeps the hosts exclusive even when an operator
+	// destroys the session by hand.
 	DefaultLockDelay = 15 * time.Second
+	// DefaultLockReleaseTimeout bounds HostLock.Release, whatever Consul
+	// does (a frozen agent, refused connections): quitting never hangs on
+	// it. Hosts a release could not free are freed by the session TTL.
+	DefaultLockReleaseTimeout = 4 * time.Second
+	// lockCallTimeout bounds each Consul request of an acquire or a read.
+	lockCallTimeout = 10 * time.Second
 	// lockTxnOps is Consul's limit on the operations of one transaction.
 	lockTxnOps = 64
 )
 
 // LockConfig configures a LockManager. Zero values take the defaults.
 type LockConfig struct {
-	// Prefix of the lock keys: <Prefix>/locks/<dc>/<node>. Default
-	// "fleetdeck".
+	// Prefix of the lock keys: <Prefix>/locks/<dc>/<node>, kept in the KV
+	// store of the node's own datacenter <dc>. Default "fleetdeck".
 	Prefix string
-	// Datacenter whose KV store holds the locks; default the agent's.
-	// Every console must use the same one: KV is per datacenter, and two
-	// consoles locking in different datacenters do not exclude each other.
-	// The session is created there too, which requires the console's
-	// agent to be in that datacenter.
-	Datacenter string
-	// TTL of the session (Consul's minimum is 10s); default 15s.
+	// TTL of the sessions (Consul's minimum is 10s); default 15s. A
+	// session is renewed every TTL/5; one not renewed for TTL/2 counts as
+	// lost (HostLock.Lost).
 	TTL time.Duration
 	// LockDelay of the session; default 15s. A negative value asks for the
 	// smallest delay Consul has (1 ms).
@@ -93,7 +98,7 @@ func (h LockHolder) String() string {
 	return s
 }
 
-// HeldLock is a host held by another run.
+// HeldLock is a host lock and who holds it.
 type HeldLock struct {
 	Target RunTarget
 	Holder LockHolder
@@ -164,14 +169,21 @@ func lockHostList(hosts []string) string {
 }
 
 // LockManager takes and releases the Consul locks that keep a node out of
-// two runs at once, across every console that uses the same Consul (and
-// LockConfig.Prefix and Datacenter).
+// two runs at once, across every console that uses the same Consul
+// datacenters and LockConfig.Prefix.
 //
-// Each run gets its own Consul session (TTL, renewed in the background,
-// behavior "delete") and locks the key <prefix>/locks/<dc>/<node> of every
-// host with it, all or nothing. A console that dies stops renewing; Consul
-// then invalidates the session and deletes its keys, so the hosts free
-// themselves without anyone cleaning up by hand.
+// A node's lock is the key <prefix>/locks/<dc>/<node> in the KV store of
+// the node's own datacenter, taken with a session created in that
+// datacenter: KV and sessions are per datacenter, so this is the one place
+// every console, whatever agent it talks to, looks for that node's lock.
+// A run on hosts of several datacenters holds one session per datacenter,
+// all or none: they are created and their keys locked in datacenter order,
+// and any conflict or error frees what was taken.
+//
+// Sessions are TTL-only (no health checks; behavior "delete"), renewed in
+// the background every TTL/5 with a deadline on each attempt. A console
+// that dies stops renewing; Consul then invalidates the session and deletes
+// its keys, so the hosts free themselves without anyone cleaning up by hand.
 type LockManager struct {
 	client *api.Client
 	cfg    LockConfig
@@ -201,30 +213,60 @@ func NewLockManager(client *api.Client, cfg LockConfig) *LockManager {
 	return &LockManager{client: client, cfg: cfg, host: host, pid: os.Getpid()}
 }
 
-// Key is the KV key that locks target.
+// TTL is the sessions' TTL.
+func (m *LockManager) TTL() time.Duration { return m.cfg.TTL }
+
+// Key is the KV key that locks target (in the KV store of the target's
+// datacenter).
 func (m *LockManager) Key(t RunTarget) string {
-	dc := t.Datacenter
+	return m.dcPrefix(t.Datacenter) + t.Node
+}
+
+// dcPrefix is the key prefix of one datacenter's locks. A target without
+// a datacenter is locked in the agent's own, under "_".
+func (m *LockManager) dcPrefix(dc string) string {
 	if dc == "" {
 		dc = "_"
 	}
-	return m.cfg.Prefix + "/locks/" + dc + "/" + t.Node
+	return m.cfg.Prefix + "/locks/" + dc + "/"
+}
+
+// renewEvery, renewLostAfter: a session is renewed every TTL/5 and is
+// taken for lost when no renewal has succeeded for TTL/2. Consul promises
+// not to expire a session before its TTL (it waits twice as long), so a
+// run cancelled with a deadline of one TTL after its last renewal (see
+// HostLock.Expires) is gone before any other console can lock its hosts.
+func (m *LockManager) renewEvery() time.Duration     { return m.cfg.TTL / 5 }
+func (m *LockManager) renewLostAfter() time.Duration { return m.cfg.TTL / 2 }
+
+// lockSession is the session of one datacenter of a HostLock.
+type lockSession struct {
+	dc    string // "" for the agent's own datacenter
+	id    string
+	keys  []string
+	taken int // keys[:taken] were locked
+	// lastOK is when the last renewal that Consul confirmed was sent (the
+	// creation for a new session): Consul restarted the TTL after that.
+	lastOK time.Time
+	gone   bool // Consul said the session no longer exists
 }
 
 // HostLock is the set of host locks one run holds.
 type HostLock struct {
 	m       *LockManager
 	runID   string
-	session string
-	keys    []string
-	taken   int // keys[:taken] were locked
 	targets []RunTarget
 
-	renewCancel context.CancelFunc // ends a renewer stuck on an unreachable Consul
+	sessions []*lockSession // in datacenter order; set before the renewers start
 
-	stop      chan struct{} // closed by Release: the renewer destroys the session
-	renewDone chan struct{} // closed when the renewer returned
-	lost      chan struct{} // closed when the session is gone without Release
-	lostErr   error         // why; written before lost is closed
+	stopCtx  context.Context // cancelled by Release: stops the renewers and their requests
+	stop     context.CancelFunc
+	renewers sync.WaitGroup
+
+	mu      sync.Mutex // guards the sessions' lastOK and gone
+	lost    chan struct{}
+	lostErr error // written before lost is closed
+	lostMu  sync.Once
 
 	releaseOnce sync.Once
 	releaseErr  error
@@ -233,79 +275,154 @@ type HostLock struct {
 // Acquire locks every target for run runID, atomically: either it returns
 // a HostLock holding all of them, or nothing is held. A conflict is a
 // *LockConflict naming the holders. Targets are locked by Consul node
-// (Datacenter, Node); duplicates are locked once.
+// (Datacenter, Node) in their own datacenter; duplicates are locked once.
+// Every Consul request has a deadline of its own within ctx.
 func (m *LockManager) Acquire(ctx context.Context, runID string, targets []RunTarget) (*HostLock, error) {
 	targets = lockDedup(targets)
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("locking hosts of run %s: no hosts", runID)
 	}
-	wo := (&api.WriteOptions{Datacenter: m.cfg.Datacenter}).WithContext(ctx)
-	session, _, err := m.client.Session().Create(&api.SessionEntry{
-		Name:      "fleetdeck run " + runID,
-		TTL:       m.cfg.TTL.String(),
-		LockDelay: m.cfg.LockDelay,
-		Behavior:  api.SessionBehaviorDelete,
-	}, wo)
-	if err != nil {
-		return nil, fmt.Errorf("locking hosts of run %s: creating a Consul session: %w", runID, err)
-	}
-	l := &HostLock{
-		m: m, runID: runID, session: session, targets: targets,
-		stop: make(chan struct{}), renewDone: make(chan struct{}), lost: make(chan struct{}),
-	}
-	for _, t := range targets {
-		l.keys = append(l.keys, m.Key(t))
-	}
-	// Renew from now on: acquiring thousands of hosts in batches can take
-	// longer than a TTL.
-	renewCtx, cancel := context.WithCancel(context.Background())
-	l.renewCancel = cancel
-	go l.renew(renewCtx)
-
-	holder, err := json.Marshal(LockHolder{
-		User: m.cfg.User, Identity: m.cfg.Identity, Host: m.host, PID: m.pid,
-		RunID: runID, Since: time.Now().UTC(), Session: session,
-	})
-	if err != nil {
-		l.abandon()
-		return nil, fmt.Errorf("locking hosts of run %s: %w", runID, err)
-	}
-	for start := 0; start < len(l.keys); start += lockTxnOps {
-		end := min(start+lockTxnOps, len(l.keys))
-		ops := make(api.TxnOps, 0, end-start)
-		for _, k := range l.keys[start:end] {
-			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: k, Value: holder, Session: session}})
+	stopCtx, stop := context.WithCancel(context.Background())
+	l := &HostLock{m: m, runID: runID, targets: targets, stopCtx: stopCtx, stop: stop, lost: make(chan struct{})}
+	for _, t := range targets { // sorted by datacenter
+		if n := len(l.sessions); n == 0 || l.sessions[n-1].dc != t.Datacenter {
+			l.sessions = append(l.sessions, &lockSession{dc: t.Datacenter})
 		}
-		ok, resp, _, err := m.client.Txn().Txn(ops, (&api.QueryOptions{Datacenter: m.cfg.Datacenter}).WithContext(ctx))
-		if err == nil && !ok {
-			err = m.conflict(ctx, targets[start:end], resp)
+		s := l.sessions[len(l.sessions)-1]
+		s.keys = append(s.keys, m.Key(t))
+	}
+	fail := func(err error) (*HostLock, error) {
+		// Free what was taken, with a context of its own: ctx may be what
+		// ended this acquire.
+		relErr := l.Release(context.WithoutCancel(ctx))
+		var lc *LockConflict
+		if !errors.As(err, &lc) {
+			err = fmt.Errorf("locking hosts of run %s: %w", runID, err)
 		}
-		if err == nil {
-			l.taken = end
+		if relErr != nil {
+			err = errors.Join(err, relErr)
 		}
+		return nil, err
+	}
+	// All sessions first, then the keys: a run on several datacenters holds
+	// all its sessions (renewed from now on: acquiring thousands of hosts
+	// can take longer than a TTL) before it takes any key.
+	for _, s := range l.sessions {
+		sent := time.Now()
+		id, err := m.createSession(ctx, s.dc, runID)
 		if err != nil {
-			// Free what earlier batches took, with a context of its own:
-			// ctx may be what ended this acquire.
-			relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			relErr := l.Release(relCtx)
-			cancel()
-			var lc *LockConflict
-			if !errors.As(err, &lc) {
-				err = fmt.Errorf("locking hosts of run %s: %w", runID, err)
-			}
-			if relErr != nil {
-				err = errors.Join(err, relErr)
-			}
-			return nil, err
+			return fail(err)
 		}
+		l.mu.Lock()
+		s.id, s.lastOK = id, sent
+		l.mu.Unlock()
+		l.renewers.Add(1)
+		go l.renew(s)
+	}
+	now := time.Now().UTC()
+	for _, s := range l.sessions {
+		holder, err := json.Marshal(LockHolder{
+			User: m.cfg.User, Identity: m.cfg.Identity, Host: m.host, PID: m.pid,
+			RunID: runID, Since: now, Session: s.id,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		dcTargets := slices.DeleteFunc(slices.Clone(targets), func(t RunTarget) bool { return t.Datacenter != s.dc })
+		for start := 0; start < len(s.keys); start += lockTxnOps {
+			end := min(start+lockTxnOps, len(s.keys))
+			ops := make(api.TxnOps, 0, end-start)
+			for _, k := range s.keys[start:end] {
+				ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: k, Value: holder, Session: s.id}})
+			}
+			cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
+			ok, resp, _, err := m.client.Txn().Txn(ops, (&api.QueryOptions{Datacenter: s.dc}).WithContext(cctx))
+			cancel()
+			if err == nil && !ok {
+				err = m.conflict(ctx, s.dc, dcTargets[start:end], resp)
+			}
+			if err != nil {
+				var lc *LockConflict
+				if !errors.As(err, &lc) && s.dc != "" {
+					err = fmt.Errorf("in datacenter %s: %w", s.dc, err)
+				}
+				return fail(err)
+			}
+			s.taken = end
+		}
+	}
+	select {
+	case <-l.lost:
+		return fail(l.lostErr)
+	default:
 	}
 	return l, nil
+}
+
+// createSession creates the run's session in datacenter dc ("" for the
+// agent's). The session must name a node of that datacenter: Consul's
+// default is the agent's own node, right in its own datacenter; elsewhere
+// Consul answers "Missing node registration" and the session is put on a
+// server node of dc instead (servers are the nodes least likely to leave;
+// the session has no health checks, so the node only has to exist).
+func (m *LockManager) createSession(ctx context.Context, dc, runID string) (string, error) {
+	create := func(node string) (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
+		defer cancel()
+		id, _, err := m.client.Session().CreateNoChecks(&api.SessionEntry{
+			Name:      "fleetdeck run " + runID,
+			Node:      node,
+			TTL:       m.cfg.TTL.String(),
+			LockDelay: m.cfg.LockDelay,
+			Behavior:  api.SessionBehaviorDelete,
+		}, (&api.WriteOptions{Datacenter: dc}).WithContext(cctx))
+		return id, err
+	}
+	where := ""
+	if dc != "" {
+		where = " in datacenter " + dc
+	}
+	id, err := create("")
+	if err != nil && strings.Contains(err.Error(), "Missing node registration") && dc != "" {
+		var node string
+		node, err = m.serverNode(ctx, dc)
+		if err == nil {
+			id, err = create(node)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "cross datacenter lock must be created at server agent") {
+		return "", fmt.Errorf("creating a Consul session%s: %w (Consul creates sessions in another datacenter only through a server: point fleetdeck at a Consul server, or run on hosts of the agent's own datacenter)", where, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating a Consul session%s: %w", where, err)
+	}
+	return id, nil
+}
+
+// serverNode names a Consul server node of datacenter dc (the first by
+// name, so every console picks the same one).
+func (m *LockManager) serverNode(ctx context.Context, dc string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
+	defer cancel()
+	svcs, _, err := m.client.Catalog().Service("consul", "", (&api.QueryOptions{Datacenter: dc}).WithContext(cctx))
+	if err != nil {
+		return "", fmt.Errorf("finding a server node to hold the session: %w", err)
+	}
+	var nodes []string
+	for _, s := range svcs {
+		nodes = append(nodes, s.Node)
+	}
+	if len(nodes) == 0 {
+		return "", errors.New("no Consul server node visible to hold the session (the token needs service:read on \"consul\" and node:read)")
+	}
+	slices.Sort(nodes)
+	return nodes[0], nil
 }
 
 // conflict explains a failed lock transaction: who holds which of
 // targets. Errors that are not about held locks (ACLs) are returned as
 // they are.
-func (m *LockManager) conflict(ctx context.Context, targets []RunTarget, resp *api.TxnResponse) error {
+func (m *LockManager) conflict(ctx context.Context, dc string, targets []RunTarget, resp *api.TxnResponse) error {
 	var whats []string
 	lockOnly := true
 	if resp != nil {
@@ -321,7 +438,7 @@ func (m *LockManager) conflict(ctx context.Context, targets []RunTarget, resp *a
 	if !lockOnly {
 		return fmt.Errorf("transaction refused: %s", strings.Join(whats, "; "))
 	}
-	held, err := m.holders(ctx, targets)
+	held, err := m.holders(ctx, dc)
 	if err != nil {
 		return fmt.Errorf("reading who holds the hosts: %w", err)
 	}
@@ -334,9 +451,11 @@ func (m *LockManager) conflict(ctx context.Context, targets []RunTarget, resp *a
 	if len(lc.Held) == 0 {
 		// Released between our lock and our read, or in lock-delay: name
 		// the keys the transaction refused.
-		for _, e := range resp.Errors {
-			if e.OpIndex >= 0 && e.OpIndex < len(targets) {
-				lc.Pending = append(lc.Pending, targets[e.OpIndex])
+		if resp != nil {
+			for _, e := range resp.Errors {
+				if e.OpIndex >= 0 && e.OpIndex < len(targets) {
+					lc.Pending = append(lc.Pending, targets[e.OpIndex])
+				}
 			}
 		}
 		if len(lc.Pending) == 0 {
@@ -346,108 +465,166 @@ func (m *LockManager) conflict(ctx context.Context, targets []RunTarget, resp *a
 	return lc
 }
 
-// holders reads the holders of the keys of targets: one prefix read per
-// datacenter, not one request per host.
-func (m *LockManager) holders(ctx context.Context, targets []RunTarget) (map[string]LockHolder, error) {
-	want := map[string]bool{}
-	var prefixes []string
-	for _, t := range targets {
-		k := m.Key(t)
-		want[k] = true
-		p := k[:strings.LastIndexByte(k, '/')+1]
-		if !slices.Contains(prefixes, p) {
-			prefixes = append(prefixes, p)
-		}
+// holders reads the held keys of one datacenter's locks: one prefix read,
+// not one request per host.
+func (m *LockManager) holders(ctx context.Context, dc string) (map[string]LockHolder, error) {
+	cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
+	defer cancel()
+	pairs, _, err := m.client.KV().List(m.dcPrefix(dc), (&api.QueryOptions{Datacenter: dc}).WithContext(cctx))
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]LockHolder{}
-	for _, p := range prefixes {
-		pairs, _, err := m.client.KV().List(p, (&api.QueryOptions{Datacenter: m.cfg.Datacenter}).WithContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		for _, kv := range pairs {
-			if !want[kv.Key] || kv.Session == "" {
-				continue
-			}
-			var h LockHolder
-			if err := json.Unmarshal(kv.Value, &h); err != nil {
-				h = LockHolder{User: "unreadable lock value"}
-			}
-			h.Session = kv.Session
-			out[kv.Key] = h
-		}
-	}
-	return out, nil
-}
-
-// Held lists every host lock currently held (for a locks view).
-func (m *LockManager) Held(ctx context.Context) ([]HeldLock, error) {
-	prefix := m.cfg.Prefix + "/locks/"
-	pairs, _, err := m.client.KV().List(prefix, (&api.QueryOptions{Datacenter: m.cfg.Datacenter}).WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("listing host locks: %w", err)
-	}
-	var out []HeldLock
 	for _, kv := range pairs {
 		if kv.Session == "" {
 			continue
 		}
-		dc, node, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")
-		if !ok {
-			continue
-		}
-		var h LockHolder
-		if err := json.Unmarshal(kv.Value, &h); err != nil {
-			h = LockHolder{User: "unreadable lock value"}
-		}
-		h.Session = kv.Session
-		out = append(out, HeldLock{Target: RunTarget{Node: node, Datacenter: dc}, Holder: h})
+		out[kv.Key] = lockHolderOf(kv)
 	}
 	return out, nil
 }
 
-// renew keeps the session alive until Release; if the session is lost
-// (invalidated, or not renewed for a TTL) it closes lost.
-func (l *HostLock) renew(ctx context.Context) {
-	defer close(l.renewDone)
-	err := l.m.client.Session().RenewPeriodic(l.m.cfg.TTL.String(), l.session,
-		(&api.WriteOptions{Datacenter: l.m.cfg.Datacenter}).WithContext(ctx), l.stop)
-	select {
-	case <-l.stop:
-		return // released
-	default:
+func lockHolderOf(kv *api.KVPair) LockHolder {
+	var h LockHolder
+	if err := json.Unmarshal(kv.Value, &h); err != nil {
+		h = LockHolder{User: "unreadable lock value"}
 	}
-	if err == nil {
-		err = api.ErrSessionExpired
-	}
-	l.lostErr = fmt.Errorf("lock session of run %s lost: %w", l.runID, err)
-	close(l.lost)
+	h.Session = kv.Session
+	return h
 }
 
-// abandon stops the renewer and destroys the session (no keys held yet).
-func (l *HostLock) abandon() {
-	l.releaseOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		l.stopRenewer(ctx)
+// Held lists the host locks held now in the given datacenters, each read
+// from that datacenter's KV store (one list per datacenter), sorted by
+// datacenter and node. With no datacenter it lists every lock key in the
+// agent's own datacenter. A datacenter that cannot be read does not hide
+// the others: what was read is returned with an error naming it.
+func (m *LockManager) Held(ctx context.Context, datacenters ...string) ([]HeldLock, error) {
+	type query struct{ dc, prefix string }
+	var qs []query
+	if len(datacenters) == 0 {
+		qs = []query{{"", m.cfg.Prefix + "/locks/"}}
+	}
+	for _, dc := range datacenters {
+		qs = append(qs, query{dc, m.dcPrefix(dc)})
+	}
+	var out []HeldLock
+	var errs []error
+	base := m.cfg.Prefix + "/locks/"
+	for _, q := range qs {
+		cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
+		pairs, _, err := m.client.KV().List(q.prefix, (&api.QueryOptions{Datacenter: q.dc}).WithContext(cctx))
+		cancel()
+		if err != nil {
+			where := "the agent's datacenter"
+			if q.dc != "" {
+				where = "datacenter " + q.dc
+			}
+			errs = append(errs, fmt.Errorf("listing host locks in %s: %w", where, err))
+			continue
+		}
+		for _, kv := range pairs {
+			if kv.Session == "" {
+				continue
+			}
+			dc, node, ok := strings.Cut(strings.TrimPrefix(kv.Key, base), "/")
+			if !ok || node == "" {
+				continue
+			}
+			out = append(out, HeldLock{Target: RunTarget{Node: node, Datacenter: dc}, Holder: lockHolderOf(kv)})
+		}
+	}
+	slices.SortFunc(out, func(a, b HeldLock) int {
+		if c := strings.Compare(a.Target.Datacenter, b.Target.Datacenter); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Target.Node, b.Target.Node)
+	})
+	return out, errors.Join(errs...)
+}
+
+// renew keeps one session alive until Release. Each attempt has its own
+// deadline, never past the moment the session counts as lost, so a hung
+// request cannot hide a lost lock. The lock is lost when no renewal has
+// succeeded for renewLostAfter, or at once when Consul says the session is
+// gone.
+func (l *HostLock) renew(s *lockSession) {
+	defer l.renewers.Done()
+	m := l.m
+	wo := &api.WriteOptions{Datacenter: s.dc}
+	where := ""
+	if s.dc != "" {
+		where = " in datacenter " + s.dc
+	}
+	next := time.Now().Add(m.renewEvery())
+	var lastErr error
+	for {
+		l.mu.Lock()
+		lostAt := s.lastOK.Add(m.renewLostAfter())
+		l.mu.Unlock()
+		wait := time.Until(next)
+		if d := time.Until(lostAt); d < wait {
+			wait = d
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-l.stopCtx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !time.Now().Before(lostAt) {
+			err := fmt.Errorf("lock session of run %s%s not renewed for %s (more than half its TTL of %s)", l.runID, where, m.renewLostAfter(), m.cfg.TTL)
+			if lastErr != nil {
+				err = fmt.Errorf("%w: %w", err, lastErr)
+			}
+			l.markLost(err)
+			return
+		}
+		sent := time.Now()
+		dl := sent.Add(m.renewEvery())
+		if dl.After(lostAt) {
+			dl = lostAt
+		}
+		ctx, cancel := context.WithDeadline(l.stopCtx, dl)
+		entry, _, err := m.client.Session().Renew(s.id, wo.WithContext(ctx))
+		cancel()
+		if l.stopCtx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil && entry == nil:
+			l.mu.Lock()
+			s.gone = true
+			l.mu.Unlock()
+			l.markLost(fmt.Errorf("lock session of run %s%s lost: %w (Consul no longer knows it)", l.runID, where, api.ErrSessionExpired))
+			return
+		case err == nil:
+			l.mu.Lock()
+			s.lastOK = sent
+			l.mu.Unlock()
+			lastErr = nil
+			next = sent.Add(m.renewEvery())
+		default:
+			// Try again soon: the session is not lost until lostAt.
+			lastErr = err
+			next = time.Now().Add(min(m.renewEvery(), time.Second))
+		}
+	}
+}
+
+// markLost closes Lost once, with err as the reason.
+func (l *HostLock) markLost(err error) {
+	l.lostMu.Do(func() {
+		l.lostErr = err
+		close(l.lost)
 	})
 }
 
-// stopRenewer makes the renewer destroy the session and return, waiting
-// for that at most until ctx ends.
-func (l *HostLock) stopRenewer(ctx context.Context) {
-	close(l.stop)
-	select {
-	case <-l.renewDone:
-	case <-ctx.Done():
-	}
-	l.renewCancel()
-	<-l.renewDone
-}
-
-// Lost is closed when the lock was lost without Release: the session
-// expired or was invalidated (Consul unreachable for a TTL, the agent's node
-// failed). Another console may then take the hosts: the run should stop.
+// Lost is closed when the lock was lost without Release: a session was not
+// renewed for half its TTL (Consul unreachable or frozen) or Consul says it
+// is gone (invalidated, destroyed by an operator). Another console may take
+// the hosts once Consul expires the session: the run must be gone by
+// Expires.
 func (l *HostLock) Lost() <-chan struct{} { return l.lost }
 
 // Err says why the lock was lost, once Lost is closed.
@@ -460,31 +637,84 @@ func (l *HostLock) Err() error {
 	}
 }
 
-// Session is the Consul session id of the lock.
-func (l *HostLock) Session() string { return l.session }
+// Expires is the earliest moment any of the lock's sessions may expire: one
+// TTL after the sending of its last renewal that Consul confirmed. Consul
+// does not expire a session before its TTL, so a run whose processes are
+// gone by then never overlaps with a run that takes its hosts next.
+func (l *HostLock) Expires() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for _, s := range l.sessions {
+		if s.id == "" {
+			continue
+		}
+		if e := s.lastOK.Add(l.m.cfg.TTL); first.IsZero() || e.Before(first) {
+			first = e
+		}
+	}
+	return first
+}
+
+// Session is the Consul session id of the lock's first datacenter (the
+// only one for a run on one datacenter).
+func (l *HostLock) Session() string {
+	if len(l.sessions) == 0 {
+		return ""
+	}
+	return l.sessions[0].id
+}
+
+// Sessions maps each datacenter of the lock ("" for the agent's own) to
+// its session id.
+func (l *HostLock) Sessions() map[string]string {
+	out := make(map[string]string, len(l.sessions))
+	for _, s := range l.sessions {
+		if s.id != "" {
+			out[s.dc] = s.id
+		}
+	}
+	return out
+}
 
 // Targets are the locked hosts.
 func (l *HostLock) Targets() []RunTarget { return slices.Clone(l.targets) }
 
-// Release frees every host and ends the session. The keys are deleted
-// first (a clean release, no lock-delay for the next run), then the session
-// is destroyed. Release is idempotent; the first call's error is returned.
+// Release frees every host and ends the sessions: per datacenter the keys
+// are deleted first (a clean release, no lock-delay for the next run), then
+// the session is destroyed. It returns within DefaultLockReleaseTimeout
+// whatever Consul does (and earlier if ctx ends); hosts it could not free
+// are freed when Consul expires the sessions. Release is idempotent; the
+// first call's error is returned.
 func (l *HostLock) Release(ctx context.Context) error {
 	l.releaseOnce.Do(func() {
-		select {
-		case <-l.lost:
-			// Consul deleted the keys with the session.
-		default:
-			l.releaseErr = l.deleteKeys(ctx)
-		}
-		l.stopRenewer(ctx) // RenewPeriodic destroys the session on stop
-		// RenewPeriodic ignores the destroy's error; if the session is
-		// still there, destroy it (deleting any key a failed delete left).
-		if se, _, err := l.m.client.Session().Info(l.session, (&api.QueryOptions{Datacenter: l.m.cfg.Datacenter}).WithContext(ctx)); err == nil && se != nil {
-			if _, err := l.m.client.Session().Destroy(l.session, (&api.WriteOptions{Datacenter: l.m.cfg.Datacenter}).WithContext(ctx)); err != nil && l.releaseErr == nil {
-				l.releaseErr = fmt.Errorf("releasing hosts of run %s: destroying session: %w", l.runID, err)
+		ctx, cancel := context.WithTimeout(ctx, DefaultLockReleaseTimeout)
+		defer cancel()
+		// Stop renewing first: a renewal in flight is cancelled, and none
+		// can race the destroy.
+		l.stop()
+		l.renewers.Wait()
+		var errs []error
+		for _, s := range l.sessions {
+			if s.id == "" {
+				continue
+			}
+			l.mu.Lock()
+			gone := s.gone
+			l.mu.Unlock()
+			if gone {
+				continue // Consul deleted the keys with the session
+			}
+			if err := l.deleteKeys(ctx, s); err != nil {
+				errs = append(errs, err)
+			}
+			// Destroying deletes any key a failed delete left (behavior
+			// "delete").
+			if _, err := l.m.client.Session().Destroy(s.id, (&api.WriteOptions{Datacenter: s.dc}).WithContext(ctx)); err != nil {
+				errs = append(errs, fmt.Errorf("releasing hosts of run %s: destroying session %s: %w", l.runID, s.id, err))
 			}
 		}
+		l.releaseErr = errors.Join(errs...)
 	})
 	return l.releaseErr
 }
@@ -492,15 +722,15 @@ func (l *HostLock) Release(ctx context.Context) error {
 // deleteKeys deletes the keys this session still holds, in transactions of
 // check-session + delete pairs, so a key that another run took after we
 // lost it is never deleted.
-func (l *HostLock) deleteKeys(ctx context.Context) error {
+func (l *HostLock) deleteKeys(ctx context.Context, s *lockSession) error {
 	held := func(key string) api.TxnOps {
 		return api.TxnOps{
-			{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: key, Session: l.session}},
+			{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: key, Session: s.id}},
 			{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: key}},
 		}
 	}
-	qo := (&api.QueryOptions{Datacenter: l.m.cfg.Datacenter}).WithContext(ctx)
-	keys := l.keys[:l.taken]
+	qo := (&api.QueryOptions{Datacenter: s.dc}).WithContext(ctx)
+	keys := s.keys[:s.taken]
 	for start := 0; start < len(keys); start += lockTxnOps / 2 {
 		batch := keys[start:min(start+lockTxnOps/2, len(keys))]
 		var ops api.TxnOps
@@ -524,9 +754,10 @@ func (l *HostLock) deleteKeys(ctx context.Context) error {
 	return nil
 }
 
-// lockDedup sorts targets by key order and drops duplicates. A fixed
-// order means two runs contend for their first shared host in the same
-// batch rather than each taking part of the other's set.
+// lockDedup sorts targets by datacenter and node and drops duplicates. A
+// fixed order means two runs contend for their first shared host in the
+// same batch rather than each taking part of the other's set, and
+// datacenters are always locked in the same order.
 func lockDedup(targets []RunTarget) []RunTarget {
 	out := make([]RunTarget, 0, len(targets))
 	seen := map[[2]string]bool{}

@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 )
@@ -29,9 +29,29 @@ type ManagerConfig struct {
 	// Timeout ends a run that takes longer (0: no timeout).
 	Timeout time.Duration
 	// OutputLines bounds the output lines kept in memory per live run
-	// (default 5000; the whole output is in history and the run dir).
+	// (default 5000; the whole output is in history and the run dir). Each
+	// line is cut at OutputLineMax bytes.
 	OutputLines int
+	// KeepRuns is how many runs history keeps ([ansible] keep_runs,
+	// default DefaultKeepRuns); KeepFor how long ([ansible] keep_days,
+	// default DefaultKeepFor). Older final runs are pruned with their run
+	// directories at start and after each run (see Prune). A negative
+	// value turns that rule off.
+	KeepRuns int
+	KeepFor  time.Duration
 }
+
+// Defaults of ManagerConfig's pruning rules.
+const (
+	DefaultKeepRuns = 1000
+	DefaultKeepFor  = 90 * 24 * time.Hour
+)
+
+// OutputLineMax bounds one line of a run's output held in memory (the live
+// tail, the run view): a longer line is cut there with a marker saying how
+// many bytes were left out. output.log has the whole line; history keeps
+// the first HistoryConfig.MaxOutputBytes of the output.
+const OutputLineMax = 64 << 10
 
 // Manager is the one place runs are launched from: it previews (inventory
 // snapshot, exact argv, --list-hosts), queues and locks, runs, follows the
@@ -49,6 +69,8 @@ type Manager struct {
 	live    map[string]*mgrRun
 	version uint64
 	changed chan struct{}
+
+	pruning sync.Mutex // one Prune at a time; a Prune already under way is enough
 }
 
 // mgrPlan is a preview waiting to be launched or discarded.
@@ -64,7 +86,9 @@ type mgrRun struct {
 	argv    []string
 	state   *RunState
 	out     []string
-	partial string
+	outSize int    // bytes of out
+	partial string // the line being written, at most OutputLineMax bytes
+	partCut int    // bytes of it left out
 	dropped int
 	cancel  context.CancelFunc
 	// canceled is set by Cancel, so a run cancelled while queued ends as
@@ -80,16 +104,45 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.OutputLines <= 0 {
 		cfg.OutputLines = 5000
 	}
+	if cfg.KeepRuns == 0 {
+		cfg.KeepRuns = DefaultKeepRuns
+	}
+	if cfg.KeepFor == 0 {
+		cfg.KeepFor = DefaultKeepFor
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		cfg: cfg, ctx: ctx, cancel: cancel,
 		plans: map[string]*mgrPlan{}, live: map[string]*mgrRun{},
 		changed: make(chan struct{}),
-	}, nil
+	}
+	// Clean up after earlier consoles (leftover secrets files, old runs)
+	// without delaying the start.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.maintain()
+	}()
+	return m, nil
+}
+
+// maintain runs Prune in the background of a start or a run's end; a
+// Prune already under way makes it return at once.
+func (m *Manager) maintain() {
+	if !m.pruning.TryLock() {
+		return
+	}
+	defer m.pruning.Unlock()
+	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
+	defer cancel()
+	_, _ = m.prune(ctx)
 }
 
 // Close cancels every queued and running run of this manager, waits until
-// they have ended and been recorded, and discards open previews.
+// they have ended and been recorded, and discards open previews. Each run's
+// host locks are released within DefaultLockReleaseTimeout whatever Consul
+// does, so Close returns within about that after the runs' cancel
+// sequence.
 func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
@@ -179,6 +232,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 		PlanID: plan.ID, Request: req, Hosts: slices.Clone(plan.Hosts), Aliases: aliases,
 		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env),
 	}
+	p.Warnings = append(p.Warnings, snapshotWarnings(snap)...)
 	p.Warnings = append(p.Warnings, notes...)
 	for _, w := range warns {
 		if w.Node != "" && want[w.Node] {
@@ -193,6 +247,27 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	m.plans[plan.ID] = &mgrPlan{plan: plan, preview: p, targets: targets}
 	m.mu.Unlock()
 	return p, nil
+}
+
+// snapshotWarnings says why the snapshot an inventory is built from may
+// not be the fleet as it is: a datacenter that is not connected (its nodes
+// are as last known, or missing), or results Consul left out for the
+// token's ACLs.
+func snapshotWarnings(s *fleet.Snapshot) []string {
+	var out []string
+	for _, c := range s.Conn {
+		if c.Status != fleet.Connected {
+			w := fmt.Sprintf("datacenter %s is %s: its nodes are as last known, the inventory may be out of date", c.Datacenter, c.Status)
+			if c.LastError != "" {
+				w += " (" + c.LastError + ")"
+			}
+			out = append(out, w)
+		}
+		if c.FilteredByACL {
+			out = append(out, fmt.Sprintf("datacenter %s: Consul left out results the token may not read (ACLs): the inventory may be incomplete", c.Datacenter))
+		}
+	}
+	return out
 }
 
 // confirmThreshold is the number of hosts from which a run that is not in
@@ -302,7 +377,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 		Status: RunQueued, Argv: p.plan.Argv, Playbook: p.plan.Playbook.Name, PlaybookSHA256: p.plan.Playbook.SHA256,
 		Check: spec.Check, Diff: spec.Diff, Tags: spec.Tags, SkipTags: spec.SkipTags, Forks: spec.Forks, Become: spec.Become,
 		ExtraVars: vars, Targets: p.targets, Inventory: InventorySnapshot(spec.Inventory),
-		Scope: string(p.preview.Request.Scope), Subject: p.preview.Request.Subject,
+		Scope: string(p.preview.Request.Scope), Subject: p.preview.Request.Subject, Dir: p.plan.Dir,
 	})
 	if err != nil {
 		_ = p.plan.Discard()
@@ -329,6 +404,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 		defer m.wg.Done()
 		defer cancel()
 		m.execute(runCtx, r, p.plan, ticket)
+		m.maintain()
 	}()
 	return rec.ID, nil
 }
@@ -397,17 +473,19 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 	m.notifyLocked()
 	m.mu.Unlock()
 
-	// If Consul invalidates the lock session (an outage longer than its
-	// TTL), another console may take these hosts: stop rather than run
-	// on hosts we no longer hold.
+	// A lock that is lost (not renewed for half its TTL, or invalidated)
+	// may be taken by another console once Consul expires it: the run is
+	// killed, with graces cut short, before that can happen.
 	lostLocks := make(chan struct{})
 	runEnded := make(chan struct{})
 	go func() {
 		select {
 		case <-lock.Lost():
-			m.noteOutput(r, "fleetdeck: lost the host locks in Consul; cancelling the run\n")
+			run.CancelBy(lock.Expires())
 			close(lostLocks)
-			run.Cancel()
+			note := "\nfleetdeck: " + lock.Err().Error() + "; cancelling the run\n"
+			_ = m.cfg.History.AppendOutput(rec, id, []byte(note))
+			m.noteOutput(r, note)
 		case <-runEnded:
 		}
 	}()
@@ -426,8 +504,9 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 		res.ExitCode = &code
 	}
 	switch {
-	case isClosed(lostLocks):
-		res.Reason = "cancelled: the host locks were lost (Consul session invalidated)"
+	case isClosed(lostLocks) && report.End.Canceled:
+		res.Status = RunLockLost
+		res.Reason = "cancelled: the host locks were lost: " + lock.Err().Error()
 	case report.End.Error != "":
 		res.Reason = report.End.Error
 	case runErr != nil:
@@ -488,16 +567,23 @@ func recapOf(s *RunState) map[string]HostRecap {
 // followEvents applies the run's events to the live board and appends them
 // to history, one batch at a time: the runner hands over what arrived
 // together, so a burst of thousands of events is one history write and one
-// console refresh.
+// console refresh. It reads the run's event log rather than its in-memory
+// window, so however far behind it falls it sees every event: the board
+// stays exact and history complete, while memory holds one batch.
 func (m *Manager) followEvents(ctx context.Context, r *mgrRun, run *Run) {
-	next := 0
+	var off int64
 	for {
-		batch, n, err := run.Events(ctx, next)
-		if len(batch) > 0 {
-			lines := make([][]byte, 0, len(batch))
-			for _, ev := range batch {
-				if b, err := json.Marshal(ev); err == nil {
-					lines = append(lines, b)
+		data, next, err := run.EventLog(ctx, off)
+		if len(data) > 0 {
+			var lines [][]byte
+			var batch []RunEvent
+			for line := range bytes.Lines(data) {
+				line = bytes.TrimSuffix(line, []byte("\n"))
+				// Lines that are not events (a broken plugin's) stay in
+				// events.jsonl only, as before.
+				if ev, err := ParseRunEvent(line); err == nil {
+					lines = append(lines, line)
+					batch = append(batch, ev)
 				}
 			}
 			_ = m.cfg.History.AppendEvents(ctx, r.info.ID, lines...)
@@ -509,7 +595,7 @@ func (m *Manager) followEvents(ctx context.Context, r *mgrRun, run *Run) {
 			m.notifyLocked()
 			m.mu.Unlock()
 		}
-		next = n
+		off = next
 		if err != nil {
 			return
 		}
@@ -533,19 +619,79 @@ func (m *Manager) followOutput(ctx context.Context, r *mgrRun, run *Run) {
 	}
 }
 
-// noteOutput adds output text to the live run's bounded line tail.
+// noteOutput adds output text to the live run's bounded line tail. A line
+// longer than OutputLineMax keeps its first OutputLineMax bytes and gets a
+// marker with the number of bytes left out, so a run printing a 50 MB line
+// without a newline holds 64 KiB here, not 50 MB.
 func (m *Manager) noteOutput(r *mgrRun, text string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	text = r.partial + text
-	lines := strings.Split(text, "\n")
-	r.partial = lines[len(lines)-1]
-	r.out = append(r.out, lines[:len(lines)-1]...)
-	if over := len(r.out) - m.cfg.OutputLines; over > 0 {
+	for {
+		i := strings.IndexByte(text, '\n')
+		seg := text
+		if i >= 0 {
+			seg = text[:i]
+		}
+		keep := utf8Prefix(seg, OutputLineMax-len(r.partial))
+		r.partial += keep
+		r.partCut += len(seg) - len(keep)
+		if i < 0 {
+			break
+		}
+		line := lineCutMarker(r.partial, r.partCut)
+		r.out = append(r.out, line)
+		r.outSize += len(line)
+		r.partial, r.partCut = "", 0
+		text = text[i+1:]
+	}
+	over := max(len(r.out)-m.cfg.OutputLines, 0)
+	size := r.outSize
+	for _, l := range r.out[:over] {
+		size -= len(l)
+	}
+	for size > mgrOutputTailBytes && over < len(r.out)-1 {
+		size -= len(r.out[over])
+		over++
+	}
+	if over > 0 {
+		r.outSize = size
 		r.dropped += over
 		r.out = slices.Clone(r.out[over:])
 	}
 	m.notifyLocked()
+}
+
+// mgrOutputTailBytes bounds the live tail's bytes as OutputLines bounds its
+// lines: 5000 lines of up to 64 KiB each would be 312 MiB.
+const mgrOutputTailBytes = 8 << 20
+
+// utf8Prefix is the longest prefix of s of at most n bytes that does not
+// end inside a UTF-8 sequence.
+func utf8Prefix(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// lineCutMarker appends the cut marker to a line that lost cut bytes.
+func lineCutMarker(line string, cut int) string {
+	if cut <= 0 {
+		return line
+	}
+	return line + fmt.Sprintf("… [line cut: %d bytes]", cut)
+}
+
+// cutLine bounds one line to OutputLineMax bytes, with the marker.
+func cutLine(line string) string {
+	keep := utf8Prefix(line, OutputLineMax)
+	return lineCutMarker(keep, len(line)-len(keep))
 }
 
 // Cancel stops a queued or running run of this manager.
@@ -671,8 +817,8 @@ func (m *Manager) Run(ctx context.Context, runID string) (*RunView, error) {
 	if r := m.live[runID]; r != nil {
 		v := &RunView{Info: r.info, Argv: slices.Clone(r.argv), State: cloneRunState(r.state),
 			Output: slices.Clone(r.out), OutputTruncated: r.dropped}
-		if r.partial != "" {
-			v.Output = append(v.Output, r.partial)
+		if r.partial != "" || r.partCut > 0 {
+			v.Output = append(v.Output, lineCutMarker(r.partial, r.partCut))
 		}
 		v.Info.Counts = r.state.StatusCounts()
 		m.mu.Unlock()
@@ -695,11 +841,24 @@ func (m *Manager) Run(ctx context.Context, runID string) (*RunView, error) {
 	}
 	v := &RunView{Info: infoOf(rec), Argv: rec.Argv, State: st}
 	v.Info.Counts = st.StatusCounts()
-	v.Output = strings.Split(strings.TrimRight(rec.Output, "\n"), "\n")
-	if rec.Output == "" {
-		v.Output = nil
+	if rec.Output != "" {
+		for line := range strings.SplitSeq(strings.TrimRight(rec.Output, "\n"), "\n") {
+			v.Output = append(v.Output, cutLine(line))
+		}
 	}
 	return v, nil
+}
+
+// Locks lists every host lock held now, in every datacenter of the current
+// snapshot (one read of each datacenter's KV store), sorted by datacenter
+// and node. A datacenter that cannot be read does not hide the others:
+// what was read comes with an error naming it.
+func (m *Manager) Locks(ctx context.Context) ([]HeldLock, error) {
+	lm := m.cfg.Queue.Locks()
+	if lm == nil {
+		return nil, errors.New("listing host locks: the run queue has no lock manager")
+	}
+	return lm.Held(ctx, m.cfg.Feed.Current().Datacenters...)
 }
 
 // cloneRunState deep-copies a board so the console can read it while the

@@ -24,6 +24,23 @@ type mgrFixture struct {
 	m      *provision.Manager
 	feed   *fleet.Watcher
 	client *api.Client
+	agent  *consulagent.Agent
+	agent2 *consulagent.Agent // dc2, with mgrOptions.wan
+	hist   *provision.History
+	runs   string // the runs directory
+	books  string // the playbook directory
+}
+
+// mgrOptions vary a fixture.
+type mgrOptions struct {
+	agent      consulagent.Options
+	watchToken func(root *api.Client) string // the watcher's ACL token; default the agent's
+	waitNode   string                        // the node the fleet must show before the fixture is ready
+	wan        bool                          // also a datacenter dc2, WAN-joined, with the same nodes
+	playbooks  map[string]string
+	runner     func(*provision.RunnerConfig)
+	locks      func(*provision.LockConfig)
+	manager    func(*provision.ManagerConfig)
 }
 
 const mgrPlaybook = `# says hello on every host, fails where told to
@@ -53,15 +70,19 @@ func mgrSlowPlaybook() string {
       command: ` + mgrSleepMarker() + "\n"
 }
 
-func newMgrFixture(t *testing.T) *mgrFixture {
+func newMgrFixture(t *testing.T, opts ...func(*mgrOptions)) *mgrFixture {
 	t.Helper()
+	o := mgrOptions{waitNode: "web-3", playbooks: map[string]string{}}
+	for _, f := range opts {
+		f(&o)
+	}
 	if _, err := exec.LookPath("ansible-playbook"); err != nil {
 		if os.Getenv(consulagent.EnvRequire) == "1" {
 			t.Fatal("ansible-playbook is needed (apt-get install --no-install-recommends ansible-core)")
 		}
 		t.Skip("no ansible-playbook")
 	}
-	agent := consulagent.StartTest(t, consulagent.Options{})
+	agent := consulagent.StartTest(t, o.agent)
 	c, err := agent.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -75,14 +96,37 @@ func newMgrFixture(t *testing.T) *mgrFixture {
 			t.Fatal(err)
 		}
 	}
+	var agent2 *consulagent.Agent
+	if o.wan {
+		agent2 = consulagent.StartTest(t, consulagent.Options{Datacenter: "dc2", JoinWAN: []string{agent.SerfWANAddr()}})
+		c2, err := agent2.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			reg := &api.CatalogRegistration{Node: fmt.Sprintf("web-%d", i), Address: fmt.Sprintf("10.8.0.%d", i+1),
+				Service: &api.AgentService{ID: "web", Service: "web", Port: 80}}
+			if _, err := c2.Catalog().Register(reg, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wc := c
+	if o.watchToken != nil {
+		cfg := api.DefaultConfig()
+		cfg.Address, cfg.Scheme, cfg.Token, cfg.TokenFile = agent.HTTPAddr(), "http", o.watchToken(c), ""
+		if wc, err = api.NewClient(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := fleet.NewWatcher(c, fleet.Config{})
+	w := fleet.NewWatcher(wc, fleet.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	for s := w.Current(); s.Node("dc1", "web-3") == nil; {
+	for s := w.Current(); s.Node("dc1", o.waitNode) == nil || (o.wan && s.Node("dc2", "web-1") == nil); {
 		if s, err = w.Next(wctx, s.Version); err != nil {
 			t.Fatalf("waiting for the fleet: %v", err)
 		}
@@ -93,7 +137,8 @@ func newMgrFixture(t *testing.T) *mgrFixture {
 	if err := os.MkdirAll(books, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{"hello.yml": mgrPlaybook, "slow.yml": mgrSlowPlaybook()} {
+	o.playbooks["hello.yml"], o.playbooks["slow.yml"] = mgrPlaybook, mgrSlowPlaybook()
+	for name, body := range o.playbooks {
 		if err := os.WriteFile(filepath.Join(books, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +147,12 @@ func newMgrFixture(t *testing.T) *mgrFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := provision.NewRunner(provision.RunnerConfig{Catalog: cat, RunsDir: filepath.Join(dir, "runs"),
-		Env: []string{"ANSIBLE_PYTHON_INTERPRETER=auto_silent"}, CancelGrace: time.Second, TermGrace: time.Second})
+	rcfg := provision.RunnerConfig{Catalog: cat, RunsDir: filepath.Join(dir, "runs"),
+		Env: []string{"ANSIBLE_PYTHON_INTERPRETER=auto_silent"}, CancelGrace: time.Second, TermGrace: time.Second}
+	if o.runner != nil {
+		o.runner(&rcfg)
+	}
+	runner, err := provision.NewRunner(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,14 +160,22 @@ func newMgrFixture(t *testing.T) *mgrFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	locks := provision.NewLockManager(c, provision.LockConfig{Prefix: "fdtest", LockDelay: -1})
+	lcfg := provision.LockConfig{Prefix: "fdtest", LockDelay: -1, TTL: 10 * time.Second}
+	if o.locks != nil {
+		o.locks(&lcfg)
+	}
+	locks := provision.NewLockManager(c, lcfg)
 	queue := provision.NewRunQueue(locks, provision.QueueConfig{Cap: 2})
-	m, err := provision.NewManager(provision.ManagerConfig{Feed: w, Runner: runner, History: hist, Queue: queue})
+	mcfg := provision.ManagerConfig{Feed: w, Runner: runner, History: hist, Queue: queue}
+	if o.manager != nil {
+		o.manager(&mcfg)
+	}
+	m, err := provision.NewManager(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return &mgrFixture{m: m, feed: w, client: c}
+	return &mgrFixture{m: m, feed: w, client: c, agent: agent, agent2: agent2, hist: hist, runs: rcfg.RunsDir, books: books}
 }
 
 // waitRun waits until the run is no longer live and returns its view.
@@ -272,8 +329,8 @@ func TestManagerCancelsARunThatLostItsLocks(t *testing.T) {
 		}
 	}
 	v := f.waitRun(t, id, time.Minute, ended)
-	if v.Info.Status != provision.RunCancelled || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
-		t.Errorf("run ended %s (%q), want cancelled because the locks were lost", v.Info.Status, v.Info.QueueReason)
+	if v.Info.Status != provision.RunLockLost || !strings.Contains(v.Info.QueueReason, "host locks were lost") {
+		t.Errorf("run ended %s (%q), want lock-lost", v.Info.Status, v.Info.QueueReason)
 	}
 }
 

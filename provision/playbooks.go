@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -111,65 +112,101 @@ func runPlaybookName(name string) bool {
 // base.yml). Anything else — a path, "..", a file outside the directory — is
 // ErrPlaybookNotFound.
 func (c *PlaybookCatalog) Get(name string) (Playbook, error) {
+	pb, _, err := c.read(name)
+	return pb, err
+}
+
+// playbookMaxBytes bounds a playbook file (a playbook is read whole, to
+// pin it for a run).
+const playbookMaxBytes = 16 << 20
+
+// read returns the named playbook (see Get) and its bytes, read once: the
+// checksum is of exactly these bytes, which is what a run executes (see
+// RunPlan). A link is followed only while it stays inside the directory,
+// and the file read must still be the one the name resolves to after the
+// read, so re-pointing a link at the wrong moment cannot slip another file
+// in.
+func (c *PlaybookCatalog) read(name string) (Playbook, []byte, error) {
 	if !runPlaybookName(name) {
 		if runPlaybookName(name + ".yml") {
-			if pb, err := c.Get(name + ".yml"); err == nil {
-				return pb, nil
+			if pb, body, err := c.read(name + ".yml"); err == nil {
+				return pb, body, nil
 			}
-			return c.Get(name + ".yaml")
+			return c.read(name + ".yaml")
 		}
-		return Playbook{}, fmt.Errorf("%w: %q (playbooks are *.yml / *.yaml files in %s)", ErrPlaybookNotFound, name, c.dir)
+		return Playbook{}, nil, fmt.Errorf("%w: %q (playbooks are *.yml / *.yaml files in %s)", ErrPlaybookNotFound, name, c.dir)
 	}
 	p := filepath.Join(c.dir, name)
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return Playbook{}, fmt.Errorf("%w: %q in %s", ErrPlaybookNotFound, name, c.dir)
+	resolve := func() (string, error) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q in %s", ErrPlaybookNotFound, name, c.dir)
+		}
+		if filepath.Dir(real) != c.dir && !strings.HasPrefix(real, c.dir+string(filepath.Separator)) {
+			return "", fmt.Errorf("%w: %q links outside %s", ErrPlaybookNotFound, name, c.dir)
+		}
+		return real, nil
 	}
-	if filepath.Dir(real) != c.dir && !strings.HasPrefix(real, c.dir+string(filepath.Separator)) {
-		return Playbook{}, fmt.Errorf("%w: %q links outside %s", ErrPlaybookNotFound, name, c.dir)
+	real, err := resolve()
+	if err != nil {
+		return Playbook{}, nil, err
 	}
 	f, err := os.Open(real)
 	if err != nil {
-		return Playbook{}, fmt.Errorf("opening playbook %s: %w", name, err)
+		return Playbook{}, nil, fmt.Errorf("opening playbook %s: %w", name, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return Playbook{}, fmt.Errorf("reading playbook %s: %w", name, err)
+		return Playbook{}, nil, fmt.Errorf("reading playbook %s: %w", name, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Playbook{}, fmt.Errorf("%w: %q is not a regular file", ErrPlaybookNotFound, name)
+		return Playbook{}, nil, fmt.Errorf("%w: %q is not a regular file", ErrPlaybookNotFound, name)
 	}
-	h := sha256.New()
-	desc := ""
-	br := bufio.NewReader(io.TeeReader(f, h))
-	for desc == "" {
-		line, err := br.ReadString('\n')
-		t := strings.TrimSpace(line)
-		if strings.HasPrefix(t, "#") {
-			desc = strings.TrimSpace(strings.TrimLeft(t, "#"))
-		} else if t != "" && t != "---" {
-			break // descriptions are leading comments only
-		}
-		if err != nil {
-			break
-		}
+	body, err := io.ReadAll(io.LimitReader(f, playbookMaxBytes+1))
+	if err != nil {
+		return Playbook{}, nil, fmt.Errorf("reading playbook %s: %w", name, err)
 	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return Playbook{}, fmt.Errorf("checksumming playbook %s: %w", name, err)
+	if len(body) > playbookMaxBytes {
+		return Playbook{}, nil, fmt.Errorf("reading playbook %s: larger than %d MiB", name, playbookMaxBytes>>20)
 	}
+	again, err := resolve()
+	if err != nil {
+		return Playbook{}, nil, err
+	}
+	if fi2, err := os.Stat(again); err != nil || !os.SameFile(fi, fi2) {
+		return Playbook{}, nil, fmt.Errorf("reading playbook %s: it changed while being read; try again", name)
+	}
+	sum := sha256.Sum256(body)
 	return Playbook{
 		Name:        name,
 		Path:        p,
-		SHA256:      hex.EncodeToString(h.Sum(nil)),
-		Size:        fi.Size(),
+		SHA256:      hex.EncodeToString(sum[:]),
+		Size:        int64(len(body)),
 		ModTime:     fi.ModTime(),
-		Description: desc,
-	}, nil
+		Description: playbookDescription(body),
+	}, body, nil
 }
 
-// runFileSHA256 checksums a file (the playbook again right before it runs,
-// so the record names the content that actually ran).
+// playbookDescription is the first "# " comment line of a playbook, if it
+// comes before anything else.
+func playbookDescription(body []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		t := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(t, "#") {
+			return strings.TrimSpace(strings.TrimLeft(t, "#"))
+		}
+		if t != "" && t != "---" {
+			return "" // descriptions are leading comments only
+		}
+	}
+	return ""
+}
+
+// runFileSHA256 checksums a file (the pinned playbook copy again right
+// before it runs, so the record names the content that actually ran).
 func runFileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -100,6 +100,13 @@ func newRunQueue(locks lockAcquirer, cfg QueueConfig) *RunQueue {
 	return &RunQueue{locks: locks, cfg: cfg, changed: make(chan struct{})}
 }
 
+// Locks returns the LockManager the queue takes host locks with (nil for a
+// queue over another lock acquirer).
+func (q *RunQueue) Locks() *LockManager {
+	lm, _ := q.locks.(*LockManager)
+	return lm
+}
+
 // Enqueue puts a run at the end of the queue and returns its ticket and
 // 1-based position. Call Wait on the ticket right away (runs behind it wait
 // for it), and Done when the run has ended or is abandoned.

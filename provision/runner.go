@@ -44,10 +44,22 @@ type RunnerConfig struct {
 	// per run. Run directories are not removed by the Runner: they are the
 	// run's record until history has taken it.
 	RunsDir string
-	// Env is added to the environment of every run (after the inherited
-	// environment, before fleetdeck's own settings, which win), e.g.
-	// ANSIBLE_HOST_KEY_CHECKING=False or ANSIBLE_PRIVATE_KEY_FILE=….
+	// Env is added to the environment of every run ([ansible] env), after
+	// what is passed from the console's environment and before fleetdeck's
+	// own settings, which win: e.g. ANSIBLE_HOST_KEY_CHECKING=False or
+	// ANSIBLE_PRIVATE_KEY_FILE=….
 	Env []string
+	// PassEnv names further variables of the console's environment passed
+	// to every run ([ansible] pass_env), beyond the allow-list (PATH, HOME,
+	// USER, LOGNAME, LANG, LC_*, TZ, TMPDIR, TERM, SSH_AUTH_SOCK and the
+	// ANSIBLE_* settings that cannot change what the preview showed).
+	// Nothing else is passed: Consul and cloud credentials reach a playbook
+	// only when named here.
+	PassEnv []string
+	// EventWindow is how many recent events a run keeps in memory for
+	// Run.Events (default DefaultEventWindow); every event is still applied
+	// to the run's board and written to events.jsonl.
+	EventWindow int
 	// CancelGrace is how long a cancelled run gets after SIGINT before
 	// SIGTERM (default 5 s); TermGrace is the wait after SIGTERM before
 	// SIGKILL (default 3 s).
@@ -63,6 +75,7 @@ type RunnerConfig struct {
 type Runner struct {
 	cfg     RunnerConfig
 	ansible string
+	owner   RunOwner // written into each run directory (runOwnerFile)
 }
 
 // NewRunner checks the configuration: ansible-playbook must be executable
@@ -88,7 +101,26 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.OutputTail <= 0 {
 		cfg.OutputTail = 1 << 20
 	}
-	return &Runner{cfg: cfg, ansible: path}, nil
+	if cfg.EventWindow <= 0 {
+		cfg.EventWindow = DefaultEventWindow
+	}
+	if cfg.RunsDir != "" {
+		// Absolute, so run records name their directories unambiguously.
+		abs, err := filepath.Abs(cfg.RunsDir)
+		if err != nil {
+			return nil, fmt.Errorf("creating runner: runs directory %s: %w", cfg.RunsDir, err)
+		}
+		cfg.RunsDir = abs
+	}
+	for _, name := range cfg.PassEnv {
+		switch {
+		case !runIdentRE.MatchString(name):
+			return nil, fmt.Errorf("creating runner: %w: pass_env %q is not a variable name", ErrRunSpec, runShort(name))
+		case runDeniedEnv[name] || name == superviseEnv:
+			return nil, fmt.Errorf("creating runner: %w: pass_env %s: fleetdeck sets or drops it for every run (it would change the run behind the preview)", ErrRunSpec, name)
+		}
+	}
+	return &Runner{cfg: cfg, ansible: path, owner: histSelf()}, nil
 }
 
 // AnsiblePlaybook returns the resolved ansible-playbook path.
@@ -123,19 +155,34 @@ type RunSpec struct {
 	Timeout time.Duration
 }
 
-// RunPlan is a prepared run: the run directory with the inventory snapshot
-// and plugin written, and the exact argv. Preview fills Plays and Hosts from
-// `--list-hosts` against the same snapshot; Start runs the same argv, so what
-// was previewed is what runs.
+// RunPlan is a prepared run: the run directory with the inventory snapshot,
+// the plugin and the pinned playbook written, and the exact argv. Preview
+// fills Plays and Hosts from `--list-hosts` against the same snapshot and
+// playbook copy; Start runs the same argv, so what was previewed is what
+// runs.
+//
+// The playbook is pinned: Prepare reads its bytes once (through a link
+// only if it stays inside the playbook directory, as the catalog does),
+// Playbook.SHA256 is taken over those bytes, and the run executes a copy of
+// them in the run directory's "playbook" directory. That directory holds a
+// symbolic link to every other entry of the playbook directory, because
+// Ansible resolves roles/, files/, templates/, vars/, group_vars/ and
+// included files relative to the playbook: those are read when the run
+// reads them, not pinned.
 type RunPlan struct {
 	ID       string
 	Dir      string
 	Spec     RunSpec
 	Playbook Playbook
+	// PlaybookCopy is the pinned copy that runs (the last argument of
+	// Argv).
+	PlaybookCopy string
 	// Argv is the exact command line, Argv[0] the ansible-playbook path.
 	Argv []string
-	// Env lists the environment settings fleetdeck adds or forces (the rest
-	// is inherited, minus the variables listed in docs).
+	// Env is the run's environment as a preview shows it: NAME for a value
+	// passed from the console's environment (never its value), NAME=value
+	// for [ansible] env settings (secret-looking ones as NAME=<redacted>)
+	// and for fleetdeck's own settings.
 	Env []string
 	// Plays and Hosts are set by Preview.
 	Plays []PlayHosts
@@ -144,7 +191,11 @@ type RunPlan struct {
 	runner *Runner
 	inv    string // inventory script path
 	env    []string
+	body   []byte // the playbook's bytes, until written
 }
+
+// playbookPath is the playbook file the run executes: the pinned copy.
+func (p *RunPlan) playbookPath() string { return p.PlaybookCopy }
 
 // PlayHosts is one play of a --list-hosts preview.
 type PlayHosts struct {
@@ -279,7 +330,7 @@ func (r *Runner) Prepare(ctx context.Context, spec RunSpec) (*RunPlan, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("preparing run: %w", err)
 	}
-	pb, err := r.cfg.Catalog.Get(spec.Playbook)
+	pb, body, err := r.cfg.Catalog.read(spec.Playbook)
 	if err != nil {
 		return nil, fmt.Errorf("preparing run: %w", err)
 	}
@@ -344,7 +395,7 @@ func (r *Runner) Prepare(ctx context.Context, spec RunSpec) (*RunPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("preparing run: creating run directory: %w", err)
 	}
-	plan := &RunPlan{ID: id, Dir: dir, Spec: spec, Playbook: pb, runner: r}
+	plan := &RunPlan{ID: id, Dir: dir, Spec: spec, Playbook: pb, runner: r, body: body}
 	if err := plan.write(extra); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("preparing run: %w", err)
@@ -353,12 +404,31 @@ func (r *Runner) Prepare(ctx context.Context, spec RunSpec) (*RunPlan, error) {
 }
 
 // RunExtraVarsFile is the run directory's file of extra vars; it exists
-// only until the run ends, so secrets do not stay on disk.
+// only until the run ends, so secrets do not stay on disk (a console that
+// crashed leaves it: the next start removes it, see Manager.Prune).
 const RunExtraVarsFile = "extra-vars.json"
 
-// write puts the snapshot and plugin into the run directory and builds argv
-// and environment.
+// runOwnerFile names the process that prepared a run directory (a
+// RunOwner, JSON), so that clean-up can tell a crash's leftovers from the
+// previews and runs of a console that is still running.
+const runOwnerFile = "owner.json"
+
+// runPlaybookDir is the run directory's shadow of the playbook directory.
+const runPlaybookDir = "playbook"
+
+// write puts the snapshot, plugin and pinned playbook into the run
+// directory and builds argv and environment.
 func (p *RunPlan) write(extra map[string]map[string]string) error {
+	owner, err := json.Marshal(p.runner.owner)
+	if err != nil {
+		return fmt.Errorf("encoding the run's owner: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(p.Dir, runOwnerFile), owner, 0o600); err != nil {
+		return fmt.Errorf("writing the run's owner: %w", err)
+	}
+	if err := p.pinPlaybook(); err != nil {
+		return err
+	}
 	invJSON := filepath.Join(p.Dir, "inventory.json")
 	if err := os.WriteFile(invJSON, p.Spec.Inventory, 0o600); err != nil {
 		return fmt.Errorf("writing inventory snapshot: %w", err)
@@ -424,11 +494,39 @@ func (p *RunPlan) write(extra map[string]map[string]string) error {
 	if s.Become {
 		argv = append(argv, "--become")
 	}
-	argv = append(argv, p.Playbook.Path)
+	argv = append(argv, p.PlaybookCopy)
 	p.Argv = argv
 
-	p.Env = runForcedEnv(cbDir, s.Become)
-	p.env = runBuildEnv(os.Environ(), p.runner.cfg.Env, p.Env)
+	p.env, p.Env = runBuildEnv(os.Environ(), p.runner.cfg.PassEnv, p.runner.cfg.Env, runForcedEnv(cbDir, s.Become))
+	return nil
+}
+
+// pinPlaybook writes the playbook bytes read at Prepare into the shadow
+// playbook directory, next to links to every other entry of the catalog
+// directory (see RunPlan).
+func (p *RunPlan) pinPlaybook() error {
+	shadow := filepath.Join(p.Dir, runPlaybookDir)
+	if err := os.Mkdir(shadow, 0o700); err != nil {
+		return fmt.Errorf("creating the playbook copy's directory: %w", err)
+	}
+	src := p.runner.cfg.Catalog.Dir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("%w: listing %s: %v", ErrPlaybookDir, src, err)
+	}
+	for _, e := range entries {
+		if e.Name() == p.Playbook.Name {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(shadow, e.Name())); err != nil {
+			return fmt.Errorf("linking %s next to the playbook copy: %w", e.Name(), err)
+		}
+	}
+	p.PlaybookCopy = filepath.Join(shadow, p.Playbook.Name)
+	if err := os.WriteFile(p.PlaybookCopy, p.body, 0o600); err != nil {
+		return fmt.Errorf("writing the playbook copy: %w", err)
+	}
+	p.body = nil
 	return nil
 }
 
@@ -474,20 +572,66 @@ func runForcedEnv(callbackDir string, become bool) []string {
 	return env
 }
 
-// runBuildEnv: inherited minus denied, then configured, then forced; for
-// duplicate keys the last one wins (as os/exec does).
-func runBuildEnv(inherited, configured, forced []string) []string {
-	out := make([]string, 0, len(inherited)+len(configured)+len(forced))
-	for _, kv := range inherited {
-		k, _, _ := strings.Cut(kv, "=")
-		if runDeniedEnv[k] {
-			continue
-		}
-		out = append(out, kv)
+// runAllowedEnv says whether a variable of the console's environment is
+// passed to runs without being named in RunnerConfig.PassEnv: what
+// ansible-playbook, ssh and Python need to work as they do in the user's
+// shell, and the ANSIBLE_* settings a team configures Ansible with (except
+// those in runDeniedEnv). Everything else — CONSUL_HTTP_TOKEN,
+// GOOGLE_APPLICATION_CREDENTIALS, AWS_*, VAULT_TOKEN … — stays with the
+// console.
+func runAllowedEnv(name string) bool {
+	switch name {
+	case "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SSH_AUTH_SOCK":
+		return true
 	}
-	out = append(out, configured...)
-	out = append(out, forced...)
-	return out
+	if strings.HasPrefix(name, "LC_") {
+		return true
+	}
+	return strings.HasPrefix(name, "ANSIBLE_") && !runDeniedEnv[name]
+}
+
+// runBuildEnv builds a run's environment: the allowed and the named
+// (pass) variables of inherited, then configured, then forced; for a name
+// set twice the last one wins. shown is the same list for a preview: names
+// only for inherited values, configured values with secrets redacted (the
+// rule of RedactExtraVars), forced values as they are.
+func runBuildEnv(inherited, pass, configured, forced []string) (env, shown []string) {
+	named := map[string]bool{}
+	for _, n := range pass {
+		named[n] = true
+	}
+	type entry struct{ kv, show string }
+	var order []string
+	set := map[string]entry{}
+	add := func(kv, show string) {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			order = append(order, k)
+		}
+		set[k] = entry{kv, show}
+	}
+	for _, kv := range inherited {
+		k, _, ok := strings.Cut(kv, "=")
+		if ok && (runAllowedEnv(k) || named[k]) && !runDeniedEnv[k] && k != superviseEnv {
+			add(kv, k)
+		}
+	}
+	for _, kv := range configured {
+		k, v, _ := strings.Cut(kv, "=")
+		show := kv
+		if IsSecretVar(k) || histSecretValue(v) {
+			show = k + "=" + RedactedValue
+		}
+		add(kv, show)
+	}
+	for _, kv := range forced {
+		add(kv, kv)
+	}
+	for _, k := range order {
+		env = append(env, set[k].kv)
+		shown = append(shown, set[k].show)
+	}
+	return env, shown
 }
 
 // Discard removes the run directory of a plan that will not be started.
@@ -639,12 +783,34 @@ func (r *Runner) Start(ctx context.Context, plan *RunPlan) (*Run, error) {
 	return runStart(ctx, r, plan)
 }
 
-// runReadLines reads newline-terminated lines; used for the event pipe.
-func runReadLines(br *bufio.Reader, fn func([]byte)) error {
+// runReadLines reads newline-terminated lines (the event pipe) without
+// ever holding more than maxLen bytes of one: a longer line is handed over
+// cut to maxLen bytes, with cut saying how many bytes were dropped. The
+// slice is only valid during the call.
+func runReadLines(br *bufio.Reader, maxLen int, fn func(line []byte, cut int)) error {
+	var long []byte
+	cut := 0
+	keep := func(chunk []byte) {
+		room := max(maxLen-len(long), 0)
+		n := min(room, len(chunk))
+		long = append(long, chunk[:n]...)
+		cut += len(chunk) - n
+	}
 	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			fn(line)
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			keep(chunk)
+			continue
+		}
+		switch {
+		case long == nil && cut == 0:
+			if len(chunk) > 0 {
+				fn(chunk, 0)
+			}
+		default:
+			keep(chunk)
+			fn(long, cut)
+			long, cut = nil, 0
 		}
 		if err != nil {
 			return err

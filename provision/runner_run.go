@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -59,25 +61,50 @@ type Run struct {
 	Dir  string
 	Plan *RunPlan
 
-	cmd      *exec.Cmd
-	pid      int
+	cmd      *exec.Cmd // the run supervisor (see SuperviseMain)
+	pid      int       // the supervisor's pid: the process group id
+	child    int       // ansible-playbook's pid
+	lifeline *os.File  // closed when the run has ended (or the console dies)
 	started  time.Time
 	sha      string
 	cancelCh chan struct{}
 	cancelMu sync.Once
+	hurry    chan struct{} // closed by CancelBy
+	hurryMu  sync.Once
 	done     chan struct{}
 
-	mu       sync.Mutex
-	wake     chan struct{} // closed and replaced whenever events or output arrive
-	events   []RunEvent
-	state    *RunState
-	evFile   *os.File
-	evBuf    *bufio.Writer
-	badLines int
-	out      runRing
-	outFile  *os.File
-	result   RunReport
+	mu           sync.Mutex
+	wake         chan struct{} // closed and replaced whenever events or output arrive
+	events       []RunEvent    // the window: events evBase … evBase+len-1
+	evBase       int
+	evBytes      int // approximate size of the window (the lines' lengths)
+	evWindow     int
+	evLast       int64 // Seq of the last event read
+	state        *RunState
+	evFile       *os.File
+	evBuf        *bufio.Writer
+	evWritten    int64 // bytes written to events.jsonl (through evBuf)
+	evPublished  int64 // bytes of whole lines flushed to events.jsonl
+	badLines     int
+	out          runRing
+	outFile      *os.File
+	result       RunReport
+	killDeadline time.Time // set by CancelBy: the group must be gone by then
 }
+
+// Event window bounds: a run keeps its most recent events in memory, at
+// most RunnerConfig.EventWindow of them and runEventWindowBytes of their
+// text (Run.Events); the board (RunState) has every event applied, and
+// events.jsonl has them all (Run.EventLog).
+const (
+	DefaultEventWindow  = 4096
+	runEventWindowBytes = 8 << 20
+	// runEventLineMax bounds one event line in memory; the plugin bounds
+	// each text of an event to 16 KiB, so only a broken plugin reaches it.
+	runEventLineMax = 1 << 20
+	// runKillMargin is kept between SIGKILL and a CancelBy deadline.
+	runKillMargin = time.Second
+)
 
 // runRing keeps the tail of the output with absolute byte offsets.
 type runRing struct {
@@ -89,9 +116,11 @@ type runRing struct {
 func (r *runRing) write(p []byte) {
 	r.buf = append(r.buf, p...)
 	if len(r.buf) > 2*r.max {
+		// Shift in place: the buffer keeps its capacity, so a run that
+		// prints without end allocates nothing more here.
 		drop := len(r.buf) - r.max
 		r.start += int64(drop)
-		r.buf = append([]byte(nil), r.buf[drop:]...)
+		r.buf = r.buf[:copy(r.buf, r.buf[drop:])]
 	}
 }
 
@@ -102,7 +131,9 @@ func runStart(ctx context.Context, rn *Runner, plan *RunPlan) (*Run, error) {
 	fail := func(what string, err error) (*Run, error) {
 		return nil, fmt.Errorf("starting run %s: %s: %w", plan.ID, what, err)
 	}
-	sha, err := runFileSHA256(plan.Playbook.Path)
+	// The pinned copy that runs (see RunPlan): checksummed again right
+	// before it starts, so the record names the bytes that ran.
+	sha, err := runFileSHA256(plan.playbookPath())
 	if err != nil {
 		return fail("checksumming playbook", err)
 	}
@@ -131,32 +162,27 @@ func runStart(ctx context.Context, rn *Runner, plan *RunPlan) (*Run, error) {
 	}
 	// Stdout and stderr are *os.File, not writers: os/exec then starts no
 	// copying goroutines, and Wait cannot hang on a straggler holding them.
-	cmd := &exec.Cmd{
-		Path:        plan.Argv[0],
-		Args:        plan.Argv,
-		Env:         plan.env,
-		Dir:         rn.cfg.Catalog.Dir(),
-		Stdout:      outW,
-		Stderr:      outW,
-		ExtraFiles:  []*os.File{evW}, // fd 3, FLEETDECK_EVENT_FD=3
-		SysProcAttr: runSysProcAttr(),
-	}
-	if err := cmd.Start(); err != nil {
-		for _, f := range []*os.File{evFile, outFile, evR, evW, outR, outW} {
+	// ansible-playbook runs under a supervisor that ends it when this
+	// process dies (see SuperviseMain); it gets fd 3 (FLEETDECK_EVENT_FD=3).
+	sup, err := superviseStart(plan.Dir, plan.Argv, plan.env, rn.cfg.Catalog.Dir(), outW, evW)
+	// The child has its copies; ours must go so EOF comes when it is done.
+	evW.Close()
+	outW.Close()
+	if err != nil {
+		for _, f := range []*os.File{evFile, outFile, evR, outR} {
 			f.Close()
 		}
 		return fail("starting ansible-playbook", err)
 	}
-	// The child has its copies; ours must go so EOF comes when it is done.
-	evW.Close()
-	outW.Close()
 	r := &Run{
 		ID: plan.ID, Dir: plan.Dir, Plan: plan,
-		cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), sha: sha,
-		cancelCh: make(chan struct{}), done: make(chan struct{}),
-		wake:   make(chan struct{}),
-		state:  NewRunState(plan.Hosts),
-		evFile: evFile, evBuf: bufio.NewWriterSize(evFile, 64<<10),
+		cmd: sup.cmd, pid: sup.cmd.Process.Pid, child: sup.child, lifeline: sup.lifeline,
+		started: time.Now(), sha: sha,
+		cancelCh: make(chan struct{}), hurry: make(chan struct{}), done: make(chan struct{}),
+		wake:     make(chan struct{}),
+		evWindow: rn.cfg.EventWindow,
+		state:    NewRunState(plan.Hosts),
+		evFile:   evFile, evBuf: bufio.NewWriterSize(evFile, 64<<10),
 		out:     runRing{max: rn.cfg.OutputTail},
 		outFile: outFile,
 	}
@@ -179,23 +205,41 @@ func (r *Run) notifyLocked() {
 func (r *Run) readEvents(f *os.File) {
 	br := bufio.NewReaderSize(f, 256<<10)
 	var pending []RunEvent
+	var pendingBytes []int
 	flush := func() {
 		r.mu.Lock()
-		for _, ev := range pending {
+		for i, ev := range pending {
 			r.state.Apply(ev)
+			r.evBytes += pendingBytes[i]
+		}
+		if n := len(pending); n > 0 {
+			r.evLast = pending[n-1].Seq
 		}
 		r.events = append(r.events, pending...)
-		r.evBuf.Flush()
+		r.trimEventsLocked()
+		if r.evBuf.Flush() == nil {
+			r.evPublished = r.evWritten
+		}
 		r.notifyLocked()
 		r.mu.Unlock()
-		pending = pending[:0]
+		pending, pendingBytes = pending[:0], pendingBytes[:0]
 	}
-	_ = runReadLines(br, func(line []byte) {
-		ev, err := ParseRunEvent(line)
+	_ = runReadLines(br, runEventLineMax, func(line []byte, cut int) {
+		var ev RunEvent
+		err := errors.New("line cut")
+		if cut == 0 {
+			ev, err = ParseRunEvent(line)
+		} else {
+			// Kept as a marker, not as a broken JSON prefix.
+			line, _ = json.Marshal(map[string]string{"fleetdeck_invalid_event": fmt.Sprintf("event line cut: %d bytes", len(line)+cut)})
+		}
 		r.mu.Lock()
-		r.evBuf.Write(line)
+		n, _ := r.evBuf.Write(line)
+		r.evWritten += int64(n)
 		if line[len(line)-1] != '\n' {
-			r.evBuf.WriteByte('\n')
+			if r.evBuf.WriteByte('\n') == nil {
+				r.evWritten++
+			}
 		}
 		if err != nil {
 			r.badLines++
@@ -203,6 +247,7 @@ func (r *Run) readEvents(f *os.File) {
 		r.mu.Unlock()
 		if err == nil {
 			pending = append(pending, ev)
+			pendingBytes = append(pendingBytes, len(line))
 		}
 		// Publish when the pipe has nothing more buffered: a burst becomes
 		// one wake-up, a trickle is delivered at once.
@@ -211,6 +256,30 @@ func (r *Run) readEvents(f *os.File) {
 		}
 	})
 	flush()
+}
+
+// trimEventsLocked drops the oldest events beyond the window. It trims to
+// the window once twice its size is reached, so the copying is amortised.
+func (r *Run) trimEventsLocked() {
+	if len(r.events) <= 2*r.evWindow && r.evBytes <= 2*runEventWindowBytes {
+		return
+	}
+	drop := max(len(r.events)-r.evWindow, 0)
+	// Sizes are not kept per event: the bytes left are estimated in
+	// proportion, which is all a bound needs.
+	if r.evBytes > 2*runEventWindowBytes && len(r.events) > 1 {
+		per := r.evBytes / len(r.events)
+		if per > 0 {
+			drop = max(drop, len(r.events)-runEventWindowBytes/per)
+		}
+	}
+	drop = min(drop, len(r.events)-1)
+	if drop <= 0 {
+		return
+	}
+	r.evBytes -= r.evBytes * drop / len(r.events)
+	r.evBase += drop
+	r.events = slices.Clone(r.events[drop:])
 }
 
 // readOutput copies the human output to output.log and the in-memory tail.
@@ -269,7 +338,8 @@ func (r *Run) supervise(ctx context.Context, cfg RunnerConfig, readers *sync.Wai
 	if !reaped {
 		waitErr = r.cmd.Wait()
 	}
-	_ = waitErr // the ProcessState carries the exit status
+	_ = waitErr        // the ProcessState carries the exit status
+	r.lifeline.Close() // the supervisor is gone; its end of the pipe too
 
 	// Readers end at EOF once every holder of the pipes is gone. A process
 	// that left the group (setsid) could hold them: give up after a while.
@@ -298,19 +368,20 @@ func (r *Run) supervise(ctx context.Context, cfg RunnerConfig, readers *sync.Wai
 	r.mu.Lock()
 	end.Outcome = runOutcome(end.ExitCode, signaled, canceled, timedOut, r.state)
 	ended := time.Now()
-	last := r.state.LastSeq
-	if n := len(r.events); n > 0 && r.events[n-1].Seq > last {
-		last = r.events[n-1].Seq
-	}
+	last := max(r.state.LastSeq, r.evLast)
 	endEv := RunEvent{Seq: last + 1, Event: EventRunEnd, Time: ended.UTC(), End: &end}
 	r.state.Apply(endEv)
 	r.events = append(r.events, endEv)
+	r.trimEventsLocked()
 	var closeErr error
 	if b, err := json.Marshal(endEv); err == nil {
-		r.evBuf.Write(append(b, '\n'))
+		n, _ := r.evBuf.Write(append(b, '\n'))
+		r.evWritten += int64(n)
 	}
 	if err := r.evBuf.Flush(); err != nil {
 		closeErr = err
+	} else {
+		r.evPublished = r.evWritten
 	}
 	if err := r.evFile.Close(); err != nil && closeErr == nil {
 		closeErr = err
@@ -336,26 +407,66 @@ func (r *Run) supervise(ctx context.Context, cfg RunnerConfig, readers *sync.Wai
 }
 
 // escalate is the cancel sequence: SIGINT to the group (Ansible stops
-// cleanly, prints its recap of what ran), then SIGTERM, then SIGKILL.
+// cleanly, prints its recap of what ran), then SIGTERM after CancelGrace,
+// then SIGKILL after TermGrace. A deadline from CancelBy — before or during
+// the sequence — shortens the graces so that SIGKILL goes out
+// runKillMargin before it.
 func (r *Run) escalate(cfg RunnerConfig, exited <-chan struct{}) {
-	steps := []struct {
-		sig  syscall.Signal
-		wait time.Duration
-	}{{runSIGINT, cfg.CancelGrace}, {runSIGTERM, cfg.TermGrace}, {runSIGKILL, 0}}
-	for _, s := range steps {
-		runKillGroup(r.pid, s.sig)
-		if s.wait == 0 {
+	start := time.Now()
+	termAt := start.Add(cfg.CancelGrace)
+	killAt := termAt.Add(cfg.TermGrace)
+	hurry := r.hurry
+	sent := 0 // signals sent: SIGINT, SIGTERM, SIGKILL
+	for {
+		if isClosed(hurry) {
+			hurry = nil
+			now := time.Now()
+			r.mu.Lock()
+			dl := r.killDeadline.Add(-runKillMargin)
+			r.mu.Unlock()
+			if budget := dl.Sub(now); budget <= 0 {
+				termAt, killAt = now, now
+			} else {
+				termAt = earliest(termAt, now.Add(budget/2))
+				killAt = earliest(killAt, dl)
+			}
+		}
+		now := time.Now()
+		switch {
+		case sent == 0 && killAt.After(now):
+			runKillGroup(r.pid, runSIGINT)
+			sent = 1
+		case sent <= 1 && termAt.After(now):
+		case sent <= 1 && killAt.After(now):
+			runKillGroup(r.pid, runSIGTERM)
+			sent = 2
+		case killAt.After(now):
+		default:
+			runKillGroup(r.pid, runSIGKILL)
 			<-exited
 			return
 		}
-		t := time.NewTimer(s.wait)
+		next := killAt
+		if sent <= 1 {
+			next = termAt
+		}
+		t := time.NewTimer(max(time.Until(next), 0))
 		select {
 		case <-exited:
 			t.Stop()
 			return
+		case <-hurry:
 		case <-t.C:
 		}
+		t.Stop()
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // runOutcome maps how the process ended to an outcome.
@@ -395,6 +506,21 @@ func (r *Run) Cancel() {
 	r.cancelMu.Do(func() { close(r.cancelCh) })
 }
 
+// CancelBy cancels the run like Cancel, but with graces short enough that
+// its whole process group is killed (SIGKILL) about a second before
+// deadline — for a run whose host locks are lost and may be taken by
+// another console at deadline. It also hurries a cancel already under
+// way. The first deadline given counts.
+func (r *Run) CancelBy(deadline time.Time) {
+	r.hurryMu.Do(func() {
+		r.mu.Lock()
+		r.killDeadline = deadline
+		r.mu.Unlock()
+		close(r.hurry)
+	})
+	r.Cancel()
+}
+
 // Done is closed when the run has ended and its files are written.
 func (r *Run) Done() <-chan struct{} { return r.done }
 
@@ -410,8 +536,12 @@ func (r *Run) Wait(ctx context.Context) (RunReport, error) {
 	}
 }
 
-// Pid returns the process id (and process group id) of ansible-playbook.
+// Pid returns the process id of the run's supervisor (see SuperviseMain),
+// which leads the run's process group: it is the process group id.
 func (r *Run) Pid() int { return r.pid }
+
+// AnsiblePid returns the process id of ansible-playbook.
+func (r *Run) AnsiblePid() int { return r.child }
 
 // Events returns the events from index from on, blocking until there is at
 // least one, the run has ended (io.EOF once all were returned), or ctx is
@@ -419,15 +549,19 @@ func (r *Run) Pid() int { return r.pid }
 // since the last call comes as one batch, so a consumer that is busy
 // rendering gets one message per frame rather than one per event. The
 // returned slice must not be modified.
+//
+// Only a window of the most recent events is kept in memory (see
+// DefaultEventWindow): a consumer that fell behind it skips ahead — the
+// batch then starts at index next-len(batch), after from. A consumer that
+// needs every event reads EventLog; the run's own board (RunReport.State)
+// has every event applied.
 func (r *Run) Events(ctx context.Context, from int) (batch []RunEvent, next int, err error) {
 	for {
 		r.mu.Lock()
-		n := len(r.events)
-		if from < 0 {
-			from = 0
-		}
+		base, n := r.evBase, r.evBase+len(r.events)
+		from = max(from, base)
 		if from < n {
-			batch = r.events[from:n:n]
+			batch = r.events[from-base : n-base : n-base]
 			r.mu.Unlock()
 			return batch, n, nil
 		}
@@ -436,7 +570,7 @@ func (r *Run) Events(ctx context.Context, from int) (batch []RunEvent, next int,
 		select {
 		case <-r.done:
 			r.mu.Lock()
-			n = len(r.events)
+			n = r.evBase + len(r.events)
 			r.mu.Unlock()
 			if from < n {
 				continue
@@ -449,10 +583,69 @@ func (r *Run) Events(ctx context.Context, from int) (batch []RunEvent, next int,
 	}
 }
 
+// runEventLogChunk bounds what one EventLog call returns.
+const runEventLogChunk = 4 << 20
+
+// EventLog returns whole lines of the run's events.jsonl from byte offset
+// from on (at most a few MiB per call), blocking like Events until there is
+// one, the run has ended (io.EOF once everything was returned) or ctx is
+// done; next is the offset for the following call. Every line the plugin
+// wrote is there, in order — valid events, and markers for lines that were
+// not — so a consumer that must see every event (history) reads this
+// rather than the in-memory window of Events.
+func (r *Run) EventLog(ctx context.Context, from int64) (lines []byte, next int64, err error) {
+	path := filepath.Join(r.Dir, "events.jsonl")
+	for {
+		r.mu.Lock()
+		end := r.evPublished
+		wake := r.wake
+		r.mu.Unlock()
+		if from < end {
+			return runReadLog(path, from, min(end, from+runEventLogChunk))
+		}
+		select {
+		case <-r.done:
+			r.mu.Lock()
+			end = r.evPublished
+			r.mu.Unlock()
+			if from < end {
+				continue
+			}
+			return nil, from, io.EOF
+		case <-wake:
+		case <-ctx.Done():
+			return nil, from, fmt.Errorf("waiting for run events: %w", ctx.Err())
+		}
+	}
+}
+
+// runReadLog reads path[from:end] up to its last newline.
+func runReadLog(path string, from, end int64) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, from, fmt.Errorf("reading the event log: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, end-from)
+	n, err := f.ReadAt(buf, from)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, from, fmt.Errorf("reading the event log: %w", err)
+	}
+	buf = buf[:n]
+	i := bytes.LastIndexByte(buf, '\n')
+	if i < 0 {
+		return nil, from, fmt.Errorf("reading the event log: no whole line at offset %d", from)
+	}
+	return buf[:i+1], from + int64(i+1), nil
+}
+
+// runOutputChunk bounds what one Output call returns.
+const runOutputChunk = 1 << 20
+
 // Output returns human output from byte offset from on (stdout and stderr
-// interleaved), blocking like Events. Only the last OutputTail bytes are
-// kept in memory: when from is older, the data starts later and
-// next-len(data) tells where. The whole output is in output.log.
+// interleaved, at most 1 MiB per call), blocking like Events. Only the last
+// OutputTail bytes are kept in memory: when from is older, the data starts
+// later and next-len(data) tells where. The whole output is in output.log.
 func (r *Run) Output(ctx context.Context, from int64) (data []byte, next int64, err error) {
 	for {
 		r.mu.Lock()
@@ -461,9 +654,10 @@ func (r *Run) Output(ctx context.Context, from int64) (data []byte, next int64, 
 			from = r.out.start
 		}
 		if from < end {
-			data = append([]byte(nil), r.out.buf[from-r.out.start:]...)
+			to := min(end, from+runOutputChunk)
+			data = append([]byte(nil), r.out.buf[from-r.out.start:to-r.out.start]...)
 			r.mu.Unlock()
-			return data, end, nil
+			return data, to, nil
 		}
 		wake := r.wake
 		r.mu.Unlock()

@@ -644,3 +644,56 @@ func TestRunIgnoresSurprisingAnsibleEnv(t *testing.T) {
 		t.Errorf("human output not from the default callback:\n%s", out)
 	}
 }
+
+// CancelBy cuts the cancel sequence short: a run that ignores SIGINT and
+// SIGTERM (here a stand-in for ansible-playbook that does, with a child
+// that inherits it) is SIGKILLed about a second before the deadline instead
+// of after the configured graces — also when a plain Cancel was already
+// under way.
+func TestRunCancelByDeadline(t *testing.T) {
+	marker := fmt.Sprintf("303.%d", os.Getpid()%100000+1)
+	fake := filepath.Join(t.TempDir(), "stubborn-ansible-playbook")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\ntrap '' INT TERM\nsleep "+marker+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := rtRunner(t, map[string]string{"any.yml": "- hosts: all\n  tasks: []\n"}, func(c *provision.RunnerConfig) {
+		c.AnsiblePlaybook = fake
+		c.CancelGrace, c.TermGrace = 30*time.Second, 30*time.Second
+	})
+	inv := rtInventory(t, rtHost{name: "x1"})
+	for _, cancelFirst := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		plan, err := r.Prepare(ctx, provision.RunSpec{Playbook: "any", Inventory: inv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := r.Start(ctx, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(rtProcs(t, run.Pid(), "sleep "+marker)) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		start := time.Now()
+		if cancelFirst {
+			run.Cancel()
+			time.Sleep(time.Second)
+		}
+		deadline := time.Now().Add(4 * time.Second)
+		run.CancelBy(deadline)
+		res, err := run.Wait(ctx)
+		gone := time.Now()
+		if err != nil || !res.End.Canceled || res.End.Signal != "killed" {
+			t.Errorf("end %+v, %v; want cancelled by SIGKILL", res.End, err)
+		}
+		if left := rtProcs(t, run.Pid(), "sleep "+marker); len(left) > 0 {
+			t.Errorf("processes survived: %v", left)
+		}
+		// Without the deadline SIGKILL would come after 60s.
+		if gone.Sub(start) > 30*time.Second {
+			t.Errorf("the deadline did not shorten the graces: run ended %v after the cancel", gone.Sub(start))
+		}
+		t.Logf("cancel first %v: run gone %v before its deadline", cancelFirst, deadline.Sub(gone).Round(time.Millisecond))
+		cancel()
+	}
+}

@@ -34,6 +34,7 @@ const playbook = `- hosts: all
 `
 
 func main() {
+	provision.SuperviseMain()
 	hosts := flag.Int("hosts", 10, "local-connection hosts")
 	n := flag.Int("n", 5, "runs of each kind")
 	flag.Parse()

@@ -60,6 +60,12 @@ type fileConfig struct {
 		MaxRuns *int     `toml:"max_parallel_runs,omitempty"`
 		Timeout string   `toml:"timeout,omitempty"`
 		Env     []string `toml:"env,omitempty"`
+		// PassEnv names further variables of the console's environment
+		// passed to runs; KeepRuns and KeepDays prune the history (0: the
+		// defaults, negative: no limit).
+		PassEnv  []string `toml:"pass_env,omitempty"`
+		KeepRuns int      `toml:"keep_runs,omitzero"`
+		KeepDays int      `toml:"keep_days,omitzero"`
 		// InventoryCache is a pointer so that a missing key means the
 		// default (on) rather than false.
 		InventoryCache       *bool  `toml:"inventory_cache,omitempty"`
@@ -92,6 +98,11 @@ type ansibleOptions struct {
 	maxRuns           int
 	timeout           time.Duration
 	env               []string
+	passEnv           []string
+	// keepRuns and keepFor prune run history (0: the defaults, negative:
+	// no limit).
+	keepRuns int
+	keepFor  time.Duration
 	// inventoryCache and inventoryCacheMaxAge control the validated
 	// cache of `fleetdeck inventory` (see inventory_cache.go).
 	inventoryCache       bool
@@ -268,6 +279,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	a := ansibleOptions{
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
 		lockPrefix: fc.Ansible.LockPrefix, env: fc.Ansible.Env, timeout: time.Hour,
+		passEnv: fc.Ansible.PassEnv, keepRuns: fc.Ansible.KeepRuns, keepFor: time.Duration(fc.Ansible.KeepDays) * 24 * time.Hour,
 		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
 	}
 	if a.playbookDir != "" {

@@ -140,6 +140,13 @@ func TestConfigInventoryCache(t *testing.T) {
 	if o.ansible.inventoryCache || o.ansible.inventoryCacheMaxAge != 90*time.Second {
 		t.Errorf("file: cache %v, max age %v", o.ansible.inventoryCache, o.ansible.inventoryCacheMaxAge)
 	}
+	write("[ansible]\npass_env = [\"VAULT_ADDR\"]\nkeep_runs = 50\nkeep_days = 7\n")
+	if o, err = resolveArgs(t, "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a := o.ansible; len(a.passEnv) != 1 || a.passEnv[0] != "VAULT_ADDR" || a.keepRuns != 50 || a.keepFor != 7*24*time.Hour {
+		t.Errorf("pass_env %v keep_runs %d keep_days → %v", a.passEnv, a.keepRuns, a.keepFor)
+	}
 	for _, bad := range []string{`"soon"`, `"0s"`, `"-1m"`} {
 		write("[ansible]\ninventory_cache_max_age = " + bad + "\n")
 		if _, err := resolveArgs(t, "--config", cfg); err == nil || !strings.Contains(err.Error(), "inventory_cache_max_age") {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // defaultMemoryLimit is the soft memory limit unless GOMEMLIMIT is set.
@@ -22,6 +24,7 @@ import (
 const defaultMemoryLimit = 128 << 20
 
 func main() {
+	provision.SuperviseMain()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

@@ -30,7 +30,7 @@ func newRunManager(ctx context.Context, client *api.Client, feed fleet.Feed, a a
 		}
 	}
 	runner, err := provision.NewRunner(provision.RunnerConfig{
-		AnsiblePlaybook: a.ansiblePlaybook, Catalog: cat, RunsDir: filepath.Join(stateDir, "runs"), Env: a.env,
+		AnsiblePlaybook: a.ansiblePlaybook, Catalog: cat, RunsDir: filepath.Join(stateDir, "runs"), Env: a.env, PassEnv: a.passEnv,
 	})
 	if err != nil {
 		return nil, "runs are off: " + err.Error(), nil
@@ -46,7 +46,8 @@ func newRunManager(ctx context.Context, client *api.Client, feed fleet.Feed, a a
 	}
 	locks := provision.NewLockManager(client, provision.LockConfig{Prefix: a.lockPrefix})
 	queue := provision.NewRunQueue(locks, provision.QueueConfig{Cap: a.maxRuns})
-	m, err = provision.NewManager(provision.ManagerConfig{Feed: feed, Runner: runner, History: hist, Queue: queue, Timeout: a.timeout})
+	m, err = provision.NewManager(provision.ManagerConfig{Feed: feed, Runner: runner, History: hist, Queue: queue, Timeout: a.timeout,
+		KeepRuns: a.keepRuns, KeepFor: a.keepFor})
 	if err != nil {
 		return nil, "", err
 	}

@@ -63,7 +63,7 @@ func newRunsCmd(flags *flagSet) *cobra.Command {
 		},
 	}
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return resolve(cmd) }
-	cmd.Flags().StringSliceVar(&f.status, "status", nil, "only runs with these statuses (queued, running, ok, failed, cancelled, timed-out, interrupted, error)")
+	cmd.Flags().StringSliceVar(&f.status, "status", nil, "only runs with these statuses (queued, running, ok, failed, cancelled, timed-out, interrupted, error, lock-lost)")
 	cmd.Flags().StringVar(&f.host, "host", "", "only runs that targeted this host (Ansible name or Consul node)")
 	cmd.Flags().IntVar(&f.limit, "limit", 50, "at most this many runs, newest first (0: all)")
 

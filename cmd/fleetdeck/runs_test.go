@@ -118,6 +118,20 @@ func TestRunsListShowExport(t *testing.T) {
 	if _, err := runFleetdeck(t, "runs", "export", "--state-dir", dir, "--since", "yesterday"); err == nil {
 		t.Error("bad --since accepted")
 	}
+
+	// A run that lost its host locks is listed and filtered by its status.
+	lost, err := h.Create(ctx, provision.RunRecord{Playbook: "web.yml", Status: provision.RunRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Finish(ctx, lost.ID, provision.RunResult{Status: provision.RunLockLost, Reason: "cancelled: the host locks were lost"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runFleetdeck(t, "runs", "--state-dir", dir, "--status", "lock-lost")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); err != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], lost.ID) ||
+		strings.Fields(lines[1])[6] != "lock-lost" {
+		t.Errorf("--status lock-lost (%v):\n%s", err, out)
+	}
 }
 
 func TestRunsParseSince(t *testing.T) {
