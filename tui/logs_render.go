@@ -448,7 +448,6 @@ func relShort(d time.Duration) string {
 	return "+" + shortDuration(d.Round(time.Second))
 }
 
-// logsStatus is the stream's state: phase, then the counts.
 // retryText tells the stream's last error and when the next attempt
 // comes, for a stream that is backing off ("" when it is not).
 func retryText(s logview.Status, now time.Time) string {
@@ -458,7 +457,7 @@ func retryText(s logview.Status, now time.Time) string {
 	}
 	if !s.RetryAt.IsZero() {
 		if d := s.RetryAt.Sub(now); d > 0 {
-			t += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+			t += " · " + retryIn(d)
 		} else if s.Err != nil {
 			t += " · retrying"
 		}
@@ -466,6 +465,12 @@ func retryText(s logview.Status, now time.Time) string {
 	return t
 }
 
+// retryIn says when the next attempt comes, in whole seconds rounded up.
+func retryIn(d time.Duration) string {
+	return "retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+}
+
+// logsStatus is the stream's state: phase, then the counts.
 func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 	st := &m.st
 	s := ls.status
@@ -487,6 +492,22 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 		}
 	case s.Phase == logview.Reconnecting:
 		style, phase = st.warn, "▲ reconnecting"+retryText(s, now)
+	case s.Phase == logview.Stalled:
+		// The tail was found dead: entries may be missing right now. The
+		// age and the retry come before the reason, so that a narrow
+		// terminal cuts the reason rather than them.
+		style, phase = st.bad, "▲ stalled"
+		if !s.LastSign.IsZero() {
+			phase += " · last answer " + ago(now, s.LastSign) + " ago"
+		}
+		if d := s.RetryAt.Sub(now); !s.RetryAt.IsZero() && d > 0 {
+			phase += " · " + retryIn(d)
+		} else {
+			phase += " · retrying"
+		}
+		if s.Err != nil {
+			phase += " · " + sanitize(s.Err.Error())
+		}
 	case s.Phase == logview.Done:
 		style, phase = st.ok, "■ window listed"
 	case s.Phase == logview.Failed:

@@ -566,6 +566,45 @@ func TestLogsStatusLine(t *testing.T) {
 	h.mustContain("✖ failed: permission denied", "no entries in this window")
 }
 
+// A stalled tail says so where "live" was, with the age of its last sign
+// of life and the next retry before the reason, so that an 80-column
+// terminal cuts the reason, not them.
+func TestLogsStatusStalled(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 80, 24, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 5})
+	h.mustContain("● live")
+	reason := errors.New("the live tail in proj was silent for 30s and a check failed: \x1b]0;x\x07 deadline exceeded")
+	h.feed(s, nil, logview.Status{Phase: logview.Stalled, Err: reason, LastSign: t0.Add(-12 * time.Second),
+		RetryAt: t0.Add(3 * time.Second), Listed: 5})
+	var line string
+	for _, l := range h.screenLines() {
+		if strings.Contains(l, "stalled") {
+			line = l
+		}
+		if w := cellWidth(l); w > 80 {
+			t.Errorf("line wider than the terminal (%d): %q", w, l)
+		}
+	}
+	if !strings.HasPrefix(line, "  ▲ stalled · last answer 12s ago · retry in 3s · the live tail") {
+		t.Fatalf("status line %q", line)
+	}
+	t.Logf("at 80 columns: %q", line)
+	h.mustNotContain("● live", "\x1b]0;x")
+	// The attempt is under way once the retry time has passed.
+	h.feed(s, nil, logview.Status{Phase: logview.Stalled, Err: reason, LastSign: t0.Add(-42 * time.Second),
+		RetryAt: t0.Add(-time.Second), Listed: 5})
+	h.mustContain("▲ stalled · last answer 42s ago · retrying · the live")
+	// A wide terminal shows the reason, sanitised.
+	h.w, h.h = 160, 30
+	h.send(tea.WindowSizeMsg{Width: 160, Height: 30})
+	h.mustContain("retrying · the live tail in proj was silent for 30s and a check failed:  deadline exceeded")
+	// Live again by itself.
+	h.feed(s, nil, logview.Status{Phase: logview.Live, Listed: 5})
+	h.mustContain("● live")
+	h.mustNotContain("stalled")
+}
+
 func TestLogsExpandEntry(t *testing.T) {
 	h, _, s := newIncidentLogs(t, 80, 24, true)
 	h.selectedEntry().Context = map[string]string{"trace": "projects/p/traces/abc", "httpRequest.status": "503"}
