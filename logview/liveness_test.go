@@ -24,7 +24,7 @@ type proxiedEnv struct {
 	svc   *Service
 }
 
-func newProxiedEnv(t *testing.T, opts logserver.Options, mod func(*Config)) *proxiedEnv {
+func newProxiedEnv(t testing.TB, opts logserver.Options, mod func(*Config)) *proxiedEnv {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := logserver.Start(ctx, opts)
@@ -85,7 +85,7 @@ func (c *collector) seenPhase(p Phase) bool {
 
 // openLive opens a live view of instance 101 and waits until it is Live
 // with its tail registered at the server.
-func openLive(t *testing.T, svc *Service, srv *logserver.Server) *collector {
+func openLive(t testing.TB, svc *Service, srv *logserver.Server) *collector {
 	t.Helper()
 	s, err := svc.Open(context.Background(), liveQuery(time.Now(), Default))
 	if err != nil {
@@ -276,4 +276,46 @@ func TestKeepaliveNoticesDeadPath(t *testing.T) {
 	c.checkOnce()
 	t.Logf("measured (keepalive 10s/2s, watchdog off): fault → stalled %v, heal → live %v",
 		stalledAt.Sub(faultAt).Round(10*time.Millisecond), liveAt.Sub(healAt).Round(10*time.Millisecond))
+}
+
+// BenchmarkTailStall measures, with the default settings (TailCheck 20 s,
+// CheckTimeout 10 s, keepalive 30 s / 10 s, retries 1 s → 30 s), how long
+// after a path dies silently a live view's Status says Stalled, and how
+// long after the path works again it says Live with the gap filled. The
+// connection open during the fault stays dead (a NAT that lost its
+// state), so recovery also waits for keepalive to drop it. outage=stall
+// heals as soon as the view says Stalled; outage=2m after two minutes.
+// Minutes per run: go test -run '^$' -bench TailStall -benchtime 1x ./logview/
+func BenchmarkTailStall(b *testing.B) {
+	for _, outage := range []time.Duration{0, 2 * time.Minute} {
+		name := "outage=stall"
+		if outage > 0 {
+			name = "outage=" + outage.String()
+		}
+		b.Run(name, func(b *testing.B) {
+			var stall, live time.Duration
+			for b.Loop() {
+				env := newProxiedEnv(b, logserver.Options{}, func(c *Config) {
+					c.RetryMin, c.RetryMax, c.TailSettle, c.ListPerMinute = 0, 0, 0, 0
+				})
+				c := openLive(b, env.svc, env.srv)
+				writeN(env.srv, "a", 5)
+				c.until("the tailed entries", func(c *collector) bool { return c.buf.Len() == 5 })
+				env.proxy.BlackHole(b)
+				faultAt := time.Now()
+				writeN(env.srv, "b", 5)
+				c.until("stalled", func(c *collector) bool { return c.last.Phase == Stalled })
+				stall = time.Since(faultAt)
+				time.Sleep(outage - time.Since(faultAt))
+				env.proxy.Heal(b)
+				healAt := time.Now()
+				c.until("live with the gap filled", func(c *collector) bool { return c.last.Phase == Live && c.buf.Len() == 10 })
+				live = time.Since(healAt)
+				c.checkOnce()
+				b.Logf("%s: fault → stalled %v (%v), heal → live %v", name, stall.Round(100*time.Millisecond), c.statuses[len(c.statuses)-1].Phase, live.Round(100*time.Millisecond))
+			}
+			b.ReportMetric(stall.Seconds(), "s-to-stalled")
+			b.ReportMetric(live.Seconds(), "s-to-live")
+		})
+	}
 }
