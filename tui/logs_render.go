@@ -448,19 +448,20 @@ func relShort(d time.Duration) string {
 	return "+" + shortDuration(d.Round(time.Second))
 }
 
-// retryText tells the stream's last error and when the next attempt
-// comes, for a stream that is backing off ("" when it is not).
+// retryText tells when the next attempt comes and then the stream's last
+// error, for a stream that is backing off ("" when it is not): the retry
+// first, so that a narrow terminal cuts the error rather than it.
 func retryText(s logview.Status, now time.Time) string {
 	var t string
-	if s.Err != nil {
-		t += ": " + sanitize(s.Err.Error())
-	}
 	if !s.RetryAt.IsZero() {
 		if d := s.RetryAt.Sub(now); d > 0 {
 			t += " · " + retryIn(d)
 		} else if s.Err != nil {
 			t += " · retrying"
 		}
+	}
+	if s.Err != nil {
+		t += " · " + sanitize(s.Err.Error())
 	}
 	return t
 }
@@ -500,14 +501,7 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 		if !s.LastSign.IsZero() {
 			phase += " · last answer " + ago(now, s.LastSign) + " ago"
 		}
-		if d := s.RetryAt.Sub(now); !s.RetryAt.IsZero() && d > 0 {
-			phase += " · " + retryIn(d)
-		} else {
-			phase += " · retrying"
-		}
-		if s.Err != nil {
-			phase += " · " + sanitize(s.Err.Error())
-		}
+		phase += retryText(s, now)
 	case s.Phase == logview.Done:
 		style, phase = st.ok, "■ window listed"
 	case s.Phase == logview.Failed:
