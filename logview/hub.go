@@ -166,6 +166,12 @@ type liveness struct {
 // run keeps a tail going for the hub's streams until ctx is done.
 func (h *hub) run(ctx context.Context) {
 	bo := backoff{min: h.svc.cfg.RetryMin, max: h.svc.cfg.RetryMax}
+	// A stalled tail retries at most every reconnectMax, as gRPC retries
+	// its connection: an attempt over a dead path costs nothing at the
+	// service, and once the path works the view is live again within
+	// seconds rather than half a minute. Any list call an attempt makes
+	// still waits for the project's budget.
+	sbo := backoff{min: h.svc.cfg.RetryMin, max: min(h.svc.cfg.RetryMax, reconnectMax)}
 	// uncovered holds, per stream, the earliest timestamp it may have
 	// missed: its registration (its own list covers what came before),
 	// or where the last tail it was served by stopped. A stream is
@@ -212,6 +218,7 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case res.established:
 			bo.reset()
+			sbo.reset()
 		}
 		lv.sign = maxTime(lv.sign, res.sign)
 		// Once stalled, the tail stays stalled until a new one works: an
@@ -221,7 +228,12 @@ func (h *hub) run(ctx context.Context) {
 		if res.err == nil {
 			continue // the set changed: restart at once
 		}
-		d := bo.next()
+		var d time.Duration
+		if lv.stalled {
+			d = sbo.next()
+		} else {
+			d = bo.next()
+		}
 		at := h.svc.cfg.Now().Add(d)
 		for _, st := range set {
 			down[st] = true

@@ -279,7 +279,7 @@ func TestKeepaliveNoticesDeadPath(t *testing.T) {
 }
 
 // BenchmarkTailStall measures, with the default settings (TailCheck 20 s,
-// CheckTimeout 10 s, keepalive 30 s / 10 s, retries 1 s → 30 s), how long
+// CheckTimeout 10 s, keepalive 30 s / 10 s, retries 1 s → 5 s when stalled), how long
 // after a path dies silently a live view's Status says Stalled, and how
 // long after the path works again it says Live with the gap filled. The
 // connection open during the fault stays dead (a NAT that lost its

@@ -94,7 +94,8 @@ type Config struct {
 	// Buffer capacity the console should use (default DefaultCap).
 	Cap int
 	// RetryMin and RetryMax bound the exponential backoff after quota
-	// errors and tail failures (defaults 1 s and 30 s).
+	// errors and tail failures (defaults 1 s and 30 s); a stalled tail
+	// retries at most every 5 s.
 	RetryMin, RetryMax time.Duration
 	// TailSettle is how long after (re)starting a tail the gap-filling list
 	// call waits, unless the tail answers sooner: a tail only delivers
