@@ -28,6 +28,9 @@
 //     TailQueue queued entries further ones are dropped and reported as
 //     suppression_info NOT_CONSUMED. buffer_window is validated (0-60 s)
 //     but entries are sent at once rather than held back.
+//   - A client that sends keepalive pings more often than every
+//     KeepaliveMinTime (default 30 s, as Google's front ends) gets GOAWAY
+//     "too_many_pings" and its connection closed.
 //
 // The filter language subset is documented on ParseFilter: comparisons
 // (= != < <= > >= : =~ !~) on timestamp, receiveTimestamp, severity,
