@@ -455,7 +455,7 @@ func retryText(s logview.Status, now time.Time) string {
 	var t string
 	if !s.RetryAt.IsZero() {
 		if d := s.RetryAt.Sub(now); d > 0 {
-			t += " · " + retryIn(d)
+			t += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
 		} else if s.Err != nil {
 			t += " · retrying"
 		}
@@ -464,11 +464,6 @@ func retryText(s logview.Status, now time.Time) string {
 		t += " · " + sanitize(s.Err.Error())
 	}
 	return t
-}
-
-// retryIn says when the next attempt comes, in whole seconds rounded up.
-func retryIn(d time.Duration) string {
-	return "retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
 }
 
 // logsStatus is the stream's state: phase, then the counts.
