@@ -152,16 +152,14 @@ func TestWatcherRecoversFromABlackHoleWithoutWaitingOutBlockingQueries(t *testin
 	runWatcher(t, w)
 	waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool { return s.Complete() })
 
-	if err := px.BlackHole(); err != nil {
-		t.Fatal(err)
-	}
+	px.BlackHole(t)
 	start := time.Now()
 	waitFor(t, w, 30*time.Second, "unresponsive", statusIs(fleet.Unresponsive))
 	t.Logf("black hole → unresponsive in %v", time.Since(start).Round(10*time.Millisecond))
 	// Changes made during the outage must show after it too.
 	setCheck(t, direct, "db-1", "10.0.1.1", "pg", api.HealthCritical, "down during the outage")
 
-	px.Heal()
+	px.Heal(t)
 	healed := time.Now()
 	waitFor(t, w, 30*time.Second, "connected", statusIs(fleet.Connected))
 	t.Logf("heal → connected in %v", time.Since(healed).Round(10*time.Millisecond))
@@ -190,19 +188,15 @@ func TestWatcherUnderResetsAndLatency(t *testing.T) {
 	runWatcher(t, w)
 	waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool { return s.Complete() })
 
-	if err := px.ResetPeer(); err != nil {
-		t.Fatal(err)
-	}
+	px.ResetPeer()
 	s := waitFor(t, w, 30*time.Second, "degraded", statusIs(fleet.Degraded))
 	if st := s.Status(); st.LastError == "" || st.NextRetry.IsZero() {
 		t.Errorf("degraded without an error or a retry time: %+v", st)
 	}
-	px.Heal()
+	px.Heal(t)
 	waitFor(t, w, 30*time.Second, "connected", statusIs(fleet.Connected))
 
-	if err := px.Latency(800 * time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	px.Latency(t, 800*time.Millisecond)
 	register(t, direct, "app-2", "10.0.2.2", nil, svcDef{id: "app", name: "app"})
 	s = waitFor(t, w, 30*time.Second, "a change through a slow link", func(s *fleet.Snapshot) bool {
 		return s.Node("dc1", "app-2") != nil
@@ -210,7 +204,7 @@ func TestWatcherUnderResetsAndLatency(t *testing.T) {
 	if st := s.Status().Status; st != fleet.Connected {
 		t.Errorf("a slow but answering Consul is %v, want connected", st)
 	}
-	px.Heal()
+	px.Heal(t)
 }
 
 // statusProxy is an HTTP reverse proxy in front of Consul that answers
@@ -484,9 +478,7 @@ func TestWatcherPublishesNodesBeforeRoles(t *testing.T) {
 			svcDef{id: fmt.Sprintf("s%d", i%10), name: fmt.Sprintf("s%d", i%10)})
 	}
 	px := faultproxy.Start(t, a.HTTPAddr())
-	if err := px.Latency(400 * time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	px.Latency(t, 400*time.Millisecond)
 	c, _ := clientVia(t, px.Addr())
 	w := fleet.NewWatcher(c, fleet.Config{})
 	var snaps []*fleet.Snapshot

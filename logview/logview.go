@@ -3,8 +3,10 @@
 // lists that window politely (one rate limiter per project, backoff on
 // RESOURCE_EXHAUSTED), carries on as a live tail when the window reaches
 // now (one shared tail stream per project, reconnected with the gap filled
-// by one list call), and keeps what it received in a bounded, de-duplicated,
-// time-ordered Buffer that the console renders and searches.
+// by one list call, and called stalled rather than live when keepalive or
+// a check of a quiet tail finds it dead), and keeps what it received in a
+// bounded, de-duplicated, time-ordered Buffer that the console renders and
+// searches.
 //
 // Everything an entry carries is untrusted: logview never renders, it only
 // stores the raw strings; the console sanitises them before they reach the
@@ -107,6 +109,13 @@ const (
 	// Reconnecting: the tail ended or failed; the next attempt comes after
 	// a backoff and a list call fills the gap.
 	Reconnecting
+	// Stalled: the tail was found dead although it had not ended: a
+	// liveness check failed or found entries the tail had not delivered,
+	// gRPC keepalive gave up on its connection, or a new tail got no
+	// answer. LastSign says when it last worked; it reconnects like
+	// Reconnecting (RetryAt) and is Live again once a new tail and its
+	// gap fill work.
+	Stalled
 	// Done: the window did not reach now; everything was listed.
 	Done
 	// Failed: the stream gave up (bad filter, permission denied); Err says
@@ -122,6 +131,10 @@ type Status struct {
 	Err error
 	// RetryAt is when the next attempt is made while backing off.
 	RetryAt time.Time
+	// LastSign, in Stalled, is the last time the tail was known to work:
+	// its last answer, a liveness check that passed, or the gap fill
+	// after its start (the oldest of the projects' when several stall).
+	LastSign time.Time
 	// Listed counts entries received from list calls, Tailed from the
 	// tail; Duplicates those dropped as already seen.
 	Listed, Tailed, Duplicates int

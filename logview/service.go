@@ -15,8 +15,10 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	gbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,12 +29,39 @@ const (
 	DefaultRetryMin      = time.Second
 	DefaultRetryMax      = 30 * time.Second
 	DefaultTailSettle    = 2 * time.Second
+	// DefaultTailCheck and DefaultCheckTimeout: a tail silent for 20 s is
+	// checked with one list call (3 a minute per quiet project, a tenth
+	// of the default budget) that must answer within 10 s, so a dead tail
+	// is called stalled about 30 s after its last sign of life.
+	DefaultTailCheck    = 20 * time.Second
+	DefaultCheckTimeout = 10 * time.Second
+	// DefaultKeepaliveTime is the gRPC keepalive ping interval while a
+	// call (the tail) is open and nothing is read: Google's front ends
+	// answer pings more frequent than every 30 s with GOAWAY
+	// "too_many_pings" and close the connection. DefaultKeepaliveTimeout
+	// is how long an unanswered ping may wait before the connection is
+	// closed as dead.
+	DefaultKeepaliveTime    = 30 * time.Second
+	DefaultKeepaliveTimeout = 10 * time.Second
+	// minKeepaliveTime is gRPC's floor for the ping interval (it raises a
+	// smaller one, with a warning in its log).
+	minKeepaliveTime = 10 * time.Second
+	// reconnectMax caps gRPC's own backoff between connection attempts
+	// (120 s by default): once the path works again, the connection, and
+	// so the tail, comes back within seconds rather than minutes. An
+	// attempt is a TCP and TLS handshake, cheap every 5 s.
+	reconnectMax = 5 * time.Second
 	// listBurst lets a view's first pages (or a split filter's several
 	// list calls) go out at once before the per-minute rate applies.
 	listBurst = 5
 	// gapOverlap is how far before the last entry a tail delivered the gap
 	// fill starts, for entries that were in flight when the tail ended.
 	gapOverlap = 10 * time.Second
+	// missLag is how long after Cloud Logging received an entry a working
+	// tail must have delivered it: its 2 s buffer window, list latency
+	// and a clock a few seconds off, with room to spare. A liveness check
+	// only counts entries at least this old.
+	missLag = 10 * time.Second
 )
 
 // ErrClosed is returned by Stream.Next after the Stream or its Service
@@ -65,13 +94,27 @@ type Config struct {
 	// Buffer capacity the console should use (default DefaultCap).
 	Cap int
 	// RetryMin and RetryMax bound the exponential backoff after quota
-	// errors and tail failures (defaults 1 s and 30 s).
+	// errors and tail failures (defaults 1 s and 30 s); a stalled tail
+	// retries at most every 5 s.
 	RetryMin, RetryMax time.Duration
 	// TailSettle is how long after (re)starting a tail the gap-filling list
 	// call waits, unless the tail answers sooner: a tail only delivers
 	// entries once the service has registered it, and the gap fill must
 	// run after that to leave no hole (default 2 s).
 	TailSettle time.Duration
+	// TailCheck is how long a project's tail may deliver nothing before
+	// its hub checks that it still works (default 20 s); CheckTimeout
+	// bounds that check's list call, the start of a tail and a connection
+	// attempt (default 10 s). A tail that fails the check is stalled: see
+	// the hub for the rule.
+	TailCheck, CheckTimeout time.Duration
+	// KeepaliveTime and KeepaliveTimeout are the connection's gRPC
+	// keepalive: while a call is open and nothing arrives for
+	// KeepaliveTime, the client pings, and it closes the connection when
+	// the ping is not answered within KeepaliveTimeout (defaults 30 s, the
+	// least Google's front ends accept, and 10 s). gRPC's minimum, 10 s,
+	// applies to KeepaliveTime.
+	KeepaliveTime, KeepaliveTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -136,6 +179,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.TailSettle <= 0 {
 		cfg.TailSettle = DefaultTailSettle
 	}
+	if cfg.TailCheck <= 0 {
+		cfg.TailCheck = DefaultTailCheck
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
+	if cfg.KeepaliveTime <= 0 {
+		cfg.KeepaliveTime = DefaultKeepaliveTime
+	}
+	cfg.KeepaliveTime = max(cfg.KeepaliveTime, minKeepaliveTime)
+	if cfg.KeepaliveTimeout <= 0 {
+		cfg.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -143,7 +199,22 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, errors.New("logview: insecure needs a local endpoint")
 	}
 
-	var opts []option.ClientOption
+	opts := []option.ClientOption{
+		// Without keepalive a connection whose path died silently (a
+		// NAT or firewall dropping it, a peer gone without a reset) keeps
+		// the tail "open" forever: pings notice it. Only while a call is
+		// open: an idle connection needs no checking and Google's front
+		// ends do not welcome pings on one.
+		option.WithGRPCDialOption(grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout,
+		})),
+		option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: gbackoff.Config{
+				BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax,
+			},
+			MinConnectTimeout: cfg.CheckTimeout,
+		})),
+	}
 	if cfg.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(cfg.Endpoint))
 	}
@@ -316,21 +387,27 @@ func (s *Service) reserve(projects []string) time.Duration {
 	return d
 }
 
-// list runs one list operation: filter over projects, oldest first, page
-// by page until the last page. Before each call it takes a token from
-// every project's limiter (one call reads all the projects). Retryable
-// errors back off and retry the same page; others are returned, wrapped.
-func (s *Service) list(ctx context.Context, projects []string, filter string, h listHooks) error {
+// listRequest is a list call's request: filter over projects, oldest
+// first, full pages.
+func (s *Service) listRequest(projects []string, filter string) *loggingpb.ListLogEntriesRequest {
 	names := make([]string, len(projects))
 	for i, p := range projects {
 		names[i] = "projects/" + p
 	}
-	req := &loggingpb.ListLogEntriesRequest{
+	return &loggingpb.ListLogEntriesRequest{
 		ResourceNames: names,
 		Filter:        filter,
 		OrderBy:       "timestamp asc",
 		PageSize:      int32(s.cfg.PageSize),
 	}
+}
+
+// list runs one list operation: filter over projects, oldest first, page
+// by page until the last page. Before each call it takes a token from
+// every project's limiter (one call reads all the projects). Retryable
+// errors back off and retry the same page; others are returned, wrapped.
+func (s *Service) list(ctx context.Context, projects []string, filter string, h listHooks) error {
+	req := s.listRequest(projects, filter)
 	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
 	token := ""
 	failing := false

@@ -82,7 +82,7 @@ func logEntry(project, id, insertID string, at time.Time, sev ltype.LogSeverity,
 // collector reads a Stream into a Buffer and remembers every entry
 // delivered, to check that nothing came twice.
 type collector struct {
-	t         *testing.T
+	t         testing.TB
 	s         Stream
 	buf       *Buffer
 	delivered map[string]int // InsertID -> times delivered
@@ -91,7 +91,7 @@ type collector struct {
 	eof       bool
 }
 
-func collect(t *testing.T, s Stream) *collector {
+func collect(t testing.TB, s Stream) *collector {
 	return &collector{t: t, s: s, buf: NewBuffer(0), delivered: map[string]int{}}
 }
 
@@ -140,7 +140,7 @@ func (c *collector) checkOnce() {
 
 // waitFor polls a server-side condition (a tail registered). It is a
 // wait, not a timed assertion: it only fails after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {

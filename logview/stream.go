@@ -53,6 +53,10 @@ type tailState struct {
 	up      bool
 	err     error
 	retryAt time.Time
+	// stalled: the tail is down because it was found dead (not ended);
+	// lastSign is when it last worked.
+	stalled  bool
+	lastSign time.Time
 }
 
 func newStream(s *Service, q Query) (*stream, error) {
@@ -190,17 +194,17 @@ const (
 )
 
 // deliver queues entries for Next, dropping those this stream already
-// delivered (a gap fill overlaps the tail and the window list on purpose).
-// Tail entries wait while the window is still being listed, so batches
-// stay mostly in time order.
-func (st *stream) deliver(es []*Entry, src source) {
+// delivered (a gap fill overlaps the tail and the window list on purpose),
+// and returns those it kept: new to this stream. Tail entries wait while
+// the window is still being listed, so batches stay mostly in time order.
+func (st *stream) deliver(es []*Entry, src source) []*Entry {
 	if len(es) == 0 {
-		return
+		return nil
 	}
 	st.mu.Lock()
 	if st.closed || st.final {
 		st.mu.Unlock()
-		return
+		return nil
 	}
 	kept := es[:0:0]
 	for _, e := range es {
@@ -232,6 +236,7 @@ func (st *stream) deliver(es []*Entry, src source) {
 	}
 	st.mu.Unlock()
 	st.signal()
+	return kept
 }
 
 // seenMax bounds the keys a stream remembers for de-duplication; beyond
@@ -326,13 +331,14 @@ func (st *stream) setTail(h *hub, ts tailState) {
 }
 
 // updatePhaseLocked derives the live phase from the hubs' tails: Live
-// when every project's tail is up, Reconnecting (with the first error and
-// the latest retry time) otherwise.
+// when every project's tail is up; Stalled when one was found dead (with
+// the oldest last sign of life), else Reconnecting, with the first error
+// and the latest retry time.
 func (st *stream) updatePhaseLocked() {
 	if st.listing || st.final {
 		return
 	}
-	st.st.Phase, st.st.Err, st.st.RetryAt = Live, nil, time.Time{}
+	st.st.Phase, st.st.Err, st.st.RetryAt, st.st.LastSign = Live, nil, time.Time{}, time.Time{}
 	for _, h := range st.hubs {
 		ts, ok := st.tails[h]
 		if !ok {
@@ -345,7 +351,17 @@ func (st *stream) updatePhaseLocked() {
 			continue
 		}
 		if !ts.up {
-			st.st.Phase = Reconnecting
+			switch {
+			case ts.stalled:
+				// A dead tail is the stronger claim: it says since
+				// when nothing is known.
+				st.st.Phase = Stalled
+				if st.st.LastSign.IsZero() || ts.lastSign.Before(st.st.LastSign) {
+					st.st.LastSign = ts.lastSign
+				}
+			case st.st.Phase != Stalled:
+				st.st.Phase = Reconnecting
+			}
 			if ts.retryAt.After(st.st.RetryAt) {
 				st.st.RetryAt = ts.retryAt
 			}

@@ -76,7 +76,13 @@ func (t *terminal) waitRaw(tb testing.TB, s string) {
 // waitFor polls the screen until every string appears, or fails.
 func (t *terminal) waitFor(tb testing.TB, subs ...string) string {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	return t.waitForWithin(tb, 5*time.Second, subs...)
+}
+
+// waitForWithin is waitFor with a deadline d.
+func (t *terminal) waitForWithin(tb testing.TB, d time.Duration, subs ...string) string {
+	tb.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		s := t.text()
 		ok := true
@@ -99,12 +105,17 @@ func (t *terminal) waitFor(tb testing.TB, subs ...string) string {
 // runProgram runs m as a real Bubble Tea program on a 100x30 virtual
 // terminal without colour; done receives Run's error.
 func runProgram(ctx context.Context, m *Model) (*terminal, <-chan error) {
-	term := &terminal{emu: vt.NewEmulator(100, 30)}
+	return runProgramSize(ctx, m, 100, 30)
+}
+
+// runProgramSize is runProgram on a w x h terminal.
+func runProgramSize(ctx context.Context, m *Model, w, h int) (*terminal, <-chan error) {
+	term := &terminal{emu: vt.NewEmulator(w, h)}
 	p := tea.NewProgram(m,
 		tea.WithContext(ctx),
 		tea.WithInput(term),
 		tea.WithOutput(term),
-		tea.WithWindowSize(100, 30),
+		tea.WithWindowSize(w, h),
 		tea.WithoutSignals(),
 		tea.WithEnvironment([]string{"TERM=xterm-256color", "NO_COLOR=1"}),
 	)

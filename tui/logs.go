@@ -983,7 +983,11 @@ func (ls *logsScreen) windowText() string {
 // tailing reports whether the stream delivers live entries beyond the
 // listed window.
 func (ls *logsScreen) tailing() bool {
-	return ls.status.Phase == logview.Live || ls.status.Phase == logview.Reconnecting
+	switch ls.status.Phase {
+	case logview.Live, logview.Reconnecting, logview.Stalled:
+		return true
+	}
+	return false
 }
 
 // clock formats t to the second in the view's time mode (relative mode

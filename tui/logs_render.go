@@ -448,14 +448,11 @@ func relShort(d time.Duration) string {
 	return "+" + shortDuration(d.Round(time.Second))
 }
 
-// logsStatus is the stream's state: phase, then the counts.
-// retryText tells the stream's last error and when the next attempt
-// comes, for a stream that is backing off ("" when it is not).
+// retryText tells when the next attempt comes and then the stream's last
+// error, for a stream that is backing off ("" when it is not): the retry
+// first, so that a narrow terminal cuts the error rather than it.
 func retryText(s logview.Status, now time.Time) string {
 	var t string
-	if s.Err != nil {
-		t += ": " + sanitize(s.Err.Error())
-	}
 	if !s.RetryAt.IsZero() {
 		if d := s.RetryAt.Sub(now); d > 0 {
 			t += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
@@ -463,9 +460,13 @@ func retryText(s logview.Status, now time.Time) string {
 			t += " · retrying"
 		}
 	}
+	if s.Err != nil {
+		t += " · " + sanitize(s.Err.Error())
+	}
 	return t
 }
 
+// logsStatus is the stream's state: phase, then the counts.
 func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 	st := &m.st
 	s := ls.status
@@ -487,6 +488,15 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 		}
 	case s.Phase == logview.Reconnecting:
 		style, phase = st.warn, "▲ reconnecting"+retryText(s, now)
+	case s.Phase == logview.Stalled:
+		// The tail was found dead: entries may be missing right now. The
+		// age and the retry come before the reason, so that a narrow
+		// terminal cuts the reason rather than them.
+		style, phase = st.bad, "▲ stalled"
+		if !s.LastSign.IsZero() {
+			phase += " · last answer " + ago(now, s.LastSign) + " ago"
+		}
+		phase += retryText(s, now)
 	case s.Phase == logview.Done:
 		style, phase = st.ok, "■ window listed"
 	case s.Phase == logview.Failed:

@@ -558,12 +558,55 @@ func TestLogsStatusLine(t *testing.T) {
 	_, s := openOnNode(h, fl, "node-00007")
 	h.feed(s, nil, logview.Status{Phase: logview.Reconnecting, Err: errors.New("tail ended\x1b]0;x\x07"), RetryAt: t0.Add(3 * time.Second),
 		Listed: 10, Tailed: 5, Duplicates: 2, Suppressed: map[string]int64{"RATE_LIMIT": 4, "NOT_CONSUMED": 1}})
-	h.mustContain("▲ reconnecting: tail ended · retry in 3s · listed 10 · tailed 5 · dup 2 · dropped 0 (cap 100000) · suppressed 5 (NOT_CONSUMED 1, RATE_LIMIT 4)")
+	h.mustContain("▲ reconnecting · retry in 3s · tail ended · listed 10 · tailed 5 · dup 2 · dropped 0 (cap 100000) · suppressed 5 (NOT_CONSUMED 1, RATE_LIMIT 4)")
 	// Backing off on a quota error while listing is visible too.
 	h.feed(s, nil, logview.Status{Phase: logview.Listing, Err: errors.New("quota exceeded (RESOURCE_EXHAUSTED)"), RetryAt: t0.Add(8 * time.Second)})
-	h.mustContain("◌ listing the window…: quota exceeded (RESOURCE_EXHAUSTED) · retry in 8s")
+	h.mustContain("◌ listing the window… · retry in 8s · quota exceeded (RESOURCE_EXHAUSTED)")
 	h.feed(s, nil, logview.Status{Phase: logview.Failed, Err: errors.New("permission denied")})
 	h.mustContain("✖ failed: permission denied", "no entries in this window")
+}
+
+// A stalled tail says so where "live" was, with the age of its last sign
+// of life and the next retry before the reason, so that an 80-column
+// terminal cuts the reason, not them.
+func TestLogsStatusStalled(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 80, 24, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 5})
+	h.mustContain("● live")
+	reason := errors.New("the live tail in proj was silent for 30s and a check failed: \x1b]0;x\x07 deadline exceeded")
+	h.feed(s, nil, logview.Status{Phase: logview.Stalled, Err: reason, LastSign: t0.Add(-12 * time.Second),
+		RetryAt: t0.Add(3 * time.Second), Listed: 5})
+	var line string
+	for _, l := range h.screenLines() {
+		if strings.Contains(l, "stalled") {
+			line = l
+		}
+		if w := cellWidth(l); w > 80 {
+			t.Errorf("line wider than the terminal (%d): %q", w, l)
+		}
+	}
+	if !strings.HasPrefix(line, "  ▲ stalled · last answer 12s ago · retry in 3s · the live tail") {
+		t.Fatalf("status line %q", line)
+	}
+	t.Logf("at 80 columns: %q", line)
+	h.mustNotContain("● live", "\x1b]0;x")
+	// So does a tail that ended with an error.
+	h.feed(s, nil, logview.Status{Phase: logview.Reconnecting, RetryAt: t0.Add(5 * time.Second), Listed: 5,
+		Err: errors.New("tailing log entries in proj: rpc error: code = Unavailable desc = connection reset by peer")})
+	h.mustContain("  ▲ reconnecting · retry in 5s · tailing log entries in proj: rpc error: code =…")
+	// The attempt is under way once the retry time has passed.
+	h.feed(s, nil, logview.Status{Phase: logview.Stalled, Err: reason, LastSign: t0.Add(-42 * time.Second),
+		RetryAt: t0.Add(-time.Second), Listed: 5})
+	h.mustContain("▲ stalled · last answer 42s ago · retrying · the live")
+	// A wide terminal shows the reason, sanitised.
+	h.w, h.h = 160, 30
+	h.send(tea.WindowSizeMsg{Width: 160, Height: 30})
+	h.mustContain("retrying · the live tail in proj was silent for 30s and a check failed:  deadline exceeded")
+	// Live again by itself.
+	h.feed(s, nil, logview.Status{Phase: logview.Live, Listed: 5})
+	h.mustContain("● live")
+	h.mustNotContain("stalled")
 }
 
 func TestLogsExpandEntry(t *testing.T) {

@@ -539,6 +539,31 @@ func TestEndTailsWithError(t *testing.T) {
 	}
 }
 
+// A frozen tail stays open and sends nothing more; a tail opened later
+// works.
+func TestFreezeTails(t *testing.T) {
+	srv, c := logserver.StartTest(t, logserver.Options{})
+	actx, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	frozen := openTail(t, actx, c, "projects/p", "")
+	waitTails(t, srv, 1)
+	srv.FreezeTails()
+	fresh := openTail(t, t.Context(), c, "projects/p", "")
+	waitTails(t, srv, 2)
+	srv.Add(entry("p", "syslog", time.Now(), ltype.LogSeverity_INFO, "after the freeze"))
+	resp, err := fresh.Recv()
+	if err != nil || len(resp.GetEntries()) != 1 {
+		t.Fatalf("the tail opened after the freeze: %v, %v", resp, err)
+	}
+	// The entry was offered to both tails when Add returned; the frozen
+	// one dropped it, so the first thing it reports is its cancellation.
+	cancelA()
+	if resp, err := frozen.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("frozen tail: %v, %v; want only its cancellation", resp, err)
+	}
+	waitTails(t, srv, 1)
+}
+
 func TestAddRejectsWhatGRPCCannotCarry(t *testing.T) {
 	srv, c := logserver.StartTest(t, logserver.Options{Now: fixedClock(base)})
 	for name, e := range map[string]*loggingpb.LogEntry{

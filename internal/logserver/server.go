@@ -28,6 +28,9 @@
 //     TailQueue queued entries further ones are dropped and reported as
 //     suppression_info NOT_CONSUMED. buffer_window is validated (0-60 s)
 //     but entries are sent at once rather than held back.
+//   - A client that sends keepalive pings more often than every
+//     KeepaliveMinTime (default 30 s, as Google's front ends) gets GOAWAY
+//     "too_many_pings" and its connection closed.
 //
 // The filter language subset is documented on ParseFilter: comparisons
 // (= != < <= > >= : =~ !~) on timestamp, receiveTimestamp, severity,
@@ -41,9 +44,10 @@
 //
 // Add inserts entries directly, FailLists makes list calls fail with a
 // chosen code (quota tests), EndTails ends every tail cleanly and
-// EndTailsWithError with an error (reconnect tests), WaitTails waits until
-// tails are registered (so a test knows its writes will reach them),
-// Suppress injects suppression info, and Stats counts calls.
+// EndTailsWithError with an error (reconnect tests), FreezeTails makes
+// the open tails go silent without ending (liveness tests), WaitTails
+// waits until tails are registered (so a test knows its writes will reach
+// them), Suppress injects suppression info, and Stats counts calls.
 //
 // # Where it differs
 //
@@ -69,6 +73,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -96,6 +101,12 @@ type Options struct {
 	// Now is the clock used for receive timestamps, missing timestamps and
 	// the 24-hour default of list calls. Default time.Now.
 	Now func() time.Time
+	// KeepaliveMinTime is the shortest interval between a client's
+	// keepalive pings that the server accepts while a call is open; a
+	// client that pings more often gets GOAWAY "too_many_pings" and its
+	// connection closed, as from Google's front ends, whose limit is the
+	// default, 30 s. (With no call open, gRPC's stricter rule applies.)
+	KeepaliveMinTime time.Duration
 }
 
 // Stats counts what the server has done since Start.
@@ -155,6 +166,10 @@ type Server struct {
 	closeErr  error
 }
 
+// DefaultKeepaliveMinTime is Options.KeepaliveMinTime's default: the
+// ping interval Google's front ends accept.
+const DefaultKeepaliveMinTime = 30 * time.Second
+
 // maxMsgSize is the largest gRPC message the server receives or sends: a
 // 1 MB payload (or a 10 MB write batch, the real service's limit) fits.
 const maxMsgSize = 16 << 20
@@ -181,6 +196,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.KeepaliveMinTime <= 0 {
+		opts.KeepaliveMinTime = DefaultKeepaliveMinTime
+	}
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", opts.Addr)
 	if err != nil {
@@ -195,7 +213,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		perProject:   make(map[string]int),
 		tailsChanged: make(chan struct{}),
 	}
-	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
+		// gRPC's own default (5 minutes) would close, with GOAWAY, the
+		// connection of a client pinging as Google's front ends allow.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepaliveMinTime}))
 	loggingpb.RegisterLoggingServiceV2Server(s.gs, s)
 	go func() {
 		defer close(s.served)
@@ -330,6 +351,20 @@ func (s *Server) WaitTails(ctx context.Context, n int) error {
 			return fmt.Errorf("logserver: waiting for %d open tails (%d open): %w", n, open, ctx.Err())
 		case <-changed:
 		}
+	}
+}
+
+// FreezeTails makes every open TailLogEntries stream go silent for good,
+// as a session stuck inside the service would: the stream stays open and
+// healthy at the gRPC level, but sends nothing more (entries written from
+// now on are not sent to it, and what it had queued is dropped). It ends
+// when its client cancels it or the server closes; tails opened later
+// work normally.
+func (s *Server) FreezeTails() {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	for t := range s.tails {
+		t.freeze()
 	}
 }
 

@@ -29,6 +29,8 @@ type tail struct {
 	ending     bool
 	// endErr, when set, ends the stream at once with this error.
 	endErr error
+	// frozen: the stream stays open and sends nothing more (FreezeTails).
+	frozen bool
 
 	// wake has room for one token: a writer leaves one when there is
 	// something to send, and the sender picks it up.
@@ -50,7 +52,7 @@ func (t *tail) offer(r *rec) {
 		return
 	}
 	t.mu.Lock()
-	if t.ending {
+	if t.ending || t.frozen {
 		t.mu.Unlock()
 		return
 	}
@@ -68,9 +70,20 @@ func (t *tail) offer(r *rec) {
 
 func (t *tail) suppress(reason loggingpb.TailLogEntriesResponse_SuppressionInfo_Reason, n int64) {
 	t.mu.Lock()
-	t.suppressed[reason] += n
+	if !t.frozen {
+		t.suppressed[reason] += n
+	}
 	t.mu.Unlock()
 	t.signal()
+}
+
+// freeze makes the stream send nothing more, and drops what is queued.
+func (t *tail) freeze() {
+	t.mu.Lock()
+	t.frozen = true
+	t.queue = nil
+	clear(t.suppressed)
+	t.mu.Unlock()
 }
 
 // finish asks the stream to send what is queued and end.
