@@ -15,6 +15,7 @@ func commandHelp() [][2]string {
 		{":groups", "autoscaling groups: size, health, joins/leaves (15m)"},
 		{":events", "event journal, newest first"},
 		{":runs", "Ansible runs: running, queued and past, newest first"},
+		{":locks", "host locks held now in Consul, by every console: host, holder, run, since"},
 		{":dc NAME", "restrict every view to one datacenter"},
 		{":dc / :dc all", "show all datacenters"},
 		{":help", "this help"},
@@ -48,12 +49,18 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			m.noProv()
 		}
 		return m.fetchRuns()
+	case "locks", "lock", "lo":
+		m.switchTo(viewLocks)
+		if m.prov == nil {
+			m.noProv()
+		}
+		return m.fetchLocks()
 	case "help", "h":
 		m.push(newView(viewHelp))
 	case "dc", "datacenter":
 		m.setDC(args)
 	default:
-		m.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :dc :q)", true)
+		m.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :locks :dc :q)", true)
 	}
 	return nil
 }

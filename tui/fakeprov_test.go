@@ -35,6 +35,8 @@ type fakeProv struct {
 	runs       []provision.RunInfo
 	views      map[string]*provision.RunView
 	plans      int
+	locks      []provision.HeldLock
+	locksErr   error
 }
 
 func newFakeProv() *fakeProv {
@@ -130,6 +132,12 @@ func (f *fakeProv) Rerun(ctx context.Context, runID string, onlyFailed bool) (*p
 		req.Scope, req.Subject = provision.ScopeMarked, "1 nodes"
 	}
 	return f.preview(req), nil
+}
+
+func (f *fakeProv) Locks(ctx context.Context) ([]provision.HeldLock, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]provision.HeldLock(nil), f.locks...), f.locksErr
 }
 
 func (f *fakeProv) Runs(ctx context.Context) ([]provision.RunInfo, error) {

@@ -128,6 +128,13 @@ type Model struct {
 	runCache     map[string]*row
 	confirm      *confirmAsk
 
+	// Locks (see views_locks.go): the host locks last read and when.
+	locks         []provision.HeldLock
+	locksAt       time.Time
+	locksErr      string
+	locksFetching bool
+	locksAgain    bool
+
 	// Logs (see logs.go).
 	logs                  logview.Opener
 	logsOff               string
@@ -248,7 +255,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.src[viewGroups].force = true
 		}
 		m.tickLogs()
-		cmd = m.tick()
+		cmd = tea.Batch(m.tick(), m.tickLocks())
 	case tea.PasteMsg:
 		if m.input != nil {
 			m.input.insert(sanitize(msg.Content))

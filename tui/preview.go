@@ -214,7 +214,10 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 	}
 	if len(p.Env) > 0 {
 		add("", "")
-		add(st.colHeader, "Environment additions ("+strconv.Itoa(len(p.Env))+")")
+		// The run's whole environment (an allow-list): NAME=value for what
+		// fleetdeck and [ansible] env set, a bare NAME for what is passed
+		// from the console's environment (its value is not shown).
+		add(st.colHeader, "Environment ("+strconv.Itoa(len(p.Env))+"; a bare NAME is passed from this console's environment)")
 		env := append([]string(nil), p.Env...)
 		sort.Strings(env)
 		for _, e := range env {

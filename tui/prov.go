@@ -174,6 +174,9 @@ func (m *Model) updateProv(msg tea.Msg) tea.Cmd {
 			m.provVer = msg.ver
 		}
 		cmds := []tea.Cmd{m.waitProv(), m.fetchRuns()}
+		if m.top().kind == viewLocks {
+			cmds = append(cmds, m.fetchLocks())
+		}
 		// Only the run on top follows live; one under other views is
 		// fetched again when it is back on top.
 		if v := m.top(); v.kind == viewRun {
@@ -212,6 +215,8 @@ func (m *Model) updateProv(msg tea.Msg) tea.Cmd {
 			}
 		}
 		return cmd
+	case locksMsg:
+		return m.locksDone(msg)
 	case playbooksMsg:
 		msg.form.setPlaybooks(msg.pbs, msg.err)
 	case previewMsg:

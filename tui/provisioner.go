@@ -28,6 +28,10 @@ type Provisioner interface {
 	Runs(ctx context.Context) ([]provision.RunInfo, error)
 	// Run returns one run's board, live or replayed from history.
 	Run(ctx context.Context, runID string) (*provision.RunView, error)
+	// Locks lists the host locks held now in Consul, by every console, in
+	// every datacenter of the fleet (what was read, plus an error naming a
+	// datacenter that could not be).
+	Locks(ctx context.Context) ([]provision.HeldLock, error)
 	// Next blocks until the runs changed after version after and returns
 	// the new version. Changes are batched, so a run streaming thousands
 	// of events costs a few frames a second, not one per event.

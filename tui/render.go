@@ -103,6 +103,8 @@ func (m *Model) emptyText(v *view) string {
 		return m.runsOffText()
 	case v.kind == viewRuns && m.runsErr != "":
 		return "runs: " + m.runsErr
+	case v.kind == viewLocks && v.total == 0:
+		return m.locksEmptyText()
 	case v.kind == viewRuns && v.total == 0:
 		return "no runs yet: press r on a node, role or group to run a playbook"
 	case m.snap.Version == 0:

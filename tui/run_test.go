@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -384,4 +385,50 @@ func TestPreviewArgvWrapsExactly(t *testing.T) {
 	if b.String() != long {
 		t.Fatalf("argv on screen:\n%s\nwant\n%s", b.String(), long)
 	}
+}
+
+// :locks lists the host locks held now, by any console; enter opens the
+// run holding the host; the view reads the locks again while shown, and a
+// datacenter that could not be read is said while the others are shown.
+func TestLocksView(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	since := t0.Add(-90 * time.Second)
+	p.locks = []provision.HeldLock{
+		{Target: provision.RunTarget{Node: "node-00000", Datacenter: "dc1"}, Holder: provision.LockHolder{User: "alice", Host: "bastion-1", PID: 4242, RunID: "r1", Since: since}},
+		{Target: provision.RunTarget{Node: "web-\x1b[2J7", Datacenter: "dc2"}, Holder: provision.LockHolder{User: "bob", Host: "laptop", Identity: "bob@corp", RunID: "r9", Since: since}},
+	}
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 20)
+	h.keys(":locks")
+	h.press("enter")
+	h.mustContain("HOST", "DC", "HOLDER", "CONSOLE", "RUN", "SINCE", "node-00000", "alice@bastion-1", "pid 4242", "r1",
+		"bob@laptop", "bob@corp", "r9", "locks 1/2")
+	h.mustNotContain("\x1b[2J")
+	h.press("enter")
+	if v := h.m.top(); v.kind != viewRun || v.run.id != "r1" {
+		t.Fatalf("enter on a lock opens %v, want the run r1", v.kind)
+	}
+	h.press("esc")
+
+	// Another console frees its host: seen at the next refresh.
+	p.mu.Lock()
+	p.locks = p.locks[:1]
+	p.locksErr = errors.New("listing host locks in dc2: connection refused")
+	p.mu.Unlock()
+	h.clk.add(locksRefresh)
+	h.do(tickMsg(h.clk.t))
+	h.mustContain("node-00000", "locks 1/1")
+	h.mustNotContain("bob@laptop")
+
+	p.mu.Lock()
+	p.locks, p.locksErr = nil, nil
+	p.mu.Unlock()
+	h.clk.add(locksRefresh)
+	h.do(tickMsg(h.clk.t))
+	h.mustContain("no host is locked")
+
+	// Without runs there are no locks to show: say why.
+	h2 := newHarness(t, synthSnapshot(3), 120, 20)
+	h2.keys(":locks", "enter")
+	h2.mustContain("runs are not available")
 }

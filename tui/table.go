@@ -73,6 +73,8 @@ type row struct {
 	// through the node (zero for other rows).
 	keys  nodeKeys
 	event *fleet.Event
+	// runID is, for a host lock, the run that holds it.
+	runID string
 
 	// seen is the cache sweep generation that last found the row's node.
 	seen uint64

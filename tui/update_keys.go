@@ -174,6 +174,12 @@ func (m *Model) drill(v *view) tea.Cmd {
 	switch v.kind {
 	case viewRuns:
 		return m.openRun(r.id)
+	case viewLocks:
+		// The run holding the host: live here, or from this machine's
+		// history (another machine's run is not).
+		if r.runID != "" {
+			return m.openRun(r.runID)
+		}
 	case viewNodes:
 		m.push(newDetail(r.node.Datacenter, r.node.Name))
 	case viewRoles:

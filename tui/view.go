@@ -14,6 +14,7 @@ const (
 	viewGroups
 	viewEvents
 	viewRuns
+	viewLocks
 	viewDetail
 	viewHelp
 	viewLaunch
@@ -38,6 +39,8 @@ func (k viewKind) String() string {
 		return "events"
 	case viewRuns:
 		return "runs"
+	case viewLocks:
+		return "locks"
 	case viewLaunch:
 		return "launch"
 	case viewPreview:
@@ -60,7 +63,7 @@ func (k viewKind) String() string {
 
 // isTable reports whether the view is a table of rows (as opposed to the
 // scrolling text of the detail and help views).
-func (k viewKind) isTable() bool { return k <= viewRuns }
+func (k viewKind) isTable() bool { return k <= viewLocks }
 
 // showsFaults reports views the faults toggle narrows: the tables and the
 // run view's host board.
@@ -152,6 +155,8 @@ func (m *Model) columns(k viewKind) []column {
 		return eventColumns()
 	case viewRuns:
 		return runsColumns()
+	case viewLocks:
+		return locksColumns()
 	}
 	return nil
 }
@@ -174,6 +179,8 @@ func (m *Model) source(k viewKind) *source {
 		s.rows = m.eventRows()
 	case viewRuns:
 		s.rows = m.runsRows()
+	case viewLocks:
+		s.rows = m.locksRows()
 	}
 	s.gen, s.force = m.gen, false
 	s.stamp++
