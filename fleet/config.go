@@ -39,6 +39,11 @@ type Config struct {
 	// missing. For one-shot readers such as the inventory, where the full
 	// read (~12 MB at 10k nodes) would dominate.
 	SkipAllChecks bool
+	// SkipBootstrap reads services one by one from the start instead of
+	// first reading every node's services and checks in one request of
+	// Consul's internal UI endpoint (see Watcher). For tests of the public
+	// path; the bootstrap falls back to it by itself on any trouble.
+	SkipBootstrap bool
 	// oneShot makes every watch read once and stop (Once): no blocking
 	// query is left waiting in Consul, and nothing is read twice.
 	oneShot bool

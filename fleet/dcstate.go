@@ -88,7 +88,14 @@ type dcState struct {
 	// answer.
 	recovered map[string]map[string]uint64
 	// nodeReads hands nodes whose checks must be read to readNodeChecks.
-	nodeReads   chan []string
+	nodeReads chan []string
+	// bootDone is set when the bootstrap read has answered or failed:
+	// until then the per-service watches wait. boot is its data while
+	// services it covers may still appear in the service list, as of
+	// bootIndex.
+	bootDone    bool
+	boot        *bootData
+	bootIndex   uint64
 	fullTrigger chan struct{}
 
 	built map[string]*Node

@@ -211,8 +211,19 @@ func TestWatcherUnderResetsAndLatency(t *testing.T) {
 // every request with a fixed status while failWith is set.
 type statusProxy struct {
 	failWith atomic.Int32
-	srv      *http.Server
-	ln       net.Listener
+	// prefix, when set, answers prefixCode to requests whose path starts
+	// with it, whatever failWith says; refused counts them.
+	prefix     atomic.Value
+	prefixCode atomic.Int32
+	refused    atomic.Int64
+	srv        *http.Server
+	ln         net.Listener
+}
+
+// failPrefix makes the proxy answer code to every request under prefix.
+func (p *statusProxy) failPrefix(prefix string, code int) {
+	p.prefixCode.Store(int32(code))
+	p.prefix.Store(prefix)
 }
 
 func startStatusProxy(t *testing.T, upstream string) *statusProxy {
@@ -226,6 +237,11 @@ func startStatusProxy(t *testing.T, upstream string) *statusProxy {
 	rp.Transport = tr
 	p := &statusProxy{}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pre, _ := p.prefix.Load().(string); pre != "" && strings.HasPrefix(r.URL.Path, pre) {
+			p.refused.Add(1)
+			http.Error(w, "not here", int(p.prefixCode.Load()))
+			return
+		}
 		if code := int(p.failWith.Load()); code != 0 {
 			http.Error(w, fmt.Sprintf("injected %d", code), code)
 			return
@@ -285,6 +301,10 @@ func TestWatcherReportsHTTP429And500AndRecovers(t *testing.T) {
 // within its budget, loads every service, and still follows changes of
 // services with and without a watch of their own.
 func TestWatcherStaysWithinItsConnectionBudgetAt500Services(t *testing.T) {
+	bothPaths(t, testWatcherStaysWithinItsConnectionBudgetAt500Services)
+}
+
+func testWatcherStaysWithinItsConnectionBudgetAt500Services(t *testing.T, cfg fleet.Config) {
 	a := startAgent(t, consulagent.Options{ExtraHCL: `limits { http_max_conns_per_client = 50 }`})
 	direct := client(t, a)
 	spec := fleetsim.ScaleSpec(1000)
@@ -295,7 +315,6 @@ func TestWatcherStaysWithinItsConnectionBudgetAt500Services(t *testing.T) {
 		t.Fatalf("loading the fleet: %v", err)
 	}
 	c, conns := clientVia(t, a.HTTPAddr())
-	cfg := fleet.Config{}
 	w := fleet.NewWatcher(c, cfg)
 	runWatcher(t, w)
 	var degraded atomic.Value
@@ -471,6 +490,10 @@ func TestWatcherJournalsARecoveryWithoutTheFailingOutput(t *testing.T) {
 // snapshot with every node and roles still pending comes first, and no
 // snapshot ever claims an empty, complete fleet while loading.
 func TestWatcherPublishesNodesBeforeRoles(t *testing.T) {
+	bothPaths(t, testWatcherPublishesNodesBeforeRoles)
+}
+
+func testWatcherPublishesNodesBeforeRoles(t *testing.T, cfg fleet.Config) {
 	a := startAgent(t, consulagent.Options{})
 	direct := client(t, a)
 	for i := range 20 {
@@ -480,7 +503,7 @@ func TestWatcherPublishesNodesBeforeRoles(t *testing.T) {
 	px := faultproxy.Start(t, a.HTTPAddr())
 	px.Latency(t, 400*time.Millisecond)
 	c, _ := clientVia(t, px.Addr())
-	w := fleet.NewWatcher(c, fleet.Config{})
+	w := fleet.NewWatcher(c, cfg)
 	var snaps []*fleet.Snapshot
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -522,5 +545,39 @@ func TestWatcherPublishesNodesBeforeRoles(t *testing.T) {
 	last := snaps[len(snaps)-1]
 	if n := last.Node("dc1", "n-03"); n == nil || !n.HasRole("s3") {
 		t.Errorf("complete snapshot lacks roles: %+v", n)
+	}
+}
+
+// The bootstrap read is Consul's internal UI endpoint: when it is refused
+// (a proxy that only lets the public API through, another Consul version),
+// the watcher reads service by service and loads the same fleet.
+func TestWatcherFallsBackWhenTheBootstrapReadFails(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	direct := client(t, a)
+	for i := range 6 {
+		register(t, direct, fmt.Sprintf("m-%d", i), fmt.Sprintf("10.0.7.%d", i+1), nil,
+			svcDef{id: "mq", name: "mq", tags: []string{"v2"}, port: 5672})
+	}
+	setCheck(t, direct, "m-2", "10.0.7.3", "amqp", api.HealthCritical, "connection refused")
+	px := startStatusProxy(t, a.HTTPAddr())
+	px.failPrefix("/v1/internal/", http.StatusNotFound)
+	c, _ := clientVia(t, px.ln.Addr().String())
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	s := waitFor(t, w, 30*time.Second, "complete", func(s *fleet.Snapshot) bool { return s.Complete() })
+	for i := range 6 {
+		n := s.Node("dc1", fmt.Sprintf("m-%d", i))
+		if n == nil || !n.HasRole("mq") || n.Services[0].Port != 5672 || !slices.Equal(n.Tags(), []string{"v2"}) {
+			t.Fatalf("node m-%d after the fallback: %+v", i, n)
+		}
+	}
+	if n := s.Node("dc1", "m-2"); n.Health != fleet.HealthCritical {
+		t.Errorf("m-2 health %v, want critical", n.Health)
+	}
+	if st := s.Status(); st.Status != fleet.Connected {
+		t.Errorf("a refused bootstrap read shows as %v (%s): the public reads worked", st.Status, st.LastError)
+	}
+	if px.refused.Load() == 0 {
+		t.Errorf("the bootstrap read was never tried")
 	}
 }

@@ -49,7 +49,7 @@ func (d *dcState) swept() bool {
 // sweepDue reports whether the swept services must be looked at: the
 // service list moved past the last sweep, or some have never been read.
 func (d *dcState) sweepDue() bool {
-	if d.sweeping || !d.svcLoaded || !d.swept() {
+	if d.sweeping || !d.svcLoaded || !d.bootDone || !d.swept() {
 		return false
 	}
 	if d.svcListIndex != d.sweptTo {
@@ -205,8 +205,10 @@ func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it swee
 		if err != nil {
 			return ctx.Err() == nil && fail(err)
 		}
-		if meta.LastIndex == it.index {
-			return true // unchanged
+		if meta.LastIndex > 0 && meta.LastIndex <= it.index {
+			// Unchanged: a service adopted from the bootstrap read is
+			// known as of the bootstrap's index, which may be above its own.
+			return true
 		}
 	}
 	q := &api.QueryOptions{Datacenter: dcName, AllowStale: !r.cfg.Consistent}

@@ -28,6 +28,7 @@ const (
 	watchProbe                           // /v1/status/leader, every ProbeInterval: is Consul answering?
 	watchSweep                           // a sweep of the services without a watch of their own has ended
 	watchNodeChecks                      // /v1/health/node/<name>, after one of its checks passed again
+	watchBootstrap                       // /v1/internal/ui/nodes, once: services and checks in one read
 )
 
 // what says what a watch is doing, for error messages.
@@ -51,6 +52,8 @@ func (k watchKind) what(dc, service string) string {
 		return "checking services for changes in " + dc
 	case watchNodeChecks:
 		return fmt.Sprintf("reading the checks of node %q in %s", service, dc)
+	case watchBootstrap:
+		return "reading every node's services and checks in " + dc
 	}
 	return "querying Consul"
 }
@@ -82,6 +85,8 @@ type result struct {
 	// index the finished sweep covers.
 	sweep bool
 	index uint64
+	// boot is a bootstrap read (nil when it failed).
+	boot *bootData
 
 	// changed is false when a blocking query timed out without a new
 	// index: only the connection state is refreshed.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -92,5 +93,33 @@ func TestJournalIsBoundedAndSnapshotsStayImmutable(t *testing.T) {
 	// Earlier views must still read what they read then.
 	if v := views[2]; len(v) != 3 || v[0].Node != "a" || v[2].Node != "c" {
 		t.Errorf("an earlier view changed: %+v", v)
+	}
+}
+
+func TestBootstrapAnswerShapeIsChecked(t *testing.T) {
+	good := []uiNode{{Node: "n1",
+		Services: []uiService{{ID: "web-1", Service: "web", Tags: []string{"v1"}, Port: 80}, {ID: "web-2", Service: "web", Tags: []string{"v1"}, Port: 81}},
+		Checks:   []uiCheck{{CheckID: "_node_maintenance", Status: "critical"}, {CheckID: "http", Name: "HTTP", Status: "passing", Output: "ok", ServiceID: "web-1", ServiceName: "web"}}}}
+	b, err := toBoot(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.services["web"]; len(got) != 2 || got[1].svc.Port != 81 || got[0].node != "n1" || &got[0].svc.Tags[0] != &got[1].svc.Tags[0] {
+		t.Errorf("instances %+v (identical tag lists are shared)", got)
+	}
+	if len(b.checks) != 2 || b.checks[0].Status != HealthMaintenance || b.checks[1].Output != "ok" {
+		t.Errorf("checks %+v", b.checks)
+	}
+	// Another Consul's shape (renamed fields decode as empty): refuse it,
+	// so the public reads take over instead of showing a fleet without roles.
+	for name, bad := range map[string][]uiNode{
+		"node without a name":    {{Services: good[0].Services}},
+		"service without a name": {{Node: "n1", Services: []uiService{{ID: "x"}}}},
+		"check without an ID":    {{Node: "n1", Checks: []uiCheck{{Status: "passing"}}}},
+		"unknown status":         {{Node: "n1", Checks: []uiCheck{{CheckID: "c", Status: "sideways"}}}},
+	} {
+		if _, err := toBoot(bad); !errors.Is(err, errBootShape) {
+			t.Errorf("%s: err = %v, want errBootShape", name, err)
+		}
 	}
 }

@@ -273,6 +273,10 @@ func (r *runner) addDC(parent context.Context, name string) {
 	// params numbers each watch: build them here, on the runner's
 	// goroutine, not in the watches' own.
 	nodesP, servicesP, failingP := r.params(dc, watchNodes, true), r.params(dc, watchServices, true), r.params(dc, watchFailing, true)
+	// The service list and the failing checks are small answers but cost
+	// Consul a pass over every service instance and check (a filter over
+	// 30,000 checks at 10k nodes): they wait for the node list too.
+	servicesP.after, failingP.after = dc.nodesArrived, dc.nodesArrived
 	r.goFunc(func() {
 		loop(ctx, nodesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 			var nodes []catalogNode
@@ -294,6 +298,12 @@ func (r *runner) addDC(parent context.Context, name string) {
 			return result{checks: toChecks(checks)}, meta, err
 		})
 	})
+	if r.cfg.SkipBootstrap {
+		dc.bootDone = true
+	} else {
+		bootP := r.params(dc, watchBootstrap, false)
+		r.goFunc(func() { r.bootstrap(ctx, bootP) })
+	}
 	if !r.cfg.oneShot {
 		probeP := r.params(dc, watchProbe, false)
 		r.goFunc(func() { r.probe(ctx, probeP) })
@@ -304,6 +314,9 @@ func (r *runner) addDC(parent context.Context, name string) {
 		dc.allLoaded = true
 		return
 	}
+	if r.cfg.oneShot && r.cfg.SkipBootstrap {
+		dc.requestFullRead()
+	}
 	full := r.params(dc, watchAllChecks, false)
 	// At most one full read per 15 s however often it is asked for: at
 	// 10k nodes one read is about 12 MB.
@@ -311,21 +324,19 @@ func (r *runner) addDC(parent context.Context, name string) {
 	r.goFunc(func() { r.readAllChecks(ctx, dc.fullTrigger, full) })
 }
 
-// readAllChecks reads every check when triggered (at the first complete
-// load, when nodes joined) or FullCheckInterval has passed. A one-shot
-// read does it at once.
+// readAllChecks reads every check when triggered — at the first complete
+// load or, in a one-shot read, at once, when the bootstrap read did not
+// bring them; when nodes joined — or FullCheckInterval has passed.
 func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p loopParams) {
 	health := r.w.client.Health()
 	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
 		checks, meta, err := health.State(api.HealthAny, q)
 		return result{checks: toChecks(checks)}, meta, err
 	}
-	if !r.cfg.oneShot {
-		select {
-		case <-ctx.Done():
-			return
-		case <-trigger:
-		}
+	select {
+	case <-ctx.Done():
+		return
+	case <-trigger:
 	}
 	tick := time.NewTicker(r.cfg.FullCheckInterval)
 	defer tick.Stop()
@@ -439,6 +450,18 @@ func (r *runner) startServiceWatch(dc *dcState, name string, s *svcState) {
 	})
 }
 
+// watchService gives a service that has no watch yet its own blocking
+// query when the budget allows; the others are swept (sweepItems), and a
+// one-shot read needs none for a service the bootstrap brought.
+func (r *runner) watchService(dc *dcState, name string, s *svcState) {
+	if s.watch != nil || (r.cfg.oneShot && s.loaded) {
+		return
+	}
+	if dc.hot < r.maxHot() {
+		r.startServiceWatch(dc, name, s)
+	}
+}
+
 // stopServiceWatch ends a service's own query: it is swept from now on.
 // An error of that query goes with it; the sweeps report their own.
 func (dc *dcState) stopServiceWatch(name string, s *svcState) {
@@ -545,6 +568,16 @@ func (r *runner) apply(ctx context.Context, res result) {
 			dc.requestFullRead()
 		}
 	case watchServices:
+		if index < dc.svcListIndex {
+			// A new cluster or a restore: what the swept services were
+			// known as means nothing now; read them again.
+			for _, s := range dc.svcs {
+				if s.watch == nil {
+					s.index = 0
+				}
+			}
+			dc.boot = nil
+		}
 		dc.svcListIndex = index
 		added, removed := dc.applyServiceList(res.services)
 		for _, name := range removed {
@@ -553,10 +586,41 @@ func (r *runner) apply(ctx context.Context, res result) {
 		for _, name := range added {
 			s := &svcState{changed: now}
 			dc.svcs[name] = s
-			if dc.hot < r.maxHot() {
-				r.startServiceWatch(dc, name, s)
+			if dc.bootDone {
+				dc.adoptBoot(name, s)
+				r.watchService(dc, name, s)
 			}
-			// The others are read by the next sweep (sweepItems).
+		}
+		if dc.boot != nil && index >= dc.bootIndex {
+			dc.boot = nil // every service it covers is in the list, or gone
+		}
+	case watchBootstrap:
+		dc.bootDone = true
+		if res.boot != nil {
+			dc.boot, dc.bootIndex = res.boot, index
+			if !r.cfg.SkipAllChecks {
+				dc.applyAllChecks(res.boot.checks, index)
+			}
+		} else if r.cfg.oneShot && !r.cfg.SkipAllChecks {
+			dc.requestFullRead()
+		}
+		names := make([]string, 0, len(dc.svcs))
+		for name := range dc.svcs {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			s := dc.svcs[name]
+			dc.adoptBoot(name, s)
+			r.watchService(dc, name, s)
+		}
+		if res.boot != nil && dc.svcLoaded && dc.svcListIndex <= index {
+			// Every swept service is known as of the bootstrap, which is
+			// not older than the service list: no sweep is due for it.
+			dc.sweptTo = max(dc.sweptTo, dc.svcListIndex)
+		}
+		if dc.boot != nil && dc.svcListIndex >= dc.bootIndex {
+			dc.boot = nil
 		}
 	case watchService:
 		s := dc.svcs[res.service]
@@ -674,7 +738,7 @@ func (r *runner) publish() {
 		for _, e := range dc.rebuild(r.cfg, now) {
 			r.record(e, now)
 		}
-		if dc.ready && !wasReady && !r.cfg.oneShot {
+		if dc.ready && !wasReady && !r.cfg.oneShot && !dc.allLoaded {
 			// Roles and health are complete: now the passing checks'
 			// names and outputs, which the first screen did not wait for.
 			dc.requestFullRead()

@@ -112,7 +112,19 @@ func hasEvent(s *fleet.Snapshot, kind fleet.EventKind, node string, pred func(fl
 	return false
 }
 
+// bothPaths runs a test with the bootstrap read and without it (the public
+// per-service reads it falls back to).
+func bothPaths(t *testing.T, test func(t *testing.T, cfg fleet.Config)) {
+	t.Helper()
+	t.Run("bootstrap", func(t *testing.T) { test(t, fleet.Config{}) })
+	t.Run("per-service", func(t *testing.T) { test(t, fleet.Config{SkipBootstrap: true}) })
+}
+
 func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
+	bothPaths(t, testWatcherFollowsJoinsLeavesHealthAndTags)
+}
+
+func testWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T, cfg fleet.Config) {
 	a := startAgent(t, consulagent.Options{})
 	c := client(t, a)
 	for i := range 3 {
@@ -122,7 +134,7 @@ func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
 		setCheck(t, c, name, fmt.Sprintf("10.0.0.%d", i+1), "http", api.HealthPassing, "ok")
 	}
 
-	w := fleet.NewWatcher(c, fleet.Config{})
+	w := fleet.NewWatcher(c, cfg)
 	runWatcher(t, w)
 	s := waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool {
 		return s.Node("dc1", "web-2") != nil && s.Complete()
@@ -428,6 +440,10 @@ func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the 10k-node load takes a minute")
 	}
+	bothPaths(t, testWatcherLoadsTenThousandNodesCompletely)
+}
+
+func testWatcherLoadsTenThousandNodesCompletely(t *testing.T, cfg fleet.Config) {
 	a := startAgent(t, consulagent.Options{})
 	c := client(t, a)
 	spec := fleetsim.ScaleSpec(10000)
@@ -441,7 +457,7 @@ func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
 		t.Fatalf("loading the fleet: %v", err)
 	}
 
-	w := fleet.NewWatcher(c, fleet.Config{})
+	w := fleet.NewWatcher(c, cfg)
 	runWatcher(t, w)
 	s := waitFor(t, w, 5*time.Minute, "10k nodes", func(s *fleet.Snapshot) bool {
 		return len(s.Nodes) >= len(want)+1 && s.Complete()

@@ -122,3 +122,17 @@ func BenchmarkPeerBubblesTableCursorMove10k(b *testing.B) {
 		_ = t.View()
 	}
 }
+
+// BenchmarkFirstSnapshot10k is the console's share of the first screen:
+// a fresh console receiving its first 10,000-node snapshot (every row
+// built: sanitised, measured, search keys) and drawing the frame.
+func BenchmarkFirstSnapshot10k(b *testing.B) {
+	nodes := synthNodes(10000, time.Time{})
+	b.ReportAllocs()
+	for b.Loop() {
+		m := New(context.Background(), Options{Feed: fleet.NewPublisher(nil), Now: func() time.Time { return t0 }})
+		m.Update(tea.WindowSizeMsg{Width: 200, Height: 50})
+		m.Update(snapshotMsg{fleet.NewSnapshot(1, t0, append([]*fleet.Node(nil), nodes...), connected(t0), nil)})
+		_ = m.View()
+	}
+}

@@ -211,6 +211,7 @@ func (f filterExpr) matchNode(r *row) bool {
 // matchNode tests one term against a node row, ignoring negation. Only
 // meta terms reach into the node itself.
 func (t *filterTerm) matchNode(r *row) bool {
+	r.filterKeys()
 	k := &r.keys
 	switch t.field {
 	case fieldText:

@@ -75,6 +75,10 @@ type row struct {
 	event *fleet.Event
 	// runID is, for a host lock, the run that holds it.
 	runID string
+	// filterable is set once a node row's search text and keys are built
+	// (filterKeys): the first screen of 10,000 nodes does not wait for
+	// what only a filter needs.
+	filterable bool
 
 	// seen is the cache sweep generation that last found the row's node.
 	seen uint64
@@ -86,17 +90,31 @@ type row struct {
 
 // newRow builds a row from raw (unsanitised) cell texts.
 func newRow(id string, raw []string) *row {
+	r := newRowCells(id, raw)
+	r.search = cellsSearch(r.cells)
+	return r
+}
+
+// newRowCells builds a row's sanitised cells and widths, without the
+// search text (a node row builds it when a filter first needs it).
+func newRowCells(id string, raw []string) *row {
 	r := &row{id: id, cells: make([]string, len(raw)), widths: make([]int, len(raw))}
-	var search strings.Builder
 	for i, c := range raw {
 		c = sanitize(c)
 		r.cells[i] = c
 		r.widths[i] = cellWidth(c)
+	}
+	return r
+}
+
+// cellsSearch is the lowercased text free-text filter terms search in.
+func cellsSearch(cells []string) string {
+	var search strings.Builder
+	for _, c := range cells {
 		search.WriteString(strings.ToLower(c))
 		search.WriteByte('\t')
 	}
-	r.search = search.String()
-	return r
+	return search.String()
 }
 
 // layout is the column widths a table was fitted to. A width of 0 means

@@ -87,7 +87,7 @@ func nodeRow(n *fleet.Node) *row {
 	if n.Pending&fleet.PendingRoles != 0 {
 		roles = loadingCell
 	}
-	r := newRow(n.Key(), []string{
+	r := newRowCells(n.Key(), []string{
 		ncName:     n.Name,
 		ncDC:       n.Datacenter,
 		ncHealth:   health,
@@ -100,10 +100,24 @@ func nodeRow(n *fleet.Node) *row {
 	})
 	r.node = n
 	r.addr, _ = netip.ParseAddr(n.Address)
-	r.keys = newNodeKeys(n)
 	r.health = n.Health
 	r.changedAt = n.ChangedAt
 	r.name, r.dc, r.group = r.cells[ncName], r.cells[ncDC], r.cells[ncGroup]
+	return r
+}
+
+// filterKeys builds what filters test in a node row (every column, meta
+// and tags for free text; the raw fields for field terms), once: rows are
+// cached per node pointer, so a filter costs this only for nodes that
+// changed since.
+func (r *row) filterKeys() {
+	if r.filterable || r.node == nil {
+		return
+	}
+	r.filterable = true
+	n := r.node
+	r.keys = newNodeKeys(n)
+	r.search = cellsSearch(r.cells)
 	if len(n.Meta) > 0 || len(n.Services) > 0 {
 		var b strings.Builder
 		b.WriteString(r.search)
@@ -122,7 +136,6 @@ func nodeRow(n *fleet.Node) *row {
 		}
 		r.search = b.String()
 	}
-	return r
 }
 
 // loadingCell fills a cell whose data has not been read yet.
