@@ -16,8 +16,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -108,7 +111,7 @@ func run(ctx context.Context, nodes int, shape string, runs int, bin string, ser
 	}
 	addr := agent.HTTPAddr()
 
-	var cli, ui, rows, roles, all []time.Duration
+	var cli, ui, uiParse, rows, roles, all []time.Duration
 	for i := range runs {
 		// Alternate the order so drift in the machine's load spreads evenly.
 		steps := []func() error{
@@ -120,6 +123,11 @@ func run(ctx context.Context, nodes int, shape string, runs int, bin string, ser
 			func() error {
 				d, err := timeCommand(ctx, curl, "-sf", "-o", "/dev/null", "http://"+addr+"/v1/internal/ui/nodes")
 				ui = append(ui, d)
+				return err
+			},
+			func() error {
+				d, err := timeFetchParse(ctx, "http://"+addr+"/v1/internal/ui/nodes")
+				uiParse = append(uiParse, d)
 				return err
 			},
 			func() error {
@@ -136,8 +144,8 @@ func run(ctx context.Context, nodes int, shape string, runs int, bin string, ser
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "run %d: cli %v, ui/nodes %v, fleetdeck rows %v roles+health %v all %v\n", i+1,
-			ms(cli[i]), ms(ui[i]), ms(rows[i]), ms(roles[i]), ms(all[i]))
+		fmt.Fprintf(os.Stderr, "run %d: cli %v, ui/nodes %v (fetch+parse %v), fleetdeck rows %v roles+health %v all %v\n", i+1,
+			ms(cli[i]), ms(ui[i]), ms(uiParse[i]), ms(rows[i]), ms(roles[i]), ms(all[i]))
 		time.Sleep(11 * time.Second) // let the last console's blocking queries end in Consul
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -155,7 +163,36 @@ func run(ctx context.Context, nodes int, shape string, runs int, bin string, ser
 	row("`curl /v1/internal/ui/nodes` (the Consul UI's whole-fleet fetch)", ui, nil)
 	row("fleetdeck: roles and health complete on screen", roles, ui)
 	row("fleetdeck: everything, passing checks' details too", all, ui)
+	row("fetch and parse /v1/internal/ui/nodes (the UI's request and JSON.parse; here Go, generic values)", uiParse, nil)
+	row("fleetdeck: roles and health complete, vs fetch and parse", roles, uiParse)
 	return nil
+}
+
+// timeFetchParse times what the Consul UI does with its whole-fleet read:
+// the request (plain, as a browser on the same machine gets it) and
+// parsing the answer into generic values, as JSON.parse does.
+func timeFetchParse(ctx context.Context, url string) (time.Duration, error) {
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var v []any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return 0, fmt.Errorf("parsing %s: %w", url, err)
+	}
+	return time.Since(start), nil
 }
 
 // timeCommand runs a command to the end and returns how long it took.
