@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs fleetdeck's benchmarks and prints the figures recorded in
 # docs/benchmarks.md. Needs Go, tmux and the Consul agent (built on first
-# use). Takes about 7 minutes on 2 cores. The inventory and Ansible figures
+# use). Takes about 20 minutes on 2 cores. The inventory and Ansible figures
 # have their own commands: go run ./bench/inventory, go run ./bench/ansible.
 #
 #   ./bench/run.sh            everything
@@ -46,3 +46,24 @@ sleep 20 # let the occasional full check read and the simulation run
 pid=$(pgrep -f "^$out/fleetdeck\$" | head -1)
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status" | tr -s ' ' | sed 's/^/  fleetdeck console: /'
 tmux -L "$sock" capture-pane -p -t fd | head -2 | sed 's/^/  screen: /'
+
+echo
+echo "## cold start at $NODES nodes: the real console on a pseudo-terminal vs consul catalog nodes and the UI's fetch (production-mode Consul)"
+go run ./bench/coldstart -nodes "$NODES" -runs 5 -shape bench 2>"$out/coldstart.log" | tee "$out/coldstart.txt"
+go run ./bench/coldstart -nodes "$NODES" -runs 5 -shape one 2>"$out/coldstart-one.log" | tee "$out/coldstart-one.txt"
+
+echo
+echo "## liveness: SIGSTOP/SIGCONT of the agent, a black-holed and healed path (real Consul, times logged by the tests)"
+go test -count=1 -v -run 'TestWatcherCallsAFrozenConsulUnresponsiveAndRecovers|TestWatcherRecoversFromABlackHole' ./fleet/ | tee "$out/liveness.txt" | grep -E '→|after'
+
+echo
+echo "## lock loss → run killed, against the TTL (SIGSTOP of the agent mid-run, 5 trials)"
+FLEETDECK_TEST_LOCKLOSS_TRIALS=5 go test -count=1 -v -run TestLockLostRunKilledBeforeTTL ./provision/ | tee "$out/lockloss.txt" | grep -iE 'trial|lost|gone|ttl' | head -20
+
+echo
+echo "## memory of noisy runs: one 50 MB output line, a 20,000-event loop"
+FLEETDECK_TEST_LOOP_EVENTS=20000 go test -count=1 -v -timeout 30m -run TestManagerMemoryBoundedOnNoisyRuns ./provision/ | tee "$out/noisy.txt" | grep -iE 'heap|MiB' | head -10
+
+echo
+echo "## Cloud Logging tail: fault → stalled, heal → live (default settings)"
+go test -run '^$' -bench TailStall -benchtime 1x ./logview/ | tee "$out/tailstall.txt" | grep -E '^Benchmark'
