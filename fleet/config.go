@@ -1,6 +1,10 @@
 package fleet
 
-import "time"
+import (
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
 
 // Config tunes a Watcher. The zero value is usable: every zero field takes
 // the default documented on it.
@@ -39,6 +43,13 @@ type Config struct {
 	// missing. For one-shot readers such as the inventory, where the full
 	// read (~12 MB at 10k nodes) would dominate.
 	SkipAllChecks bool
+	// Direct, when set, is the configuration api.NewClient resolved for
+	// the client the watcher reads through (scheme, address, path prefix,
+	// token, HTTP client; NewClient fills them in). The watcher then makes
+	// its one large read, the bootstrap (26 MB at 10,000 nodes), itself and
+	// decodes it with a faster JSON decoder than the API client's, which
+	// spends ~0.5 s on it. Nil: the API client reads it.
+	Direct *api.Config
 	// SkipBootstrap reads services one by one from the start instead of
 	// first reading every node's services and checks in one request of
 	// Consul's internal UI endpoint (see Watcher). For tests of the public

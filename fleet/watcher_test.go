@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-cleanhttp"
 	"go.uber.org/goleak"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -120,13 +123,79 @@ func bothPaths(t *testing.T, test func(t *testing.T, cfg fleet.Config)) {
 	t.Run("per-service", func(t *testing.T) { test(t, fleet.Config{SkipBootstrap: true}) })
 }
 
-func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
-	bothPaths(t, testWatcherFollowsJoinsLeavesHealthAndTags)
+// readPath is how a watcher makes its first read of services and checks.
+type readPath string
+
+const (
+	pathBootstrap  readPath = "bootstrap"        // one request, through the API client
+	pathDirect     readPath = "bootstrap-direct" // one request, read and decoded by the watcher (Config.Direct)
+	pathPerService readPath = "per-service"      // the public per-service reads
+)
+
+// allPaths runs a test once per read path; the test builds its client and
+// config with clientFor.
+func allPaths(t *testing.T, test func(t *testing.T, path readPath)) {
+	t.Helper()
+	for _, p := range []readPath{pathBootstrap, pathDirect, pathPerService} {
+		t.Run(string(p), func(t *testing.T) { test(t, p) })
+	}
 }
 
-func testWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T, cfg fleet.Config) {
+// clientFor returns a client of agent a and the watcher configuration of
+// read path p.
+// loaded, called once the fleet is first complete, checks that on a
+// bootstrap path no service was read in full one by one — that the
+// bootstrap did not fall back.
+func clientFor(t *testing.T, a *consulagent.Agent, p readPath) (c *api.Client, cfg fleet.Config, loaded func()) {
+	t.Helper()
+	tr := cleanhttp.DefaultPooledTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	fr := &firstReads{base: tr}
+	ac := api.DefaultConfig()
+	ac.Address, ac.Token, ac.TokenFile, ac.Transport = a.HTTPAddr(), a.Token(), "", tr
+	ac.HttpClient = &http.Client{Transport: fr}
+	c, err := api.NewClient(ac) // resolves ac, as fleet.Config.Direct wants it
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded = func() {
+		t.Helper()
+		if n := fr.n.Load(); p != pathPerService && n > 0 {
+			t.Errorf("%s: %d services were read in full one by one: the bootstrap read fell back", p, n)
+		}
+	}
+	switch p {
+	case pathPerService:
+		cfg.SkipBootstrap = true
+	case pathDirect:
+		cfg.Direct = ac
+	}
+	return c, cfg, loaded
+}
+
+// firstReads counts full reads of a service that start from nothing (no
+// wait index, no filter): what the per-service path does and the bootstrap
+// path must not.
+type firstReads struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (f *firstReads) RoundTrip(r *http.Request) (*http.Response, error) {
+	q := r.URL.Query()
+	if strings.HasPrefix(r.URL.Path, "/v1/catalog/service/") && (q.Get("index") == "" || q.Get("index") == "0") && q.Get("filter") == "" {
+		f.n.Add(1)
+	}
+	return f.base.RoundTrip(r)
+}
+
+func TestWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T) {
+	allPaths(t, testWatcherFollowsJoinsLeavesHealthAndTags)
+}
+
+func testWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T, path readPath) {
 	a := startAgent(t, consulagent.Options{})
-	c := client(t, a)
+	c, cfg, loaded := clientFor(t, a, path)
 	for i := range 3 {
 		name := fmt.Sprintf("web-%d", i)
 		register(t, c, name, fmt.Sprintf("10.0.0.%d", i+1), map[string]string{"asg": "web-asg", "zone": "z1", "instance-id": "i-" + name},
@@ -139,6 +208,7 @@ func testWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T, cfg fleet.Config) 
 	s := waitFor(t, w, 30*time.Second, "initial load", func(s *fleet.Snapshot) bool {
 		return s.Node("dc1", "web-2") != nil && s.Complete()
 	})
+	loaded()
 	n := s.Node("dc1", "web-0")
 	if n.Group != "web-asg" || n.Zone != "z1" || n.InstanceID != "i-web-0" || n.Address != "10.0.0.1" {
 		t.Errorf("node facts: %+v", n)
@@ -440,12 +510,12 @@ func TestWatcherLoadsTenThousandNodesCompletely(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the 10k-node load takes a minute")
 	}
-	bothPaths(t, testWatcherLoadsTenThousandNodesCompletely)
+	allPaths(t, testWatcherLoadsTenThousandNodesCompletely)
 }
 
-func testWatcherLoadsTenThousandNodesCompletely(t *testing.T, cfg fleet.Config) {
+func testWatcherLoadsTenThousandNodesCompletely(t *testing.T, path readPath) {
 	a := startAgent(t, consulagent.Options{})
-	c := client(t, a)
+	c, cfg, loaded := clientFor(t, a, path)
 	spec := fleetsim.ScaleSpec(10000)
 	want, err := spec.Fleet()
 	if err != nil {
@@ -462,6 +532,8 @@ func testWatcherLoadsTenThousandNodesCompletely(t *testing.T, cfg fleet.Config) 
 	s := waitFor(t, w, 5*time.Minute, "10k nodes", func(s *fleet.Snapshot) bool {
 		return len(s.Nodes) >= len(want)+1 && s.Complete()
 	})
+	loaded()
+
 	if len(s.Nodes) != len(want)+1 { // + the agent's own node
 		t.Fatalf("snapshot has %d nodes, want %d", len(s.Nodes), len(want)+1)
 	}

@@ -377,14 +377,16 @@ func (f *flagSet) resolveToken(c *api.Config, fc fileConfig, changed func(string
 // saying which setting named it, and silently falls back to another
 // token when the file is empty. Commands that never talk to Consul
 // (runs) do not call it, so a broken token file does not stop them.
-func newConsulClient(opts options) (*api.Client, error) {
+// The returned configuration is the one api.NewClient resolved (address,
+// token, HTTP client): fleet.Config.Direct.
+func newConsulClient(opts options) (*api.Client, *api.Config, error) {
 	if path := opts.tokenFile; path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading the Consul token: %w", opts.fleet.TokenSource, err)
+			return nil, nil, fmt.Errorf("%s: reading the Consul token: %w", opts.fleet.TokenSource, err)
 		}
 		if strings.TrimSpace(string(data)) == "" {
-			return nil, fmt.Errorf("%s: the token file is empty", opts.fleet.TokenSource)
+			return nil, nil, fmt.Errorf("%s: the token file is empty", opts.fleet.TokenSource)
 		}
 	}
 	cfg := *opts.consul
@@ -399,9 +401,9 @@ func newConsulClient(opts options) (*api.Client, error) {
 	}
 	client, err := api.NewClient(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("configuring the Consul client: %w", err)
+		return nil, nil, fmt.Errorf("configuring the Consul client: %w", err)
 	}
-	return client, nil
+	return client, &cfg, nil
 }
 
 // isLoopback reports whether a Consul address (host:port, a bare host or

@@ -16,10 +16,11 @@ import (
 // user quits or ctx ends; note is shown in the header. The watcher keeps running behind the console, so
 // a Consul outage shows in the header rather than ending the program.
 func runConsole(ctx context.Context, opts options, note string) error {
-	client, err := newConsulClient(opts)
+	client, resolved, err := newConsulClient(opts)
 	if err != nil {
 		return err
 	}
+	opts.fleet.Direct = resolved
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -181,11 +181,12 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, r
 		// caller (the tests).
 		defer t.CloseIdleConnections()
 	}
-	client, err := newConsulClient(opts)
+	client, resolved, err := newConsulClient(opts)
 	if err != nil {
 		return fromConsul, err
 	}
 	cfg := opts.fleet
+	cfg.Direct = resolved
 	// The inventory needs health, which the failing checks alone give
 	// exactly; the full check read is ~12 MB at 10k nodes.
 	cfg.SkipAllChecks = true
