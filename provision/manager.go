@@ -266,6 +266,9 @@ func snapshotWarnings(s *fleet.Snapshot) []string {
 		if c.FilteredByACL {
 			out = append(out, fmt.Sprintf("datacenter %s: Consul left out results the token may not read (ACLs): the inventory may be incomplete", c.Datacenter))
 		}
+		if c.Loading("roles") || c.Loading("health") {
+			out = append(out, fmt.Sprintf("datacenter %s is still loading its nodes' roles or health: roles, groups of roles and health in the inventory may be incomplete", c.Datacenter))
+		}
 	}
 	return out
 }
