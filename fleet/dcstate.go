@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fleetdeck/fleetdeck/internal/backoff"
 )
 
 // watchKey identifies one watch of a datacenter.
@@ -75,7 +77,7 @@ type dcState struct {
 	sweepAt      time.Time // not before: sweeps are spaced out
 	lastSweep    time.Time
 	sweepReq     chan sweepRequest
-	sweepBackoff backoff
+	sweepBackoff backoff.Backoff
 	// byNode indexes service instances: node → service name → instances.
 	byNode        map[string]map[string][]Service
 	instances     map[string][]instance
@@ -139,7 +141,7 @@ func newDCState(name string, ctx context.Context, cancel context.CancelFunc, now
 		svcList:      map[string]bool{},
 		svcs:         map[string]*svcState{},
 		sweepReq:     make(chan sweepRequest, 1),
-		sweepBackoff: backoff{min: sweepSpacing, max: 30 * time.Second},
+		sweepBackoff: backoff.New(sweepSpacing, 30*time.Second),
 		byNode:       map[string]map[string][]Service{},
 		instances:    map[string][]instance{},
 		failing:      map[string]map[string]Check{},

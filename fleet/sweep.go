@@ -116,10 +116,10 @@ func (dc *dcState) applySweepEnd(res result, now time.Time) {
 	dc.sweeping = false
 	dc.lastSweep = now
 	if res.err != nil {
-		dc.sweepAt = now.Add(dc.sweepBackoff.next())
+		dc.sweepAt = now.Add(dc.sweepBackoff.Next())
 		return
 	}
-	dc.sweepBackoff.reset()
+	dc.sweepBackoff.Reset()
 	dc.sweptTo = res.index
 	dc.sweepAt = time.Time{}
 }

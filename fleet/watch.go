@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/time/rate"
+
+	"github.com/fleetdeck/fleetdeck/internal/backoff"
 )
 
 // watchKind names one of the constant set of queries per datacenter.
@@ -178,27 +179,6 @@ func toChecks(in api.HealthChecks) []nodeCheck {
 // fetchFunc performs one (blocking) query.
 type fetchFunc func(q *api.QueryOptions) (result, *api.QueryMeta, error)
 
-// backoff is exponential backoff with jitter; not safe for concurrent use.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-// next returns the delay before the next retry and increases the step.
-func (b *backoff) next() time.Duration {
-	d := b.min << min(b.n, 30)
-	if d > b.max || d <= 0 {
-		d = b.max
-	} else {
-		b.n++
-	}
-	// Half fixed, half random: spreads reconnect storms from many
-	// consoles without ever retrying immediately.
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.n = 0 }
-
 // nextIndex applies Consul's blocking-query index rules: an index that
 // goes backwards (snapshot restore, new cluster) resets to 0 so the next
 // query returns at once, and an index is never below 1.
@@ -307,7 +287,7 @@ type loopParams struct {
 	wait     time.Duration
 	stale    bool
 	limiter  *rate.Limiter
-	backoff  backoff
+	backoff  backoff.Backoff
 	out      chan<- result
 	blocking bool
 	// index is the wait index of the first query: a service watch that
@@ -382,7 +362,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 		if err != nil && ep != nil && ep.Err() != nil {
 			// Kicked: Consul answers again; go again at once with the
 			// same index, as if nothing had happened.
-			p.backoff.reset()
+			p.backoff.Reset()
 			continue
 		}
 		if err != nil {
@@ -390,7 +370,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 			// below ours, and a blocking query with a future index just
 			// hangs until WaitTime: start over with a non-blocking read.
 			index = 0
-			delay := p.backoff.next()
+			delay := p.backoff.Next()
 			res.silent = isSilence(err)
 			res.err = describeErr(p.kind.what(p.dc, p.service), p.tokenSource, err)
 			res.nextRetry = time.Now().Add(delay)
@@ -402,11 +382,11 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 				return
 			}
 			if kicked {
-				p.backoff.reset()
+				p.backoff.Reset()
 			}
 			continue
 		}
-		p.backoff.reset()
+		p.backoff.Reset()
 		res.meta = meta
 		res.changed = first || !p.blocking || meta.LastIndex != index
 		first = false

@@ -24,26 +24,6 @@ func TestNextIndex(t *testing.T) {
 	}
 }
 
-func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
-	prevCeil := time.Duration(0)
-	for i := range 10 {
-		d := b.next()
-		ceil := min(100*time.Millisecond<<i, 2*time.Second)
-		if d < ceil/2 || d > ceil {
-			t.Fatalf("step %d: delay %v outside [%v, %v]", i, d, ceil/2, ceil)
-		}
-		if ceil < prevCeil {
-			t.Fatalf("step %d: ceiling shrank", i)
-		}
-		prevCeil = ceil
-	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
-		t.Errorf("after reset the delay is %v, want ≤ 100ms", d)
-	}
-}
-
 func TestMergeChecksFailingWatchIsAuthoritative(t *testing.T) {
 	all := indexChecks(toChecks(api.HealthChecks{
 		{Node: "n", CheckID: "serf", Name: "Serf", Status: api.HealthPassing, Output: "alive"},

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/time/rate"
+
+	"github.com/fleetdeck/fleetdeck/internal/backoff"
 )
 
 // Watcher keeps a complete Snapshot of the fleet live from Consul. Per
@@ -213,7 +215,7 @@ func (r *runner) params(dc *dcState, kind watchKind, blocking bool) loopParams {
 		wait:        r.cfg.WaitTime,
 		stale:       !r.cfg.Consistent,
 		limiter:     rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
-		backoff:     backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax},
+		backoff:     backoff.New(r.cfg.BackoffMin, r.cfg.BackoffMax),
 		out:         r.out,
 		blocking:    blocking && !r.cfg.oneShot,
 		tokenSource: r.cfg.TokenSource,

@@ -12,6 +12,8 @@ import (
 	"cloud.google.com/go/logging/apiv2/loggingpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/fleetdeck/fleetdeck/internal/backoff"
 )
 
 // hubFilterRoom is what a gap fill or a liveness check adds around the
@@ -165,13 +167,13 @@ type liveness struct {
 
 // run keeps a tail going for the hub's streams until ctx is done.
 func (h *hub) run(ctx context.Context) {
-	bo := backoff{min: h.svc.cfg.RetryMin, max: h.svc.cfg.RetryMax}
+	bo := backoff.New(h.svc.cfg.RetryMin, h.svc.cfg.RetryMax)
 	// A stalled tail retries at most every reconnectMax, as gRPC retries
 	// its connection: an attempt over a dead path costs nothing at the
 	// service, and once the path works the view is live again within
 	// seconds rather than half a minute. Any list call an attempt makes
 	// still waits for the project's budget.
-	sbo := backoff{min: h.svc.cfg.RetryMin, max: min(h.svc.cfg.RetryMax, reconnectMax)}
+	sbo := backoff.New(h.svc.cfg.RetryMin, min(h.svc.cfg.RetryMax, reconnectMax))
 	// uncovered holds, per stream, the earliest timestamp it may have
 	// missed: its registration (its own list covers what came before),
 	// or where the last tail it was served by stopped. A stream is
@@ -217,8 +219,8 @@ func (h *hub) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case res.established:
-			bo.reset()
-			sbo.reset()
+			bo.Reset()
+			sbo.Reset()
 		}
 		lv.sign = maxTime(lv.sign, res.sign)
 		// Once stalled, the tail stays stalled until a new one works: an
@@ -230,9 +232,9 @@ func (h *hub) run(ctx context.Context) {
 		}
 		var d time.Duration
 		if lv.stalled {
-			d = sbo.next()
+			d = sbo.Next()
 		} else {
-			d = bo.next()
+			d = bo.Next()
 		}
 		at := h.svc.cfg.Now().Add(d)
 		for _, st := range set {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/fleetdeck/fleetdeck/internal/backoff"
 )
 
 // Config defaults.
@@ -286,28 +287,6 @@ func (s *Service) entryValue(e *loggingpb.LogEntry) (string, bool) {
 	return s.field.lookup(e)
 }
 
-// backoff is exponential backoff with jitter between RetryMin and
-// RetryMax.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-// next returns the wait before the next attempt: min·2ⁿ capped at max,
-// then a random point in its upper half so that views (and fleetdeck
-// instances) that failed together do not retry together.
-func (b *backoff) next() time.Duration {
-	d := b.max
-	if b.n < 30 {
-		d = min(b.max, b.min<<b.n)
-	}
-	b.n++
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func (b *backoff) reset() { b.n = 0 }
-
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -408,7 +387,7 @@ func (s *Service) listRequest(projects []string, filter string) *loggingpb.ListL
 // errors back off and retry the same page; others are returned, wrapped.
 func (s *Service) list(ctx context.Context, projects []string, filter string, h listHooks) error {
 	req := s.listRequest(projects, filter)
-	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
+	bo := backoff.New(s.cfg.RetryMin, s.cfg.RetryMax)
 	token := ""
 	failing := false
 	for {
@@ -438,7 +417,7 @@ func (s *Service) list(ctx context.Context, projects []string, filter string, h 
 			if !retryable(err) {
 				return describe(err, "listing log entries", projects)
 			}
-			d := bo.next()
+			d := bo.Next()
 			failing = true
 			if h.retry != nil {
 				h.retry(describe(err, "listing log entries", projects), s.cfg.Now().Add(d))
@@ -448,7 +427,7 @@ func (s *Service) list(ctx context.Context, projects []string, filter string, h 
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if failing && h.ok != nil {
 			h.ok()
 		}
