@@ -1,0 +1,89 @@
+package consul
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// KVList lists the keys under prefix in q.Datacenter's KV store with their
+// values and sessions; none is an empty list, not an error.
+func (c *Client) KVList(ctx context.Context, prefix string, q Query) (api.KVPairs, *api.QueryMeta, error) {
+	o, cancel := q.options(ctx)
+	defer cancel()
+	return c.api.KV().List(prefix, o)
+}
+
+// Session describes a session to create: TTL-only (no health checks, so a
+// flapping agent never invalidates it) with behavior "delete" (its keys go
+// with it).
+type Session struct {
+	Name string
+	// Node holds the session; "" for the agent's own node, which exists
+	// only in the agent's own datacenter (see Servers for elsewhere).
+	Node      string
+	TTL       time.Duration
+	LockDelay time.Duration
+}
+
+// CreateSession creates s in q.Datacenter and returns its ID.
+func (c *Client) CreateSession(ctx context.Context, q Query, s Session) (string, error) {
+	o, cancel := q.writeOptions(ctx)
+	defer cancel()
+	id, _, err := c.api.Session().CreateNoChecks(&api.SessionEntry{
+		Name:      s.Name,
+		Node:      s.Node,
+		TTL:       s.TTL.String(),
+		LockDelay: s.LockDelay,
+		Behavior:  api.SessionBehaviorDelete,
+	}, o)
+	return id, err
+}
+
+// RenewSession restarts session id's TTL in q.Datacenter. gone is true
+// when Consul no longer knows the session (expired, destroyed).
+func (c *Client) RenewSession(ctx context.Context, q Query, id string) (gone bool, err error) {
+	o, cancel := q.writeOptions(ctx)
+	defer cancel()
+	entry, _, err := c.api.Session().Renew(id, o)
+	if err != nil {
+		return false, err
+	}
+	return entry == nil, nil
+}
+
+// DestroySession ends session id in q.Datacenter (its keys are deleted,
+// behavior "delete").
+func (c *Client) DestroySession(ctx context.Context, q Query, id string) error {
+	o, cancel := q.writeOptions(ctx)
+	defer cancel()
+	_, err := c.api.Session().Destroy(id, o)
+	return err
+}
+
+// Server is a Consul server node.
+type Server struct {
+	// Node is the node's name; ID its node ID, which survives a rebuild
+	// that keeps the node-id file.
+	Node, ID string
+}
+
+// Servers lists the Consul server nodes of q.Datacenter (the nodes of the
+// "consul" service) sorted by node name, so every console picks the same
+// one first.
+func (c *Client) Servers(ctx context.Context, q Query) ([]Server, *api.QueryMeta, error) {
+	var svcs []struct{ Node, ID string }
+	meta, err := c.Get(ctx, "/v1/catalog/service/consul", q, &svcs)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]Server, len(svcs))
+	for i, s := range svcs {
+		out[i] = Server{Node: s.Node, ID: s.ID}
+	}
+	slices.SortFunc(out, func(a, b Server) int { return strings.Compare(a.Node, b.Node) })
+	return out, meta, nil
+}
