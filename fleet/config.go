@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // Config tunes a Watcher. The zero value is usable: every zero field takes
@@ -27,7 +29,9 @@ type Config struct {
 	// WaitTime is the longest a blocking query waits. Default 5m; use ≤55s
 	// behind proxies that cut idle connections.
 	WaitTime time.Duration
-	// Consistent disables stale reads (every read goes to the leader).
+	// Consistent disables stale reads: every read is consistent (the
+	// leader confirms its leadership with a quorum before answering), the
+	// watcher's, the inventory's and the inventory cache's probes alike.
 	// Default false: stale reads spread load over servers and keep working
 	// without a leader; ConnState shows how old the data may be.
 	Consistent bool
@@ -102,6 +106,16 @@ const (
 	// connections plus three service watches.
 	MinMaxConns = globalConns + 3
 )
+
+// access is the Consul access layer over client with c's direct-read
+// configuration and token source.
+func (c Config) access(client *api.Client) *consul.Client {
+	return consul.New(client, consul.Options{Direct: c.Direct, TokenSource: c.TokenSource})
+}
+
+// readMode is the consistency of every read of the fleet: stale reads
+// unless Consistent (see consul.ReadConsistency).
+func (c Config) readMode() consul.Consistency { return consul.ReadConsistency(c.Consistent) }
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // Once reads one complete snapshot of the fleet — every watched datacenter
@@ -62,6 +64,7 @@ type FailingChecks map[string][]Check
 // answer is and whether ACLs left checks out.
 func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs []string) (FailingChecks, []ConnState, error) {
 	cfg = cfg.withDefaults()
+	c := cfg.access(client)
 	type answer struct {
 		checks api.HealthChecks
 		meta   *api.QueryMeta
@@ -71,9 +74,8 @@ func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs 
 	var wg sync.WaitGroup
 	for i, dc := range dcs {
 		wg.Go(func() {
-			q := &api.QueryOptions{Datacenter: dc, AllowStale: !cfg.Consistent, RequireConsistent: cfg.Consistent, Filter: failingFilter}
 			a := &answers[i]
-			a.checks, a.meta, a.err = client.Health().State(api.HealthAny, q.WithContext(ctx))
+			a.meta, a.err = c.Get(ctx, healthAnyPath, consul.Query{Datacenter: dc, Consistency: cfg.readMode(), Filter: failingFilter}, &a.checks)
 		})
 	}
 	wg.Wait()
@@ -83,7 +85,7 @@ func ReadFailingChecks(ctx context.Context, client *api.Client, cfg Config, dcs 
 	for i, dc := range dcs {
 		a := answers[i]
 		if a.err != nil {
-			return nil, nil, describeErr(watchFailing.what(dc, ""), cfg.TokenSource, a.err)
+			return nil, nil, c.Describe(watchFailing.what(dc, ""), a.err)
 		}
 		cs := ConnState{Datacenter: dc, Status: Connected, LastSuccess: now, LastContact: a.meta.LastContact,
 			KnownLeader: a.meta.KnownLeader, FilteredByACL: a.meta.ResultsFilteredByACLs, HealthIncomplete: a.meta.ResultsFilteredByACLs}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // Sweeps: a datacenter with more services than its connection budget
@@ -179,28 +181,30 @@ func (r *runner) sweeper(ctx context.Context, dc *dcState) {
 // sweepOne asks one swept service for its index and reads it when the
 // index moved (or it was never read). It reports whether it got answers.
 func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it sweepItem) bool {
-	c := r.w.client
-	request := func(q *api.QueryOptions, do func(*api.QueryOptions) (*api.QueryMeta, error)) (*api.QueryMeta, error) {
-		reqCtx, cancel := context.WithTimeout(ctx, readTimeout)
+	c := r.w.c
+	// Each request ends at its deadline (the access layer's) or when the
+	// epoch is kicked.
+	request := func(do func(ctx context.Context) (*api.QueryMeta, error)) (*api.QueryMeta, error) {
+		reqCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		if e := ep.current(); e != nil {
 			defer context.AfterFunc(e, cancel)()
 		}
-		return do(q.WithContext(reqCtx))
+		return do(reqCtx)
 	}
 	res := result{dc: dcName, kind: watchService, service: it.name, sweep: true, changed: true}
 	fail := func(err error) bool {
-		res.silent = isSilence(err)
-		res.err = describeErr(watchService.what(dcName, it.name), r.cfg.TokenSource, err)
+		res.silent = consul.IsSilence(err)
+		res.err = c.Describe(watchService.what(dcName, it.name), err)
 		res.nextRetry = time.Now().Add(sweepSpacing)
 		send(ctx, r.out, res)
 		return false
 	}
 	if it.index > 0 {
-		q := &api.QueryOptions{Datacenter: dcName, AllowStale: !r.cfg.Consistent, Filter: serviceIndexFilter}
-		meta, err := request(q, func(q *api.QueryOptions) (*api.QueryMeta, error) {
+		q := consul.Query{Datacenter: dcName, Consistency: r.cfg.readMode(), Filter: serviceIndexFilter}
+		meta, err := request(func(ctx context.Context) (*api.QueryMeta, error) {
 			var none []catalogInstance
-			return c.Raw().Query("/v1/catalog/service/"+it.name, &none, q)
+			return c.Get(ctx, "/v1/catalog/service/"+it.name, q, &none)
 		})
 		if err != nil {
 			return ctx.Err() == nil && fail(err)
@@ -211,12 +215,12 @@ func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it swee
 			return true
 		}
 	}
-	q := &api.QueryOptions{Datacenter: dcName, AllowStale: !r.cfg.Consistent}
+	q := consul.Query{Datacenter: dcName, Consistency: r.cfg.readMode()}
 	var data result
-	meta, err := request(q, func(q *api.QueryOptions) (*api.QueryMeta, error) {
+	meta, err := request(func(ctx context.Context) (*api.QueryMeta, error) {
 		var m *api.QueryMeta
 		var err error
-		data, m, err = readService(c, it.name, q, map[string][]string{})
+		data, m, err = readService(ctx, c, it.name, q, map[string][]string{})
 		return m, err
 	})
 	if err != nil {

@@ -2,10 +2,7 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fleetdeck/fleetdeck/internal/backoff"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // watchKind names one of the constant set of queries per datacenter.
@@ -62,6 +60,10 @@ func (k watchKind) what(dc, service string) string {
 // failingFilter selects the non-passing checks: at 10k nodes about 40 KB
 // instead of the 12 MB of all checks.
 const failingFilter = `Status != "passing"`
+
+// healthAnyPath reads checks in any state (with failingFilter: the
+// failing ones).
+const healthAnyPath = "/v1/health/state/" + api.HealthAny
 
 // result is what a watch goroutine hands to the Run loop, which owns all
 // state. Exactly one of the data fields is set when err is nil.
@@ -145,9 +147,9 @@ func toInstances(in []catalogInstance, tags map[string][]string) []instance {
 }
 
 // readService reads one service's instances (decoded lightly).
-func readService(c *api.Client, name string, q *api.QueryOptions, tags map[string][]string) (result, *api.QueryMeta, error) {
+func readService(ctx context.Context, c *consul.Client, name string, q consul.Query, tags map[string][]string) (result, *api.QueryMeta, error) {
 	var insts []catalogInstance
-	meta, err := c.Raw().Query("/v1/catalog/service/"+name, &insts, q)
+	meta, err := c.Get(ctx, "/v1/catalog/service/"+name, q, &insts)
 	return result{svc: toInstances(insts, tags)}, meta, err
 }
 
@@ -176,70 +178,9 @@ func toChecks(in api.HealthChecks) []nodeCheck {
 	return out
 }
 
-// fetchFunc performs one (blocking) query.
-type fetchFunc func(q *api.QueryOptions) (result, *api.QueryMeta, error)
-
-// nextIndex applies Consul's blocking-query index rules: an index that
-// goes backwards (snapshot restore, new cluster) resets to 0 so the next
-// query returns at once, and an index is never below 1.
-func nextIndex(prev, got uint64) uint64 {
-	switch {
-	case got < prev:
-		return 0
-	case got < 1:
-		return 1
-	}
-	return got
-}
-
-// describeErr wraps a Consul error with what was being done and, for the
-// errors users can act on, what to do. tokenSource is Config.TokenSource:
-// the hint names the token in use, or says how to give one.
-func describeErr(what, tokenSource string, err error) error {
-	var se api.StatusError
-	if errors.As(err, &se) {
-		switch se.Code {
-		case http.StatusForbidden:
-			hint := "set CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE or --token-file to a token with node:read and service:read"
-			if tokenSource != "" {
-				hint = "the token from " + tokenSource + " is unknown to Consul or lacks node:read and service:read"
-			}
-			return fmt.Errorf("%s: permission denied by Consul ACLs (%s): %s: %w", what, se.Body, hint, err)
-		case http.StatusTooManyRequests:
-			return fmt.Errorf("%s: Consul is limiting connections from this address (HTTP 429): %w", what, err)
-		}
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// isSilence reports whether err means Consul did not answer at all (the
-// request's deadline passed) rather than answering with an error: a
-// frozen agent or a black-holed connection, as opposed to a refused
-// connection or an HTTP error.
-func isSilence(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// Request deadlines. Consul adds up to WaitTime/16 of jitter to a blocking
-// query's wait; blockingMargin covers that plus a slow answer. A plain read
-// of the largest answers (all checks at 10k nodes, ~16 MB) takes a few
-// seconds on a busy machine; readTimeout leaves room for far more.
-const (
-	blockingMargin = 15 * time.Second
-	readTimeout    = time.Minute
-)
-
-// requestTimeout is the deadline of one request of a watch.
-func requestTimeout(blocking bool, wait time.Duration) time.Duration {
-	if !blocking {
-		return readTimeout
-	}
-	return wait + wait/16 + blockingMargin
-}
+// fetchFunc performs one (blocking) query; the access layer applies q's
+// deadline.
+type fetchFunc func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error)
 
 // epoch lets the runner restart every request of a datacenter at once:
 // when Consul answers again after an outage, requests parked on dead
@@ -280,16 +221,17 @@ func (e *epoch) kick() {
 
 // loopParams are the settings every watch loop shares.
 type loopParams struct {
-	dc       string
-	kind     watchKind
-	service  string
-	id       uint64
-	wait     time.Duration
-	stale    bool
-	limiter  *rate.Limiter
-	backoff  backoff.Backoff
-	out      chan<- result
-	blocking bool
+	dc      string
+	kind    watchKind
+	service string
+	id      uint64
+	wait    time.Duration
+	// consistency is Config.Consistent's read mode.
+	consistency consul.Consistency
+	limiter     *rate.Limiter
+	backoff     backoff.Backoff
+	out         chan<- result
+	blocking    bool
 	// index is the wait index of the first query: a service watch that
 	// takes over from a read made elsewhere (a sweep) starts blocking at
 	// once instead of reading everything again.
@@ -305,15 +247,16 @@ type loopParams struct {
 	after <-chan struct{}
 	// epoch restarts requests in flight when kicked (see epoch).
 	epoch *epoch
-	// tokenSource is Config.TokenSource, for error hints.
-	tokenSource string
+	// client describes errors (with Config.TokenSource's hints).
+	client *consul.Client
 }
 
 // loop runs one blocking query over and over until ctx ends, sending every
 // answer (and every error) to p.out. Re-fetches are paced by a token bucket
 // rather than sleeps so bursts of changes are absorbed but a hot index
-// cannot spin. Every request has a deadline: its wait time plus Consul's
-// jitter plus a margin for a blocking query, readTimeout for a read.
+// cannot spin. Every request has a deadline, applied by the access layer:
+// its wait time plus Consul's jitter plus a margin for a blocking query,
+// consul.ReadTimeout for a read.
 func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 	index := p.index
 	first := index == 0
@@ -328,7 +271,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 		if err := p.limiter.Wait(ctx); err != nil {
 			return
 		}
-		q := &api.QueryOptions{Datacenter: p.dc, AllowStale: p.stale}
+		q := consul.Query{Datacenter: p.dc, Consistency: p.consistency}
 		if p.blocking {
 			q.WaitIndex = index
 			q.WaitTime = p.wait
@@ -342,12 +285,12 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 			}
 		}
 		ep := p.epoch.current()
-		reqCtx, cancel := context.WithTimeout(ctx, requestTimeout(p.blocking && index > 0, p.wait))
+		reqCtx, cancel := context.WithCancel(ctx)
 		var stop func() bool
 		if ep != nil {
 			stop = context.AfterFunc(ep, cancel)
 		}
-		res, meta, err := fetch(q.WithContext(reqCtx))
+		res, meta, err := fetch(reqCtx, q)
 		if stop != nil {
 			stop()
 		}
@@ -371,8 +314,8 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 			// hangs until WaitTime: start over with a non-blocking read.
 			index = 0
 			delay := p.backoff.Next()
-			res.silent = isSilence(err)
-			res.err = describeErr(p.kind.what(p.dc, p.service), p.tokenSource, err)
+			res.silent = consul.IsSilence(err)
+			res.err = p.client.Describe(p.kind.what(p.dc, p.service), err)
 			res.nextRetry = time.Now().Add(delay)
 			if !send(ctx, p.out, res) {
 				return
@@ -390,7 +333,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 		res.meta = meta
 		res.changed = first || !p.blocking || meta.LastIndex != index
 		first = false
-		index = nextIndex(index, meta.LastIndex)
+		index = consul.NextIndex(index, meta.LastIndex)
 		if !send(ctx, p.out, res) {
 			return
 		}

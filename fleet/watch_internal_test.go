@@ -8,22 +8,6 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-func TestNextIndex(t *testing.T) {
-	for _, tc := range []struct{ prev, got, want uint64 }{
-		{0, 0, 1},    // never block on index 0 forever: use 1
-		{0, 42, 42},  // first answer
-		{42, 42, 42}, // timeout, no change
-		{42, 50, 50}, // change
-		{50, 7, 0},   // went backwards: start over non-blocking
-		{50, 0, 0},   // reset to nothing
-		{1, 1000, 1000},
-	} {
-		if got := nextIndex(tc.prev, tc.got); got != tc.want {
-			t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.prev, tc.got, got, tc.want)
-		}
-	}
-}
-
 func TestMergeChecksFailingWatchIsAuthoritative(t *testing.T) {
 	all := indexChecks(toChecks(api.HealthChecks{
 		{Node: "n", CheckID: "serf", Name: "Serf", Status: api.HealthPassing, Output: "alive"},

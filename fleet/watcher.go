@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fleetdeck/fleetdeck/internal/backoff"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // Watcher keeps a complete Snapshot of the fleet live from Consul. Per
@@ -34,16 +35,18 @@ import (
 // A Watcher is a Feed. Run drives it; Current and Next may be called from
 // any goroutine, before, during and after Run.
 type Watcher struct {
-	client *api.Client
-	cfg    Config
-	pub    *Publisher
-	now    func() time.Time
+	// c is the Consul access layer over the client given to NewWatcher.
+	c   *consul.Client
+	cfg Config
+	pub *Publisher
+	now func() time.Time
 }
 
 // NewWatcher returns a Watcher reading from client. Nothing happens until
 // Run is called.
 func NewWatcher(client *api.Client, cfg Config) *Watcher {
-	return &Watcher{client: client, cfg: cfg.withDefaults(), pub: NewPublisher(nil), now: time.Now}
+	cfg = cfg.withDefaults()
+	return &Watcher{c: cfg.access(client), cfg: cfg, pub: NewPublisher(nil), now: time.Now}
 }
 
 // Current implements Feed.
@@ -213,12 +216,12 @@ func (r *runner) params(dc *dcState, kind watchKind, blocking bool) loopParams {
 		kind:        kind,
 		id:          r.nextID,
 		wait:        r.cfg.WaitTime,
-		stale:       !r.cfg.Consistent,
+		consistency: r.cfg.readMode(),
 		limiter:     rate.NewLimiter(rate.Limit(r.cfg.RefetchRate), r.cfg.RefetchBurst),
 		backoff:     backoff.New(r.cfg.BackoffMin, r.cfg.BackoffMax),
 		out:         r.out,
 		blocking:    blocking && !r.cfg.oneShot,
-		tokenSource: r.cfg.TokenSource,
+		client:      r.w.c,
 	}
 	if dc != nil {
 		p.dc, p.epoch = dc.name, dc.epoch
@@ -241,9 +244,8 @@ func (r *runner) maxHot() int {
 // no blocking query for it, and it changes only when clusters federate.
 func (r *runner) watchDatacenters(ctx context.Context) {
 	p := r.params(nil, watchDatacenter, false)
-	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-		var dcs []string
-		meta, err := r.w.client.Raw().Query("/v1/catalog/datacenters", &dcs, q)
+	fetch := func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
+		dcs, meta, err := r.w.c.Datacenters(ctx, q)
 		return result{dcs: dcs}, meta, err
 	}
 	for {
@@ -271,7 +273,7 @@ func (r *runner) addDC(parent context.Context, name string) {
 	dc := newDCState(name, ctx, cancel, r.w.now())
 	r.dcs[name] = dc
 	r.dirty = true
-	raw, health := r.w.client.Raw(), r.w.client.Health()
+	c := r.w.c
 	// params numbers each watch: build them here, on the runner's
 	// goroutine, not in the watches' own.
 	nodesP, servicesP, failingP := r.params(dc, watchNodes, true), r.params(dc, watchServices, true), r.params(dc, watchFailing, true)
@@ -280,23 +282,24 @@ func (r *runner) addDC(parent context.Context, name string) {
 	// 30,000 checks at 10k nodes): they wait for the node list too.
 	servicesP.after, failingP.after = dc.nodesArrived, dc.nodesArrived
 	r.goFunc(func() {
-		loop(ctx, nodesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, nodesP, func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
 			var nodes []catalogNode
-			meta, err := raw.Query("/v1/catalog/nodes", &nodes, q)
+			meta, err := c.Get(ctx, "/v1/catalog/nodes", q, &nodes)
 			return result{nodes: nodes}, meta, err
 		})
 	})
 	r.goFunc(func() {
-		loop(ctx, servicesP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, servicesP, func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
 			var svcs map[string][]string
-			meta, err := raw.Query("/v1/catalog/services", &svcs, q)
+			meta, err := c.Get(ctx, "/v1/catalog/services", q, &svcs)
 			return result{services: svcs}, meta, err
 		})
 	})
 	r.goFunc(func() {
-		loop(ctx, failingP, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
+		loop(ctx, failingP, func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
 			q.Filter = failingFilter
-			checks, meta, err := health.State(api.HealthAny, q)
+			var checks api.HealthChecks
+			meta, err := c.Get(ctx, healthAnyPath, q, &checks)
 			return result{checks: toChecks(checks)}, meta, err
 		})
 	})
@@ -330,9 +333,9 @@ func (r *runner) addDC(parent context.Context, name string) {
 // load or, in a one-shot read, at once, when the bootstrap read did not
 // bring them; when nodes joined — or FullCheckInterval has passed.
 func (r *runner) readAllChecks(ctx context.Context, trigger <-chan struct{}, p loopParams) {
-	health := r.w.client.Health()
-	fetch := func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-		checks, meta, err := health.State(api.HealthAny, q)
+	fetch := func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
+		var checks api.HealthChecks
+		meta, err := r.w.c.Get(ctx, healthAnyPath, q, &checks)
 		return result{checks: toChecks(checks)}, meta, err
 	}
 	select {
@@ -363,7 +366,7 @@ const nodeChecksBatch = 16
 // bytes), so the journal and the node detail show what a recovered check
 // says now rather than what it said before it failed.
 func (r *runner) readNodeChecks(ctx context.Context, dcName string, ep *epoch, in <-chan []string) {
-	health := r.w.client.Health()
+	c := r.w.c
 	for {
 		var nodes []string
 		select {
@@ -372,10 +375,10 @@ func (r *runner) readNodeChecks(ctx context.Context, dcName string, ep *epoch, i
 		case nodes = <-in:
 		}
 		for _, node := range nodes {
-			reqCtx, cancel := context.WithTimeout(ctx, readTimeout)
+			reqCtx, cancel := context.WithCancel(ctx)
 			stop := context.AfterFunc(ep.current(), cancel)
-			q := (&api.QueryOptions{Datacenter: dcName, AllowStale: !r.cfg.Consistent}).WithContext(reqCtx)
-			checks, meta, err := health.Node(node, q)
+			var checks api.HealthChecks
+			meta, err := c.Get(reqCtx, "/v1/health/node/"+node, consul.Query{Datacenter: dcName, Consistency: r.cfg.readMode()}, &checks)
 			stop()
 			cancel()
 			if ctx.Err() != nil {
@@ -400,22 +403,17 @@ func (r *runner) readNodeChecks(ctx context.Context, dcName string, ep *epoch, i
 // quiet fleet; its silence is how a frozen Consul shows within seconds
 // rather than after a blocking query's five minutes.
 func (r *runner) probe(ctx context.Context, p loopParams) {
-	raw := r.w.client.Raw()
 	t := time.NewTicker(r.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
-		reqCtx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
-		var leader string
-		q := (&api.QueryOptions{Datacenter: p.dc}).WithContext(reqCtx)
-		meta, err := raw.Query("/v1/status/leader", &leader, q)
-		cancel()
+		leader, meta, err := r.w.c.Leader(ctx, consul.Query{Datacenter: p.dc, Timeout: r.cfg.ProbeTimeout})
 		if ctx.Err() != nil {
 			return
 		}
 		res := result{dc: p.dc, kind: watchProbe, id: p.id, leader: leader, meta: meta}
 		if err != nil {
-			res.silent = isSilence(err)
-			res.err = describeErr(watchProbe.what(p.dc, ""), p.tokenSource, err)
+			res.silent = consul.IsSilence(err)
+			res.err = r.w.c.Describe(watchProbe.what(p.dc, ""), err)
 			res.nextRetry = time.Now().Add(r.cfg.ProbeInterval)
 		}
 		if !send(ctx, r.out, res) {
@@ -443,11 +441,11 @@ func (r *runner) startServiceWatch(dc *dcState, name string, s *svcState) {
 	}
 	s.watch = &svcWatch{id: p.id, cancel: cancel}
 	dc.hot++
-	c := r.w.client
+	c := r.w.c
 	r.goFunc(func() {
 		tags := map[string][]string{}
-		loop(ctx, p, func(q *api.QueryOptions) (result, *api.QueryMeta, error) {
-			return readService(c, name, q, tags)
+		loop(ctx, p, func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
+			return readService(ctx, c, name, q, tags)
 		})
 	})
 }
