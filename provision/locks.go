@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // Defaults of a LockManager.
@@ -36,8 +38,6 @@ const (
 	DefaultLockReleaseTimeout = 4 * time.Second
 	// lockCallTimeout bounds each Consul request of an acquire or a read.
 	lockCallTimeout = 10 * time.Second
-	// lockTxnOps is Consul's limit on the operations of one transaction.
-	lockTxnOps = 64
 )
 
 // LockConfig configures a LockManager. Zero values take the defaults.
@@ -185,10 +185,10 @@ func lockHostList(hosts []string) string {
 // that dies stops renewing; Consul then invalidates the session and deletes
 // its keys, so the hosts free themselves without anyone cleaning up by hand.
 type LockManager struct {
-	client *api.Client
-	cfg    LockConfig
-	host   string
-	pid    int
+	c    *consul.Client
+	cfg  LockConfig
+	host string
+	pid  int
 }
 
 // NewLockManager returns a manager that locks through client.
@@ -210,7 +210,7 @@ func NewLockManager(client *api.Client, cfg LockConfig) *LockManager {
 		cfg.User = histUser()
 	}
 	host, _ := os.Hostname()
-	return &LockManager{client: client, cfg: cfg, host: host, pid: os.Getpid()}
+	return &LockManager{c: consul.New(client, consul.Options{}), cfg: cfg, host: host, pid: os.Getpid()}
 }
 
 // TTL is the sessions' TTL.
@@ -329,26 +329,20 @@ func (m *LockManager) Acquire(ctx context.Context, runID string, targets []RunTa
 			return fail(err)
 		}
 		dcTargets := slices.DeleteFunc(slices.Clone(targets), func(t RunTarget) bool { return t.Datacenter != s.dc })
-		for start := 0; start < len(s.keys); start += lockTxnOps {
-			end := min(start+lockTxnOps, len(s.keys))
-			ops := make(api.TxnOps, 0, end-start)
-			for _, k := range s.keys[start:end] {
-				ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: k, Value: holder, Session: s.id}})
+		// In transactions of MaxTxnOps keys, each all or nothing; a
+		// refusal frees what earlier ones took (fail releases).
+		taken, err := m.c.LockKeys(ctx, consul.Query{Datacenter: s.dc, Timeout: lockCallTimeout}, s.id, s.keys, holder, consul.MaxTxnOps)
+		s.taken = taken
+		var te *consul.TxnError
+		if errors.As(err, &te) {
+			err = m.conflict(ctx, s.dc, dcTargets, te)
+		}
+		if err != nil {
+			var lc *LockConflict
+			if !errors.As(err, &lc) && s.dc != "" {
+				err = fmt.Errorf("in datacenter %s: %w", s.dc, err)
 			}
-			cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-			ok, resp, _, err := m.client.Txn().Txn(ops, (&api.QueryOptions{Datacenter: s.dc}).WithContext(cctx))
-			cancel()
-			if err == nil && !ok {
-				err = m.conflict(ctx, s.dc, dcTargets[start:end], resp)
-			}
-			if err != nil {
-				var lc *LockConflict
-				if !errors.As(err, &lc) && s.dc != "" {
-					err = fmt.Errorf("in datacenter %s: %w", s.dc, err)
-				}
-				return fail(err)
-			}
-			s.taken = end
+			return fail(err)
 		}
 	}
 	select {
@@ -367,16 +361,8 @@ func (m *LockManager) Acquire(ctx context.Context, runID string, targets []RunTa
 // the session has no health checks, so the node only has to exist).
 func (m *LockManager) createSession(ctx context.Context, dc, runID string) (string, error) {
 	create := func(node string) (string, error) {
-		cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-		defer cancel()
-		id, _, err := m.client.Session().CreateNoChecks(&api.SessionEntry{
-			Name:      "fleetdeck run " + runID,
-			Node:      node,
-			TTL:       m.cfg.TTL.String(),
-			LockDelay: m.cfg.LockDelay,
-			Behavior:  api.SessionBehaviorDelete,
-		}, (&api.WriteOptions{Datacenter: dc}).WithContext(cctx))
-		return id, err
+		return m.c.CreateSession(ctx, consul.Query{Datacenter: dc, Timeout: lockCallTimeout},
+			consul.Session{Name: "fleetdeck run " + runID, Node: node, TTL: m.cfg.TTL, LockDelay: m.cfg.LockDelay})
 	}
 	where := ""
 	if dc != "" {
@@ -402,37 +388,29 @@ func (m *LockManager) createSession(ctx context.Context, dc, runID string) (stri
 // serverNode names a Consul server node of datacenter dc (the first by
 // name, so every console picks the same one).
 func (m *LockManager) serverNode(ctx context.Context, dc string) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-	defer cancel()
-	svcs, _, err := m.client.Catalog().Service("consul", "", (&api.QueryOptions{Datacenter: dc}).WithContext(cctx))
+	servers, _, err := m.c.Servers(ctx, consul.Query{Datacenter: dc, Timeout: lockCallTimeout})
 	if err != nil {
 		return "", fmt.Errorf("finding a server node to hold the session: %w", err)
 	}
-	var nodes []string
-	for _, s := range svcs {
-		nodes = append(nodes, s.Node)
-	}
-	if len(nodes) == 0 {
+	if len(servers) == 0 {
 		return "", errors.New("no Consul server node visible to hold the session (the token needs service:read on \"consul\" and node:read)")
 	}
-	slices.Sort(nodes)
-	return nodes[0], nil
+	return servers[0].Node, nil // sorted by name
 }
 
-// conflict explains a failed lock transaction: who holds which of
-// targets. Errors that are not about held locks (ACLs) are returned as
-// they are.
-func (m *LockManager) conflict(ctx context.Context, dc string, targets []RunTarget, resp *api.TxnResponse) error {
+// conflict explains a lock transaction Consul refused: who holds which
+// of its targets (te.From to te.To of the datacenter's targets). Errors
+// that are not about held locks (ACLs) are returned as they are.
+func (m *LockManager) conflict(ctx context.Context, dc string, dcTargets []RunTarget, te *consul.TxnError) error {
+	targets := dcTargets[te.From:te.To]
 	var whats []string
 	lockOnly := true
-	if resp != nil {
-		for _, e := range resp.Errors {
-			whats = append(whats, e.What)
-			// "failed to lock key …, lock is already held" or "… due to
-			// lock delay"; anything else (ACLs) is not a conflict.
-			if !strings.Contains(e.What, "failed to lock key") {
-				lockOnly = false
-			}
+	for _, e := range te.Errors {
+		whats = append(whats, e.What)
+		// "failed to lock key …, lock is already held" or "… due to
+		// lock delay"; anything else (ACLs) is not a conflict.
+		if !strings.Contains(e.What, "failed to lock key") {
+			lockOnly = false
 		}
 	}
 	if !lockOnly {
@@ -451,11 +429,9 @@ func (m *LockManager) conflict(ctx context.Context, dc string, targets []RunTarg
 	if len(lc.Held) == 0 {
 		// Released between our lock and our read, or in lock-delay: name
 		// the keys the transaction refused.
-		if resp != nil {
-			for _, e := range resp.Errors {
-				if e.OpIndex >= 0 && e.OpIndex < len(targets) {
-					lc.Pending = append(lc.Pending, targets[e.OpIndex])
-				}
+		for _, e := range te.Errors {
+			if e.Op >= te.From && e.Op < te.To {
+				lc.Pending = append(lc.Pending, dcTargets[e.Op])
 			}
 		}
 		if len(lc.Pending) == 0 {
@@ -468,9 +444,7 @@ func (m *LockManager) conflict(ctx context.Context, dc string, targets []RunTarg
 // holders reads the held keys of one datacenter's locks: one prefix read,
 // not one request per host.
 func (m *LockManager) holders(ctx context.Context, dc string) (map[string]LockHolder, error) {
-	cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-	defer cancel()
-	pairs, _, err := m.client.KV().List(m.dcPrefix(dc), (&api.QueryOptions{Datacenter: dc}).WithContext(cctx))
+	pairs, _, err := m.c.KVList(ctx, m.dcPrefix(dc), consul.Query{Datacenter: dc, Timeout: lockCallTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -511,9 +485,7 @@ func (m *LockManager) Held(ctx context.Context, datacenters ...string) ([]HeldLo
 	var errs []error
 	base := m.cfg.Prefix + "/locks/"
 	for _, q := range qs {
-		cctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-		pairs, _, err := m.client.KV().List(q.prefix, (&api.QueryOptions{Datacenter: q.dc}).WithContext(cctx))
-		cancel()
+		pairs, _, err := m.c.KVList(ctx, q.prefix, consul.Query{Datacenter: q.dc, Timeout: lockCallTimeout})
 		if err != nil {
 			where := "the agent's datacenter"
 			if q.dc != "" {
@@ -550,7 +522,7 @@ func (m *LockManager) Held(ctx context.Context, datacenters ...string) ([]HeldLo
 func (l *HostLock) renew(s *lockSession) {
 	defer l.renewers.Done()
 	m := l.m
-	wo := &api.WriteOptions{Datacenter: s.dc}
+	q := consul.Query{Datacenter: s.dc}
 	where := ""
 	if s.dc != "" {
 		where = " in datacenter " + s.dc
@@ -586,13 +558,13 @@ func (l *HostLock) renew(s *lockSession) {
 			dl = lostAt
 		}
 		ctx, cancel := context.WithDeadline(l.stopCtx, dl)
-		entry, _, err := m.client.Session().Renew(s.id, wo.WithContext(ctx))
+		gone, err := m.c.RenewSession(ctx, q, s.id)
 		cancel()
 		if l.stopCtx.Err() != nil {
 			return
 		}
 		switch {
-		case err == nil && entry == nil:
+		case err == nil && gone:
 			l.mu.Lock()
 			s.gone = true
 			l.mu.Unlock()
@@ -710,7 +682,7 @@ func (l *HostLock) Release(ctx context.Context) error {
 			}
 			// Destroying deletes any key a failed delete left (behavior
 			// "delete").
-			if _, err := l.m.client.Session().Destroy(s.id, (&api.WriteOptions{Datacenter: s.dc}).WithContext(ctx)); err != nil {
+			if err := l.m.c.DestroySession(ctx, consul.Query{Datacenter: s.dc}, s.id); err != nil {
 				errs = append(errs, fmt.Errorf("releasing hosts of run %s: destroying session %s: %w", l.runID, s.id, err))
 			}
 		}
@@ -723,33 +695,8 @@ func (l *HostLock) Release(ctx context.Context) error {
 // check-session + delete pairs, so a key that another run took after we
 // lost it is never deleted.
 func (l *HostLock) deleteKeys(ctx context.Context, s *lockSession) error {
-	held := func(key string) api.TxnOps {
-		return api.TxnOps{
-			{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: key, Session: s.id}},
-			{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: key}},
-		}
-	}
-	qo := (&api.QueryOptions{Datacenter: s.dc}).WithContext(ctx)
-	keys := s.keys[:s.taken]
-	for start := 0; start < len(keys); start += lockTxnOps / 2 {
-		batch := keys[start:min(start+lockTxnOps/2, len(keys))]
-		var ops api.TxnOps
-		for _, k := range batch {
-			ops = append(ops, held(k)...)
-		}
-		ok, _, _, err := l.m.client.Txn().Txn(ops, qo)
-		if err != nil {
-			return fmt.Errorf("releasing hosts of run %s: %w", l.runID, err)
-		}
-		if ok {
-			continue
-		}
-		// Some key is not ours (never taken, or lost): one at a time.
-		for _, k := range batch {
-			if _, _, _, err := l.m.client.Txn().Txn(held(k), qo); err != nil {
-				return fmt.Errorf("releasing host lock %s of run %s: %w", k, l.runID, err)
-			}
-		}
+	if err := l.m.c.UnlockKeys(ctx, consul.Query{Datacenter: s.dc}, s.id, s.keys[:s.taken], consul.MaxTxnOps); err != nil {
+		return fmt.Errorf("releasing hosts of run %s: %w", l.runID, err)
 	}
 	return nil
 }
