@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -198,7 +199,8 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, r
 	// with HTTP 429 at 50 services. A short wait bounds what each run
 	// leaves behind.
 	cfg.WaitTime = inventoryWait
-	inv := &inventoryRun{ctx: ctx, client: client, cfg: cfg, req: req, stdout: stdout, stderr: stderr}
+	inv := &inventoryRun{ctx: ctx, client: client, cfg: cfg, req: req, stdout: stdout, stderr: stderr,
+		access: consul.New(client, consul.Options{Direct: resolved, TokenSource: cfg.TokenSource})}
 	if req.cache == nil {
 		return fromConsul, inv.full(nil, "")
 	}
@@ -222,8 +224,10 @@ func runInventory(ctx context.Context, opts options, stdout, stderr io.Writer, r
 
 // inventoryRun carries one invocation through its steps.
 type inventoryRun struct {
-	ctx            context.Context
-	client         *api.Client
+	ctx    context.Context
+	client *api.Client
+	// access is the Consul access layer over client: the cache's probes.
+	access         *consul.Client
 	cfg            fleet.Config
 	req            inventoryRequest
 	stdout, stderr io.Writer
@@ -334,10 +338,10 @@ func (r *inventoryRun) full(cache *inventoryCache, key string) error {
 		slices.Sort(dcs)
 		dcs = slices.Compact(dcs)
 		if len(dcs) == 0 {
-			dcs, probeErr = readDatacenters(r.ctx, r.client)
+			dcs, probeErr = readDatacenters(r.ctx, r.access)
 		}
 		if probeErr == nil {
-			before, probeErr = probeCatalog(r.ctx, r.client, r.cfg, dcs)
+			before, probeErr = probeCatalog(r.ctx, r.access, r.cfg, dcs)
 		}
 	}
 	created := time.Now()
@@ -364,12 +368,12 @@ func (r *inventoryRun) full(cache *inventoryCache, key string) error {
 	// The content is read after the snapshot: if the index is the same
 	// before the snapshot, in the content's answer and after it, the
 	// content is that of the snapshot.
-	content, err := contentOf(r.ctx, r.client, r.cfg, dcs)
+	content, err := contentOf(r.ctx, r.access, r.cfg, dcs)
 	if err != nil {
 		r.note("not cached: %v", err)
 		return nil
 	}
-	after, err := probeCatalog(r.ctx, r.client, r.cfg, dcs)
+	after, err := probeCatalog(r.ctx, r.access, r.cfg, dcs)
 	if err != nil {
 		r.note("not cached: %v", err)
 		return nil
@@ -455,13 +459,13 @@ func (r *inventoryRun) fromCache(e *cacheEntry) (src inventorySource, why string
 	)
 	start := time.Now()
 	if len(r.cfg.Datacenters) == 0 {
-		wg.Go(func() { dcs, dcErr = readDatacenters(r.ctx, r.client) })
+		wg.Go(func() { dcs, dcErr = readDatacenters(r.ctx, r.access) })
 	}
-	wg.Go(func() { content, contentErr = contentOf(r.ctx, r.client, r.cfg, names) })
+	wg.Go(func() { content, contentErr = contentOf(r.ctx, r.access, r.cfg, names) })
 	failing, conn, fErr = fleet.ReadFailingChecks(r.ctx, r.client, r.cfg, names)
 	wg.Wait()
 	if fErr == nil && contentErr == nil {
-		probes, probeErr = probeCatalog(r.ctx, r.client, r.cfg, names)
+		probes, probeErr = probeCatalog(r.ctx, r.access, r.cfg, names)
 	}
 	validated := time.Since(start)
 	if err := errors.Join(dcErr, contentErr, probeErr, fErr); err != nil {

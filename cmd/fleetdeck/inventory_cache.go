@@ -83,12 +83,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // defaultInventoryCacheMaxAge bounds how long one full read is reused
@@ -110,9 +110,6 @@ const (
 	// A header is a few hundred bytes plus the warnings; this only stops
 	// a damaged length from allocating gigabytes.
 	cacheMaxHeader = 64 << 20
-	// probeMetaKey/Value is a node-meta filter that matches no node.
-	probeMetaKey   = "fleetdeck-inventory-probe"
-	probeMetaValue = "no-such-value"
 )
 
 // inventoryCache is where and for how long inventories are kept.
@@ -135,19 +132,18 @@ func defaultInventoryCacheDir() (string, error) {
 type cacheDC struct {
 	Name string
 	// Index is the X-Consul-Index of the datacenter's node list (see the
-	// comment at the top of this file).
+	// comment at the top of this file and consul.CatalogIdentity).
 	Index uint64
-	// Servers is the sorted node IDs of the datacenter's Consul servers.
+	// Servers is the sorted node IDs of the datacenter's Consul servers,
+	// comma-separated.
 	Servers string
 	// Cluster is the trust domain of the datacenter's Connect CA,
-	// "<cluster id>.consul": the leader makes the cluster id once, when a
-	// cluster's raft state is created, and it needs no ACL rights to
-	// read. "" when Consul has Connect off (it answers with an error).
+	// "<cluster id>.consul" ("" when Connect is off; see
+	// consul.CatalogIdentity).
 	Cluster string
 	// Nodes and Services are the SHA-256 sums of the node list and the
-	// service list exactly as Consul sent them: what the catalog holds,
-	// not just how often it was written (see contentOf). Empty in the
-	// cheap probes.
+	// service list: what the catalog holds, not just how often it was
+	// written (see consul.CatalogContent). Empty in the cheap probes.
 	Nodes, Services string
 	// filtered: Consul said the content read left things out (ACLs).
 	filtered bool
@@ -415,18 +411,16 @@ func (c *inventoryCache) prune(keep string) {
 	}
 }
 
-// queryOptions are the options of the cache's small reads: the full
-// read's consistency mode, so they see what it sees.
-func queryOptions(ctx context.Context, cfg fleet.Config, dc string) *api.QueryOptions {
-	q := &api.QueryOptions{Datacenter: dc, AllowStale: !cfg.Consistent, RequireConsistent: cfg.Consistent}
-	return q.WithContext(ctx)
-}
+// The cache's reads of Consul are the access layer's catalog probes
+// (internal/consul, catalog.go), with the full read's consistency mode so
+// that they see what it sees; the functions below turn their answers into
+// an entry's records.
 
-// readDatacenters lists the datacenters the agent knows, as the full read
-// does when none are configured.
-func readDatacenters(ctx context.Context, client *api.Client) ([]string, error) {
-	var dcs []string
-	if _, err := client.Raw().Query("/v1/catalog/datacenters", &dcs, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+// readDatacenters lists the datacenters the agent knows, sorted, as the
+// full read does when none are configured.
+func readDatacenters(ctx context.Context, c *consul.Client) ([]string, error) {
+	dcs, _, err := c.Datacenters(ctx, consul.Query{})
+	if err != nil {
 		return nil, fmt.Errorf("listing datacenters: %w", err)
 	}
 	slices.Sort(dcs)
@@ -436,143 +430,30 @@ func readDatacenters(ctx context.Context, client *api.Client) ([]string, error) 
 // probeCatalog reads, for each datacenter in dcs, the node list's index,
 // the servers' node IDs and the cluster's identity: three small requests
 // per datacenter, all at once.
-func probeCatalog(ctx context.Context, client *api.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
-	out := make([]cacheDC, len(dcs))
-	errs := make([]error, 3*len(dcs))
-	var wg sync.WaitGroup
-	cat := client.Catalog()
-	for i, dc := range dcs {
-		out[i].Name = dc
-		wg.Go(func() {
-			q := queryOptions(ctx, cfg, dc)
-			q.NodeMeta = map[string]string{probeMetaKey: probeMetaValue}
-			_, meta, err := cat.Nodes(q)
-			if err != nil {
-				errs[3*i] = fmt.Errorf("reading the catalog index of %s: %w", dc, err)
-				return
-			}
-			out[i].Index = meta.LastIndex
-		})
-		wg.Go(func() {
-			servers, _, err := cat.Service("consul", "", queryOptions(ctx, cfg, dc))
-			if err != nil {
-				errs[3*i+1] = fmt.Errorf("reading the Consul servers of %s: %w", dc, err)
-				return
-			}
-			ids := make([]string, len(servers))
-			for j, s := range servers {
-				ids[j] = s.ID
-			}
-			slices.Sort(ids)
-			out[i].Servers = strings.Join(ids, ",")
-		})
-		wg.Go(func() {
-			var roots struct{ TrustDomain string }
-			_, err := client.Raw().Query("/v1/connect/ca/roots", &roots, queryOptions(ctx, cfg, dc))
-			var se api.StatusError
-			switch {
-			case errors.As(err, &se):
-				// Consul answered: Connect is off (or its CA is not
-				// set up). The node list's sum still tells catalogs
-				// apart.
-			case err != nil:
-				errs[3*i+2] = fmt.Errorf("reading the cluster identity of %s: %w", dc, err)
-			default:
-				out[i].Cluster = roots.TrustDomain
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+func probeCatalog(ctx context.Context, c *consul.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
+	ids, err := c.CatalogIdentities(ctx, dcs, consul.ReadConsistency(cfg.Consistent))
+	if err != nil {
 		return nil, err
+	}
+	out := make([]cacheDC, len(ids))
+	for i, id := range ids {
+		out[i] = cacheDC{Name: id.Datacenter, Index: id.Index, Servers: strings.Join(id.ServerIDs, ","), Cluster: id.Cluster}
 	}
 	return out, nil
 }
 
-// bodySum decodes a JSON answer into the SHA-256 sum of its bytes. The
-// decoder hands over the value's bytes as sent, so nothing is built from
-// them: at 10,000 nodes the node list is ~4 MB.
-type bodySum string
-
-func (b *bodySum) UnmarshalJSON(data []byte) error {
-	*b = bodySum(sum(data))
-	return nil
-}
-
-// servicesSum is the SHA-256 sum of a service list, whatever the order
-// of its services and tags.
-func servicesSum(services map[string][]string) string {
-	names := make([]string, 0, len(services))
-	for n := range services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	h := newFieldHash()
-	for _, name := range names {
-		tags := slices.Clone(services[name])
-		slices.Sort(tags)
-		h.field(name)
-		h.field(strconv.Itoa(len(tags)))
-		for _, t := range tags {
-			h.field(t)
-		}
-	}
-	return h.sum()
-}
-
-// contentOf reads, for each datacenter in dcs, the whole node list and
-// the service list and returns their sums, with the node list's index.
-//
-// The index alone cannot tell two catalogs apart: a Consul restarted
-// with a new raft state and the same server node IDs (a rebuilt server
-// that kept its node-id file, a dev agent given node_id) and written to
-// until its index reaches the cached one looks unchanged to the probes.
-// The cluster id catches a new raft state only when Connect is on, and
-// not a backup restored into rebuilt servers: the snapshot brings the old
-// cluster id along, and writes after the restore can bring the index back
-// to the cached value with another catalog. So the sums are read every
-// time (~130 ms of Consul's time at 10,000 nodes, while the failing
-// checks are read).
-// Consul encodes the same catalog state as the same bytes (nodes in name
-// order, map keys sorted), and every node carries its ID, address, meta
-// and the raft indexes it was created and modified at, so another
-// catalog at the same index gives another sum. The service list adds
-// which services and tags exist. What neither shows — the same nodes and
-// services at the same indexes with services moved between nodes — would
-// need the per-service reads the cache exists to avoid; the cluster
-// identity in probeCatalog covers that case whenever Connect is on.
-func contentOf(ctx context.Context, client *api.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
-	out := make([]cacheDC, len(dcs))
-	errs := make([]error, 2*len(dcs))
-	var wg sync.WaitGroup
-	raw := client.Raw()
-	for i, dc := range dcs {
-		out[i].Name = dc
-		wg.Go(func() {
-			var nodes bodySum
-			meta, err := raw.Query("/v1/catalog/nodes", &nodes, queryOptions(ctx, cfg, dc))
-			if err != nil {
-				errs[2*i] = fmt.Errorf("reading the node list of %s: %w", dc, err)
-				return
-			}
-			out[i].Nodes, out[i].Index = string(nodes), meta.LastIndex
-			out[i].filtered = out[i].filtered || meta.ResultsFilteredByACLs
-		})
-		wg.Go(func() {
-			services, meta, err := client.Catalog().Services(queryOptions(ctx, cfg, dc))
-			if err != nil {
-				errs[2*i+1] = fmt.Errorf("reading the service list of %s: %w", dc, err)
-				return
-			}
-			// Unlike the node list, its bytes vary: Consul collects each
-			// service's tags in a map. It is small; sort and sum it.
-			out[i].Services = servicesSum(services)
-			out[i].filtered = out[i].filtered || meta.ResultsFilteredByACLs
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+// contentOf reads, for each datacenter in dcs, the sums of the whole node
+// list and of the service list, with the node list's index: read every
+// time, since the index and the cluster's identity alone cannot tell two
+// catalogs apart (see consul.CatalogContents).
+func contentOf(ctx context.Context, c *consul.Client, cfg fleet.Config, dcs []string) ([]cacheDC, error) {
+	contents, err := c.CatalogContents(ctx, dcs, consul.ReadConsistency(cfg.Consistent))
+	if err != nil {
 		return nil, err
+	}
+	out := make([]cacheDC, len(contents))
+	for i, ct := range contents {
+		out[i] = cacheDC{Name: ct.Datacenter, Index: ct.Index, Nodes: ct.Nodes, Services: ct.Services, filtered: ct.Filtered}
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 )
 
@@ -384,7 +385,7 @@ func TestInventoryCacheNeverServesAnotherCatalog(t *testing.T) {
 				// unless a write of Consul's own comes in between.
 				h.padIndex(cached.Index - 1)
 				h.register(&api.CatalogRegistration{Node: "other-last", Address: "10.2.0.99"})
-				probe, err := probeCatalog(context.Background(), h.admin, inventoryCfg(), []string{"dc1"})
+				probe, err := probeCatalog(context.Background(), consul.New(h.admin, consul.Options{}), inventoryCfg(), []string{"dc1"})
 				if err != nil {
 					t.Fatal(err)
 				}
