@@ -2,15 +2,19 @@ package fleetsim
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
-// maxTxnOps is Consul's hard limit on operations in one /v1/txn request.
-const maxTxnOps = 128
+// maxTxnOps is the most operations of one /v1/txn request: the simulated
+// fleet is loaded into the Consul 1.15 that fleetdeck's tests and demo run,
+// which takes 128 (older versions 64).
+const maxTxnOps = consul.MaxTxnOpsSince14
 
 // loadConcurrency is how many transactions Load keeps in flight. Raft
 // applies them one at a time, but overlapping the HTTP round trips and JSON
@@ -26,26 +30,22 @@ func Load(ctx context.Context, c *api.Client, spec Spec) error {
 	if err != nil {
 		return err
 	}
-	return register(ctx, c, spec.Datacenter, nodes, loadConcurrency)
+	return register(ctx, consul.New(c, consul.Options{}), spec.Datacenter, nodes, loadConcurrency)
 }
 
-// register writes nodes in transactions of up to maxTxnOps operations.
-func register(ctx context.Context, c *api.Client, dc string, nodes []Node, concurrency int) error {
-	var batches []api.TxnOps
-	var cur api.TxnOps
+// register writes nodes in transactions of up to maxTxnOps operations,
+// each node (with its services and checks) in one.
+func register(ctx context.Context, c *consul.Client, dc string, nodes []Node, concurrency int) error {
+	groups := make([]api.TxnOps, len(nodes))
 	for i := range nodes {
-		ops := nodeOps(dc, &nodes[i])
-		if len(ops) > maxTxnOps {
-			return fmt.Errorf("fleetsim: node %s needs %d operations, more than one transaction allows (%d)", nodes[i].Name, len(ops), maxTxnOps)
+		groups[i] = nodeOps(dc, &nodes[i])
+		if len(groups[i]) > maxTxnOps {
+			return fmt.Errorf("fleetsim: node %s needs %d operations, more than one transaction allows (%d)", nodes[i].Name, len(groups[i]), maxTxnOps)
 		}
-		if len(cur)+len(ops) > maxTxnOps {
-			batches = append(batches, cur)
-			cur = nil
-		}
-		cur = append(cur, ops...)
 	}
-	if len(cur) > 0 {
-		batches = append(batches, cur)
+	batches, err := consul.Batches(groups, maxTxnOps)
+	if err != nil {
+		return fmt.Errorf("fleetsim: %w", err)
 	}
 
 	eg, gctx := errgroup.WithContext(ctx)
@@ -54,7 +54,7 @@ func register(ctx context.Context, c *api.Client, dc string, nodes []Node, concu
 		if gctx.Err() != nil {
 			break
 		}
-		eg.Go(func() error { return applyTxn(gctx, c, dc, b, "registering nodes") })
+		eg.Go(func() error { return applyTxn(gctx, c, dc, b.Ops, "registering nodes") })
 	}
 	if err := eg.Wait(); err != nil {
 		return err
@@ -62,22 +62,16 @@ func register(ctx context.Context, c *api.Client, dc string, nodes []Node, concu
 	return ctx.Err()
 }
 
-// applyTxn runs one transaction and turns a rollback into an error naming
+// applyTxn runs one transaction; a rollback is a *consul.TxnError naming
 // the failed operations.
-func applyTxn(ctx context.Context, c *api.Client, dc string, ops api.TxnOps, what string) error {
-	q := (&api.QueryOptions{Datacenter: dc}).WithContext(ctx)
-	ok, resp, _, err := c.Txn().Txn(ops, q)
-	if err != nil {
+func applyTxn(ctx context.Context, c *consul.Client, dc string, ops api.TxnOps, what string) error {
+	_, err := c.Txn(ctx, consul.Query{Datacenter: dc}, ops)
+	var te *consul.TxnError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Errorf("fleetsim: %s: %w", what, err)
+	case err != nil:
 		return fmt.Errorf("fleetsim: %s (txn of %d ops): %w", what, len(ops), err)
-	}
-	if !ok {
-		var msgs []string
-		if resp != nil {
-			for _, e := range resp.Errors {
-				msgs = append(msgs, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
-			}
-		}
-		return fmt.Errorf("fleetsim: %s: transaction rolled back: %s", what, strings.Join(msgs, "; "))
 	}
 	return nil
 }

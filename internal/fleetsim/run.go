@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 )
 
 // RunOptions tunes Run. Zero fields take the demo defaults, chosen so that
@@ -130,7 +132,7 @@ func Run(ctx context.Context, c *api.Client, spec Spec, opts RunOptions) error {
 		return err
 	}
 	s := &sim{
-		ctx: ctx, c: c, dc: spec.Datacenter, opts: opts, gen: g,
+		ctx: ctx, c: consul.New(c, consul.Options{}), dc: spec.Datacenter, opts: opts, gen: g,
 		// A separate stream from the generator's keeps Run's choices
 		// independent of how many nodes were generated.
 		rng:  rand.New(rand.NewPCG(spec.Seed, 0x72756e)),
@@ -172,7 +174,7 @@ func Run(ctx context.Context, c *api.Client, spec Spec, opts RunOptions) error {
 // sim is Run's state; only Run's goroutine touches it.
 type sim struct {
 	ctx  context.Context
-	c    *api.Client
+	c    *consul.Client
 	dc   string
 	opts RunOptions
 	gen  *generator
