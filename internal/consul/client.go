@@ -62,10 +62,3 @@ type Options struct {
 func New(c *api.Client, o Options) *Client {
 	return &Client{api: c, direct: o.Direct, tokenSource: o.TokenSource}
 }
-
-// API is the underlying API client, for what this layer does not cover
-// (tests registering nodes, for one).
-func (c *Client) API() *api.Client { return c.api }
-
-// TokenSource is Options.TokenSource.
-func (c *Client) TokenSource() string { return c.tokenSource }

@@ -108,9 +108,15 @@ func clientVia(t *testing.T, addr string) (*api.Client, *api.Config) {
 	return c, cfg
 }
 
-func register(t *testing.T, c *consul.Client, reg *api.CatalogRegistration) {
+// register writes to the catalog through the plain API client: the
+// access layer has no catalog writes.
+func register(t *testing.T, a *consulagent.Agent, reg *api.CatalogRegistration) {
 	t.Helper()
-	if _, err := c.API().Catalog().Register(reg, nil); err != nil {
+	raw, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Catalog().Register(reg, nil); err != nil {
 		t.Fatalf("registering %s: %v", reg.Node, err)
 	}
 }
@@ -118,8 +124,8 @@ func register(t *testing.T, c *consul.Client, reg *api.CatalogRegistration) {
 // The consistency asked for is what goes on the wire, through the API
 // client and the direct large read alike, with the same parameters.
 func TestReadsSendTheConsistencyAndParametersAsked(t *testing.T) {
-	a, admin := agentClient(t, consulagent.Options{})
-	register(t, admin, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1", NodeMeta: map[string]string{"asg": "web"}})
+	a, _ := agentClient(t, consulagent.Options{})
+	register(t, a, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1", NodeMeta: map[string]string{"asg": "web"}})
 	rec := startRecorder(t, a.HTTPAddr())
 	apiClient, resolved := clientVia(t, rec.srv.Listener.Addr().String())
 	viaAPI := consul.New(apiClient, consul.Options{})
@@ -185,10 +191,10 @@ func TestReadsSendTheConsistencyAndParametersAsked(t *testing.T) {
 // The direct read of a large answer decodes what the API client decodes,
 // with the same meta.
 func TestGetLargeMatchesGet(t *testing.T) {
-	a, admin := agentClient(t, consulagent.Options{})
+	a, _ := agentClient(t, consulagent.Options{})
 	for i := range 20 {
 		name := "n" + string(rune('a'+i))
-		register(t, admin, &api.CatalogRegistration{Node: name, Address: "10.0.1.1",
+		register(t, a, &api.CatalogRegistration{Node: name, Address: "10.0.1.1",
 			Service: &api.AgentService{ID: "web", Service: "web", Tags: []string{"v1"}, Port: 80},
 			Check:   &api.AgentCheck{Node: name, CheckID: "c", Name: "c", Status: api.HealthCritical, Output: "out " + name}})
 	}
@@ -444,7 +450,11 @@ func TestSessionsAndServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, _, err := c.API().Session().Info(id, nil)
+	raw, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _, err := raw.Session().Info(id, nil)
 	if err != nil || entry == nil || entry.Node != a.NodeName() || entry.Behavior != api.SessionBehaviorDelete || entry.TTL != "15s" || len(entry.NodeChecks) != 0 {
 		t.Fatalf("session %+v (%v): want TTL-only, behavior delete, on the agent's node", entry, err)
 	}
@@ -472,13 +482,13 @@ func TestSessionsAndServers(t *testing.T) {
 // with check updates, the servers and the cluster id identify the
 // cluster, and the sums change with the catalog's content.
 func TestCatalogProbes(t *testing.T) {
-	_, c := agentClient(t, consulagent.Options{})
+	a, c := agentClient(t, consulagent.Options{})
 	ctx := context.Background()
 	dcs, _, err := c.Datacenters(ctx, consul.Query{})
 	if err != nil || !slices.Equal(dcs, []string{"dc1"}) {
 		t.Fatalf("datacenters %v (%v)", dcs, err)
 	}
-	register(t, c, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1",
+	register(t, a, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1",
 		Service: &api.AgentService{ID: "web", Service: "web", Tags: []string{"b", "a"}, Port: 80},
 		Check:   &api.AgentCheck{Node: "web-1", CheckID: "c", Name: "c", Status: api.HealthPassing}})
 	probe := func() (consul.CatalogIdentity, consul.CatalogContent) {
@@ -525,13 +535,13 @@ func TestCatalogProbes(t *testing.T) {
 	}
 
 	// A check update: neither the index nor the sums move.
-	register(t, c, &api.CatalogRegistration{Node: "web-1", SkipNodeUpdate: true,
+	register(t, a, &api.CatalogRegistration{Node: "web-1", SkipNodeUpdate: true,
 		Check: &api.AgentCheck{Node: "web-1", CheckID: "c", Name: "c", Status: api.HealthCritical, Output: "down"}})
 	if id1, ct1 := probe(); id1.Index != id0.Index || ct1 != ct0 {
 		t.Errorf("a check update moved the probes: %+v %+v, were %+v %+v", id1, ct1, id0, ct0)
 	}
 	// The same tags in another order: the same service sum.
-	register(t, c, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1", SkipNodeUpdate: true,
+	register(t, a, &api.CatalogRegistration{Node: "web-1", Address: "10.0.0.1", SkipNodeUpdate: true,
 		Service: &api.AgentService{ID: "web", Service: "web", Tags: []string{"a", "b"}, Port: 80}})
 	id2, ct2 := probe()
 	if ct2.Services != ct0.Services {
@@ -541,7 +551,7 @@ func TestCatalogProbes(t *testing.T) {
 		t.Errorf("a service write did not move the node table's index (%d, was %d)", id2.Index, id0.Index)
 	}
 	// Another node: index and node sum move.
-	register(t, c, &api.CatalogRegistration{Node: "web-2", Address: "10.0.0.2"})
+	register(t, a, &api.CatalogRegistration{Node: "web-2", Address: "10.0.0.2"})
 	id3, ct3 := probe()
 	if id3.Index <= id2.Index || ct3.Nodes == ct2.Nodes || ct3.Services != ct2.Services {
 		t.Errorf("a new node: identity %+v content %+v, before %+v %+v", id3, ct3, id2, ct2)
