@@ -581,3 +581,111 @@ func TestWatcherFallsBackWhenTheBootstrapReadFails(t *testing.T) {
 		t.Errorf("the bootstrap read was never tried")
 	}
 }
+
+// A freeze that catches a sweep in flight: when Consul answers again, the
+// epoch's kick cancels the sweep's requests. That is not an error of the
+// swept services — the console must come back to connected, not stay
+// degraded with "context canceled" until those services next change.
+func TestWatcherSweepCaughtByAFreezeIsNotAnError(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	direct := client(t, a)
+	spec := fleetsim.ScaleSpec(600)
+	spec.Services, spec.ServicesPerNode, spec.ChecksPerNode = 600, 2, 1
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := fleetsim.Load(ctx, direct, spec); err != nil {
+		t.Fatalf("loading the fleet: %v", err)
+	}
+	c, _ := clientVia(t, a.HTTPAddr())
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	waitFor(t, w, time.Minute, "complete", func(s *fleet.Snapshot) bool { return s.Complete() })
+
+	for round := range 3 {
+		// A service-list change sets off a sweep of ~575 services; freeze
+		// Consul while it runs.
+		register(t, direct, fmt.Sprintf("extra-%d", round), fmt.Sprintf("10.8.0.%d", round+1), nil, svcDef{id: "svc-599", name: "svc-599"})
+		time.Sleep(150 * time.Millisecond)
+		signalAgent(t, a, syscall.SIGSTOP)
+		waitFor(t, w, 30*time.Second, "unresponsive", statusIs(fleet.Unresponsive))
+		signalAgent(t, a, syscall.SIGCONT)
+		waitFor(t, w, 30*time.Second, "connected", statusIs(fleet.Connected))
+		// Connected must hold: a kicked sweep is asked again, quietly.
+		deadline := time.Now().Add(8 * time.Second)
+		s := w.Current()
+		for time.Now().Before(deadline) {
+			if st := s.Status(); st.Status == fleet.Degraded {
+				t.Fatalf("round %d: degraded after the freeze ended: %s", round, st.LastError)
+			}
+			nctx, ncancel := context.WithDeadline(context.Background(), deadline)
+			next, err := w.Next(nctx, s.Version)
+			ncancel()
+			if err != nil {
+				break
+			}
+			s = next
+		}
+		if n := w.Current().Node("dc1", fmt.Sprintf("extra-%d", round)); n == nil || !n.HasRole("svc-599") {
+			t.Errorf("round %d: the change made before the freeze is not shown: %+v", round, n)
+		}
+	}
+}
+
+// A bootstrap read caught by an outage is asked again when Consul answers,
+// rather than given up for the one read per service (twice Consul's work,
+// and minutes on a loaded machine at 10,000 nodes).
+func TestWatcherBootstrapCaughtByAnOutageIsAskedAgain(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	direct := client(t, a)
+	for i := range 5 {
+		register(t, direct, fmt.Sprintf("b-%d", i), fmt.Sprintf("10.0.9.%d", i+1), nil, svcDef{id: "b", name: "b"})
+	}
+	px := faultproxy.Start(t, a.HTTPAddr())
+	px.BlackHole(t) // every request, the bootstrap read included, hangs
+	tr := cleanhttp.DefaultPooledTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	fr := &firstReads{base: tr}
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.Token, cfg.TokenFile = px.Addr(), "", ""
+	cfg.HttpClient = &http.Client{Transport: fr}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The datacenter named: its reads, the bootstrap among them, start at
+	// once (with none named they wait for the datacenter list, which a
+	// second test case below covers).
+	w := fleet.NewWatcher(c, fleet.Config{Datacenters: []string{"dc1"}})
+	runWatcher(t, w)
+	waitFor(t, w, 30*time.Second, "unresponsive", statusIs(fleet.Unresponsive))
+	px.Heal(t)
+	waitFor(t, w, 30*time.Second, "complete after the outage", func(s *fleet.Snapshot) bool {
+		n := s.Node("dc1", "b-4")
+		return s.Complete() && n != nil && n.HasRole("b")
+	})
+	if n := fr.n.Load(); n > 0 {
+		t.Errorf("%d services were read one by one: the bootstrap read was given up instead of asked again", n)
+	}
+}
+
+// A Consul silent from the start — even the datacenter list unanswered —
+// is called unresponsive, and the console comes up once it answers.
+func TestWatcherSilentFromTheStart(t *testing.T) {
+	a := startAgent(t, consulagent.Options{})
+	register(t, client(t, a), "s-1", "10.0.10.1", nil, svcDef{id: "s", name: "s"})
+	px := faultproxy.Start(t, a.HTTPAddr())
+	px.BlackHole(t)
+	c, _ := clientVia(t, px.Addr())
+	w := fleet.NewWatcher(c, fleet.Config{})
+	runWatcher(t, w)
+	start := time.Now()
+	s := waitFor(t, w, 30*time.Second, "unresponsive", statusIs(fleet.Unresponsive))
+	t.Logf("silent from the start → unresponsive in %v", time.Since(start).Round(10*time.Millisecond))
+	if st := s.Status(); !strings.Contains(st.LastError, "no answer") {
+		t.Errorf("unresponsive without saying why: %+v", st)
+	}
+	px.Heal(t)
+	healed := time.Now()
+	waitFor(t, w, 30*time.Second, "complete after the heal", func(s *fleet.Snapshot) bool { return s.Complete() && s.Node("dc1", "s-1") != nil })
+	t.Logf("heal → complete in %v", time.Since(healed).Round(10*time.Millisecond))
+}

@@ -184,16 +184,25 @@ func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it swee
 	c := r.w.c
 	// Each request ends at its deadline (the access layer's) or when the
 	// epoch is kicked.
+	kicked := false
 	request := func(do func(ctx context.Context) (*api.QueryMeta, error)) (*api.QueryMeta, error) {
 		reqCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		if e := ep.current(); e != nil {
+		e := ep.current()
+		if e != nil {
 			defer context.AfterFunc(e, cancel)()
 		}
-		return do(reqCtx)
+		meta, err := do(reqCtx)
+		kicked = err != nil && e != nil && e.Err() != nil
+		return meta, err
 	}
 	res := result{dc: dcName, kind: watchService, service: it.name, sweep: true, changed: true}
 	fail := func(err error) bool {
+		if kicked {
+			// Consul answers again and the epoch restarted every request:
+			// not an error of this service's; the sweep goes again.
+			return false
+		}
 		res.silent = consul.IsSilence(err)
 		res.err = c.Describe(watchService.what(dcName, it.name), err)
 		res.nextRetry = time.Now().Add(sweepSpacing)
@@ -212,7 +221,10 @@ func (r *runner) sweepOne(ctx context.Context, dcName string, ep *epoch, it swee
 		if meta.LastIndex > 0 && meta.LastIndex <= it.index {
 			// Unchanged: a service adopted from the bootstrap read is
 			// known as of the bootstrap's index, which may be above its own.
-			return true
+			// Said all the same: the answer clears an earlier error of the
+			// service, which no change may come to clear.
+			res.changed, res.meta = false, meta
+			return send(ctx, r.out, res)
 		}
 	}
 	q := consul.Query{Datacenter: dcName, Consistency: r.cfg.readMode()}

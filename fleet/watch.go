@@ -249,6 +249,8 @@ type loopParams struct {
 	epoch *epoch
 	// client describes errors (with Config.TokenSource's hints).
 	client *consul.Client
+	// timeout, when set, replaces the access layer's default deadline.
+	timeout time.Duration
 }
 
 // loop runs one blocking query over and over until ctx ends, sending every
@@ -271,7 +273,7 @@ func loop(ctx context.Context, p loopParams, fetch fetchFunc) {
 		if err := p.limiter.Wait(ctx); err != nil {
 			return
 		}
-		q := consul.Query{Datacenter: p.dc, Consistency: p.consistency}
+		q := consul.Query{Datacenter: p.dc, Consistency: p.consistency, Timeout: p.timeout}
 		if p.blocking {
 			q.WaitIndex = index
 			q.WaitTime = p.wait

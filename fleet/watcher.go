@@ -68,6 +68,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer cancel()
 
 	r := &runner{
+		started: w.now(),
 		w:       w,
 		cfg:     w.cfg,
 		out:     make(chan result, 64),
@@ -93,6 +94,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	wake := time.NewTimer(time.Hour)
 	wake.Stop()
 	defer wake.Stop()
+	if due := r.nextWake(); !due.IsZero() {
+		// Even if nothing ever answers: silence must show.
+		wake.Reset(max(due.Sub(w.now()), time.Millisecond))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,6 +163,11 @@ func (r *runner) nextWake() time.Time {
 		}
 	}
 	now := r.w.now()
+	if len(r.dcs) == 0 && !r.cfg.oneShot {
+		if t := maxTime(r.dcHeard, r.started).Add(r.cfg.LivenessTimeout + time.Millisecond); t.After(now) {
+			earliest(t)
+		}
+	}
 	for _, dc := range r.dcs {
 		for _, h := range dc.held {
 			earliest(h.due)
@@ -197,6 +207,10 @@ type runner struct {
 	firstReads chan struct{}
 	// dcErr is the last failure to list datacenters, if not since cured.
 	dcErr result
+	// started is when Run began; dcHeard when the datacenter list last
+	// got an answer (data or an error): before any datacenter is known,
+	// silence is counted from them.
+	started, dcHeard time.Time
 	// groupSize is the last published size of each autoscaling group.
 	groupSize map[string]int
 }
@@ -244,6 +258,10 @@ func (r *runner) maxHot() int {
 // no blocking query for it, and it changes only when clusters federate.
 func (r *runner) watchDatacenters(ctx context.Context) {
 	p := r.params(nil, watchDatacenter, false)
+	// A tiny answer, and until it comes nothing else is asked: a short
+	// deadline, so that a connection that died under it (a black hole)
+	// is given up in seconds, not after the minute of a large read.
+	p.timeout = 2 * r.cfg.ProbeTimeout
 	fetch := func(ctx context.Context, q consul.Query) (result, *api.QueryMeta, error) {
 		dcs, meta, err := r.w.c.Datacenters(ctx, q)
 		return result{dcs: dcs}, meta, err
@@ -696,6 +714,9 @@ func (r *runner) applyProbe(dc *dcState, res result, now time.Time) {
 // applyDatacenters starts watching new datacenters and stops watching
 // those that are gone.
 func (r *runner) applyDatacenters(ctx context.Context, res result) {
+	if res.err == nil || !res.silent {
+		r.dcHeard = r.w.now()
+	}
 	if res.err != nil {
 		// Shown against every known datacenter; with none known yet, as a
 		// placeholder so the console can say why it is empty.
@@ -753,7 +774,13 @@ func (r *runner) publish() {
 	if len(names) == 0 {
 		// No datacenter known yet: everything is still to come.
 		cs := ConnState{Status: Connecting, Pending: []string{"nodes", "roles", "health", "check details"}}
-		if r.dcErr.err != nil {
+		silent := now.Sub(maxTime(r.dcHeard, r.started))
+		switch {
+		case !r.cfg.oneShot && silent > r.cfg.LivenessTimeout:
+			// Not even the datacenter list answered: a Consul frozen or
+			// black-holed from the start.
+			cs.Status, cs.LastError = Unresponsive, "no answer from Consul for "+silent.Truncate(time.Second).String()
+		case r.dcErr.err != nil:
 			cs.Status, cs.LastError, cs.NextRetry = Degraded, r.dcErr.err.Error(), r.dcErr.nextRetry
 		}
 		conn = append(conn, cs)
