@@ -533,3 +533,37 @@ func TestLockLostRunKilledBeforeTTL(t *testing.T) {
 		cancel()
 	}
 }
+
+// A conflict names every host another run holds, not only those of the
+// transaction batch (64 keys) that stopped the acquire.
+func TestLockConflictNamesEveryHeldHost(t *testing.T) {
+	a := lockAgent(t)
+	c := consoleClient(t, a)
+	ctx := context.Background()
+	var held, want []string
+	for i := range 96 {
+		held = append(held, fmt.Sprintf("h-%03d", i))
+	}
+	want = append([]string{"a-free"}, held...)
+	alice := provision.NewLockManager(c, provision.LockConfig{User: "alice"})
+	l, err := alice.Acquire(ctx, "run-A", targets("dc1", held...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release(t, l)
+	bob := provision.NewLockManager(c, provision.LockConfig{User: "bob", LockDelay: -1})
+	_, err = bob.Acquire(ctx, "run-B", targets("dc1", want...))
+	var lc *provision.LockConflict
+	if !errors.As(err, &lc) {
+		t.Fatalf("acquire over held hosts: %v, want a LockConflict", err)
+	}
+	if len(lc.Held) != 96 {
+		t.Errorf("the conflict names %d held hosts, want 96", len(lc.Held))
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "96 hosts locked by other runs") {
+		t.Errorf("conflict message %q", msg)
+	}
+	if s := lockSession(t, c, "fleetdeck/locks/dc1/a-free"); s != "" {
+		t.Errorf("a-free is held (%s) after a failed acquire", s)
+	}
+}
