@@ -442,3 +442,78 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// Unknown keys are errors naming the key and the file: a typo must not
+// leave the user believing in a setting that does not apply.
+func TestConfigUnknownKeysAreErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	for _, c := range []struct{ name, body, want string }{
+		{"top-level", "colour = true\n", "unknown key colour"},
+		{"nested typo", "[ui]\nread_onyl = true\n", "unknown key ui.read_onyl"},
+		{"key in the wrong table", "[consul]\nplaybook_dir = \"/srv/pb\"\n", "unknown key consul.playbook_dir"},
+		{"unknown table", "[alert]\nenabled = false\nfilter = \"x\"\n", "unknown key [alert]"},
+		{"dotted key", "ansible.max_parallel_run = 3\n", "unknown key ansible.max_parallel_run"},
+		{"several", "[ui]\nno_colour = true\n[logs]\nprojetcs = [\"p\"]\n", "unknown keys ui.no_colour, logs.projetcs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".toml")
+			if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := resolveArgs(t, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v; want it to say %q and name %s", err, c.want, path)
+			}
+		})
+	}
+	// Every key the README documents is known: a file setting all of them
+	// resolves.
+	full := filepath.Join(dir, "full.toml")
+	if err := os.WriteFile(full, []byte(`
+[consul]
+address = "127.0.0.1:8500"
+scheme = "http"
+token = "t"
+datacenters = ["dc1"]
+wait = "1m"
+consistent = true
+max_connections = 40
+[fleet]
+group_keys = ["asg"]
+instance_key = "instance-id"
+zone_key = "zone"
+image_key = "image"
+[ui]
+no_color = true
+read_only = true
+[ansible]
+ansible_playbook = "ansible-playbook"
+state_dir = "`+dir+`"
+lock_prefix = "fd"
+max_parallel_runs = 2
+timeout = "30m"
+env = ["A=1"]
+pass_env = ["B"]
+keep_runs = 10
+keep_days = 3
+inventory_cache = false
+inventory_cache_max_age = "1h"
+[logs]
+projects = ["p"]
+endpoint = "127.0.0.1:1"
+insecure = true
+field = "labels.node"
+resource_type = "gce_instance"
+list_per_minute = 60
+cap = 1000
+before = "1h"
+after = "10m"
+save_dir = "`+dir+`"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveArgs(t, "--config", full); err != nil {
+		t.Fatalf("a file with every known key: %v", err)
+	}
+}
