@@ -640,6 +640,76 @@ func (h *History) Get(ctx context.Context, id string) (RunRecord, error) {
 	return r, err
 }
 
+// AmbiguousRunError is History.ResolveID's error for a prefix that more
+// than one run's id starts with.
+type AmbiguousRunError struct {
+	Prefix string
+	// Runs are the summaries of the runs it matches, newest first, at
+	// most ambiguousMax of them; More counts the others.
+	Runs []RunRecord
+	More int
+}
+
+// ambiguousMax bounds the candidates an AmbiguousRunError carries.
+const ambiguousMax = 10
+
+func (e *AmbiguousRunError) Error() string {
+	ids := make([]string, 0, len(e.Runs)+1)
+	for _, r := range e.Runs {
+		ids = append(ids, r.ID)
+	}
+	if e.More > 0 {
+		ids = append(ids, fmt.Sprintf("and %d more", e.More))
+	}
+	return fmt.Sprintf("run id %q is ambiguous: %d runs start with it (%s)", e.Prefix, len(e.Runs)+e.More, strings.Join(ids, ", "))
+}
+
+// ResolveID returns the id of the one run whose id starts with prefix: a
+// whole id, or enough of one to tell it from every other run. Ids are
+// ULIDs, so case does not matter. No match is ErrRunNotFound; more than
+// one is an *AmbiguousRunError naming them.
+func (h *History) ResolveID(ctx context.Context, prefix string) (string, error) {
+	want := strings.ToUpper(strings.TrimSpace(prefix))
+	if want == "" {
+		return "", fmt.Errorf("finding a run: %w: no id given", ErrRunNotFound)
+	}
+	var ids []string
+	var newest []RunRecord
+	err := h.view(ctx, "finding run "+want, func(tx *bolt.Tx) error {
+		runs := tx.Bucket(histBucketRuns)
+		c := runs.Cursor()
+		for k, _ := c.Seek([]byte(want)); k != nil && bytes.HasPrefix(k, []byte(want)); k, _ = c.Next() {
+			if string(k) == want {
+				// A whole id is that run, whatever longer ids start with it.
+				ids = []string{want}
+				return nil
+			}
+			ids = append(ids, string(k))
+		}
+		if len(ids) < 2 {
+			return nil
+		}
+		// Ids sort by creation: the last ones are the newest.
+		for _, id := range slices.Backward(ids[max(len(ids)-ambiguousMax, 0):]) {
+			r, err := histGetSummary(tx, id)
+			if err != nil {
+				return err
+			}
+			newest = append(newest, r)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case len(ids) == 0:
+		return "", fmt.Errorf("%w: no run id starts with %q", ErrRunNotFound, want)
+	case len(ids) == 1:
+		return ids[0], nil
+	}
+	return "", &AmbiguousRunError{Prefix: want, Runs: newest, More: len(ids) - len(newest)}
+}
+
 // List returns run summaries, newest first, filtered and paged by opts.
 func (h *History) List(ctx context.Context, opts ListOptions) (RunPage, error) {
 	if opts.Limit <= 0 {
