@@ -108,6 +108,10 @@ type ansibleOptions struct {
 	// cache of `fleetdeck inventory` (see inventory_cache.go).
 	inventoryCache       bool
 	inventoryCacheMaxAge time.Duration
+	// readOnly is options.readOnly, for the run manager: it refuses to
+	// preview, launch, cancel or re-run whoever asks (not only the
+	// console's keys).
+	readOnly bool
 }
 
 // options is the resolved configuration: CONSUL_HTTP_* environment,
@@ -285,7 +289,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
 		lockPrefix: fc.Ansible.LockPrefix, env: fc.Ansible.Env, timeout: time.Hour,
 		passEnv: fc.Ansible.PassEnv, keepRuns: fc.Ansible.KeepRuns, keepFor: time.Duration(fc.Ansible.KeepDays) * 24 * time.Hour,
-		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
+		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge, readOnly: o.readOnly,
 	}
 	if a.playbookDir != "" {
 		a.playbookDirSource = fmt.Sprintf("[ansible] playbook_dir %q in %s", a.playbookDir, f.config)

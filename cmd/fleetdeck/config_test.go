@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // resolveArgs parses args with the real root command's flags and resolves
@@ -516,5 +521,53 @@ save_dir = "`+dir+`"
 	}
 	if _, err := resolveArgs(t, "--config", full); err != nil {
 		t.Fatalf("a file with every known key: %v", err)
+	}
+}
+
+// --read-only and [ui] read_only reach the run manager: it refuses runs
+// itself, not only the console's keys.
+func TestReadOnlyReachesTheRunManager(t *testing.T) {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		if os.Getenv("FLEETDECK_REQUIRE_CONSUL") == "1" {
+			t.Fatal("ansible-playbook is needed")
+		}
+		t.Skip("no ansible-playbook")
+	}
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	books := filepath.Join(dir, "books")
+	if err := os.MkdirAll(books, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(books, "site.yml"), []byte("- hosts: all\n  tasks: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ro.toml")
+	if err := os.WriteFile(cfg, []byte("[ui]\nread_only = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := fleet.NewPublisher(&fleet.Snapshot{})
+	for _, args := range [][]string{
+		{"--read-only", "--playbooks", books, "--state-dir", filepath.Join(dir, "a")},
+		{"--config", cfg, "--playbooks", books, "--state-dir", filepath.Join(dir, "b")},
+	} {
+		o, err := resolveArgs(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, off, err := newRunManager(context.Background(), client, feed, o.ansible)
+		if err != nil || m == nil {
+			t.Fatalf("%v: manager %v, off %q, %v", args, m, off, err)
+		}
+		_, err = m.Preview(context.Background(), provision.LaunchRequest{Playbook: "site.yml", Scope: provision.ScopeNode,
+			Subject: "dc1/web-1", Targets: []string{"dc1/web-1"}})
+		m.Close()
+		if !errors.Is(err, provision.ErrReadOnly) {
+			t.Errorf("%v: preview on a read-only console: %v", args, err)
+		}
 	}
 }
