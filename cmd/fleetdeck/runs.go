@@ -186,14 +186,16 @@ func runsList(ctx context.Context, w io.Writer, h *provision.History, f runsFlag
 		}
 		for _, r := range page.Runs {
 			if n == 0 {
-				fmt.Fprintln(tw, "ID\tWHEN\tWHO\tPLAYBOOK\tHOSTS\tSTATUS\tEXIT\tSCOPE")
+				// No scope column: a subject has spaces, and scripts
+				// read these columns by field (runs show has the scope).
+				fmt.Fprintln(tw, "ID\tWHEN\tWHO\tPLAYBOOK\tHOSTS\tSTATUS\tEXIT")
 			}
 			exit := "-"
 			if r.ExitCode != nil {
 				exit = strconv.Itoa(*r.ExitCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", termtext.Sanitize(r.ID), r.Created.Local().Format("2006-01-02 15:04:05"),
-				runsWho(r), termtext.Sanitize(r.Playbook), r.TargetCount, termtext.Sanitize(string(r.Status)), exit, runsScope(r))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", termtext.Sanitize(r.ID), r.Created.Local().Format("2006-01-02 15:04:05"),
+				runsWho(r), termtext.Sanitize(r.Playbook), r.TargetCount, termtext.Sanitize(string(r.Status)), exit)
 			n++
 		}
 		if page.Next == "" || (f.limit > 0 && n >= f.limit) {
