@@ -91,7 +91,9 @@ type InventoryWarning struct {
 	// node.
 	Host string
 	// Group is the group name, when the warning is about a group.
-	Group   string
+	Group string
+	// Message is one line, sanitised for a terminal (termtext.Sanitize):
+	// it quotes Consul's names and `fleetdeck inventory` prints it as is.
 	Message string
 }
 
@@ -587,6 +589,11 @@ func BuildInventory(s *fleet.Snapshot, opts InventoryOptions) (*Inventory, []Inv
 		}
 		return strings.Compare(a.Message, b.Message)
 	})
+	// Names are quoted with %q, but datacenter names and reasons are
+	// not: one pass makes every message safe to print.
+	for i := range warns {
+		warns[i].Message = termtext.Sanitize(warns[i].Message)
+	}
 	return inv, warns
 }
 

@@ -490,3 +490,21 @@ func TestInventoryJSONIsInertOnTheTerminal(t *testing.T) {
 		}
 	}
 }
+
+// Inventory warnings are printed as they are by `fleetdeck inventory`:
+// what Consul put in a name or a datacenter cannot reach the terminal.
+func TestInventoryWarningsAreSanitised(t *testing.T) {
+	n := node("dc\x1b]0;t\x07\u202e1", "bad name\x1b[2J", "not an address\u009b2J", nil)
+	_, warns := provision.BuildInventory(snap(n), provision.InventoryOptions{})
+	if len(warns) == 0 {
+		t.Fatal("no warning for an untargetable name and a bad address")
+	}
+	for _, w := range warns {
+		for i, r := range w.Message {
+			if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+				t.Errorf("warning %q: U+%04X at byte %d", w.Message, r, i)
+				break
+			}
+		}
+	}
+}

@@ -351,3 +351,13 @@ func TestRunsShowByIDPrefix(t *testing.T) {
 		t.Errorf("nothing matches (%v): %q", err, out)
 	}
 }
+
+// A command's error reaches the terminal sanitised, line breaks kept: it
+// can quote a Consul answer or a run record.
+func TestErrorsArePrintedSanitised(t *testing.T) {
+	var b bytes.Buffer
+	printError(&b, errors.New("reading node web\x1b]0;pwned\x07-1 in dc\u202e1: HTTP 500\ncandidates:\n  \u009b2Jrun"))
+	if want := "fleetdeck: reading node web-1 in dc1: HTTP 500\ncandidates:\n  run\n"; b.String() != want {
+		t.Errorf("printed %q, want %q", b.String(), want)
+	}
+}
