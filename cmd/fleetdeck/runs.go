@@ -231,10 +231,10 @@ func runsWho(r provision.RunRecord) string {
 	return termtext.Sanitize(r.User)
 }
 
-// runsScope says how a run's targets were chosen: "role web", "group
-// web-asg", "node dc1/web-1", or the marked nodes' description ("3
-// nodes", "the 2 hosts of run … that failed"); "-" for records from before
-// scopes were kept.
+// runsScope says how a run's targets were chosen, for runs show and the
+// candidates of an ambiguous id: "role web", "group web-asg", "node
+// dc1/web-1", or the marked nodes' description ("3 nodes", "the 2 hosts
+// of run … that failed"); "-" for records from before scopes were kept.
 func runsScope(r provision.RunRecord) string {
 	switch {
 	case r.Scope == "" && r.Subject == "":
