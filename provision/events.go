@@ -57,11 +57,17 @@ type RunEvent struct {
 	Action   string `json:"task_action,omitempty"`
 	Handler  bool   `json:"handler,omitempty"`
 
-	Host         string       `json:"host,omitempty"`
-	Changed      bool         `json:"changed,omitempty"`
-	IgnoreErrors bool         `json:"ignore_errors,omitempty"` // runner_on_failed
-	Item         string       `json:"item,omitempty"`          // loop item label
-	Result       *EventResult `json:"res,omitempty"`
+	Host    string `json:"host,omitempty"`
+	Changed bool   `json:"changed,omitempty"`
+	// IgnoreErrors is set on a runner_on_failed of a task with
+	// ignore_errors and on a runner_on_unreachable of one with
+	// ignore_unreachable: Ansible counts those results ok and ignored.
+	IgnoreErrors bool `json:"ignore_errors,omitempty"`
+	// Rescued is set on a runner_on_failed that a block's rescue section
+	// will handle: Ansible counts it rescued, not failed.
+	Rescued bool         `json:"rescued,omitempty"`
+	Item    string       `json:"item,omitempty"` // loop item label
+	Result  *EventResult `json:"res,omitempty"`
 
 	Stats map[string]HostStats `json:"stats,omitempty"` // playbook_on_stats
 	End   *RunEnd              `json:"end,omitempty"`   // fleetdeck_run_end
@@ -119,10 +125,15 @@ type HostStatus string
 
 // Host statuses. A host is Running while a task is active on it; between
 // tasks it shows the worst result so far (unreachable > failed > changed > ok
-// > skipped). HostInterrupted marks a host that had a task in flight when the
-// run was cancelled, timed out or died.
+// > skipped), counted as Ansible's PLAY RECAP counts: changed only after a
+// task that reported a change (an ignored failure included), a rescued
+// failure as ok. Once the run has ended, HostInterrupted marks a host that
+// had a task in flight when the run was cancelled, timed out or died, and
+// HostNotRun a host that no task ever reached (it is not in the recap);
+// HostPending is only for a run that has not ended.
 const (
 	HostPending     HostStatus = "pending"
+	HostNotRun      HostStatus = "not run"
 	HostRunning     HostStatus = "running"
 	HostOK          HostStatus = "ok"
 	HostChanged     HostStatus = "changed"
@@ -307,6 +318,9 @@ func (s *RunState) evResult(ev *RunEvent) {
 	}
 	h.Task, h.TaskUUID, h.Active, h.Updated = ev.Task, ev.TaskUUID, false, ev.Time
 	var c HostStats
+	// Counted as Ansible's strategy counts for the recap
+	// (StrategyBase._process_pending_results), so the board agrees with
+	// PLAY RECAP while the run goes on, not only once the recap arrives.
 	switch ev.Event {
 	case EventRunnerOK:
 		c.OK = 1
@@ -316,12 +330,22 @@ func (s *RunState) evResult(ev *RunEvent) {
 	case EventRunnerSkipped:
 		c.Skipped = 1
 	case EventRunnerUnreach:
-		c.Unreachable = 1
+		if ev.IgnoreErrors {
+			c.OK, c.Ignored = 1, 1
+		} else {
+			c.Unreachable = 1
+		}
 		s.evFailure(h, ev, true)
 	case EventRunnerFailed:
-		if ev.IgnoreErrors {
-			c.Ignored = 1
-		} else {
+		switch {
+		case ev.IgnoreErrors:
+			c.OK, c.Ignored = 1, 1
+			if ev.Changed {
+				c.Changed = 1
+			}
+		case ev.Rescued:
+			c.Rescued = 1
+		default:
 			c.Failures = 1
 		}
 		s.evFailure(h, ev, false)
@@ -365,11 +389,13 @@ func (s *RunState) evStats(stats map[string]HostStats) {
 		h.Active = false
 		h.Status = evStatus(h)
 	}
-	// Hosts that were previewed but never processed were not targeted by
-	// any play (or the run stopped before them).
+	// Hosts that were previewed but are not in the recap were never
+	// processed: the run stopped before them (a failure with
+	// any_errors_fatal or max_fail_percentage, an earlier serial batch that
+	// failed). They did not run; they were not skipped.
 	for _, n := range s.HostOrder {
 		if h := s.Hosts[n]; h.Status == HostPending {
-			h.Status = HostSkipped
+			h.Status = HostNotRun
 		}
 	}
 }
@@ -379,11 +405,23 @@ func (s *RunState) evEnd(end *RunEnd) {
 		end = &RunEnd{}
 	}
 	s.End = end
+	s.MarkEnded()
+}
+
+// MarkEnded settles the board of a run that has ended: a host with a task
+// in flight reads interrupted, a host no task reached reads not run. The
+// run-end event does this; a run that ended without one (cancelled while
+// queued, or its console died) has its board settled by whoever knows it
+// ended. It is idempotent.
+func (s *RunState) MarkEnded() {
 	for _, n := range s.HostOrder {
 		h := s.Hosts[n]
-		if h.Active {
+		switch {
+		case h.Active:
 			h.Active = false
 			h.Status = HostInterrupted
+		case h.Status == HostPending:
+			h.Status = HostNotRun
 		}
 	}
 }
@@ -401,18 +439,29 @@ func (h *HostStats) Add(c HostStats) {
 
 // evStatus derives the board status from a host's tallies.
 func evStatus(h *HostState) HostStatus {
-	switch {
-	case h.Counts.Unreachable > 0:
-		return HostUnreachable
-	case h.Counts.Failures > 0:
-		return HostFailed
-	case h.Active:
+	st := StatusOfCounts(h.Counts)
+	if h.Active && st != HostUnreachable && st != HostFailed {
 		return HostRunning
-	case h.Counts.Changed > 0:
+	}
+	return st
+}
+
+// StatusOfCounts is the status of a host that is not running a task, from
+// its tallies (the board's or PLAY RECAP's line for it): the worst result,
+// unreachable > failed > changed > ok > skipped; pending when it has none.
+// The board, the runs list and history classify hosts with it, so they
+// agree with each other and with the recap.
+func StatusOfCounts(c HostStats) HostStatus {
+	switch {
+	case c.Unreachable > 0:
+		return HostUnreachable
+	case c.Failures > 0:
+		return HostFailed
+	case c.Changed > 0:
 		return HostChanged
-	case h.Counts.OK > 0 || h.Counts.Ignored > 0 || h.Counts.Rescued > 0:
+	case c.OK > 0 || c.Ignored > 0 || c.Rescued > 0:
 		return HostOK
-	case h.Counts.Skipped > 0:
+	case c.Skipped > 0:
 		return HostSkipped
 	}
 	return HostPending

@@ -92,6 +92,9 @@ func TestRunStateReducer(t *testing.T) {
 	if s.Hosts["host-00001"].Status != HostInterrupted {
 		t.Errorf("in-flight host after end = %s", s.Hosts["host-00001"].Status)
 	}
+	if s.Hosts["never-ran"].Status != HostNotRun {
+		t.Errorf("a host no task reached reads %s once the run has ended, want not run", s.Hosts["never-ran"].Status)
+	}
 	got := s.HostsWith(HostFailed, HostUnreachable)
 	if len(got) != 3 || !sort.StringsAreSorted(got) {
 		t.Errorf("failed hosts = %v", got)
@@ -107,11 +110,62 @@ func TestRunStateRecapIsAuthoritative(t *testing.T) {
 	}
 	// The block's rescue handled it: the recap says rescued, not failed.
 	s.Apply(RunEvent{Seq: 3, Event: EventStats, Stats: map[string]HostStats{"a": {OK: 1, Rescued: 1}}})
-	if s.Hosts["a"].Status != HostOK || s.Hosts["b"].Status != HostSkipped {
+	// b was previewed but is not in the recap: no task reached it.
+	if s.Hosts["a"].Status != HostOK || s.Hosts["b"].Status != HostNotRun {
 		t.Errorf("after recap a = %s, b = %s", s.Hosts["a"].Status, s.Hosts["b"].Status)
 	}
 	if s.Hosts["a"].LastFailure == nil || s.Hosts["a"].LastFailure.Result.Msg != "x" {
 		t.Error("the rescued failure's detail was lost")
+	}
+}
+
+// The board counts results as Ansible's recap counts them, while the run
+// goes on: an ignored failure is ok and ignored (and changed if it
+// changed), a rescued failure is rescued, an ignored unreachable is ok and
+// ignored; a host reads changed only after a result that changed.
+func TestRunStateCountsAsTheRecap(t *testing.T) {
+	s := NewRunState([]string{"ign", "resc", "unr", "fail", "plain"})
+	seq := int64(0)
+	apply := func(host string, kind EventKind, mod func(*RunEvent)) {
+		seq++
+		s.Apply(RunEvent{Seq: seq, Event: EventRunnerStart, Host: host, Task: "t", TaskUUID: fmt.Sprint("u", seq)})
+		ev := RunEvent{Seq: seq + 1, Event: kind, Host: host, Task: "t", TaskUUID: fmt.Sprint("u", seq)}
+		if mod != nil {
+			mod(&ev)
+		}
+		seq++
+		s.Apply(ev)
+	}
+	apply("ign", EventRunnerFailed, func(e *RunEvent) { e.IgnoreErrors = true })
+	apply("resc", EventRunnerFailed, func(e *RunEvent) { e.Rescued, e.Changed = true, true })
+	apply("unr", EventRunnerUnreach, func(e *RunEvent) { e.IgnoreErrors = true })
+	apply("fail", EventRunnerFailed, func(e *RunEvent) { e.Changed = true })
+	apply("plain", EventRunnerOK, nil)
+	want := map[string]struct {
+		c  HostStats
+		st HostStatus
+	}{
+		"ign":   {HostStats{OK: 1, Ignored: 1}, HostOK},
+		"resc":  {HostStats{Rescued: 1}, HostOK},
+		"unr":   {HostStats{OK: 1, Ignored: 1}, HostOK},
+		"fail":  {HostStats{Failures: 1}, HostFailed},
+		"plain": {HostStats{OK: 1}, HostOK},
+	}
+	for h, w := range want {
+		if got := s.Hosts[h]; got.Counts != w.c || got.Status != w.st {
+			t.Errorf("%s: %+v %s, want %+v %s", h, got.Counts, got.Status, w.c, w.st)
+		}
+	}
+	// Only a change makes a host read changed: an ignored failure that
+	// changed something.
+	apply("ign", EventRunnerFailed, func(e *RunEvent) { e.IgnoreErrors, e.Changed = true, true })
+	if got := s.Hosts["ign"]; got.Status != HostChanged || got.Counts != (HostStats{OK: 2, Changed: 1, Ignored: 2}) {
+		t.Errorf("ign after an ignored change: %+v %s", got.Counts, got.Status)
+	}
+	for _, h := range []string{"resc", "unr", "plain"} {
+		if s.Hosts[h].Status == HostChanged {
+			t.Errorf("%s reads changed without a changed result", h)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"math/big"
 	"os"
 	"os/user"
@@ -43,6 +44,22 @@ const (
 
 // Final reports whether s is a final status (anything but queued and running).
 func (s RunStatus) Final() bool { return s != RunQueued && s != RunRunning && s != "" }
+
+// CanBecome reports whether a run in status s may move to next. Runs only
+// move forward: queued to queued (a new reason to wait), running or any
+// final status; running to running or any final status. A final status is
+// for good. History and the Manager both enforce it, so a run ends once.
+func (s RunStatus) CanBecome(next RunStatus) bool {
+	switch {
+	case next == "" || s.Final():
+		return false
+	case s == RunQueued:
+		return true
+	case s == RunRunning:
+		return next != RunQueued
+	}
+	return false
+}
 
 // RunTarget is one host of a run: the name Ansible knows it by and the
 // Consul node it is (the key its lock is taken on).
@@ -188,6 +205,11 @@ type RunResult struct {
 	ExitCode *int      // nil when ansible-playbook never ran
 	Reason   string
 	Recap    map[string]HostRecap
+	// HostCounts counts the hosts of the final board by status
+	// (RunState.StatusCounts), for the runs list. When nil they are
+	// worked out from Recap and the targets: a host in the recap by
+	// StatusOfCounts, a target missing from it as not run.
+	HostCounts map[HostStatus]int
 }
 
 // ListOptions selects and pages History.List. Zero values select all.
@@ -459,8 +481,9 @@ func (h *History) Create(ctx context.Context, r RunRecord) (RunRecord, error) {
 	return r, nil
 }
 
-// SetStatus moves a live run between queued and running, with the reason
-// shown while it waits (who holds its hosts). Going to running sets Started.
+// SetStatus moves a live run from queued to running, or gives it a new
+// reason while it waits (who holds its hosts); see RunStatus.CanBecome.
+// Going to running sets Started.
 func (h *History) SetStatus(ctx context.Context, id string, status RunStatus, reason string) error {
 	if status.Final() || status == "" {
 		return fmt.Errorf("setting the status of run %s: use Finish for %q", id, status)
@@ -472,6 +495,9 @@ func (h *History) SetStatus(ctx context.Context, id string, status RunStatus, re
 		}
 		if r.Status.Final() {
 			return fmt.Errorf("%w (%s)", ErrRunFinal, r.Status)
+		}
+		if !r.Status.CanBecome(status) {
+			return fmt.Errorf("a %s run cannot become %s again", r.Status, status)
 		}
 		r.Status, r.Reason = status, reason
 		if status == RunRunning && r.Started.IsZero() {
@@ -577,12 +603,16 @@ func (h *History) Finish(ctx context.Context, id string, res RunResult) error {
 		}
 		r.Status, r.Reason, r.Ended = res.Status, res.Reason, res.Ended.UTC()
 		r.ExitCode = res.ExitCode
-		r.HostCounts = histHostCounts(res.Recap)
+		var det histDetail
+		if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil {
+			return err
+		}
+		counts := res.HostCounts
+		if counts == nil {
+			counts = histHostCounts(res.Recap, det.Targets)
+		}
+		r.HostCounts = histCountsJSON(counts)
 		if res.Recap != nil {
-			var det histDetail
-			if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil {
-				return err
-			}
 			det.Recap = res.Recap
 			if err := histPutJSON(tx.Bucket(histBucketDetail), id, det); err != nil {
 				return err
@@ -638,6 +668,76 @@ func (h *History) Get(ctx context.Context, id string) (RunRecord, error) {
 		return nil
 	})
 	return r, err
+}
+
+// AmbiguousRunError is History.ResolveID's error for a prefix that more
+// than one run's id starts with.
+type AmbiguousRunError struct {
+	Prefix string
+	// Runs are the summaries of the runs it matches, newest first, at
+	// most ambiguousMax of them; More counts the others.
+	Runs []RunRecord
+	More int
+}
+
+// ambiguousMax bounds the candidates an AmbiguousRunError carries.
+const ambiguousMax = 10
+
+func (e *AmbiguousRunError) Error() string {
+	ids := make([]string, 0, len(e.Runs)+1)
+	for _, r := range e.Runs {
+		ids = append(ids, r.ID)
+	}
+	if e.More > 0 {
+		ids = append(ids, fmt.Sprintf("and %d more", e.More))
+	}
+	return fmt.Sprintf("run id %q is ambiguous: %d runs start with it (%s)", e.Prefix, len(e.Runs)+e.More, strings.Join(ids, ", "))
+}
+
+// ResolveID returns the id of the one run whose id starts with prefix: a
+// whole id, or enough of one to tell it from every other run. Ids are
+// ULIDs, so case does not matter. No match is ErrRunNotFound; more than
+// one is an *AmbiguousRunError naming them.
+func (h *History) ResolveID(ctx context.Context, prefix string) (string, error) {
+	want := strings.ToUpper(strings.TrimSpace(prefix))
+	if want == "" {
+		return "", fmt.Errorf("finding a run: %w: no id given", ErrRunNotFound)
+	}
+	var ids []string
+	var newest []RunRecord
+	err := h.view(ctx, "finding run "+want, func(tx *bolt.Tx) error {
+		runs := tx.Bucket(histBucketRuns)
+		c := runs.Cursor()
+		for k, _ := c.Seek([]byte(want)); k != nil && bytes.HasPrefix(k, []byte(want)); k, _ = c.Next() {
+			if string(k) == want {
+				// A whole id is that run, whatever longer ids start with it.
+				ids = []string{want}
+				return nil
+			}
+			ids = append(ids, string(k))
+		}
+		if len(ids) < 2 {
+			return nil
+		}
+		// Ids sort by creation: the last ones are the newest.
+		for _, id := range slices.Backward(ids[max(len(ids)-ambiguousMax, 0):]) {
+			r, err := histGetSummary(tx, id)
+			if err != nil {
+				return err
+			}
+			newest = append(newest, r)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case len(ids) == 0:
+		return "", fmt.Errorf("%w: no run id starts with %q", ErrRunNotFound, want)
+	case len(ids) == 1:
+		return ids[0], nil
+	}
+	return "", &AmbiguousRunError{Prefix: want, Runs: newest, More: len(ids) - len(newest)}
 }
 
 // List returns run summaries, newest first, filtered and paged by opts.
@@ -749,9 +849,19 @@ func (h *History) RecoverInterrupted(ctx context.Context) ([]string, error) {
 		}
 		for _, r := range dead {
 			was := r.Status
+			if !was.CanBecome(RunInterrupted) {
+				continue
+			}
 			r.Status = RunInterrupted
 			r.Ended = histDiedAt(r, now)
 			r.Reason = fmt.Sprintf("was %s when its fleetdeck process (pid %d on %s) ended", was, r.Owner.PID, r.Owner.Hostname)
+			// The list shows the board as it was left: hosts with a task
+			// in flight interrupted, hosts no task reached not run.
+			board, err := histBoard(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			r.HostCounts = histCountsJSON(board.StatusCounts())
 			if err := histPutSummary(tx, r); err != nil {
 				return err
 			}
@@ -929,25 +1039,80 @@ func (h *History) summaries(ctx context.Context) ([]RunRecord, error) {
 	return out, err
 }
 
-// histHostCounts classifies each host of a recap by its worst outcome.
-func histHostCounts(recap map[string]HostRecap) map[string]int {
-	if len(recap) == 0 {
-		return nil
-	}
-	out := map[string]int{}
+// histHostCounts classifies the hosts of a run that ended without a board
+// to count (see RunResult.HostCounts): a host in the recap by
+// StatusOfCounts, as the board classifies it, a target missing from it as
+// not run.
+func histHostCounts(recap map[string]HostRecap, targets []RunTarget) map[HostStatus]int {
+	out := map[HostStatus]int{}
 	for _, rc := range recap {
-		switch {
-		case rc.Unreachable > 0:
-			out["unreachable"]++
-		case rc.Failed > 0:
-			out["failed"]++
-		case rc.Changed > 0:
-			out["changed"]++
-		default:
-			out["ok"]++
+		st := StatusOfCounts(HostStats{OK: rc.OK, Changed: rc.Changed, Unreachable: rc.Unreachable, Failures: rc.Failed,
+			Skipped: rc.Skipped, Rescued: rc.Rescued, Ignored: rc.Ignored})
+		if st == HostPending {
+			st = HostNotRun
+		}
+		out[st]++
+	}
+	for _, t := range targets {
+		if _, ok := recap[t.Host]; !ok {
+			out[HostNotRun]++
 		}
 	}
 	return out
+}
+
+// histCountsJSON is a run's host counts as the summary stores them.
+func histCountsJSON(c map[HostStatus]int) map[string]int {
+	if len(c) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(c))
+	for k, n := range c {
+		out[string(k)] = n
+	}
+	return out
+}
+
+// replayBoard is a recorded run's board: its targets, pending, with its
+// recorded events applied by the same reducer as the live board, settled
+// as ended (RunState.MarkEnded) when the run has ended. Lines that are not
+// events are skipped.
+func replayBoard[L ~[]byte](targets []RunTarget, events iter.Seq[L], ended bool) *RunState {
+	hosts := make([]string, 0, len(targets))
+	for _, t := range targets {
+		hosts = append(hosts, t.Host)
+	}
+	st := NewRunState(hosts)
+	for line := range events {
+		if ev, err := ParseRunEvent(line); err == nil {
+			st.Apply(ev)
+		}
+	}
+	if ended {
+		st.MarkEnded()
+	}
+	return st
+}
+
+// histBoard replays the board of a run that has ended from the database.
+func histBoard(tx *bolt.Tx, id string) (*RunState, error) {
+	var det histDetail
+	if err := histGetJSON(tx.Bucket(histBucketDetail), id, &det); err != nil && !errors.Is(err, ErrRunNotFound) {
+		return nil, err
+	}
+	evs := tx.Bucket(histBucketEvents).Bucket([]byte(id))
+	lines := func(yield func([]byte) bool) {
+		if evs == nil {
+			return
+		}
+		c := evs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+	return replayBoard(det.Targets, lines, true), nil
 }
 
 func histPutSummary(tx *bolt.Tx, r RunRecord) error {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/termtext"
 )
 
 // Group names.
@@ -90,7 +91,9 @@ type InventoryWarning struct {
 	// node.
 	Host string
 	// Group is the group name, when the warning is about a group.
-	Group   string
+	Group string
+	// Message is one line, sanitised for a terminal (termtext.Sanitize):
+	// it quotes Consul's names and `fleetdeck inventory` prints it as is.
 	Message string
 }
 
@@ -110,7 +113,7 @@ func (u AnsibleUnsafe) MarshalJSON() ([]byte, error) {
 
 func (u AnsibleUnsafe) appendJSON(b []byte) []byte {
 	b = append(b, `{"__ansible_unsafe":`...)
-	b = invAppendJSONString(b, string(u))
+	b = termtext.AppendJSONString(b, string(u))
 	return append(b, '}')
 }
 
@@ -228,8 +231,11 @@ func (inv *Inventory) HostNames() []string {
 // It encodes by hand rather than through encoding/json: at 10,000 hosts
 // the reflection and the validation of every AnsibleUnsafe's MarshalJSON
 // output took about half a second, most of the inventory's time budget.
-// The output is the same JSON that json.Marshal gives for Groups and Hosts
-// (a test checks that).
+// The output decodes to what json.Marshal gives for Groups and Hosts (a
+// test checks that). Strings are written by termtext.AppendJSONString, so
+// the escapes, C1 and bidi controls a Consul node can carry are \u
+// escapes: `fleetdeck inventory --list` is inert on a terminal, and
+// Ansible decodes the same strings.
 func (inv *Inventory) WriteList(w io.Writer) error {
 	e := invEncoder{w: w, buf: make([]byte, 0, 1<<16)}
 	groups := make([]string, 0, len(inv.Groups))
@@ -239,13 +245,13 @@ func (inv *Inventory) WriteList(w io.Writer) error {
 	sort.Strings(groups)
 	e.buf = append(e.buf, '{')
 	for _, g := range groups {
-		e.buf = invAppendJSONString(e.buf, g)
+		e.buf = termtext.AppendJSONString(e.buf, g)
 		e.buf = append(e.buf, `:{"hosts":[`...)
 		for i, h := range inv.Groups[g] {
 			if i > 0 {
 				e.buf = append(e.buf, ',')
 			}
-			e.buf = invAppendJSONString(e.buf, h)
+			e.buf = termtext.AppendJSONString(e.buf, h)
 		}
 		e.buf = append(e.buf, "]},"...)
 		e.flushIfFull()
@@ -255,7 +261,7 @@ func (inv *Inventory) WriteList(w io.Writer) error {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.buf = invAppendJSONString(e.buf, h)
+		e.buf = termtext.AppendJSONString(e.buf, h)
 		e.buf = append(e.buf, ':')
 		e.buf = inv.Hosts[h].appendJSON(e.buf)
 		e.flushIfFull()
@@ -339,7 +345,7 @@ func (hv *InventoryHostVars) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = invAppendJSONString(b, k)
+		b = termtext.AppendJSONString(b, k)
 		b = append(b, ':')
 		b = hv.Meta[k].appendJSON(b)
 	}
@@ -583,6 +589,11 @@ func BuildInventory(s *fleet.Snapshot, opts InventoryOptions) (*Inventory, []Inv
 		}
 		return strings.Compare(a.Message, b.Message)
 	})
+	// Names are quoted with %q, but datacenter names and reasons are
+	// not: one pass makes every message safe to print.
+	for i := range warns {
+		warns[i].Message = termtext.Sanitize(warns[i].Message)
+	}
 	return inv, warns
 }
 
@@ -794,56 +805,4 @@ func invUsableAddress(addr string) bool {
 		return true
 	}
 	return len(addr) <= 253 && invDNSName.MatchString(addr)
-}
-
-// invAppendJSONString appends s as a JSON string. Unlike encoding/json it
-// leaves <, > and & alone; like it, it escapes U+2028 and U+2029 and
-// replaces invalid UTF-8 with U+FFFD.
-func invAppendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/provision"
@@ -441,4 +443,68 @@ func TestInventoryEncoding(t *testing.T) {
 	evil.Checks = []fleet.Check{{ID: "c", Status: fleet.HealthWarning, Output: "multi\nline"}}
 	inv, _ = provision.BuildInventory(snap(evil), provision.InventoryOptions{})
 	checkEncoding(t, inv)
+}
+
+// The inventory JSON, which `fleetdeck inventory --list` prints, carries
+// Consul's strings escaped: no byte of it drives a terminal, and it
+// decodes to the same strings.
+func TestInventoryJSONIsInertOnTheTerminal(t *testing.T) {
+	evil := node("dc1", "web-1", "10.0.0.1", map[string]string{
+		"esc": "\x1b]52;c;Y3VybA==\x07\x1b[2J", "c1": "a\u009b2J\u0085b", "del": "x\x7fy", "bidi": "evil\u202eexe.txt\u2066",
+	}, fleet.Service{ID: "web", Name: "web\u202e", Tags: []string{"t\u009d0;x\u009c"}, Port: 80})
+	evil.Checks = []fleet.Check{{ID: "c", Status: fleet.HealthCritical, Output: "HTTP 500\x1b[31m\u200b"}}
+	inv, _ := provision.BuildInventory(snap(evil), provision.InventoryOptions{})
+	var list, host bytes.Buffer
+	if err := inv.WriteList(&list); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.WriteHost(&host, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string][]byte{"--list": list.Bytes(), "--host": host.Bytes()} {
+		if !utf8.Valid(b) || !json.Valid(b) {
+			t.Fatalf("%s: not valid UTF-8 JSON", what)
+		}
+		for i, r := range string(b) {
+			if (unicode.IsControl(r) && r != '\n') || unicode.Is(unicode.Bidi_Control, r) || r == 0x200b {
+				t.Fatalf("%s: U+%04X written at byte %d", what, r, i)
+			}
+		}
+		for _, esc := range []string{`\u001b]52;c;Y3VybA==\u0007\u001b[2J`, `a\u009b2J\u0085b`, `x\u007fy`, `evil\u202eexe.txt\u2066`, `web\u202e`} {
+			if !bytes.Contains(b, []byte(esc)) {
+				t.Errorf("%s lacks %s", what, esc)
+			}
+		}
+	}
+	// Decodes to the strings Consul gave.
+	checkEncoding(t, inv)
+	var hv struct {
+		Meta map[string]provision.AnsibleUnsafe `json:"consul_meta"`
+	}
+	if err := json.Unmarshal(host.Bytes(), &hv); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range evil.Meta {
+		if string(hv.Meta[k]) != v {
+			t.Errorf("meta %s decodes to %q, want %q", k, hv.Meta[k], v)
+		}
+	}
+}
+
+// Inventory warnings are printed as they are by `fleetdeck inventory`:
+// what Consul put in a name or a datacenter cannot reach the terminal.
+func TestInventoryWarningsAreSanitised(t *testing.T) {
+	n := node("dc\x1b]0;t\x07\u202e1", "bad name\x1b[2J", "not an address\u009b2J", nil)
+	_, warns := provision.BuildInventory(snap(n), provision.InventoryOptions{})
+	if len(warns) == 0 {
+		t.Fatal("no warning for an untargetable name and a bad address")
+	}
+	for _, w := range warns {
+		for i, r := range w.Message {
+			if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+				t.Errorf("warning %q: U+%04X at byte %d", w.Message, r, i)
+				break
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,22 @@ type ManagerConfig struct {
 	// value turns that rule off.
 	KeepRuns int
 	KeepFor  time.Duration
+	// ReadOnly makes the manager refuse everything that would change
+	// something ([ui] read_only, --read-only): Preview, Launch, Cancel and
+	// Rerun return ErrReadOnly. Lists, boards and locks stay readable.
+	ReadOnly bool
 }
+
+// Errors of the launch policy. The Manager enforces the policy itself, so
+// a caller without a console (a script, a test, a later API) is held to it
+// as the console is.
+var (
+	// ErrReadOnly: the manager is read-only (ManagerConfig.ReadOnly).
+	ErrReadOnly = errors.New("read-only: fleetdeck was started with --read-only (or [ui] read_only), nothing can be run or cancelled")
+	// ErrConfirmation: a launch that needs a typed confirmation
+	// (Preview.Confirm) was not given it; the error says what to type.
+	ErrConfirmation = errors.New("confirmation needed")
+)
 
 // Defaults of ManagerConfig's pruning rules.
 const (
@@ -71,12 +87,26 @@ type Manager struct {
 	changed chan struct{}
 
 	pruning sync.Mutex // one Prune at a time; a Prune already under way is enough
+
+	hookMu  sync.Mutex
+	hooks   []mgrHook
+	hookSeq uint64
 }
 
-// mgrPlan is a preview waiting to be launched or discarded.
+// mgrHook is one OnRunFinished subscription.
+type mgrHook struct {
+	id uint64
+	f  func(RunInfo)
+}
+
+// mgrPlan is a preview waiting to be launched or discarded. Its fields are
+// the manager's own copies: the *Preview handed to the caller may be
+// changed by it without changing what is launched or what must be typed.
 type mgrPlan struct {
 	plan    *RunPlan
-	preview *Preview
+	scope   LaunchScope
+	subject string
+	confirm string // what Launch needs typed (Preview.Confirm)
 	targets []RunTarget
 }
 
@@ -94,6 +124,9 @@ type mgrRun struct {
 	// canceled is set by Cancel, so a run cancelled while queued ends as
 	// cancelled rather than as an error.
 	canceled bool
+	// ticket is the run's place in the queue, given up by its final
+	// transition.
+	ticket *QueueTicket
 }
 
 // NewManager returns a Manager; Close stops its runs.
@@ -188,8 +221,15 @@ func (m *Manager) Playbooks(ctx context.Context) ([]Playbook, error) {
 // Preview builds the inventory from the current snapshot, prepares the run
 // and resolves its hosts with ansible-playbook --list-hosts.
 func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, error) {
+	if m.cfg.ReadOnly {
+		return nil, fmt.Errorf("previewing a run: %w", ErrReadOnly)
+	}
 	if len(req.Targets) == 0 {
 		return nil, fmt.Errorf("previewing a run: %w: no target nodes", ErrRunSpec)
+	}
+	if req.Scope.Wide() && req.Subject == "" {
+		// The subject is what a wide run's confirmation asks for.
+		return nil, fmt.Errorf("previewing a run: %w: a %s-wide run names its %s", ErrRunSpec, req.Scope, req.Scope)
 	}
 	snap := m.cfg.Feed.Current()
 	var notes []string
@@ -230,7 +270,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	}
 	p := &Preview{
 		PlanID: plan.ID, Request: req, Hosts: slices.Clone(plan.Hosts), Aliases: aliases,
-		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env),
+		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env), ExtraVars: shownExtraVars(spec.ExtraVars),
 	}
 	p.Warnings = append(p.Warnings, snapshotWarnings(snap)...)
 	p.Warnings = append(p.Warnings, notes...)
@@ -242,11 +282,23 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	if len(plan.Hosts) == 0 {
 		p.Warnings = append(p.Warnings, "ansible-playbook matched no host: the playbook's plays do not target these nodes")
 	}
-	p.Confirm = confirmText(req, len(plan.Hosts))
+	p.Confirm = confirmText(spec.Check, req.Scope, req.Subject, len(plan.Hosts))
 	m.mu.Lock()
-	m.plans[plan.ID] = &mgrPlan{plan: plan, preview: p, targets: targets}
+	m.plans[plan.ID] = &mgrPlan{plan: plan, scope: req.Scope, subject: req.Subject, confirm: p.Confirm, targets: targets}
 	m.mu.Unlock()
 	return p, nil
+}
+
+// shownExtraVars is the extra vars as a preview shows them, in the order
+// given: "key=value", a secret's value (the rule of RedactExtraVars) as
+// "key=<redacted>". The values were checked by Prepare.
+func shownExtraVars(vars []string) []string {
+	out := make([]string, 0, len(vars))
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		out = append(out, k+"="+histRedactValue(k, v))
+	}
+	return out
 }
 
 // snapshotWarnings says why the snapshot an inventory is built from may
@@ -280,17 +332,31 @@ const confirmThreshold = 5
 
 // confirmText is what the user must type to launch a run that changes
 // things on many hosts: the role or group name for a wide run, the number
-// of hosts for a large selection; "" when no confirmation is needed.
-func confirmText(req LaunchRequest, hosts int) string {
+// of hosts for a large selection; "" when no confirmation is needed (check
+// mode changes nothing).
+func confirmText(check bool, scope LaunchScope, subject string, hosts int) string {
 	switch {
-	case req.Check:
+	case check:
 		return ""
-	case req.Scope.Wide():
-		return req.Subject
+	case scope.Wide():
+		return subject
 	case hosts >= confirmThreshold:
 		return strconv.Itoa(hosts)
 	}
 	return ""
+}
+
+// confirmError says what must be typed to launch p, and why.
+func confirmError(p *mgrPlan, typed string) error {
+	why := fmt.Sprintf("the run changes %d hosts (not in check mode)", len(p.plan.Hosts))
+	if p.scope.Wide() {
+		why = fmt.Sprintf("the run changes the whole %s %s (not in check mode)", p.scope, p.subject)
+	}
+	got := "nothing was typed"
+	if typed != "" {
+		got = fmt.Sprintf("%q was typed", typed)
+	}
+	return fmt.Errorf("launching: %w: type %q exactly to launch: %s; %s", ErrConfirmation, p.confirm, why, got)
 }
 
 // resolveTargets works out the nodes a request runs on from the current
@@ -358,9 +424,27 @@ func (m *Manager) Discard(planID string) {
 
 // Launch records and queues a previewed plan and returns the run's id. The
 // run starts when a slot is free and all its hosts are locked.
-func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
+//
+// Launch enforces the launch policy whoever calls it. A read-only manager
+// launches nothing (ErrReadOnly). A plan whose Preview.Confirm is set —
+// the role or group name for a role- or group-wide run, the number of
+// hosts for 5 hosts or more, in both cases outside check mode — launches
+// only when typed is exactly that text; otherwise the error wraps
+// ErrConfirmation and says what to type, and the plan stays open so the
+// caller can try again (or Discard it). typed is what the user typed, ""
+// when nothing was asked; it is not looked at when no confirmation is
+// needed. What must be typed is the manager's own record of the preview:
+// changing the returned Preview changes nothing.
+func (m *Manager) Launch(ctx context.Context, planID, typed string) (string, error) {
+	if m.cfg.ReadOnly {
+		return "", fmt.Errorf("launching: %w", ErrReadOnly)
+	}
 	m.mu.Lock()
 	p := m.plans[planID]
+	if p != nil && p.confirm != "" && typed != p.confirm {
+		m.mu.Unlock()
+		return "", confirmError(p, typed)
+	}
 	delete(m.plans, planID)
 	m.mu.Unlock()
 	if p == nil {
@@ -380,7 +464,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 		Status: RunQueued, Argv: p.plan.Argv, Playbook: p.plan.Playbook.Name, PlaybookSHA256: p.plan.Playbook.SHA256,
 		Check: spec.Check, Diff: spec.Diff, Tags: spec.Tags, SkipTags: spec.SkipTags, Forks: spec.Forks, Become: spec.Become,
 		ExtraVars: vars, Targets: p.targets, Inventory: InventorySnapshot(spec.Inventory),
-		Scope: string(p.preview.Request.Scope), Subject: p.preview.Request.Subject, Dir: p.plan.Dir,
+		Scope: string(p.scope), Subject: p.subject, Dir: p.plan.Dir,
 	})
 	if err != nil {
 		_ = p.plan.Discard()
@@ -389,7 +473,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 	runCtx, cancel := context.WithCancel(m.ctx)
 	r := &mgrRun{
 		info: RunInfo{
-			ID: rec.ID, Playbook: rec.Playbook, Scope: p.preview.Request.Scope, Subject: p.preview.Request.Subject,
+			ID: rec.ID, Playbook: rec.Playbook, Scope: p.scope, Subject: p.subject,
 			Who: rec.User, Status: RunQueued, Check: spec.Check, Hosts: len(p.plan.Hosts), Started: rec.Created, Live: true,
 		},
 		argv:   rec.Argv,
@@ -397,7 +481,7 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 		cancel: cancel,
 	}
 	r.info.Counts = r.state.StatusCounts()
-	ticket, _ := m.cfg.Queue.Enqueue(rec.ID, p.targets)
+	r.ticket, _ = m.cfg.Queue.Enqueue(rec.ID, p.targets)
 	m.mu.Lock()
 	m.live[rec.ID] = r
 	m.notifyLocked()
@@ -406,33 +490,20 @@ func (m *Manager) Launch(ctx context.Context, planID string) (string, error) {
 	go func() {
 		defer m.wg.Done()
 		defer cancel()
-		m.execute(runCtx, r, p.plan, ticket)
+		m.execute(runCtx, r, p.plan)
 		m.maintain()
 	}()
 	return rec.ID, nil
 }
 
-// execute waits for the queue, runs the plan, follows it and records it.
-// Records are written with a context that outlives runCtx so a cancelled
-// run is still recorded as cancelled.
-func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, ticket *QueueTicket) {
+// execute waits for the queue, runs the plan, follows it and records it;
+// every change of the run's status goes through transition. Records are
+// written with a context that outlives runCtx so a cancelled run is still
+// recorded as cancelled.
+func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan) {
 	id := r.info.ID
 	rec := context.WithoutCancel(runCtx)
-	finish := func(res RunResult) {
-		if err := m.cfg.History.Finish(rec, id, res); err != nil {
-			res.Reason = strings.TrimSpace(res.Reason + "; recording the end failed: " + err.Error())
-		}
-		_ = ticket.Done(rec)
-		m.mu.Lock()
-		r.info.Status, r.info.Ended, r.info.QueueReason, r.info.Live = res.Status, res.Ended, res.Reason, false
-		r.info.ExitCode = -1
-		if res.ExitCode != nil {
-			r.info.ExitCode = *res.ExitCode
-		}
-		delete(m.live, id)
-		m.notifyLocked()
-		m.mu.Unlock()
-	}
+	ticket := r.ticket
 
 	// Show why a queued run waits, as the queue learns it.
 	waitDone := make(chan struct{})
@@ -457,24 +528,18 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 		canceled := r.canceled
 		m.mu.Unlock()
 		if canceled || runCtx.Err() != nil {
-			finish(RunResult{Status: RunCancelled, Ended: time.Now(), Reason: "cancelled while queued"})
+			m.transition(rec, r, RunResult{Status: RunCancelled, Reason: "cancelled while queued"})
 		} else {
-			finish(RunResult{Status: RunError, Ended: time.Now(), Reason: err.Error()})
+			m.transition(rec, r, RunResult{Status: RunError, Reason: err.Error()})
 		}
 		return
 	}
-	if err := m.cfg.History.SetStatus(rec, id, RunRunning, ""); err != nil {
-		m.noteOutput(r, "fleetdeck: recording the start failed: "+err.Error()+"\n")
-	}
+	m.transition(rec, r, RunResult{Status: RunRunning})
 	run, err := m.cfg.Runner.Start(runCtx, plan)
 	if err != nil {
-		finish(RunResult{Status: RunError, Ended: time.Now(), Reason: err.Error()})
+		m.transition(rec, r, RunResult{Status: RunError, Reason: err.Error()})
 		return
 	}
-	m.mu.Lock()
-	r.info.Status, r.info.QueueReason, r.info.Started = RunRunning, "", time.Now()
-	m.notifyLocked()
-	m.mu.Unlock()
 
 	// A lock that is lost (not renewed for half its TTL, or invalidated)
 	// may be taken by another console once Consul expires it: the run is
@@ -518,7 +583,104 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan, tick
 	if report.State != nil {
 		res.Recap = recapOf(report.State)
 	}
-	finish(res)
+	m.transition(rec, r, res)
+}
+
+// transition is the one place the status of a run of this manager
+// changes (the run is created queued by Launch). It refuses what
+// RunStatus.CanBecome refuses, so a run ends once. It records the change
+// in history, then shows it: going to running, the run leaves the queue;
+// going to a final status, the board is settled (RunState.MarkEnded), its
+// host counts recorded, the run's place in the queue and its host locks
+// given up, the run removed from the live runs, and the OnRunFinished
+// hooks called. A failure to record is reported in the run's reason (a
+// final status) or output (running), not lost.
+func (m *Manager) transition(ctx context.Context, r *mgrRun, res RunResult) {
+	id := r.info.ID
+	final := res.Status.Final()
+	m.mu.Lock()
+	if !r.info.Status.CanBecome(res.Status) {
+		m.mu.Unlock()
+		return
+	}
+	if final {
+		r.state.MarkEnded()
+		res.HostCounts = r.state.StatusCounts()
+	}
+	m.mu.Unlock()
+
+	if final {
+		if res.Ended.IsZero() {
+			res.Ended = time.Now()
+		}
+		if err := m.cfg.History.Finish(ctx, id, res); err != nil {
+			res.Reason = strings.TrimSpace(res.Reason + "; recording the end failed: " + err.Error())
+		}
+		_ = r.ticket.Done(ctx)
+	} else if err := m.cfg.History.SetStatus(ctx, id, res.Status, res.Reason); err != nil {
+		m.noteOutput(r, "fleetdeck: recording the status "+string(res.Status)+" failed: "+err.Error()+"\n")
+	}
+
+	m.mu.Lock()
+	r.info.Status = res.Status
+	switch {
+	case final:
+		r.info.Ended, r.info.QueueReason, r.info.Live = res.Ended, res.Reason, false
+		r.info.ExitCode = -1
+		if res.ExitCode != nil {
+			r.info.ExitCode = *res.ExitCode
+		}
+		r.info.Counts = res.HostCounts
+		delete(m.live, id)
+	case res.Status == RunRunning:
+		r.info.QueueReason, r.info.Started = "", time.Now()
+	default:
+		r.info.QueueReason = res.Reason
+	}
+	info := r.info
+	m.notifyLocked()
+	m.mu.Unlock()
+	if final {
+		m.runFinished(info)
+	}
+}
+
+// OnRunFinished subscribes f to the end of the runs of this manager: f is
+// called exactly once for each run that reaches a final status (ok,
+// failed, cancelled — also while queued —, timed-out, lock-lost, error),
+// with its final RunInfo, after the end is recorded in history and the
+// run's host locks are released, so f may launch a follow-up run on the
+// same hosts. Runs that other, dead consoles left behind and that
+// History.RecoverInterrupted marks interrupted are not this manager's
+// runs: no hook is called for them.
+//
+// f runs on the finishing run's goroutine, hooks in the order they
+// subscribed: it must return soon (start a goroutine for slow work), must
+// not call Close, and must not panic. Each call gets its own copy of the
+// info. unsubscribe stops further calls; calling it again does nothing.
+func (m *Manager) OnRunFinished(f func(RunInfo)) (unsubscribe func()) {
+	m.hookMu.Lock()
+	m.hookSeq++
+	id := m.hookSeq
+	m.hooks = append(m.hooks, mgrHook{id: id, f: f})
+	m.hookMu.Unlock()
+	return func() {
+		m.hookMu.Lock()
+		m.hooks = slices.DeleteFunc(m.hooks, func(h mgrHook) bool { return h.id == id })
+		m.hookMu.Unlock()
+	}
+}
+
+// runFinished calls the OnRunFinished hooks for one run.
+func (m *Manager) runFinished(info RunInfo) {
+	m.hookMu.Lock()
+	hooks := slices.Clone(m.hooks)
+	m.hookMu.Unlock()
+	for _, h := range hooks {
+		in := info
+		in.Counts = maps.Clone(info.Counts)
+		h.f(in)
+	}
 }
 
 // isClosed reports whether c is closed.
@@ -697,8 +859,12 @@ func cutLine(line string) string {
 	return lineCutMarker(keep, len(line)-len(keep))
 }
 
-// Cancel stops a queued or running run of this manager.
+// Cancel stops a queued or running run of this manager (ErrReadOnly when
+// the manager is read-only).
 func (m *Manager) Cancel(_ context.Context, runID string) error {
+	if m.cfg.ReadOnly {
+		return fmt.Errorf("cancelling run %s: %w", runID, ErrReadOnly)
+	}
 	m.mu.Lock()
 	r := m.live[runID]
 	if r != nil {
@@ -712,9 +878,19 @@ func (m *Manager) Cancel(_ context.Context, runID string) error {
 	return nil
 }
 
-// Rerun previews a recorded run again with the same playbook and settings,
-// on the same nodes or only on those that failed or were unreachable.
+// Rerun previews a recorded run again with the same playbook and settings:
+// on the same nodes (a role or group run on its nodes of now), or, with
+// onlyFailed, on the hosts that did not end well — those that failed or
+// were unreachable, and those that did not finish: a host missing from
+// the run's PLAY RECAP, which for a run cut short (cancelled, timed out,
+// lock-lost, interrupted: Ansible prints no recap then) is every host. It
+// is an error only when every host finished without failing, or when the
+// run has not ended yet. The subject says which hosts: "the 1 host of run
+// X that failed", "the 3 hosts of run X that failed or did not finish".
 func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Preview, error) {
+	if m.cfg.ReadOnly {
+		return nil, fmt.Errorf("re-running %s: %w", runID, ErrReadOnly)
+	}
 	rec, err := m.cfg.History.Get(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -735,30 +911,94 @@ func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Pr
 		req.ExtraVars = append(req.ExtraVars, k+"="+v)
 	}
 	slices.Sort(req.ExtraVars)
-	failed := map[string]bool{}
+	var why map[string]rerunReason
 	if onlyFailed {
-		for h, rc := range rec.Recap {
-			if rc.Failed > 0 || rc.Unreachable > 0 {
-				failed[h] = true
-			}
+		if !rec.Status.Final() {
+			return nil, fmt.Errorf("re-running %s on the hosts that failed or did not finish: the run is still %s", runID, rec.Status)
 		}
-		if len(failed) == 0 {
-			return nil, fmt.Errorf("re-running %s on failed hosts: no host failed or was unreachable", runID)
+		why = rerunReasons(rec)
+		if len(why) == 0 {
+			return nil, fmt.Errorf("re-running %s on the hosts that failed or did not finish: every host finished without failing", runID)
 		}
 	}
+	reasons := map[rerunReason]bool{}
 	for _, t := range rec.Targets {
-		if onlyFailed && !failed[t.Host] {
-			continue
+		if onlyFailed {
+			r, ok := why[t.Host]
+			if !ok {
+				continue
+			}
+			reasons[r] = true
 		}
 		req.Targets = append(req.Targets, t.Datacenter+"/"+t.Node)
 	}
 	switch {
 	case onlyFailed:
-		req.Subject = fmt.Sprintf("the %d failed nodes of run %s", len(req.Targets), runID)
+		req.Subject = rerunSubject(len(req.Targets), runID, reasons)
 	case !req.Scope.Wide():
-		req.Subject = fmt.Sprintf("the %d nodes of run %s", len(req.Targets), runID)
+		req.Subject = rerunSubject(len(req.Targets), runID, nil)
 	}
 	return m.Preview(ctx, req)
+}
+
+// rerunReason is why a host is re-run by Rerun's onlyFailed.
+type rerunReason int
+
+// Re-run reasons, in the order a subject names them.
+const (
+	rerunFailed rerunReason = iota
+	rerunUnreachable
+	rerunUnfinished
+)
+
+// rerunReasons returns the hosts of an ended run that did not end well,
+// with why: unreachable or failed in the recap, or missing from it.
+func rerunReasons(rec RunRecord) map[string]rerunReason {
+	out := map[string]rerunReason{}
+	for _, t := range rec.Targets {
+		rc, ok := rec.Recap[t.Host]
+		switch {
+		case !ok:
+			out[t.Host] = rerunUnfinished
+		case rc.Unreachable > 0:
+			out[t.Host] = rerunUnreachable
+		case rc.Failed > 0:
+			out[t.Host] = rerunFailed
+		}
+	}
+	return out
+}
+
+// rerunSubject names the hosts of a re-run: "the 1 host of run X", "the 3
+// hosts of run X that failed or did not finish". reasons is nil for a
+// re-run on every host.
+func rerunSubject(n int, runID string, reasons map[rerunReason]bool) string {
+	noun, be := "hosts", "were"
+	if n == 1 {
+		noun, be = "host", "was"
+	}
+	s := fmt.Sprintf("the %d %s of run %s", n, noun, runID)
+	var why []string
+	for _, r := range []rerunReason{rerunFailed, rerunUnreachable, rerunUnfinished} {
+		if !reasons[r] {
+			continue
+		}
+		switch r {
+		case rerunFailed:
+			why = append(why, "failed")
+		case rerunUnreachable:
+			why = append(why, be+" unreachable")
+		case rerunUnfinished:
+			why = append(why, "did not finish")
+		}
+	}
+	switch len(why) {
+	case 0:
+		return s
+	case 1:
+		return s + " that " + why[0]
+	}
+	return s + " that " + strings.Join(why[:len(why)-1], ", ") + " or " + why[len(why)-1]
 }
 
 // Runs lists this manager's live runs and the history, newest first.
@@ -832,16 +1072,7 @@ func (m *Manager) Run(ctx context.Context, runID string) (*RunView, error) {
 	if err != nil {
 		return nil, err
 	}
-	hosts := make([]string, 0, len(rec.Targets))
-	for _, t := range rec.Targets {
-		hosts = append(hosts, t.Host)
-	}
-	st := NewRunState(hosts)
-	for _, line := range rec.Events {
-		if ev, err := ParseRunEvent(line); err == nil {
-			st.Apply(ev)
-		}
-	}
+	st := replayBoard(rec.Targets, slices.Values(rec.Events), rec.Status.Final())
 	v := &RunView{Info: infoOf(rec), Argv: rec.Argv, State: st}
 	v.Info.Counts = st.StatusCounts()
 	if rec.Output != "" {

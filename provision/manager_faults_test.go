@@ -52,7 +52,8 @@ func (f *mgrFixture) launch(t *testing.T, playbook string, targets ...string) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.m.Launch(ctx, p.PlanID)
+	// The user types what the preview asks for (nothing below 5 hosts).
+	id, err := f.m.Launch(ctx, p.PlanID, p.Confirm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -642,7 +643,7 @@ func TestConsoleChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := m.Launch(ctx, p.PlanID)
+	id, err := m.Launch(ctx, p.PlanID, "")
 	if err != nil {
 		t.Fatal(err)
 	}

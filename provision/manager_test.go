@@ -2,6 +2,7 @@ package provision_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -223,7 +224,12 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 		t.Errorf("argv lacks the exact limit: %q", p.Argv)
 	}
 
-	id, err := f.m.Launch(ctx, p.PlanID)
+	// Launch holds the caller to it: without the name, nothing runs and
+	// the preview stays open.
+	if _, err := f.m.Launch(ctx, p.PlanID, ""); !errors.Is(err, provision.ErrConfirmation) || !strings.Contains(err.Error(), `type "web-asg"`) {
+		t.Fatalf("launch without the confirmation: %v", err)
+	}
+	id, err := f.m.Launch(ctx, p.PlanID, "web-asg")
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -250,6 +256,9 @@ func TestManagerPreviewLaunchRecordAndRerunFailed(t *testing.T) {
 	if !slices.Equal(p2.Hosts, []string{"web-2"}) {
 		t.Errorf("rerun on failed previews %v, want [web-2]", p2.Hosts)
 	}
+	if want := "the 1 host of run " + id + " that failed"; p2.Request.Subject != want {
+		t.Errorf("rerun subject %q, want %q", p2.Request.Subject, want)
+	}
 	f.m.Discard(p2.PlanID)
 
 	runs, err := f.m.Runs(ctx)
@@ -267,7 +276,7 @@ func TestManagerCancelAndLockExclusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := f.m.Launch(ctx, p.PlanID)
+	first, err := f.m.Launch(ctx, p.PlanID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +287,7 @@ func TestManagerCancelAndLockExclusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := f.m.Launch(ctx, p.PlanID)
+	second, err := f.m.Launch(ctx, p.PlanID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +323,7 @@ func TestManagerCancelsARunThatLostItsLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.m.Launch(ctx, p.PlanID)
+	id, err := f.m.Launch(ctx, p.PlanID, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,18 @@ type Preview struct {
 	Hosts []string
 	// Aliases maps an inventory host name that differs from its node's
 	// name (unsafe names get a safe alias) to the node key.
-	Aliases  map[string]string
-	Argv     []string
-	Env      []string
-	Warnings []string
-	// Confirm is the text the user must type to launch: the role or group
-	// name for a wide run that is not in check mode; "" when not needed.
+	Aliases map[string]string
+	Argv    []string
+	Env     []string
+	// ExtraVars are the extra vars as the run gets them (Argv names only
+	// the file that carries them): "key=value", with secret values
+	// (RedactExtraVars' rule) shown as "key=<redacted>".
+	ExtraVars []string
+	Warnings  []string
+	// Confirm is the text the user must type to launch (Manager.Launch
+	// enforces it): the role or group name for a wide run that is not in
+	// check mode, the number of hosts for 5 hosts or more not in check
+	// mode; "" when not needed.
 	Confirm string
 }
 

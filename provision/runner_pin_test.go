@@ -145,7 +145,7 @@ func TestManagerRunsThePreviewedTextAfterAnEdit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.books, "edit.yml"), []byte(v2), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.m.Launch(ctx, p.PlanID)
+	id, err := f.m.Launch(ctx, p.PlanID, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +108,10 @@ type ansibleOptions struct {
 	// cache of `fleetdeck inventory` (see inventory_cache.go).
 	inventoryCache       bool
 	inventoryCacheMaxAge time.Duration
+	// readOnly is options.readOnly, for the run manager: it refuses to
+	// preview, launch, cancel or re-run whoever asks (not only the
+	// console's keys).
+	readOnly bool
 }
 
 // options is the resolved configuration: CONSUL_HTTP_* environment,
@@ -189,7 +194,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	o := options{configPath: f.config, consul: api.DefaultConfig()}
 	var fc fileConfig
 	if f.config != "" {
-		_, err := toml.DecodeFile(f.config, &fc)
+		md, err := toml.DecodeFile(f.config, &fc)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if changed("config") {
@@ -197,6 +202,10 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 			}
 		case err != nil:
 			return o, fmt.Errorf("reading config file %s: %w", f.config, err)
+		default:
+			if err := unknownKeys(f.config, md); err != nil {
+				return o, err
+			}
 		}
 	}
 	c := o.consul
@@ -280,7 +289,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		playbookDir: fc.Ansible.PlaybookDir, ansiblePlaybook: fc.Ansible.AnsiblePlaybook, stateDir: fc.Ansible.StateDir,
 		lockPrefix: fc.Ansible.LockPrefix, env: fc.Ansible.Env, timeout: time.Hour,
 		passEnv: fc.Ansible.PassEnv, keepRuns: fc.Ansible.KeepRuns, keepFor: time.Duration(fc.Ansible.KeepDays) * 24 * time.Hour,
-		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge,
+		inventoryCache: true, inventoryCacheMaxAge: defaultInventoryCacheMaxAge, readOnly: o.readOnly,
 	}
 	if a.playbookDir != "" {
 		a.playbookDirSource = fmt.Sprintf("[ansible] playbook_dir %q in %s", a.playbookDir, f.config)
@@ -329,6 +338,34 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 	}
 	o.logs = l
 	return o, nil
+}
+
+// unknownKeys fails on keys of the config file that fleetdeck does not
+// read: a misspelt key ("read_onyl") or one in the wrong table would
+// otherwise be ignored silently, and the setting the user believes in would
+// not apply. A table fleetdeck does not know is named once, not with each
+// of its keys.
+func unknownKeys(path string, md toml.MetaData) error {
+	var names []string
+	var tables []toml.Key
+	for _, k := range md.Undecoded() {
+		if slices.ContainsFunc(tables, func(t toml.Key) bool { return len(k) > len(t) && slices.Equal(k[:len(t)], t) }) {
+			continue
+		}
+		if md.Type(k...) == "Hash" {
+			tables = append(tables, k)
+			names = append(names, "["+k.String()+"]")
+			continue
+		}
+		names = append(names, k.String())
+	}
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("config file %s: unknown key %s (misspelt, or in the wrong table? the README lists every key)", path, names[0])
+	}
+	return fmt.Errorf("config file %s: unknown keys %s (misspelt, or in the wrong table? the README lists every key)", path, strings.Join(names, ", "))
 }
 
 // resolveToken settles which ACL token the Consul client will send and

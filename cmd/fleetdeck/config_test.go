@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // resolveArgs parses args with the real root command's flags and resolves
@@ -427,7 +432,8 @@ func TestRunsIgnoresTheConsulToken(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", dir)
 	t.Setenv(api.HTTPTokenFileEnvName, filepath.Join(dir, "missing-token"))
 	out, err := runFleetdeck(t, "runs")
-	if err != nil || !strings.Contains(out, "PLAYBOOK") {
+	// An empty history says where it is (and so that the command ran).
+	if err != nil || out != "no runs yet in "+filepath.Join(dir, "fleetdeck", "history.db")+"\n" {
 		t.Errorf("fleetdeck runs with a missing token file: %v\n%s", err, out)
 	}
 }
@@ -439,6 +445,129 @@ func TestIsLoopback(t *testing.T) {
 	} {
 		if got := isLoopback(addr); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// Unknown keys are errors naming the key and the file: a typo must not
+// leave the user believing in a setting that does not apply.
+func TestConfigUnknownKeysAreErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	for _, c := range []struct{ name, body, want string }{
+		{"top-level", "colour = true\n", "unknown key colour"},
+		{"nested typo", "[ui]\nread_onyl = true\n", "unknown key ui.read_onyl"},
+		{"key in the wrong table", "[consul]\nplaybook_dir = \"/srv/pb\"\n", "unknown key consul.playbook_dir"},
+		{"unknown table", "[alert]\nenabled = false\nfilter = \"x\"\n", "unknown key [alert]"},
+		{"dotted key", "ansible.max_parallel_run = 3\n", "unknown key ansible.max_parallel_run"},
+		{"several", "[ui]\nno_colour = true\n[logs]\nprojetcs = [\"p\"]\n", "unknown keys ui.no_colour, logs.projetcs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".toml")
+			if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := resolveArgs(t, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v; want it to say %q and name %s", err, c.want, path)
+			}
+		})
+	}
+	// Every key the README documents is known: a file setting all of them
+	// resolves.
+	full := filepath.Join(dir, "full.toml")
+	if err := os.WriteFile(full, []byte(`
+[consul]
+address = "127.0.0.1:8500"
+scheme = "http"
+token = "t"
+datacenters = ["dc1"]
+wait = "1m"
+consistent = true
+max_connections = 40
+[fleet]
+group_keys = ["asg"]
+instance_key = "instance-id"
+zone_key = "zone"
+image_key = "image"
+[ui]
+no_color = true
+read_only = true
+[ansible]
+ansible_playbook = "ansible-playbook"
+state_dir = "`+dir+`"
+lock_prefix = "fd"
+max_parallel_runs = 2
+timeout = "30m"
+env = ["A=1"]
+pass_env = ["B"]
+keep_runs = 10
+keep_days = 3
+inventory_cache = false
+inventory_cache_max_age = "1h"
+[logs]
+projects = ["p"]
+endpoint = "127.0.0.1:1"
+insecure = true
+field = "labels.node"
+resource_type = "gce_instance"
+list_per_minute = 60
+cap = 1000
+before = "1h"
+after = "10m"
+save_dir = "`+dir+`"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveArgs(t, "--config", full); err != nil {
+		t.Fatalf("a file with every known key: %v", err)
+	}
+}
+
+// --read-only and [ui] read_only reach the run manager: it refuses runs
+// itself, not only the console's keys.
+func TestReadOnlyReachesTheRunManager(t *testing.T) {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		if os.Getenv("FLEETDECK_REQUIRE_CONSUL") == "1" {
+			t.Fatal("ansible-playbook is needed")
+		}
+		t.Skip("no ansible-playbook")
+	}
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	books := filepath.Join(dir, "books")
+	if err := os.MkdirAll(books, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(books, "site.yml"), []byte("- hosts: all\n  tasks: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ro.toml")
+	if err := os.WriteFile(cfg, []byte("[ui]\nread_only = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := fleet.NewPublisher(&fleet.Snapshot{})
+	for _, args := range [][]string{
+		{"--read-only", "--playbooks", books, "--state-dir", filepath.Join(dir, "a")},
+		{"--config", cfg, "--playbooks", books, "--state-dir", filepath.Join(dir, "b")},
+	} {
+		o, err := resolveArgs(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, off, err := newRunManager(context.Background(), client, feed, o.ansible)
+		if err != nil || m == nil {
+			t.Fatalf("%v: manager %v, off %q, %v", args, m, off, err)
+		}
+		_, err = m.Preview(context.Background(), provision.LaunchRequest{Playbook: "site.yml", Scope: provision.ScopeNode,
+			Subject: "dc1/web-1", Targets: []string{"dc1/web-1"}})
+		m.Close()
+		if !errors.Is(err, provision.ErrReadOnly) {
+			t.Errorf("%v: preview on a read-only console: %v", args, err)
 		}
 	}
 }

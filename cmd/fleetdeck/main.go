@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetdeck/fleetdeck/internal/termtext"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -34,9 +36,17 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fleetdeck:", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// printError prints a command's error. Errors quote Consul's answers,
+// node and datacenter names, run records and Ansible's output, so they
+// pass through the terminal sanitiser like every other output; their line
+// breaks stay.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "fleetdeck:", termtext.SanitizeText(err.Error()))
 }
 
 const rootLong = `fleetdeck is a live console for a fleet of servers that each carry a Consul

@@ -47,7 +47,7 @@ func newRunManager(ctx context.Context, client *api.Client, feed fleet.Feed, a a
 	locks := provision.NewLockManager(client, provision.LockConfig{Prefix: a.lockPrefix})
 	queue := provision.NewRunQueue(locks, provision.QueueConfig{Cap: a.maxRuns})
 	m, err = provision.NewManager(provision.ManagerConfig{Feed: feed, Runner: runner, History: hist, Queue: queue, Timeout: a.timeout,
-		KeepRuns: a.keepRuns, KeepFor: a.keepFor})
+		KeepRuns: a.keepRuns, KeepFor: a.keepFor, ReadOnly: a.readOnly})
 	if err != nil {
 		return nil, "", err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetdeck/fleetdeck/internal/termtext"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -24,7 +26,12 @@ The history is a bbolt database, history.db in the state directory
 ($XDG_STATE_HOME/fleetdeck, default ~/.local/state/fleetdeck; --state-dir).
 Runs left queued or running by a fleetdeck process that no longer exists
 are marked interrupted first. Extra vars whose names look secret were
-redacted when the run was recorded.`
+redacted when the run was recorded. "runs show" takes a run's id or any
+prefix of it that no other run shares.
+
+Text from the record (playbook output, events, host names) is printed with
+terminal escapes and controls removed; JSON output escapes them instead
+(\u001b, \u009b, \u202e …), so it decodes to the recorded text.`
 
 // runsFlags are the flags of `fleetdeck runs` and its subcommands.
 type runsFlags struct {
@@ -69,7 +76,7 @@ func newRunsCmd(flags *flagSet) *cobra.Command {
 
 	show := &cobra.Command{
 		Use:   "show ID",
-		Short: "Show one run: settings, targets, recap and output",
+		Short: "Show one run: settings, scope, targets, recap and output (ID: the run's id or an unambiguous prefix of it)",
 		Args:  cobra.ExactArgs(1),
 	}
 	var asJSON, events bool
@@ -80,14 +87,23 @@ func newRunsCmd(flags *flagSet) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		r, err := h.Get(cmd.Context(), args[0])
+		id, err := runsResolve(cmd.Context(), h, args[0])
+		if err != nil {
+			return err
+		}
+		r, err := h.Get(cmd.Context(), id)
 		if err != nil {
 			return err
 		}
 		if asJSON {
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(r)
+			data, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return fmt.Errorf("encoding run %s: %w", id, err)
+			}
+			if _, err := cmd.OutOrStdout().Write(append(termtext.EscapeJSON(data), '\n')); err != nil {
+				return fmt.Errorf("writing run %s: %w", id, err)
+			}
+			return nil
 		}
 		return runsShow(cmd.OutOrStdout(), r, events)
 	}
@@ -131,6 +147,28 @@ func (f runsFlags) open(ctx context.Context) (*provision.History, error) {
 	return h, nil
 }
 
+// runsResolve finds the run an id or id prefix names; a prefix several runs
+// share is an error listing them, so the user can pick.
+func runsResolve(ctx context.Context, h *provision.History, prefix string) (string, error) {
+	id, err := h.ResolveID(ctx, prefix)
+	var amb *provision.AmbiguousRunError
+	if !errors.As(err, &amb) {
+		return id, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "run id %q is ambiguous: %d runs start with it; give more of the id:\n", termtext.Sanitize(amb.Prefix), len(amb.Runs)+amb.More)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, r := range amb.Runs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", termtext.Sanitize(r.ID), r.Created.Local().Format(time.DateTime),
+			termtext.Sanitize(r.Playbook), termtext.Sanitize(string(r.Status)), runsScope(r))
+	}
+	_ = tw.Flush()
+	if amb.More > 0 {
+		fmt.Fprintf(&b, "  and %d older\n", amb.More)
+	}
+	return "", errors.New(strings.TrimRight(b.String(), "\n"))
+}
+
 func runsList(ctx context.Context, w io.Writer, h *provision.History, f runsFlags) error {
 	opts := provision.ListOptions{Host: f.host, Limit: f.limit}
 	for _, s := range f.status {
@@ -140,7 +178,6 @@ func runsList(ctx context.Context, w io.Writer, h *provision.History, f runsFlag
 		opts.Limit = 500
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWHEN\tWHO\tPLAYBOOK\tHOSTS\tSTATUS\tEXIT")
 	n := 0
 	for {
 		page, err := h.List(ctx, opts)
@@ -148,12 +185,17 @@ func runsList(ctx context.Context, w io.Writer, h *provision.History, f runsFlag
 			return err
 		}
 		for _, r := range page.Runs {
+			if n == 0 {
+				// No scope column: a subject has spaces, and scripts
+				// read these columns by field (runs show has the scope).
+				fmt.Fprintln(tw, "ID\tWHEN\tWHO\tPLAYBOOK\tHOSTS\tSTATUS\tEXIT")
+			}
 			exit := "-"
 			if r.ExitCode != nil {
 				exit = strconv.Itoa(*r.ExitCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Created.Local().Format("2006-01-02 15:04:05"),
-				runsWho(r), runsClean(r.Playbook), r.TargetCount, r.Status, exit)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", termtext.Sanitize(r.ID), r.Created.Local().Format("2006-01-02 15:04:05"),
+				runsWho(r), termtext.Sanitize(r.Playbook), r.TargetCount, termtext.Sanitize(string(r.Status)), exit)
 			n++
 		}
 		if page.Next == "" || (f.limit > 0 && n >= f.limit) {
@@ -161,32 +203,54 @@ func runsList(ctx context.Context, w io.Writer, h *provision.History, f runsFlag
 		}
 		opts.Before = page.Next
 	}
-	return tw.Flush()
+	if n > 0 {
+		return tw.Flush()
+	}
+	// An empty list must not look like a broken command: say where the
+	// history was looked for (a wrong --state-dir, another user's).
+	var filters []string
+	if len(f.status) > 0 {
+		filters = append(filters, "--status "+strings.Join(f.status, ","))
+	}
+	if f.host != "" {
+		filters = append(filters, "--host "+f.host)
+	}
+	var err error
+	if len(filters) > 0 {
+		_, err = fmt.Fprintf(w, "no runs match %s in %s\n", termtext.Sanitize(strings.Join(filters, " ")), termtext.Sanitize(h.Path()))
+	} else {
+		_, err = fmt.Fprintf(w, "no runs yet in %s\n", termtext.Sanitize(h.Path()))
+	}
+	return err
 }
 
 func runsWho(r provision.RunRecord) string {
 	if r.Identity != "" {
-		return runsClean(r.Identity)
+		return termtext.Sanitize(r.Identity)
 	}
-	return runsClean(r.User)
+	return termtext.Sanitize(r.User)
 }
 
-// runsClean drops control characters: a record can hold text from
-// anywhere (playbook names, reasons) and must not drive the terminal.
-func runsClean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return -1
-		}
-		return r
-	}, s)
+// runsScope says how a run's targets were chosen, for runs show and the
+// candidates of an ambiguous id: "role web", "group web-asg", "node
+// dc1/web-1", or the marked nodes' description ("3 nodes", "the 2 hosts
+// of run … that failed"); "-" for records from before scopes were kept.
+func runsScope(r provision.RunRecord) string {
+	switch {
+	case r.Scope == "" && r.Subject == "":
+		return "-"
+	case r.Scope == "" || (provision.LaunchScope(r.Scope) == provision.ScopeMarked && r.Subject != ""):
+		return termtext.Sanitize(r.Subject)
+	}
+	return termtext.Sanitize(strings.TrimSpace(r.Scope + " " + r.Subject))
 }
 
 func runsShow(w io.Writer, r provision.RunRecord, events bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, runsClean(v)) }
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, termtext.Sanitize(v)) }
 	row("id", r.ID)
 	row("status", string(r.Status))
+	row("scope", runsScope(r))
 	if r.Reason != "" {
 		row("reason", r.Reason)
 	}
@@ -240,7 +304,7 @@ func runsShow(w io.Writer, r provision.RunRecord, events bool) error {
 		slices.Sort(names)
 		for _, h := range names {
 			c := r.Recap[h]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", runsClean(h), c.OK, c.Changed, c.Failed, c.Unreachable, c.Skipped, c.Rescued, c.Ignored)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", termtext.Sanitize(h), c.OK, c.Changed, c.Failed, c.Unreachable, c.Skipped, c.Rescued, c.Ignored)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -248,22 +312,20 @@ func runsShow(w io.Writer, r provision.RunRecord, events bool) error {
 	}
 	if r.Output != "" {
 		fmt.Fprintln(w, "\nOUTPUT")
-		// Output keeps newlines and tabs; other control bytes (colour
-		// escapes) are dropped.
-		fmt.Fprint(w, strings.Map(func(c rune) rune {
-			if c == '\n' || c == '\t' {
-				return c
-			}
-			if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
-				return -1
-			}
-			return c
-		}, r.Output))
+		// Lines stay lines; escape sequences (colour, titles, clipboard
+		// writes) go whole, with every other control and bidi character.
+		if _, err := io.WriteString(w, termtext.SanitizeText(r.Output)); err != nil {
+			return fmt.Errorf("writing the output: %w", err)
+		}
 	}
 	if events {
 		fmt.Fprintln(w, "\nEVENTS")
+		// Each event is a JSON line: escaped rather than cut, so the
+		// lines still decode to what was recorded.
 		for _, ev := range r.Events {
-			fmt.Fprintf(w, "%s\n", ev)
+			if _, err := fmt.Fprintf(w, "%s\n", termtext.EscapeJSON(ev)); err != nil {
+				return fmt.Errorf("writing the events: %w", err)
+			}
 		}
 	}
 	return nil
@@ -301,6 +363,7 @@ func runsExport(ctx context.Context, w io.Writer, h *provision.History, since ti
 		if err != nil {
 			return fmt.Errorf("encoding run %s: %w", id, err)
 		}
+		data = termtext.EscapeJSON(data)
 		sep := ",\n"
 		if i == 0 {
 			sep = "\n"

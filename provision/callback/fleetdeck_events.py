@@ -79,6 +79,26 @@ def _text(value, limit=_MAX_TEXT):
     return value, False
 
 
+def _rescued(task):
+    """Whether Ansible counts a failure of task as rescued rather than
+    failed: the task is inside the block section (not rescue or always) of
+    a block that has a rescue section, at any depth. This is the test of
+    PlayIterator.is_any_block_rescuing, made on the task's parents because
+    a callback does not see the iterator."""
+    child = task
+    parent = getattr(task, '_parent', None)
+    depth = 0
+    while parent is not None and depth < 64:
+        body = getattr(parent, 'block', None)
+        if isinstance(body, list) and getattr(parent, 'rescue', None):
+            uuid = getattr(child, '_uuid', None)
+            if uuid is not None and any(getattr(t, '_uuid', None) == uuid for t in body):
+                return True
+        child, parent = parent, getattr(parent, '_parent', None)
+        depth += 1
+    return False
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'notification'
@@ -241,13 +261,21 @@ class CallbackModule(CallbackBase):
         self._result_event('runner_on_ok', result)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._result_event('runner_on_failed', result, ignore_errors=bool(ignore_errors))
+        extra = {'ignore_errors': bool(ignore_errors)}
+        if not ignore_errors:
+            try:
+                extra['rescued'] = _rescued(result._task)
+            except Exception:
+                pass
+        self._result_event('runner_on_failed', result, **extra)
 
     def v2_runner_on_skipped(self, result):
         self._result_event('runner_on_skipped', result)
 
     def v2_runner_on_unreachable(self, result):
-        self._result_event('runner_on_unreachable', result)
+        # With ignore_unreachable Ansible counts the result ok and ignored.
+        ignored = bool(getattr(result._task, 'ignore_unreachable', False))
+        self._result_event('runner_on_unreachable', result, ignore_errors=ignored)
 
     def v2_runner_item_on_ok(self, result):
         self._result_event('runner_item_on_ok', result)
