@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +89,11 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	agent, err := consulagent.Start(startCtx, consulagent.Options{Binary: bin})
+	// The demo's Consul is private, and consoles come and go against it:
+	// Consul keeps each gone console's blocking queries (and their places
+	// in its per-address connection limit, 200 by default) for their wait,
+	// so trying a few consoles in a row would meet HTTP 429s.
+	agent, err := consulagent.Start(startCtx, consulagent.Options{Binary: bin, ExtraHCL: `limits { http_max_conns_per_client = 2000 }`})
 	cancel()
 	if err != nil {
 		return err
@@ -144,8 +149,8 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	fmt.Fprintf(stderr, `fleetdeck demo: Consul is at http://%[1]s, its Cloud Logging endpoint at %[3]s
     export CONSUL_HTTP_ADDR=%[1]s   # for consul (%[2]s), curl, …
 fleetdeck demo: open another console on this demo (same Consul, playbooks, locks, history and logs) with
-    fleetdeck --config %[4]s
-`, agent.HTTPAddr(), bin, logs.srv.Addr(), files.config)
+    %[5]s --config %[4]s
+`, agent.HTTPAddr(), bin, logs.srv.Addr(), files.config, selfCommand())
 
 	if headless {
 		fmt.Fprintln(stderr, "fleetdeck demo: running headless; Ctrl-C stops it.")
@@ -156,7 +161,9 @@ fleetdeck demo: open another console on this demo (same Consul, playbooks, locks
 			return simulationErr(ctx, err)
 		}
 	}
-	if err := runConsole(ctx, opts, "demo · CONSUL_HTTP_ADDR="+agent.HTTPAddr()+" · logs "+logs.srv.Addr()); err != nil {
+	// The banner is under the console's screen now: the header says how
+	// to open another console (the note is dropped first when narrow).
+	if err := runConsole(ctx, opts, "demo · another console: --config "+files.config+" · CONSUL_HTTP_ADDR="+agent.HTTPAddr()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "fleetdeck demo: its runs are kept in %s; list them with\n    fleetdeck runs --state-dir %s\n",
@@ -337,4 +344,15 @@ func (f *demoFiles) remove(stderr io.Writer) {
 	if err := os.RemoveAll(f.dir); err != nil {
 		fmt.Fprintln(stderr, "fleetdeck demo: removing its files:", err)
 	}
+}
+
+// selfCommand is how to run this fleetdeck again from the same place: the
+// binary's path, or `go run ./cmd/fleetdeck` when it was built by `go run`
+// (a temporary binary a user has no name for).
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/fleetdeck"
+	}
+	return exe
 }

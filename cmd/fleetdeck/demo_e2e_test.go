@@ -143,7 +143,7 @@ func TestDemoSecondConsoleRunsLikeTheDemo(t *testing.T) {
 	})
 
 	// The banner: the state dir first, then one line to open a console.
-	lineRE := regexp.MustCompile(`(?m)^\s+fleetdeck --config (\S+)$`)
+	lineRE := regexp.MustCompile(`(?m)^\s+(?:\S*fleetdeck|go run \./cmd/fleetdeck) --config (\S+)$`)
 	var cfgPath string
 	deadline := time.Now().Add(3 * time.Minute)
 	for cfgPath == "" {

@@ -16,10 +16,13 @@ func setProcessGroup(cmd *exec.Cmd) {
 	setParentDeathSignal(cmd.SysProcAttr)
 }
 
-// terminate asks the agent to shut down.
+// terminate asks the agent to shut down. A stopped agent (SIGSTOP: a fault
+// test, or someone trying the demo) would leave SIGTERM pending until Stop
+// gives up on it: continue it too.
 func terminate(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGCONT)
 	}
 }
 
