@@ -555,7 +555,7 @@ func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOpti
 		l.cap = defaultLogsCap
 	}
 	if l.listPerMinute < 0 {
-		return l, fmt.Errorf("config file %s: logs.list_per_minute = %d: must be positive (leave the key out for the default)", f.config, l.listPerMinute)
+		return l, fmt.Errorf("config file %s: logs.list_per_minute = %d: must not be negative (0, or leaving the key out, means the default, 30)", f.config, l.listPerMinute)
 	}
 	if l.saveDir == "" && fc.Ansible.StateDir != "" {
 		l.saveDir = filepath.Join(fc.Ansible.StateDir, "logs")
