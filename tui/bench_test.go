@@ -37,14 +37,14 @@ func BenchmarkView10kNodes(b *testing.B) {
 // free text) to 10,000 nodes and renders the result: goal < 5 ms/op.
 func BenchmarkFilter10kNodes(b *testing.B) {
 	m := benchModel(b)
-	v := m.top()
+	v := m.top().(*tableView)
 	filters := []string{"role:web !health:passing", "meta:env=prod zone:zone-a node-01", "group:web-asg"}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		v.setFilter(filters[i%len(filters)])
 		i++
-		m.refresh(v)
+		v.refresh()
 		_ = m.View()
 	}
 	if len(v.rows) == 0 {

@@ -28,15 +28,19 @@ type fakeProv struct {
 	aliases    map[string]string
 	extraArgv  []string
 	reqs       []provision.LaunchRequest
-	discarded  []string
-	launched   []string
-	cancelled  []string
-	reruns     []string
-	runs       []provision.RunInfo
-	views      map[string]*provision.RunView
-	plans      int
-	locks      []provision.HeldLock
-	locksErr   error
+	// confirms is each preview's Confirm, to check Launch's typed text
+	// as the run manager does; typed records what each Launch got.
+	confirms  map[string]string
+	typed     []string
+	discarded []string
+	launched  []string
+	cancelled []string
+	reruns    []string
+	runs      []provision.RunInfo
+	views     map[string]*provision.RunView
+	plans     int
+	locks     []provision.HeldLock
+	locksErr  error
 }
 
 func newFakeProv() *fakeProv {
@@ -46,9 +50,14 @@ func newFakeProv() *fakeProv {
 			{Name: "web.yml", Description: "nginx and the site"},
 			{Name: "restart-service.yml", Description: "restart one service"},
 		},
-		views: map[string]*provision.RunView{},
+		views:    map[string]*provision.RunView{},
+		confirms: map[string]string{},
 	}
 }
+
+// errConfirmation stands in for provision.ErrConfirmation (issue 8's
+// domain work) in the fake's refusals.
+var errConfirmation = errors.New("confirmation does not match")
 
 func (f *fakeProv) Playbooks(ctx context.Context) ([]provision.Playbook, error) {
 	f.mu.Lock()
@@ -85,6 +94,7 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	if confirm == "" && req.Scope.Wide() && !req.Check {
 		confirm = req.Subject
 	}
+	f.confirms[fmt.Sprintf("plan-%d", f.plans)] = confirm
 	return &provision.Preview{
 		PlanID: fmt.Sprintf("plan-%d", f.plans), Request: req, Hosts: hosts, Aliases: f.aliases,
 		Argv: argv, Env: []string{"ANSIBLE_HOST_PATTERN_MISMATCH=error"}, Warnings: f.warnings, Confirm: confirm,
@@ -106,11 +116,17 @@ func (f *fakeProv) Discard(planID string) {
 	f.discarded = append(f.discarded, planID)
 }
 
-func (f *fakeProv) Launch(ctx context.Context, planID string) (string, error) {
+func (f *fakeProv) Launch(ctx context.Context, planID, typed string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.typed = append(f.typed, typed)
 	if f.launchErr != nil {
 		return "", f.launchErr
+	}
+	// As the run manager: the typed confirmation must match, and a refusal
+	// keeps the plan open.
+	if c := f.confirms[planID]; c != "" && typed != c {
+		return "", fmt.Errorf("launching %s: %w: type %q", planID, errConfirmation, c)
 	}
 	f.launched = append(f.launched, planID)
 	return "run-" + planID, nil
@@ -129,7 +145,7 @@ func (f *fakeProv) Rerun(ctx context.Context, runID string, onlyFailed bool) (*p
 	f.reruns = append(f.reruns, fmt.Sprintf("%s:%v", runID, onlyFailed))
 	req := provision.LaunchRequest{Playbook: "web.yml", Scope: provision.ScopeRole, Subject: "web", Targets: []string{"dc1/node-00001"}, Check: true}
 	if onlyFailed {
-		req.Scope, req.Subject = provision.ScopeMarked, "1 nodes"
+		req.Scope, req.Subject = provision.ScopeMarked, "the 1 host of run "+runID+" that failed or did not finish"
 	}
 	return f.preview(req), nil
 }

@@ -77,7 +77,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 	h, fl := newLogsHarness(t, incidentSnapshot(), 100, 30, true, nil)
 	// Node detail.
 	h.keys("/", "name:node-00007", "enter", "enter")
-	if h.m.top().kind != viewDetail {
+	if h.m.top().title() != "node" {
 		t.Fatal("not in the detail view")
 	}
 	q, _ := h.openLogs(fl)
@@ -85,7 +85,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 		t.Fatalf("detail: %q at %v", q.Title, q.Incident)
 	}
 	h.keys("esc")
-	if h.m.top().kind != viewDetail {
+	if h.m.top().title() != "node" {
 		t.Fatal("esc must return to the detail view")
 	}
 
@@ -134,7 +134,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 func TestLogsOff(t *testing.T) {
 	h := newHarnessWith(t, incidentSnapshot(), 80, 24, true, func(o *Options) { o.LogsOff = "set --log-project" })
 	h.keys("l")
-	if h.m.top().kind != viewNodes {
+	if h.m.top().title() != "nodes" {
 		t.Fatal("log key opened a view without an opener")
 	}
 	h.mustContain("logs are off: set --log-project")
@@ -265,7 +265,8 @@ func TestLogsSearch(t *testing.T) {
 	if !strings.Contains(raw, sgrMatch+"TimeOut"+sgrReset) {
 		t.Fatal("match not highlighted")
 	}
-	h.mustContain("/timeout 6 matches")
+	// The cursor is on the third of six matches.
+	h.mustContain("/timeout 3/6")
 	for _, want := range []string{"timeout-d", "timeout-e", "timeout-f", "timeout-a"} {
 		h.keys("n")
 		if got := h.selectedEntry().InsertID; got != want {
@@ -614,7 +615,7 @@ func TestLogsExpandEntry(t *testing.T) {
 	h.selectedEntry().Context = map[string]string{"trace": "projects/p/traces/abc", "httpRequest.status": "503"}
 	h.selectedEntry().Labels = map[string]string{"app": "web", "xff": "\x1b[2J203.0.113.9"}
 	h.keys("enter")
-	if h.m.top().kind != viewLogEntry {
+	if h.m.top().title() != "entry" {
 		t.Fatal("enter did not expand the entry")
 	}
 	h.mustContain("Log entry · INFO · node-00007", "insertId", "node-00007-", "projects/proj/logs/app", "gce_instance",
@@ -646,11 +647,11 @@ func TestLogsExpandEntry(t *testing.T) {
 	h.mustNotContain(`"last": true`)
 	h.keys("G")
 	h.mustContain(`"last": true`, "y copies this entry")
-	if h.m.top().kind != viewLogEntry {
+	if h.m.top().title() != "entry" {
 		t.Fatal("G left the entry")
 	}
 	h.keys("esc")
-	if h.m.top().kind != viewLogs {
+	if h.m.top().title() != "logs" {
 		t.Fatal("esc from the entry must return to the stream")
 	}
 }
@@ -689,7 +690,7 @@ func TestLogsCopyOSC52(t *testing.T) {
 	// From the expanded entry too, and a JSON payload stays JSON.
 	h.keys("k", "enter")
 	msg = h.send(keyMsg("y"))()
-	want, _ = entryJSON(h.m.top().entry)
+	want, _ = entryJSON(h.entry().entry)
 	if msg != tea.SetClipboard(want)() || !strings.Contains(want, `"message": "node-00007 line 300"`) {
 		t.Fatalf("y in the expanded entry: %q", want)
 	}
@@ -745,8 +746,8 @@ func TestLogsSave(t *testing.T) {
 func TestLogsEscClosesStream(t *testing.T) {
 	h, fl, s := newIncidentLogs(t, 80, 24, true)
 	h.keys("esc")
-	if h.m.top().kind != viewNodes {
-		t.Fatalf("esc went to %v", h.m.top().kind)
+	if h.m.top().title() != "nodes" {
+		t.Fatalf("esc went to %v", h.m.top().title())
 	}
 	if !s.isClosed() {
 		t.Fatal("esc did not close the stream")
@@ -880,20 +881,21 @@ func TestLogsForADepartedNode(t *testing.T) {
 // entry: they must not change the view behind.
 func TestLogsKeysDoNotLeakToTheViewBehind(t *testing.T) {
 	h, fl := newLogsHarness(t, incidentSnapshot(), 120, 30, true, nil)
+	nodes := h.table()
 	h.keys("f")
-	if !h.m.faults {
+	if !nodes.faults {
 		t.Fatal("f did not turn faults on in the nodes view")
 	}
 	_, s := h.openLogs(fl)
 	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 5})
 	h.keys("f")
-	if !h.m.faults {
+	if !nodes.faults {
 		t.Fatal("f in the Logs view changed the nodes view's faults toggle")
 	}
 	h.mustNotContain("[faults]")
 	h.keys("enter", "f")
-	if !h.m.faults || h.m.top().kind != viewLogEntry {
-		t.Fatalf("f in the entry: faults %v, top %v", h.m.faults, h.m.top().kind)
+	if !nodes.faults || h.m.top().title() != "entry" {
+		t.Fatalf("f in the entry: faults %v, top %v", nodes.faults, h.m.top().title())
 	}
 	h.mustContain("y copy", "esc back")
 	h.mustNotContain("f faults", "r run")
