@@ -117,8 +117,9 @@ func (a *keyActions) hints() []string {
 	return out
 }
 
-// helpLines lists every live action for the help view: keys, then what
-// they do.
+// helpLines lists every registered action for the help view (those that
+// apply only in some states too: the help documents the view): keys, then
+// what they do.
 func (a *keyActions) helpLines() [][2]string {
 	if a == nil {
 		return nil
@@ -126,7 +127,7 @@ func (a *keyActions) helpLines() [][2]string {
 	out := make([][2]string, 0, len(a.list))
 	for i := range a.list {
 		x := &a.list[i]
-		if x.desc == "" || !x.live() {
+		if x.desc == "" {
 			continue
 		}
 		out = append(out, [2]string{x.keyLabel(), x.desc})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,8 +86,17 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	if req.Check {
 		argv = append(argv, "--check")
 	}
+	// As the runner: secret values never go on the command line.
+	secrets := false
 	for _, ev := range req.ExtraVars {
+		if k, _, _ := strings.Cut(ev, "="); provision.IsSecretVar(k) {
+			secrets = true
+			continue
+		}
 		argv = append(argv, "-e", ev)
+	}
+	if secrets {
+		argv = append(argv, "--extra-vars=@/tmp/run/extra-vars.json")
 	}
 	argv = append(argv, f.extraArgv...)
 	argv = append(argv, "/srv/playbooks/"+req.Playbook)
@@ -185,7 +195,7 @@ func newProvHarness(t *testing.T, snap *fleet.Snapshot, p Provisioner, ro bool, 
 	clk := &clock{t: t0}
 	pub := fleet.NewPublisher(snap)
 	m := New(ctx, Options{Feed: pub, NoColor: true, Now: clk.now, Provisioner: p, ReadOnly: ro})
-	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h}
+	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h, ctx: ctx, cancel: cancel, msgs: make(chan tea.Msg, 64)}
 	h0.send(tea.WindowSizeMsg{Width: w, Height: h})
 	return h0
 }

@@ -73,10 +73,19 @@ func TestViewSwitching(t *testing.T) {
 	}
 }
 
-// isQuit runs cmd and reports whether it asks the program to quit.
+// isQuit runs cmd (and the commands of a batch) and reports whether it
+// asks the program to quit.
 func isQuit(cmd tea.Cmd) bool {
-	_, ok := cmd().(tea.QuitMsg)
-	return ok
+	if cmd == nil {
+		return false
+	}
+	switch msg := cmd().(type) {
+	case tea.QuitMsg:
+		return true
+	case tea.BatchMsg:
+		return slices.ContainsFunc(msg, isQuit)
+	}
+	return false
 }
 
 func TestQuitKeys(t *testing.T) {

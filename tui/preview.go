@@ -287,7 +287,7 @@ func (ps *previewView) previewLines(width int) []textLine {
 		// argv only names the file they are passed in.
 		add(st.colHeader, "Extra vars ("+strconv.Itoa(len(vars))+"; secret values redacted)")
 		for _, v := range vars {
-			for _, l := range hardWrap(sanitize(quoteEnv(v)), max(w-2, 8)) {
+			for _, l := range hardWrap(sanitize(quoteVar(v)), max(w-2, 8)) {
 				add("", "  "+l)
 			}
 		}
@@ -320,6 +320,16 @@ func (ps *previewView) previewLines(width int) []textLine {
 		}
 	}
 	return out
+}
+
+// quoteVar renders an extra var key=value, the value quoted when needed;
+// a redacted value stays as the manager wrote it.
+func quoteVar(kv string) string {
+	k, v, ok := strings.Cut(kv, "=")
+	if ok && v == "<redacted>" {
+		return quoteArg(k) + "=" + v
+	}
+	return quoteEnv(kv)
 }
 
 // quoteEnv renders NAME=value with the value quoted when needed.

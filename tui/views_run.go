@@ -808,7 +808,7 @@ func (rs *runView) headLines(now time.Time) []textLine {
 	out = append(out, textLine{"", rs.hostTally()})
 	// An ended run with hosts that did not succeed offers F.
 	if n := rs.unfinished(); n > 0 && info.Status.Final() && !s.ro {
-		out = append(out, textLine{st.key, "  F re-runs the " + pluralWord(n, "host", "hosts") + " that failed, were unreachable or did not finish (preview first)"})
+		out = append(out, textLine{st.key, "  F re-runs the " + pluralWord(n, "host", "hosts") + " that failed or did not finish"})
 	}
 	if t := rs.recap; t != nil {
 		out = append(out, textLine{st.colHeader, "  PLAY RECAP  ok=" + strconv.Itoa(t.OK) + " changed=" + strconv.Itoa(t.Changed) +

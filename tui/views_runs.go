@@ -103,11 +103,13 @@ func runsColumns() []column {
 		return column{title: t, min: len(t) + 1, max: 8, right: true, prio: prio, sortBy: sortNum, descFirst: true}
 	}
 	return []column{
-		rcID:       {title: "ID", min: 8, max: 26, prio: 100},
-		rcStarted:  {title: "STARTED", min: 8, max: 19, prio: 70, sortBy: sortTime, descFirst: true},
+		// A run id (a ULID) shrinks to an unambiguous prefix, which is
+		// what `fleetdeck runs show` takes.
+		rcID:       {title: "ID", min: 12, max: 26, flex: true, prio: 100},
+		rcStarted:  {title: "STARTED", min: 8, max: 15, prio: 70, sortBy: sortTime, descFirst: true},
 		rcWho:      {title: "WHO", min: 4, max: 16, flex: true, prio: 30},
 		rcPlaybook: {title: "PLAYBOOK", min: 8, max: 30, flex: true, prio: 95},
-		rcScope:    {title: "SCOPE", min: 10, max: 32, flex: true, prio: 80},
+		rcScope:    {title: "SCOPE", min: 20, max: 40, flex: true, prio: 90, words: true},
 		rcHosts:    num("HOSTS", 60),
 		rcStatus:   {title: "STATUS", min: 9, max: 13, prio: 98},
 		rcOK:       num("OK", 55),
@@ -115,7 +117,7 @@ func runsColumns() []column {
 		rcFailed:   num("FAILED", 57),
 		rcUnreach:  num("UNREACH", 56),
 		rcExit:     num("EXIT", 50),
-		rcNote:     {title: "NOTE", min: 6, max: 200, flex: true, prio: 40},
+		rcNote:     {title: "NOTE", min: 6, max: 200, flex: true, prio: 40, words: true},
 	}
 }
 
@@ -126,7 +128,7 @@ func (s *shared) runsRows() []*row {
 	next := make(map[string]*row, len(s.runs))
 	for i := range s.runs {
 		ri := &s.runs[i]
-		key := runKey(ri)
+		key := runKey(ri, s.now())
 		r, ok := s.runCache[ri.ID]
 		if !ok || r.search != key {
 			r = s.runRow(ri)
@@ -140,19 +142,21 @@ func (s *shared) runsRows() []*row {
 }
 
 // runKey is a fingerprint of what a runs row shows, to reuse its row.
-func runKey(ri *provision.RunInfo) string {
+func runKey(ri *provision.RunInfo, now time.Time) string {
 	c := ri.Counts
 	return string(ri.Status) + "|" + ri.QueueReason + "|" + strconv.Itoa(ri.Hosts) + "|" +
 		strconv.Itoa(c[provision.HostOK]) + "," + strconv.Itoa(c[provision.HostChanged]) + "," +
 		strconv.Itoa(c[provision.HostFailed]) + "," + strconv.Itoa(c[provision.HostUnreachable]) + "|" +
-		strconv.Itoa(ri.ExitCode) + "|" + ri.Ended.String() + "|" + ri.Started.String() + "|" + ri.Who
+		strconv.Itoa(ri.ExitCode) + "|" + ri.Ended.String() + "|" + ri.Started.String() + "|" + ri.Who + "|" +
+		strconv.FormatBool(now.Sub(ri.Started) < 12*time.Hour)
 }
 
 // runRow builds the row of run ri.
 func (s *shared) runRow(ri *provision.RunInfo) *row {
 	started, exit, note := "-", "", ri.QueueReason
 	if !ri.Started.IsZero() {
-		started = ri.Started.Local().Format(time.DateTime)
+		// The clock alone for the last 12 hours, as in Events.
+		started = eventTime(ri.Started.Local(), s.now())
 	}
 	if ri.Status.Final() && ri.ExitCode >= 0 {
 		exit = strconv.Itoa(ri.ExitCode)
