@@ -12,9 +12,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 func TestMain(m *testing.M) {
+	// Runs are supervised by re-executing the test binary (see
+	// e2e_manager_test.go): that process must become the supervisor.
+	provision.SuperviseMain()
 	goleak.VerifyTestMain(m)
 }
 

@@ -108,9 +108,9 @@ func newPrompt(s *shared, k promptKind, text string, hooks promptHooks) *prompt 
 			return nil
 		}},
 		// Backspace on an empty prompt leaves it, as in k9s and vim.
-		action{keys: []string{"backspace", "ctrl+h"}, desc: "on an empty prompt: close it", when: func() bool { return p.in.Value() == "" },
+		action{keys: []string{"backspace", "ctrl+h"}, label: "backspace", desc: "on an empty prompt: close it", when: func() bool { return p.in.Value() == "" },
 			do: func(tea.KeyPressMsg) tea.Cmd { s.closeOverlay(); return nil }},
-		action{keys: []string{"ctrl+u", "ctrl+w"}, label: "ctrl+u / ctrl+w", desc: "clear / delete a word (←/→, home/end move; paste works)",
+		action{keys: []string{"ctrl+u", "ctrl+w"}, label: "ctrl+u/w", desc: "clear / delete a word (←/→, home/end move; paste works)",
 			do: func(msg tea.KeyPressMsg) tea.Cmd { p.edit(msg); return nil }},
 		s.quitAction(false),
 	)
