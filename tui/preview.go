@@ -76,8 +76,11 @@ func newPreviewView(s *shared, p *provision.Preview, form *launchForm, rerunOf s
 		action{keys: []string{"?", "f1"}, label: "?", short: "help", desc: "help (f1 while typing the confirmation)", when: notConfirming,
 			do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
 		action{keys: []string{"f1"}, short: "help", when: confirming, do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
-		s.quitAction(false),
 	)
+	// q quits as in the views, except while it is text.
+	quitQ, quit := s.quitAction(true), s.quitAction(false)
+	quitQ.when, quit.when, quit.desc = notConfirming, confirming, ""
+	acts = append(acts, quitQ, quit)
 	ps.acts = s.register(acts...)
 	return ps
 }

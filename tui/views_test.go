@@ -525,3 +525,23 @@ func TestHelpIsPerView(t *testing.T) {
 		t.Fatal("f1 in a text field did not open the help")
 	}
 }
+
+// q quits from the preview as from the views, except while a
+// confirmation is typed (then it is text).
+func TestPreviewQuitKey(t *testing.T) {
+	p := newFakeProv()
+	h := newProvHarness(t, synthSnapshot(30), p, false, 120, 40)
+	h.press("r", "ctrl+s")
+	if h.m.top().title() != "preview" || !isQuit(h.send(keyMsg("q"))) {
+		t.Fatal("q did not quit from a preview without a confirmation")
+	}
+	if !slices.Equal(p.discarded, []string{"plan-1"}) {
+		t.Fatalf("quitting from the preview discarded %v", p.discarded)
+	}
+	p.confirm = "9"
+	h2 := newProvHarness(t, synthSnapshot(30), p, false, 120, 40)
+	h2.press("r", "ctrl+s")
+	if cmd := h2.send(keyMsg("q")); cmd != nil || h2.preview().typed.Value() != "q" {
+		t.Fatal("q while typing a confirmation is not text")
+	}
+}
