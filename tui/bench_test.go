@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // benchModel returns a colour model of 10,000 nodes at 200x50, rendered
@@ -37,14 +38,14 @@ func BenchmarkView10kNodes(b *testing.B) {
 // free text) to 10,000 nodes and renders the result: goal < 5 ms/op.
 func BenchmarkFilter10kNodes(b *testing.B) {
 	m := benchModel(b)
-	v := m.top()
+	v := m.top().(*tableView)
 	filters := []string{"role:web !health:passing", "meta:env=prod zone:zone-a node-01", "group:web-asg"}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		v.setFilter(filters[i%len(filters)])
 		i++
-		m.refresh(v)
+		v.refresh()
 		_ = m.View()
 	}
 	if len(v.rows) == 0 {
@@ -134,5 +135,78 @@ func BenchmarkFirstSnapshot10k(b *testing.B) {
 		m.Update(tea.WindowSizeMsg{Width: 200, Height: 50})
 		m.Update(snapshotMsg{fleet.NewSnapshot(1, t0, append([]*fleet.Node(nil), nodes...), connected(t0), nil)})
 		_ = m.View()
+	}
+}
+
+// BenchmarkPromptKey10k is a key typed into the "/" prompt over 10,000
+// nodes plus its frame: the bubbles textinput edit, the filter applied as
+// typed (alternately narrowed by a character and widened by backspace)
+// and the frame.
+func BenchmarkPromptKey10k(b *testing.B) {
+	m := benchModel(b)
+	m.Update(keyMsg("/"))
+	for _, r := range "web" {
+		m.Update(keyMsg(string(r)))
+	}
+	typed, back := keyMsg("-"), keyMsg("backspace")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := typed
+		if i%2 == 1 {
+			k = back
+		}
+		i++
+		m.Update(k)
+		_ = m.View()
+	}
+	if _, ok := m.overlay.(*prompt); !ok {
+		b.Fatal("the prompt closed")
+	}
+}
+
+// BenchmarkTextInputKey is the editor alone: one character typed into a
+// 40-character textinput, then taken back.
+func BenchmarkTextInputKey(b *testing.B) {
+	in := newTextInput(strings.Repeat("role:web ", 4) + "name")
+	typed, back := keyMsg("x"), keyMsg("backspace")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := typed
+		if i%2 == 1 {
+			k = back
+		}
+		i++
+		editText(&in, k)
+	}
+}
+
+// BenchmarkFormKey is a character typed into the launch form's extra vars
+// field (then taken back) plus its frame.
+func BenchmarkFormKey(b *testing.B) {
+	m := benchModel(b)
+	m.prov = newFakeProv()
+	f := newLaunchForm(m.shared, launchTarget{scope: provision.ScopeNode, subject: "dc1/node-00000", targets: []string{"dc1/node-00000"}})
+	f.setPlaybooks(m.prov.(*fakeProv).playbooks, nil)
+	m.push(f)
+	f.field = fExtraVars
+	for _, r := range "version=1." {
+		m.Update(keyMsg(string(r)))
+	}
+	typed, back := keyMsg("2"), keyMsg("backspace")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := typed
+		if i%2 == 1 {
+			k = back
+		}
+		i++
+		m.Update(k)
+		_ = m.View()
+	}
+	if got := f.inputs[fExtraVars].Value(); !strings.HasPrefix(got, "version=1.") {
+		b.Fatalf("extra var field %q", got)
 	}
 }

@@ -7,92 +7,105 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// commandHelp documents the ":" commands for the help view.
-func commandHelp() [][2]string {
-	return [][2]string{
-		{":nodes", "all nodes (default view)"},
-		{":roles", "roles: node count and health mix"},
-		{":groups", "autoscaling groups: size, health, joins/leaves (15m)"},
-		{":events", "event journal, newest first"},
-		{":runs", "Ansible runs: running, queued and past, newest first"},
-		{":locks", "host locks held now in Consul, by every console: host, holder, run, since"},
-		{":dc NAME", "restrict every view to one datacenter"},
-		{":dc / :dc all", "show all datacenters"},
-		{":help", "this help"},
-		{":q", "quit"},
+// command is one ":" command: its names (the first is the one the help
+// shows), its help, and what it does.
+type command struct {
+	names []string
+	usage string // the help's key column (":dc NAME"); default ":" + names[0]
+	help  string
+	run   func(s *shared, args []string) tea.Cmd
+}
+
+// viewRegistry lists the ":" commands. A view that ":" opens is registered
+// here: one line, pointing at its constructor.
+func viewRegistry() []command {
+	root := func(k func() *tableKind) func(s *shared, args []string) tea.Cmd {
+		return func(s *shared, _ []string) tea.Cmd { s.switchTo(newTable(s, k(), "")); return nil }
+	}
+	return []command{
+		{names: []string{"nodes", "node", "no", "n"}, help: "all nodes (default view)", run: root(nodesKind)},
+		{names: []string{"roles", "role", "ro", "r"}, help: "roles: node count and health mix", run: root(rolesKind)},
+		{names: []string{"groups", "group", "gr", "asg", "asgs"}, help: "autoscaling groups: size, health, joins/leaves (15m)", run: root(groupsKind)},
+		{names: []string{"events", "event", "ev", "e"}, help: "event journal, newest first", run: root(eventsKind)},
+		{names: []string{"runs", "run", "ru"}, help: "Ansible runs: running, queued and past, newest first",
+			run: func(s *shared, args []string) tea.Cmd {
+				root(runsKind)(s, args)
+				if s.prov == nil {
+					s.noProv()
+				}
+				return s.fetchRuns()
+			}},
+		{names: []string{"locks", "lock", "lo"}, help: "host locks held now in Consul, by every console: host, holder, run, since",
+			run: func(s *shared, args []string) tea.Cmd {
+				root(locksKind)(s, args)
+				if s.prov == nil {
+					s.noProv()
+				}
+				return s.fetchLocks()
+			}},
+		{names: []string{"dc", "datacenter"}, usage: ":dc NAME", help: "restrict every view to one datacenter (:dc or :dc all: all)",
+			run: func(s *shared, args []string) tea.Cmd { s.setDC(args); return nil }},
+		{names: []string{"help", "h"}, help: "the help of the view on top",
+			run: func(s *shared, _ []string) tea.Cmd { s.push(newHelpView(s, s.top())); return nil }},
+		{names: []string{"q", "quit", "exit"}, help: "quit (asks first while this console's runs are live)",
+			run: func(s *shared, _ []string) tea.Cmd { return s.quit() }},
+		{names: []string{"q!"}, help: "quit now (this console's live runs are cancelled)",
+			run: func(s *shared, _ []string) tea.Cmd { return s.quitNow(true) }},
 	}
 }
 
+// commandHelp documents the ":" commands for the help view.
+func commandHelp() [][2]string {
+	var out [][2]string
+	for _, c := range viewRegistry() {
+		u := c.usage
+		if u == "" {
+			u = ":" + c.names[0]
+		}
+		out = append(out, [2]string{u, c.help})
+	}
+	return out
+}
+
+// openCommand opens the ":" prompt.
+func (s *shared) openCommand() {
+	s.openOverlay(newPrompt(s, promptCommand, "", promptHooks{enter: s.runCommand}))
+}
+
 // runCommand executes a ":" command line.
-func (m *Model) runCommand(line string) tea.Cmd {
+func (s *shared) runCommand(line string) tea.Cmd {
 	fields := strings.Fields(line)
 	if len(fields) == 0 {
 		return nil
 	}
 	name, args := strings.ToLower(fields[0]), fields[1:]
-	switch name {
-	case "q!":
-		return tea.Quit
-	case "q", "quit", "exit":
-		return m.quit()
-	case "nodes", "node", "no", "n":
-		m.switchTo(viewNodes)
-	case "roles", "role", "ro", "r":
-		m.switchTo(viewRoles)
-	case "groups", "group", "gr", "asg", "asgs":
-		m.switchTo(viewGroups)
-	case "events", "event", "ev", "e":
-		m.switchTo(viewEvents)
-	case "runs", "run", "ru":
-		m.switchTo(viewRuns)
-		if m.prov == nil {
-			m.noProv()
+	for _, c := range viewRegistry() {
+		if slices.Contains(c.names, name) {
+			return c.run(s, args)
 		}
-		return m.fetchRuns()
-	case "locks", "lock", "lo":
-		m.switchTo(viewLocks)
-		if m.prov == nil {
-			m.noProv()
-		}
-		return m.fetchLocks()
-	case "help", "h":
-		m.push(newView(viewHelp))
-	case "dc", "datacenter":
-		m.setDC(args)
-	default:
-		m.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :locks :dc :q)", true)
 	}
+	s.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :locks :dc :q)", true)
 	return nil
 }
 
-// switchTo makes a fresh view of kind k the root. A ":" view command
-// starts over rather than stacking, so the stack only holds drill-downs
-// and esc always goes back along the path the user drilled.
-func (m *Model) switchTo(k viewKind) {
-	for _, v := range m.stack {
-		m.closeView(v)
-	}
-	m.stack = []*view{newView(k)}
-}
-
 // setDC handles ":dc [NAME|all]".
-func (m *Model) setDC(args []string) {
+func (s *shared) setDC(args []string) {
 	dc := ""
 	if len(args) > 0 && !strings.EqualFold(args[0], "all") && args[0] != "*" {
 		dc = args[0]
 	}
-	if dc != "" && !slices.Contains(m.snap.Datacenters, dc) {
-		m.setFlash("unknown datacenter "+dc+" (known: "+strings.Join(m.snap.Datacenters, ", ")+")", true)
+	if dc != "" && !slices.Contains(s.snap.Datacenters, dc) {
+		s.setFlash("unknown datacenter "+dc+" (known: "+strings.Join(s.snap.Datacenters, ", ")+")", true)
 		return
 	}
-	if dc == m.dc {
+	if dc == s.dc {
 		return
 	}
-	m.dc = dc
-	m.rescope()
+	s.dc = dc
+	s.rescope()
 	if dc == "" {
-		m.setFlash("showing all datacenters", false)
+		s.setFlash("showing all datacenters", false)
 	} else {
-		m.setFlash("showing datacenter "+dc, false)
+		s.setFlash("showing datacenter "+dc, false)
 	}
 }

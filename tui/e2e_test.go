@@ -49,6 +49,13 @@ func (t *terminal) Write(p []byte) (int, error) {
 
 func (t *terminal) Read(p []byte) (int, error) { return t.emu.Read(p) }
 
+// rawBytes returns a copy of everything the program wrote so far.
+func (t *terminal) rawBytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Clone(t.raw.Bytes())
+}
+
 func (t *terminal) text() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -220,6 +227,11 @@ func TestEndToEndLogs(t *testing.T) {
 	if strings.Contains(term.text(), "ZXZpbA") {
 		t.Fatal("an OSC payload from a log line reached the screen")
 	}
+	// The bytes written, not the emulator's screen (which swallows OSC
+	// sequences): no clipboard write before y, no payload.
+	if raw := term.rawBytes(); bytes.Contains(raw, []byte("\x1b]52")) || bytes.Contains(raw, []byte("ZXZpbA")) {
+		t.Fatal("the program wrote the log line's OSC 52 sequence to the terminal")
+	}
 	term.emu.SendText("y")
 	want, _ := entryJSON(es[29])
 	term.waitRaw(t, ansi.SetSystemClipboard(want))
@@ -309,5 +321,48 @@ func TestEndToEndLogsRealService(t *testing.T) {
 	term.emu.SendText("\x1b")
 	term.waitFor(t, "nodes /name:node-00007 1/1 of 40")
 
+	term.quit(t, done, cancel)
+}
+
+// TestEndToEndHostileBytes runs the real program over nodes whose every
+// Consul-sourced string is hostile, through the views, the detail and a
+// pasted filter, and checks the BYTES it wrote to the terminal: no
+// sequence or control from the data (a virtual terminal's screen cannot
+// show that: it swallows OSC sequences). The program's own OSC (the window
+// title) is in the bytes, so the check can see OSC sequences at all.
+func TestEndToEndHostileBytes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := fleet.NewPublisher(hostileSnapshot())
+	term, done := runProgramSize(ctx, New(ctx, Options{Feed: pub, NoColor: true}), 120, 40)
+	term.waitFor(t, "rtlgnp.exe", "nodes 1/16")
+	for _, keys := range [][2]string{
+		{"\r", "Services ("}, {"\x1b", "nodes 1/16"},
+		{"G", "nodes 16/16"}, {"\r", "Checks ("}, {"\x1b", "nodes 16/16"},
+		{":roles\r", "roles 1/"}, {":groups\r", "groups 1/"}, {":events\r", "events 1/"}, {"\r", "Recent events"}, {"\x1b", "events 1/"},
+		{":nodes\r", "nodes 1/16"},
+	} {
+		term.emu.SendText(keys[0])
+		term.waitFor(t, keys[1])
+	}
+	term.emu.SendText("/")
+	term.waitFor(t, "enter apply")
+	term.emu.Paste("\x1b]52;c;eA==\x07cjk\x1b[2J")
+	term.waitFor(t, "/cjk")
+	term.emu.SendText("\r")
+	term.waitFor(t, "nodes /cjk 1/2 of 16")
+
+	raw := term.rawBytes()
+	if !bytes.Contains(raw, []byte("\x1b]2;fleetdeck\x07")) && !bytes.Contains(raw, []byte("\x1b]0;fleetdeck\x07")) {
+		t.Fatalf("the program's own window title (OSC) is not in the bytes: the check would see no OSC at all")
+	}
+	for _, bad := range []string{
+		"]0;pwned", "pwned", "]52;", "Y3VybCBodHRw", "eA==", "[?1049l", "[31;1mred",
+		"\u009b", "\u009d", "\u009c", "\u202e", "\u2067", "\u2069", "\u200e", "\u061c", "\x08", "\x7f", "\xff\xfe",
+	} {
+		if i := bytes.Index(raw, []byte(bad)); i >= 0 {
+			t.Errorf("the program wrote %q from the data: …%q…", bad, raw[max(i-40, 0):min(i+40, len(raw))])
+		}
+	}
 	term.quit(t, done, cancel)
 }

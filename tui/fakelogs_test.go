@@ -174,7 +174,7 @@ func (h *harness) openLogs(fl *fakeLogs) (logview.Query, *fakeStream) {
 	h.t.Helper()
 	n := fl.opened()
 	h.hit("l")
-	if h.m.top().kind != viewLogs {
+	if h.m.top().title() != "logs" {
 		h.t.Fatalf("log key did not open the Logs view; flash %q", h.m.flash)
 	}
 	h.awaitOpened()
@@ -202,11 +202,11 @@ func (h *harness) feed(s *fakeStream, entries []*logview.Entry, st logview.Statu
 	})
 }
 
-// logs returns the Logs view's state (the view must be on the stack).
-func (h *harness) logs() *logsScreen {
+// logs returns the Logs view (the view must be on the stack).
+func (h *harness) logs() *logsView {
 	h.t.Helper()
 	for i := len(h.m.stack) - 1; i >= 0; i-- {
-		if ls := h.m.stack[i].logs; ls != nil {
+		if ls, ok := h.m.stack[i].(*logsView); ok {
 			return ls
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,15 +29,19 @@ type fakeProv struct {
 	aliases    map[string]string
 	extraArgv  []string
 	reqs       []provision.LaunchRequest
-	discarded  []string
-	launched   []string
-	cancelled  []string
-	reruns     []string
-	runs       []provision.RunInfo
-	views      map[string]*provision.RunView
-	plans      int
-	locks      []provision.HeldLock
-	locksErr   error
+	// confirms is each preview's Confirm, to check Launch's typed text
+	// as the run manager does; typed records what each Launch got.
+	confirms  map[string]string
+	typed     []string
+	discarded []string
+	launched  []string
+	cancelled []string
+	reruns    []string
+	runs      []provision.RunInfo
+	views     map[string]*provision.RunView
+	plans     int
+	locks     []provision.HeldLock
+	locksErr  error
 }
 
 func newFakeProv() *fakeProv {
@@ -46,9 +51,14 @@ func newFakeProv() *fakeProv {
 			{Name: "web.yml", Description: "nginx and the site"},
 			{Name: "restart-service.yml", Description: "restart one service"},
 		},
-		views: map[string]*provision.RunView{},
+		views:    map[string]*provision.RunView{},
+		confirms: map[string]string{},
 	}
 }
+
+// errConfirmation stands in for provision.ErrConfirmation (issue 8's
+// domain work) in the fake's refusals.
+var errConfirmation = errors.New("confirmation does not match")
 
 func (f *fakeProv) Playbooks(ctx context.Context) ([]provision.Playbook, error) {
 	f.mu.Lock()
@@ -76,8 +86,17 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	if req.Check {
 		argv = append(argv, "--check")
 	}
+	// As the runner: secret values never go on the command line.
+	secrets := false
 	for _, ev := range req.ExtraVars {
+		if k, _, _ := strings.Cut(ev, "="); provision.IsSecretVar(k) {
+			secrets = true
+			continue
+		}
 		argv = append(argv, "-e", ev)
+	}
+	if secrets {
+		argv = append(argv, "--extra-vars=@/tmp/run/extra-vars.json")
 	}
 	argv = append(argv, f.extraArgv...)
 	argv = append(argv, "/srv/playbooks/"+req.Playbook)
@@ -85,6 +104,7 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	if confirm == "" && req.Scope.Wide() && !req.Check {
 		confirm = req.Subject
 	}
+	f.confirms[fmt.Sprintf("plan-%d", f.plans)] = confirm
 	return &provision.Preview{
 		PlanID: fmt.Sprintf("plan-%d", f.plans), Request: req, Hosts: hosts, Aliases: f.aliases,
 		Argv: argv, Env: []string{"ANSIBLE_HOST_PATTERN_MISMATCH=error"}, Warnings: f.warnings, Confirm: confirm,
@@ -106,11 +126,17 @@ func (f *fakeProv) Discard(planID string) {
 	f.discarded = append(f.discarded, planID)
 }
 
-func (f *fakeProv) Launch(ctx context.Context, planID string) (string, error) {
+func (f *fakeProv) Launch(ctx context.Context, planID, typed string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.typed = append(f.typed, typed)
 	if f.launchErr != nil {
 		return "", f.launchErr
+	}
+	// As the run manager: the typed confirmation must match, and a refusal
+	// keeps the plan open.
+	if c := f.confirms[planID]; c != "" && typed != c {
+		return "", fmt.Errorf("launching %s: %w: type %q", planID, errConfirmation, c)
 	}
 	f.launched = append(f.launched, planID)
 	return "run-" + planID, nil
@@ -129,7 +155,7 @@ func (f *fakeProv) Rerun(ctx context.Context, runID string, onlyFailed bool) (*p
 	f.reruns = append(f.reruns, fmt.Sprintf("%s:%v", runID, onlyFailed))
 	req := provision.LaunchRequest{Playbook: "web.yml", Scope: provision.ScopeRole, Subject: "web", Targets: []string{"dc1/node-00001"}, Check: true}
 	if onlyFailed {
-		req.Scope, req.Subject = provision.ScopeMarked, "1 nodes"
+		req.Scope, req.Subject = provision.ScopeMarked, "the 1 host of run "+runID+" that failed or did not finish"
 	}
 	return f.preview(req), nil
 }
@@ -169,7 +195,7 @@ func newProvHarness(t *testing.T, snap *fleet.Snapshot, p Provisioner, ro bool, 
 	clk := &clock{t: t0}
 	pub := fleet.NewPublisher(snap)
 	m := New(ctx, Options{Feed: pub, NoColor: true, Now: clk.now, Provisioner: p, ReadOnly: ro})
-	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h}
+	h0 := &harness{t: t, m: m, clk: clk, pub: pub, w: w, h: h, ctx: ctx, cancel: cancel, msgs: make(chan tea.Msg, 64)}
 	h0.send(tea.WindowSizeMsg{Width: w, Height: h})
 	return h0
 }

@@ -6,15 +6,14 @@ import (
 	"time"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
-	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // headerCounts draws the first header line: product, read-only marker and
 // the health tally of the nodes in scope. Counts are labelled with words,
 // so they read the same without colour.
-func (m *Model) headerCounts() string {
-	st := &m.st
-	c := m.scope.Counts
+func (s *shared) headerCounts() string {
+	st := &s.st
+	c := s.scope.Counts
 	var b strings.Builder
 	w := 0
 	add := func(style, text string) {
@@ -26,15 +25,15 @@ func (m *Model) headerCounts() string {
 		w += cellWidth(text)
 	}
 	add(st.title, "fleetdeck")
-	if m.ro {
+	if s.ro {
 		add(st.bad, "RO")
 	}
 	// While Consul is not answering, the counts are what it last said.
-	if cs := m.snap.Status(); (cs.Status == fleet.Unresponsive || cs.Status == fleet.Degraded) && !cs.LastSuccess.IsZero() {
+	if cs := s.snap.Status(); (cs.Status == fleet.Unresponsive || cs.Status == fleet.Degraded) && !cs.LastSuccess.IsZero() {
 		add(st.warn, "last known:")
 	}
 	add("", "nodes "+strconv.Itoa(c.Nodes))
-	if m.healthLoading() {
+	if s.healthLoading() {
 		// Health not read yet counts as passing in the tally: say nothing
 		// rather than something false.
 		add(st.dim, "health loading…")
@@ -44,44 +43,31 @@ func (m *Model) headerCounts() string {
 		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
 		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
 	}
-	if len(m.marks) > 0 {
-		add(st.title, "marked "+strconv.Itoa(len(m.marks)))
+	if len(s.marks) > 0 {
+		add(st.title, "marked "+strconv.Itoa(len(s.marks)))
 	}
-	if running, queued := m.liveRuns(); running+queued > 0 {
+	if running, queued := s.liveRuns(); running+queued > 0 {
 		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued")
 	}
-	if m.dc != "" {
-		add(st.title, "dc "+m.dc)
-	} else if len(m.snap.Datacenters) > 1 {
-		add("", "dcs "+strconv.Itoa(len(m.snap.Datacenters)))
+	if s.dc != "" {
+		add(st.title, "dc "+s.dc)
+	} else if len(s.snap.Datacenters) > 1 {
+		add("", "dcs "+strconv.Itoa(len(s.snap.Datacenters)))
 	}
-	if m.note != "" && w+2+cellWidth(m.note) <= m.width {
-		add(st.dim, m.note)
+	if s.note != "" && w+2+cellWidth(s.note) <= s.width {
+		add(st.dim, s.note)
 	}
-	if w > m.width {
+	if w > s.width {
 		// Too narrow for the styled line: fall back to plain text cut to
 		// width rather than cutting through escape sequences.
 		plain := "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " pass " + strconv.Itoa(c.Passing) +
 			" warn " + strconv.Itoa(c.Warning) + " crit " + strconv.Itoa(c.Critical) + " maint " + strconv.Itoa(c.Maintenance)
-		if m.healthLoading() {
+		if s.healthLoading() {
 			plain = "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " health loading…"
 		}
-		return fitLine(plain, m.width)
+		return fitLine(plain, s.width)
 	}
 	return b.String()
-}
-
-// liveRuns counts this console's running and queued runs.
-func (m *Model) liveRuns() (running, queued int) {
-	for i := range m.runs {
-		switch m.runs[i].Status {
-		case provision.RunRunning:
-			running++
-		case provision.RunQueued:
-			queued++
-		}
-	}
-	return running, queued
 }
 
 // nonZero returns style when n > 0, so zero counts stay plain.
@@ -94,8 +80,8 @@ func nonZero(n int, style string) string {
 
 // healthLoading reports whether some datacenter's health has not been
 // read yet.
-func (m *Model) healthLoading() bool {
-	for _, c := range m.snap.Conn {
+func (s *shared) healthLoading() bool {
+	for _, c := range s.snap.Conn {
 		if c.Loading("health") {
 			return true
 		}
@@ -108,28 +94,28 @@ func (m *Model) healthLoading() bool {
 // old data during an incident is worse than none. What a narrow terminal
 // must not lose comes first: the state, then how old the data is and when
 // the next try is, then what is still loading, then the error text.
-func (m *Model) headerConn(now time.Time) string {
-	st := &m.st
-	cs := m.snap.Status()
+func (s *shared) headerConn(now time.Time) string {
+	st := &s.st
+	cs := s.snap.Status()
 	var style, text string
 	switch cs.Status {
 	case fleet.Connecting:
 		style, text = st.warn, "● connecting to Consul…"
 	case fleet.Connected:
 		style, text = st.ok, "● connected"
-		text += " · data age " + m.dataAge(now)
+		text += " · data age " + s.dataAge(now)
 	case fleet.Stale:
 		style = st.warn
-		text = "▲ STALE" + dcLabel(cs.Datacenter, m.snap) + ": last contact with leader " + compactDuration(cs.LastContact)
+		text = "▲ STALE" + dcLabel(cs.Datacenter, s.snap) + ": last contact with leader " + compactDuration(cs.LastContact)
 		if cs.KnownLeader {
 			text += ", leader known"
 		} else {
 			text += ", no known leader"
 		}
-		text += " · data age " + m.dataAge(now)
+		text += " · data age " + s.dataAge(now)
 	case fleet.Unresponsive:
 		style = st.bad
-		text = "✖ UNRESPONSIVE" + dcLabel(cs.Datacenter, m.snap)
+		text = "✖ UNRESPONSIVE" + dcLabel(cs.Datacenter, s.snap)
 		if cs.LastSuccess.IsZero() {
 			text += " · Consul has not answered yet"
 		} else {
@@ -137,7 +123,7 @@ func (m *Model) headerConn(now time.Time) string {
 		}
 	case fleet.Degraded:
 		style = st.bad
-		text = "✖ DEGRADED" + dcLabel(cs.Datacenter, m.snap)
+		text = "✖ DEGRADED" + dcLabel(cs.Datacenter, s.snap)
 		if !cs.NextRetry.IsZero() {
 			if d := cs.NextRetry.Sub(now); d > 0 {
 				text += " · retry in " + strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
@@ -159,13 +145,13 @@ func (m *Model) headerConn(now time.Time) string {
 	default:
 		style, text = st.warn, "● "+cs.Status.String()
 	}
-	if loading := m.snap.Loading(); len(loading) > 0 && (cs.Status == fleet.Connected || cs.Status == fleet.Stale) {
+	if loading := s.snap.Loading(); len(loading) > 0 && (cs.Status == fleet.Connected || cs.Status == fleet.Stale) {
 		text += " · loading " + strings.Join(loading, ", ") + "…"
 	}
-	acl := m.aclWarning()
+	acl := s.aclWarning()
 	full := acl + text
-	line := fitLine(full, m.width)
-	if acl != "" && cellWidth(acl) < m.width {
+	line := fitLine(full, s.width)
+	if acl != "" && cellWidth(acl) < s.width {
 		return st.render(st.warn, acl) + st.render(style, line[len(acl):])
 	}
 	return st.render(style, line)
@@ -173,9 +159,9 @@ func (m *Model) headerConn(now time.Time) string {
 
 // aclWarning says, first on the connection line, when ACLs hide part of
 // the fleet, and how.
-func (m *Model) aclWarning() string {
+func (s *shared) aclWarning() string {
 	var anon, health, filtered bool
-	for _, c := range m.snap.Conn {
+	for _, c := range s.snap.Conn {
 		anon = anon || c.AnonymousEmpty
 		health = health || c.HealthIncomplete
 		filtered = filtered || c.FilteredByACL
@@ -203,8 +189,8 @@ func dcLabel(dc string, s *fleet.Snapshot) string {
 // answered (a probe asks every couple of seconds, so on a quiet fleet this
 // stays small while the answers keep coming) plus how far the answering
 // server was behind the leader.
-func (m *Model) dataAge(now time.Time) string {
-	cs := m.snap.Status()
+func (s *shared) dataAge(now time.Time) string {
+	cs := s.snap.Status()
 	if cs.LastSuccess.IsZero() {
 		return "n/a"
 	}

@@ -12,9 +12,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 func TestMain(m *testing.M) {
+	// Runs are supervised by re-executing the test binary (see
+	// e2e_manager_test.go): that process must become the supervisor.
+	provision.SuperviseMain()
 	goleak.VerifyTestMain(m)
 }
 
@@ -262,12 +266,72 @@ func checkScreen(t *testing.T, m *Model, content string, w, h int) string {
 func (h *harness) rowNames() []string {
 	h.t.Helper()
 	var out []string
-	v := h.m.top()
-	end := min(v.offset+h.m.bodyHeight(), len(v.rows))
-	for _, r := range v.rows[v.offset:end] {
+	for _, r := range h.table().visible() {
 		out = append(out, r.cells[0])
 	}
 	return out
+}
+
+// table returns the table view on top, or fails.
+func (h *harness) table() *tableView {
+	h.t.Helper()
+	t, ok := h.m.top().(*tableView)
+	if !ok {
+		h.t.Fatalf("top view is %s, not a table", h.m.top().title())
+	}
+	return t
+}
+
+// text returns the text view on top (node detail, help, failure), or
+// fails.
+func (h *harness) text() *textView {
+	h.t.Helper()
+	t, ok := h.m.top().(*textView)
+	if !ok {
+		h.t.Fatalf("top view is %s, not a text view", h.m.top().title())
+	}
+	return t
+}
+
+// entry returns the expanded log entry on top, or fails.
+func (h *harness) entry() *entryView {
+	h.t.Helper()
+	e, ok := h.m.top().(*entryView)
+	if !ok {
+		h.t.Fatalf("top view is %s, not a log entry", h.m.top().title())
+	}
+	return e
+}
+
+// detailNode returns the node a node detail view on top shows.
+func (h *harness) detailNode() string {
+	h.t.Helper()
+	v := h.text()
+	if v.name != "node" {
+		h.t.Fatalf("top view is %s, not a node detail", v.name)
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(v.heading(), "Node "), " (")
+	return name
+}
+
+// runView returns the run view on top, or fails.
+func (h *harness) runView() *runView {
+	h.t.Helper()
+	r, ok := h.m.top().(*runView)
+	if !ok {
+		h.t.Fatalf("top view is %s, not a run view", h.m.top().title())
+	}
+	return r
+}
+
+// preview returns the preview on top, or fails.
+func (h *harness) preview() *previewView {
+	h.t.Helper()
+	p, ok := h.m.top().(*previewView)
+	if !ok {
+		h.t.Fatalf("top view is %s, not a preview", h.m.top().title())
+	}
+	return p
 }
 
 // mustContain fails unless the screen contains every string.

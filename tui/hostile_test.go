@@ -83,7 +83,7 @@ func TestHostileInputRendersSafely(t *testing.T) {
 			h.clk.add(time.Second) // inside the changed highlight
 			for _, cmd := range []string{":nodes", ":roles", ":groups", ":events"} {
 				h.keys(cmd, "enter")
-				n := len(h.m.top().rows)
+				n := len(h.table().rows)
 				if n == 0 {
 					t.Fatalf("%s: no rows", cmd)
 				}
@@ -118,11 +118,11 @@ func TestHostileInputRendersSafely(t *testing.T) {
 func TestHostileNamesStillFilterable(t *testing.T) {
 	h := newHarness(t, hostileSnapshot(), 120, 40)
 	h.keys("/", "name:节点", "enter")
-	if n := len(h.m.top().rows); n != 1 {
+	if n := len(h.table().rows); n != 1 {
 		t.Fatalf("CJK search matched %d", n)
 	}
 	h.keys("esc", "/", "rtlgnp name:rtl", "enter")
-	if n := len(h.m.top().rows); n != 1 {
+	if n := len(h.table().rows); n != 1 {
 		t.Fatalf("search through stripped RTL override matched %d", n)
 	}
 	s := h.mustContain("rtlgnp.exe")
@@ -195,7 +195,7 @@ func TestHostileLogsRenderSafely(t *testing.T) {
 				h.keys("G")
 				h.screen()
 				if cmd := h.send(keyMsg("y")); cmd != nil {
-					if text, _ := entryJSON(h.m.top().entry); strings.ContainsAny(text, "\x1b\x07\x7f") {
+					if text, _ := entryJSON(h.entry().entry); strings.ContainsAny(text, "\x1b\x07\x7f") {
 						t.Fatalf("copy holds control bytes: %q", text[:min(len(text), 200)])
 					}
 				}

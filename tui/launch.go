@@ -4,10 +4,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
+	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
@@ -24,15 +25,48 @@ const (
 	numFields
 )
 
-// fieldNames label the form's fields.
-var fieldNames = [numFields]string{"playbook", "check mode", "diff", "become", "tags", "skip tags", "extra vars", "forks"}
+// formFieldName labels form field i.
+func formFieldName(i int) string {
+	return [numFields]string{"playbook", "check mode", "diff", "become", "tags", "skip tags", "extra vars", "forks"}[i]
+}
 
-// launchForm is the state of the launch form. It stays on the view stack
-// under the preview, so esc from the preview returns to the values typed.
-type launchForm struct {
+// isText reports whether field i takes typed text.
+func isText(i int) bool { return i == fTags || i == fSkipTags || i == fExtraVars || i == fForks }
+
+// launchTarget is what r runs on: how it was chosen, its description,
+// and the node keys.
+type launchTarget struct {
 	scope   provision.LaunchScope
 	subject string
 	targets []string
+}
+
+// runAction is r in the views whose selection a playbook can run on (a
+// node, the marked nodes, a role, a group): the launch form for what
+// target returns. It is dangerous: read-only consoles do not have it.
+func (s *shared) runAction(desc string, target func() (launchTarget, bool)) action {
+	return action{keys: []string{"r"}, short: "run", desc: desc, dangerous: true, do: func(tea.KeyPressMsg) tea.Cmd {
+		if s.prov == nil {
+			s.noProv()
+			return nil
+		}
+		t, ok := target()
+		if !ok {
+			return nil
+		}
+		f := newLaunchForm(s, t)
+		s.push(f)
+		return f.loadPlaybooks()
+	}}
+}
+
+// launchForm is the launch form component: playbook, modes, tags, extra
+// vars, forks; ctrl+s (or enter on the last field) prepares the preview.
+// It stays on the stack under the preview, so esc from the preview
+// returns to the values typed.
+type launchForm struct {
+	base
+	launchTarget
 
 	playbooks []provision.Playbook
 	pbErr     string
@@ -41,105 +75,107 @@ type launchForm struct {
 	// pbWant is the playbook to select once the catalog arrives.
 	pbWant string
 
-	field                   int
-	check, diff, become     bool
-	tags, skipTags, varText string
-	vars                    []string
-	forks                   string
+	field               int
+	check, diff, become bool
+	// inputs are the text fields' editors (tags, skip tags, extra vars,
+	// forks); vars are the extra vars added so far.
+	inputs [numFields]textinput.Model
+	vars   []string
 
 	// busy is set while a preview is being prepared; err is the last
 	// error (local validation, or from the manager).
 	busy bool
 	err  string
+
+	lines  []textLine
+	offset int
 }
 
-// launchTargets works out what `r` targets in view v: the marked nodes or
-// the node under the cursor (nodes), the role or group under the cursor
-// (every node of it in the current scope), or the node shown (detail).
-func (m *Model) launchTargets(v *view) (scope provision.LaunchScope, subject string, targets []string, ok bool) {
-	switch v.kind {
-	case viewNodes:
-		if len(m.marks) > 0 {
-			// Only the marked nodes this view shows: a mark hidden by the
-			// filter or the datacenter scope must not be run on unseen.
-			for _, r := range v.rows {
-				if r.node != nil && m.marks[r.node.Key()] {
-					targets = append(targets, r.node.Key())
+// newLaunchForm returns the form for target t; wide runs start in check
+// mode.
+func newLaunchForm(s *shared, t launchTarget) *launchForm {
+	f := &launchForm{base: base{s: s}, launchTarget: t, check: t.scope.Wide()}
+	for i := range numFields {
+		if isText(i) {
+			f.inputs[i] = newTextInput("")
+		}
+	}
+	onPlaybook := func() bool { return f.field == fPlaybook }
+	onText := func() bool { return isText(f.field) }
+	onBox := func() bool { return f.field == fCheck || f.field == fDiff || f.field == fBecome }
+	do := func(fn func()) func(tea.KeyPressMsg) tea.Cmd {
+		return func(tea.KeyPressMsg) tea.Cmd { fn(); return nil }
+	}
+	f.acts = s.register(
+		action{keys: []string{"tab"}, short: "next", desc: "next field", do: do(func() { f.field = (f.field + 1) % numFields })},
+		action{keys: []string{"shift+tab"}, desc: "previous field", do: do(func() { f.field = (f.field + numFields - 1) % numFields })},
+		action{keys: []string{"left", "right", "up", "down", "h", "l", "k", "j", "space"}, label: "←/→", desc: "on the playbook: choose it",
+			when: onPlaybook, do: func(msg tea.KeyPressMsg) tea.Cmd {
+				switch msg.String() {
+				case "up", "left", "k", "h":
+					f.choosePlaybook(-1)
+				default:
+					f.choosePlaybook(1)
 				}
-			}
-			if len(targets) == 0 {
-				m.setFlash("no marked node is shown here (clear the filter, :dc all, or U to clear marks)", true)
-				return "", "", nil, false
-			}
-			subject = strconv.Itoa(len(targets)) + " nodes"
-			if hidden := len(m.marks) - len(targets); hidden > 0 {
-				subject += " (" + strconv.Itoa(hidden) + " more marked but not shown here: left out)"
-			}
-			return provision.ScopeMarked, subject, targets, true
-		}
-		r := v.selected()
-		if r == nil || r.node == nil {
-			m.setFlash("no node under the cursor", true)
-			return "", "", nil, false
-		}
-		return provision.ScopeNode, r.node.Key(), []string{r.node.Key()}, true
-	case viewDetail:
-		n := m.snap.Node(v.dc, v.node)
-		if n == nil {
-			m.setFlash("node "+v.node+" has left the fleet", true)
-			return "", "", nil, false
-		}
-		return provision.ScopeNode, n.Key(), []string{n.Key()}, true
-	case viewRoles, viewGroups:
-		r := v.selected()
-		if r == nil {
-			return "", "", nil, false
-		}
-		scope = provision.ScopeRole
-		match := func(n *fleet.Node) bool { return n.HasRole(r.id) }
-		if v.kind == viewGroups {
-			scope = provision.ScopeGroup
-			match = func(n *fleet.Node) bool { return n.Group == r.id }
-		}
-		for _, n := range m.scope.Nodes {
-			if match(n) {
-				targets = append(targets, n.Key())
-			}
-		}
-		if len(targets) == 0 {
-			m.setFlash(string(scope)+" "+r.id+" has no nodes in this scope", true)
-			return "", "", nil, false
-		}
-		return scope, r.id, targets, true
-	}
-	m.setFlash("run a playbook from nodes, a node, roles or groups", true)
-	return "", "", nil, false
+				return nil
+			}},
+		action{keys: []string{"up"}, label: "↑/↓", desc: "previous / next field (outside the playbook field)",
+			when: func() bool { return !onPlaybook() }, do: do(func() { f.field = max(f.field-1, 0) })},
+		action{keys: []string{"down"}, when: func() bool { return !onPlaybook() }, do: do(func() { f.field = (f.field + 1) % numFields })},
+		action{keys: []string{"space", "x"}, label: "space", short: "toggle", desc: "toggle check mode, diff, become",
+			when: onBox, do: do(f.toggle)},
+		action{keys: []string{"enter"}, desc: "next field; on extra vars: add the key=value typed; on the last field: preview",
+			do: func(tea.KeyPressMsg) tea.Cmd { return f.enter() }},
+		action{keys: []string{"backspace", "ctrl+h"}, desc: "on empty extra vars: take back the last one added",
+			when: func() bool { return f.field == fExtraVars && f.inputs[fExtraVars].Value() == "" && len(f.vars) > 0 },
+			do: do(func() {
+				f.inputs[fExtraVars].SetValue(f.vars[len(f.vars)-1])
+				f.inputs[fExtraVars].CursorEnd()
+				f.vars = f.vars[:len(f.vars)-1]
+			})},
+		action{keys: []string{"ctrl+s"}, short: "preview", desc: "preview: the hosts and the exact command, before anything runs",
+			do: func(tea.KeyPressMsg) tea.Cmd { return f.submit() }},
+		action{keys: []string{"esc"}, short: "close", desc: "close the form", do: do(func() { s.pop() })},
+		// ? is text in the text fields: there f1 opens the help.
+		action{keys: []string{"?", "f1"}, label: "?", short: "help", desc: "help (f1 in a text field)",
+			when: func() bool { return !onText() }, do: do(func() { s.push(newHelpView(s, f)) })},
+		action{keys: []string{"f1"}, short: "help", when: onText, do: do(func() { s.push(newHelpView(s, f)) })},
+		s.quitAction(false),
+	)
+	return f
 }
 
-// openLaunch opens the launch form for what view v targets.
-func (m *Model) openLaunch(v *view) tea.Cmd {
-	if m.prov == nil {
-		m.noProv()
-		return nil
-	}
-	scope, subject, targets, ok := m.launchTargets(v)
-	if !ok {
-		return nil
-	}
-	f := &launchForm{scope: scope, subject: subject, targets: targets, check: scope.Wide()}
-	lv := newView(viewLaunch)
-	lv.form = f
-	m.push(lv)
-	return m.loadPlaybooks(f)
-}
+func (f *launchForm) title() string { return "launch" }
 
-// loadPlaybooks fetches the playbook catalog for form f.
-func (m *Model) loadPlaybooks(f *launchForm) tea.Cmd {
-	p := m.prov
-	return m.provCall(provTimeout, func(ctx context.Context) tea.Msg {
+// loadPlaybooks fetches the playbook catalog for the form.
+func (f *launchForm) loadPlaybooks() tea.Cmd {
+	p := f.s.prov
+	return f.s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 		pbs, err := p.Playbooks(ctx)
 		return playbooksMsg{form: f, pbs: pbs, err: err}
 	})
+}
+
+// update takes the catalog, and text typed into a text field.
+func (f *launchForm) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case playbooksMsg:
+		if msg.form == f {
+			f.setPlaybooks(msg.pbs, msg.err)
+		}
+	case tea.KeyPressMsg, tea.PasteMsg:
+		if !isText(f.field) {
+			return nil
+		}
+		if k, ok := msg.(tea.KeyPressMsg); ok && f.field == fForks && strings.Trim(k.Text, "0123456789") != "" {
+			return nil // forks is a number
+		}
+		if p, ok := msg.(tea.PasteMsg); ok && f.field == fForks && strings.Trim(p.Content, "0123456789") != "" {
+			return nil
+		}
+		editText(&f.inputs[f.field], msg)
+	}
+	return nil
 }
 
 // setPlaybooks installs the catalog (or the reason there is none).
@@ -162,27 +198,16 @@ func (f *launchForm) setPlaybooks(pbs []provision.Playbook, err error) {
 	}
 }
 
-// isText reports whether field i takes typed text.
-func isText(i int) bool { return i == fTags || i == fSkipTags || i == fExtraVars || i == fForks }
-
-// text returns a pointer to the text of field i.
-func (f *launchForm) text(i int) *string {
-	switch i {
-	case fTags:
-		return &f.tags
-	case fSkipTags:
-		return &f.skipTags
-	case fExtraVars:
-		return &f.varText
-	case fForks:
-		return &f.forks
+// choosePlaybook moves the playbook choice by d.
+func (f *launchForm) choosePlaybook(d int) {
+	if n := len(f.playbooks); n > 0 {
+		f.pbSel = (f.pbSel + n + d) % n
 	}
-	return nil
 }
 
-// toggle flips boolean field i.
-func (f *launchForm) toggle(i int) {
-	switch i {
+// toggle flips the boolean field under the cursor.
+func (f *launchForm) toggle() {
+	switch f.field {
 	case fCheck:
 		f.check = !f.check
 	case fDiff:
@@ -192,102 +217,22 @@ func (f *launchForm) toggle(i int) {
 	}
 }
 
-// handleForm edits the launch form: tab/shift+tab (or ↑/↓ outside the
-// playbook list) move between fields, space toggles, ←/→ (or ↑/↓) choose
-// the playbook, enter on extra vars adds the typed key=value, enter on the
-// last field or ctrl+s prepares the preview, esc closes the form.
-func (m *Model) handleForm(v *view, msg tea.KeyPressMsg) tea.Cmd {
-	f := v.form
-	k := msg.String()
-	switch k {
-	case "ctrl+c":
-		return tea.Quit
-	case "esc":
-		m.pop()
-		return nil
-	case "ctrl+s":
-		return m.submitForm(f)
-	case "tab":
-		f.field = (f.field + 1) % numFields
-		return nil
-	case "shift+tab":
-		f.field = (f.field + numFields - 1) % numFields
-		return nil
-	}
-	if f.field == fPlaybook {
-		n := len(f.playbooks)
-		switch k {
-		case "up", "left", "k", "h":
-			if n > 0 {
-				f.pbSel = (f.pbSel + n - 1) % n
-			}
-			return nil
-		case "down", "right", "j", "l", "space":
-			if n > 0 {
-				f.pbSel = (f.pbSel + 1) % n
-			}
-			return nil
-		case "enter":
-			f.field++
+// enter goes to the next field; on extra vars it adds the var typed, on
+// the last field it prepares the preview.
+func (f *launchForm) enter() tea.Cmd {
+	switch t := strings.TrimSpace(f.inputs[fExtraVars].Value()); {
+	case f.field == fExtraVars && t != "":
+		if err := checkExtraVar(t); err != "" {
+			f.err = err
 			return nil
 		}
-		return nil
-	}
-	switch k {
-	case "up":
-		f.field--
-		return nil
-	case "down":
-		f.field = (f.field + 1) % numFields
-		return nil
-	case "enter":
-		switch {
-		case f.field == fExtraVars && strings.TrimSpace(f.varText) != "":
-			if err := checkExtraVar(f.varText); err != "" {
-				f.err = err
-				return nil
-			}
-			f.vars = append(f.vars, strings.TrimSpace(f.varText))
-			f.varText, f.err = "", ""
-		case f.field == numFields-1:
-			return m.submitForm(f)
-		default:
-			f.field++
-		}
-		return nil
-	}
-	if !isText(f.field) {
-		if k == "space" || k == "x" {
-			f.toggle(f.field)
-		}
-		return nil
-	}
-	t := f.text(f.field)
-	switch k {
-	case "backspace", "ctrl+h":
-		if *t == "" && f.field == fExtraVars && len(f.vars) > 0 {
-			// Backspace on an empty input takes back the last var.
-			*t = f.vars[len(f.vars)-1]
-			f.vars = f.vars[:len(f.vars)-1]
-			return nil
-		}
-		p := prompt{text: *t}
-		p.backspace()
-		*t = p.text
-	case "ctrl+u":
-		*t = ""
-	case "space":
-		if f.field != fForks {
-			*t += " "
-		}
+		f.vars = append(f.vars, t)
+		f.inputs[fExtraVars].SetValue("")
+		f.err = ""
+	case f.field == numFields-1:
+		return f.submit()
 	default:
-		if msg.Text != "" && msg.Mod&^tea.ModShift == 0 {
-			s := sanitize(msg.Text)
-			if f.field == fForks && strings.Trim(s, "0123456789") != "" {
-				return nil
-			}
-			*t += s
-		}
+		f.field++
 	}
 	return nil
 }
@@ -323,7 +268,7 @@ func (f *launchForm) request() (provision.LaunchRequest, string) {
 	req := provision.LaunchRequest{
 		Scope: f.scope, Subject: f.subject, Targets: append([]string(nil), f.targets...),
 		Check: f.check, Diff: f.diff, Become: f.become,
-		Tags: splitList(f.tags), SkipTags: splitList(f.skipTags),
+		Tags: splitList(f.inputs[fTags].Value()), SkipTags: splitList(f.inputs[fSkipTags].Value()),
 		ExtraVars: append([]string(nil), f.vars...),
 	}
 	if len(f.playbooks) == 0 {
@@ -333,15 +278,15 @@ func (f *launchForm) request() (provision.LaunchRequest, string) {
 		return req, "no playbook to run (the playbook directory is empty)"
 	}
 	req.Playbook = f.playbooks[f.pbSel].Name
-	if t := strings.TrimSpace(f.varText); t != "" {
+	if t := strings.TrimSpace(f.inputs[fExtraVars].Value()); t != "" {
 		// A var typed but not yet added with enter counts.
 		if err := checkExtraVar(t); err != "" {
 			return req, err
 		}
 		req.ExtraVars = append(req.ExtraVars, t)
 	}
-	if f.forks != "" {
-		n, err := strconv.Atoi(f.forks)
+	if forks := f.inputs[fForks].Value(); forks != "" {
+		n, err := strconv.Atoi(forks)
 		if err != nil || n < 1 || n > 1000 {
 			return req, "forks must be a number from 1 to 1000"
 		}
@@ -350,28 +295,42 @@ func (f *launchForm) request() (provision.LaunchRequest, string) {
 	return req, ""
 }
 
-// submitForm asks the manager for a preview of the form's run.
-func (m *Model) submitForm(f *launchForm) tea.Cmd {
+// submit asks the manager for a preview of the form's run.
+func (f *launchForm) submit() tea.Cmd {
 	if f.busy {
 		return nil
 	}
 	req, bad := f.request()
 	if bad != "" {
 		f.err = sanitize(bad)
-		m.setFlash(f.err, true)
+		f.s.setFlash(f.err, true)
 		return nil
 	}
 	f.busy, f.err = true, ""
-	p := m.prov
-	return m.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
+	p := f.s.prov
+	return f.s.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
 		prev, err := p.Preview(ctx, req)
 		return previewMsg{form: f, prev: prev, err: err}
 	})
 }
 
+// refresh renders the form's lines.
+func (f *launchForm) refresh() {
+	f.lines = f.formLines()
+	f.offset = clamp(f.offset, 0, max(len(f.lines)-f.h, 0))
+}
+
+// view draws the form from its scroll position.
+func (f *launchForm) view(_ time.Time, line func(string)) {
+	end := min(f.offset+f.h, len(f.lines))
+	for _, l := range f.lines[min(f.offset, end):end] {
+		line(f.s.st.render(l.style, fitLine(l.text, f.w)))
+	}
+}
+
 // formLines renders the launch form as body lines.
-func (m *Model) formLines(f *launchForm) []textLine {
-	st := &m.st
+func (f *launchForm) formLines() []textLine {
+	st := &f.s.st
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
 	title := "Run a playbook on " + string(f.scope) + " " + sanitize(f.subject) + " (" + plural(len(f.targets), "node") + ")"
@@ -389,7 +348,7 @@ func (m *Model) formLines(f *launchForm) []textLine {
 		}
 		return "  "
 	}
-	label := func(i int) string { return cur(i) + padWord(fieldNames[i], 12) }
+	label := func(i int) string { return cur(i) + padWord(formFieldName(i), 12) }
 	// Playbook.
 	switch {
 	case !f.pbLoaded:
@@ -414,34 +373,34 @@ func (m *Model) formLines(f *launchForm) []textLine {
 	add("", label(fCheck)+box(f.check)+"  (--check: report what would change, change nothing)")
 	add("", label(fDiff)+box(f.diff)+"  (--diff)")
 	add("", label(fBecome)+box(f.become)+"  (--become)")
-	input := func(i int, s, hint string) {
-		caret := ""
+	input := func(i int, hint string) {
+		in := &f.inputs[i]
 		if f.field == i {
-			caret = "▏"
+			add("", label(i)+inputText(in))
+			return
 		}
-		line := label(i) + s + caret
-		if s == "" && hint != "" {
+		line := label(i) + sanitize(in.Value())
+		if in.Value() == "" && hint != "" {
 			line += "  " + hint
 		}
 		add("", line)
 	}
-	input(fTags, f.tags, "(comma list)")
-	input(fSkipTags, f.skipTags, "(comma list)")
-	input(fExtraVars, f.varText, "(key=value, enter adds one; backspace takes one back)")
+	input(fTags, "(comma list)")
+	input(fSkipTags, "(comma list)")
+	input(fExtraVars, "(key=value, enter adds one; backspace takes one back)")
 	for _, ev := range f.vars {
 		add(st.dim, "                "+strconv.Quote(ev))
 	}
-	input(fForks, f.forks, "(ansible default)")
+	input(fForks, "(ansible default)")
 	add("", "")
 	switch {
 	case f.busy:
 		add(st.warn, "  preparing the preview (inventory snapshot, ansible-playbook --list-hosts)…")
 	case f.err != "":
-		for _, l := range wrap(f.err, max(m.width-4, 10)) {
+		for _, l := range wrap(f.err, max(f.w-4, 10)) {
 			add(st.bad, "  "+l)
 		}
 	}
-	add(st.dim, "  tab/shift+tab field · space toggle · ←/→ playbook · enter next · ctrl+s (or enter on forks) preview · esc cancel")
 	add("", "")
 	add(st.colHeader, "Targets ("+strconv.Itoa(len(f.targets))+")")
 	for i, t := range f.targets {
@@ -460,9 +419,13 @@ const maxListed = 200
 
 // plural renders "1 node", "3 nodes".
 func plural(n int, word string) string {
-	s := strconv.Itoa(n) + " " + word
-	if n != 1 {
-		s += "s"
+	return pluralWord(n, word, word+"s")
+}
+
+// pluralWord renders n with the singular or the plural form.
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	return s
+	return strconv.Itoa(n) + " " + many
 }

@@ -23,11 +23,11 @@ func (f *fakeProv) lastReq(t *testing.T) provision.LaunchRequest {
 // form returns the launch form on top, or fails.
 func (h *harness) form() *launchForm {
 	h.t.Helper()
-	v := h.m.top()
-	if v.kind != viewLaunch || v.form == nil {
-		h.t.Fatalf("top view is %v, want the launch form", v.kind)
+	f, ok := h.m.top().(*launchForm)
+	if !ok {
+		h.t.Fatalf("top view is %v, want the launch form", h.m.top().title())
 	}
-	return v.form
+	return f
 }
 
 func TestLaunchFromNode(t *testing.T) {
@@ -44,8 +44,8 @@ func TestLaunchFromNode(t *testing.T) {
 	if req.Playbook != "base.yml" || req.Scope != provision.ScopeNode || req.Subject != "dc1/node-00001" || req.Check {
 		t.Fatalf("request = %+v", req)
 	}
-	if h.m.top().kind != viewPreview {
-		t.Fatalf("top = %v, want preview", h.m.top().kind)
+	if h.m.top().title() != "preview" {
+		t.Fatalf("top = %v, want preview", h.m.top().title())
 	}
 	h.mustContain("Preview: nothing has run yet", "Hosts as ansible-playbook resolves them (1)", "node-00001",
 		"[0]   ansible-playbook", "--limit", "ANSIBLE_HOST_PATTERN_MISMATCH=error", "enter launch")
@@ -61,8 +61,8 @@ func TestLaunchFromDetail(t *testing.T) {
 	}
 	// esc closes the form and returns to the detail.
 	h.press("esc")
-	if h.m.top().kind != viewDetail {
-		t.Fatalf("esc from the form: top %v", h.m.top().kind)
+	if h.m.top().title() != "node" {
+		t.Fatalf("esc from the form: top %v", h.m.top().title())
 	}
 }
 
@@ -159,8 +159,8 @@ func TestLaunchFormEditing(t *testing.T) {
 	h.press("enter") // empty extra var input: next field (forks)
 	h.keys("1x0")    // letters are ignored in forks
 	f := h.form()
-	if f.field != fForks || f.forks != "10" {
-		t.Fatalf("field %d forks %q", f.field, f.forks)
+	if f.field != fForks || f.inputs[fForks].Value() != "10" {
+		t.Fatalf("field %d forks %q", f.field, f.inputs[fForks].Value())
 	}
 	// shift+tab goes back; values stay.
 	h.do(special("shift+tab"))
@@ -216,8 +216,8 @@ func TestTypedConfirmationGatesLaunch(t *testing.T) {
 	h.do(special("tab"))
 	h.press("space") // check mode off: a real role-wide run
 	h.do(special("ctrl+s"))
-	if v := h.m.top(); v.kind != viewPreview || v.prev.p.Confirm != "api" {
-		t.Fatalf("top %v, want a preview asking for confirmation", v.kind)
+	if v := h.preview(); v.p.Confirm != "api" {
+		t.Fatalf("preview asks for %q, want the role's name", v.p.Confirm)
 	}
 	h.mustContain(`type "api" then enter`, "REAL RUN")
 	h.press("enter")
@@ -235,12 +235,11 @@ func TestTypedConfirmationGatesLaunch(t *testing.T) {
 	if !slices.Equal(p.launched, []string{"plan-1"}) {
 		t.Fatalf("launched %v", p.launched)
 	}
-	v := h.m.top()
-	if v.kind != viewRun || v.run.id != "run-plan-1" {
-		t.Fatalf("after launch top %v", v.kind)
+	if v, ok := h.m.top().(*runView); !ok || v.id != "run-plan-1" {
+		t.Fatalf("after launch top %v", h.m.top().title())
 	}
 	for _, sv := range h.m.stack {
-		if sv.kind == viewLaunch || sv.kind == viewPreview {
+		if sv.title() == "launch" || sv.title() == "preview" {
 			t.Fatal("form or preview left on the stack after launch")
 		}
 	}
@@ -278,8 +277,8 @@ func TestLaunchErrorsShownFormKept(t *testing.T) {
 	p.launchErr = errors.New("hosts locked by run 20260304-0001 (alice@bastion, web.yml)")
 	h.do(special("ctrl+s"))
 	h.press("enter")
-	if h.m.top().kind != viewPreview {
-		t.Fatalf("top %v after a failed launch", h.m.top().kind)
+	if h.m.top().title() != "preview" {
+		t.Fatalf("top %v after a failed launch", h.m.top().title())
 	}
 	h.mustContain("hosts locked by run 20260304-0001 (alice@bastion")
 	h.press("esc")
@@ -295,7 +294,7 @@ func TestNoProvisionerSaysSo(t *testing.T) {
 	h := newHarness(t, synthSnapshot(10), 120, 30)
 	h.keys("r")
 	h.mustContain("runs are not available")
-	if h.m.top().kind != viewNodes {
+	if h.m.top().title() != "nodes" {
 		t.Fatal("r without a run manager opened something")
 	}
 	h.keys(":runs", "enter")

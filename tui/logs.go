@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -80,8 +79,9 @@ func severityFloors() []logview.Severity {
 	return []logview.Severity{logview.Default, logview.Info, logview.Warning, logview.Error}
 }
 
-// logsScreen is the state of one Logs view.
-type logsScreen struct {
+// logsView is the Logs view component: one logview.Stream.
+type logsView struct {
+	base
 	// q is the query of the current stream; title and nodes never change,
 	// the window does (digit keys).
 	q logview.Query
@@ -103,8 +103,8 @@ type logsScreen struct {
 	stop   func() bool
 	closed bool
 
-	buf    *logview.Buffer
-	status logview.Status
+	buf          *logview.Buffer
+	streamStatus logview.Status
 	// opened: the stream was opened; got: a batch arrived. err is the last
 	// Open or Next error (sanitised).
 	opened, got bool
@@ -122,8 +122,11 @@ type logsScreen struct {
 	sel    *logview.Entry
 	top    *logview.Entry
 	skip   int // lines of the top entry scrolled off (wrapped entries)
-	// seek, while set, puts the cursor at seekT as entries arrive (the
-	// incident while its window is being listed).
+	// seek, while set, puts the cursor at seekT as entries arrive: the
+	// incident while its window is being listed, and after, until an
+	// entry at or after it has arrived (the view opens on the incident
+	// marker, where i goes, even when the entries after the incident come
+	// with the tail).
 	seek  bool
 	seekT time.Time
 
@@ -131,8 +134,17 @@ type logsScreen struct {
 	wrap   bool
 	tmode  timeMode
 	search string
-	// matches counts the entries matching search (kept by the floor).
-	matches int
+	// matches counts the entries matching search (kept by the floor);
+	// matchAt is the match the cursor was put on and matchRank its rank
+	// among them (0: unknown).
+	matches   int
+	matchAt   *logview.Entry
+	matchRank int
+
+	// frameSel and frameTop are the cursor and the first entry shown, as
+	// refresh laid them out for the frame; histEnd the histogram's end.
+	frameSel, frameTop int
+	histEnd            time.Time
 
 	// Rendering caches: lines per entry for layout lgen (width, time
 	// mode, wrap, node column); the histogram line.
@@ -164,14 +176,14 @@ type logsScreen struct {
 // Messages of the Logs view's commands.
 type (
 	logsOpenedMsg struct {
-		ls     *logsScreen
+		ls     *logsView
 		gen    uint64
 		stream logview.Stream
 		stop   func() bool
 		err    error
 	}
 	logsBatchMsg struct {
-		ls    *logsScreen
+		ls    *logsView
 		gen   uint64
 		batch logview.Batch
 		err   error
@@ -184,9 +196,9 @@ type (
 )
 
 // logsOffText explains why the log key does nothing.
-func (m *Model) logsOffText() string {
-	if m.logsOff != "" {
-		return "logs are off: " + m.logsOff
+func (s *shared) logsOffText() string {
+	if s.logsOff != "" {
+		return "logs are off: " + s.logsOff
 	}
 	return "logs are off: no Cloud Logging project configured"
 }
@@ -200,111 +212,48 @@ type logTarget struct {
 	what     string
 }
 
-// openLogs opens the Logs view for what the view's selection stands for.
-func (m *Model) openLogs(v *view) tea.Cmd {
-	if m.logs == nil {
-		m.setFlash(m.logsOffText(), true)
-		return nil
-	}
-	t, ok := m.logTargetOf(v)
-	if !ok {
-		return nil
-	}
-	if len(t.nodes)+len(t.names) == 0 {
-		m.setFlash("no nodes to show logs for", true)
-		return nil
-	}
-	ls := m.newLogs(t)
-	lv := newView(viewLogs)
-	lv.logs = ls
-	m.push(lv)
-	return m.startLogs(ls)
-}
-
-// logTargetOf works out the nodes and the incident moment of v's selection.
-func (m *Model) logTargetOf(v *view) (logTarget, bool) {
-	var t logTarget
-	switch v.kind {
-	case viewNodes:
-		r := v.selected()
-		if r == nil || r.node == nil {
-			return t, false
-		}
-		t.title = "node " + r.node.Name
-		t.nodes = []*fleet.Node{r.node}
-	case viewDetail:
-		t.title = "node " + v.node
-		if n := m.nodeOrDeparted(v.dc, v.node); n != nil {
-			t.nodes = []*fleet.Node{n}
-		} else {
-			t.names = []string{v.node}
-		}
-	case viewRoles, viewGroups:
-		r := v.selected()
-		if r == nil {
-			return t, false
-		}
-		if v.kind == viewRoles {
-			t.title = "role " + r.id
-		} else {
-			t.title = "group " + r.id
-		}
-		for _, n := range m.scope.Nodes {
-			if (v.kind == viewRoles && n.HasRole(r.id)) || (v.kind == viewGroups && n.Group == r.id) {
-				t.nodes = append(t.nodes, n)
-			}
-		}
-	case viewEvents:
-		r := v.selected()
-		if r == nil || r.event == nil {
-			return t, false
-		}
-		e := r.event
-		switch {
-		case e.Node != "":
-			t.title = "node " + e.Node
-			if n := m.nodeOrDeparted(e.Datacenter, e.Node); n != nil {
-				t.nodes = []*fleet.Node{n}
-			} else {
-				t.names = []string{e.Node}
-			}
-		case e.Group != "":
-			t.title = "group " + e.Group
-			for _, n := range m.scope.Nodes {
-				if n.Group == e.Group {
-					t.nodes = append(t.nodes, n)
-				}
-			}
-		default:
-			m.setFlash("this event is about no node or group", false)
-			return t, false
-		}
-		// The event is the incident, whatever its kind.
-		t.incident, t.what = e.Time, eventDetail(e)
-		if e.Node != "" {
-			t.what = e.Node + " " + t.what
-		}
-		return t, true
-	default:
-		return t, false
-	}
-	if e := m.lastIncident(t.nodes); e != nil {
+// withIncident sets the incident to the latest transition of t's nodes
+// to warning or critical in the journal (none: the view opens at now).
+func (t logTarget) withIncident(s *shared) logTarget {
+	if e := s.lastIncident(t.nodes); e != nil {
 		t.incident, t.what = e.Time, e.Node+" "+eventDetail(e)
 	}
-	return t, true
+	return t
+}
+
+// logsAction is l in the views whose selection has logs (a node, an
+// event, a role, a group): the Logs view of what target returns.
+func (s *shared) logsAction(desc string, target func() (logTarget, bool)) action {
+	return action{keys: []string{"l"}, short: "logs", desc: desc, do: func(tea.KeyPressMsg) tea.Cmd {
+		if s.logs == nil {
+			s.setFlash(s.logsOffText(), true)
+			return nil
+		}
+		t, ok := target()
+		if !ok {
+			return nil
+		}
+		if len(t.nodes)+len(t.names) == 0 {
+			s.setFlash("no nodes to show logs for", true)
+			return nil
+		}
+		ls := newLogsView(s, t)
+		s.push(ls)
+		return ls.startLogs()
+	}}
 }
 
 // nodeOrDeparted returns the node, or, for a node that has left (an
 // auto-healed one, say), the node as last seen before it left, so that its
 // logs can still be found by its instance id. Nil when neither is known.
-func (m *Model) nodeOrDeparted(dc, name string) *fleet.Node {
-	if n := m.snap.Node(dc, name); n != nil {
+func (s *shared) nodeOrDeparted(dc, name string) *fleet.Node {
+	if n := s.snap.Node(dc, name); n != nil {
 		return n
 	}
-	if m.snap == nil {
+	if s.snap == nil {
 		return nil
 	}
-	evs := m.snap.Events
+	evs := s.snap.Events
 	for i := len(evs) - 1; i >= 0; i-- {
 		if e := &evs[i]; e.Kind == fleet.NodeLeft && e.Last != nil && e.Datacenter == dc && e.Node == name {
 			return e.Last
@@ -315,7 +264,7 @@ func (m *Model) nodeOrDeparted(dc, name string) *fleet.Node {
 
 // lastIncident returns the newest journal event in which one of nodes went
 // to warning or critical, or nil.
-func (m *Model) lastIncident(nodes []*fleet.Node) *fleet.Event {
+func (s *shared) lastIncident(nodes []*fleet.Node) *fleet.Event {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -323,7 +272,7 @@ func (m *Model) lastIncident(nodes []*fleet.Node) *fleet.Event {
 	for _, n := range nodes {
 		keys[n.Key()] = true
 	}
-	evs := m.snap.Events
+	evs := s.snap.Events
 	for i := len(evs) - 1; i >= 0; i-- {
 		e := &evs[i]
 		if e.Kind == fleet.HealthChanged && (e.To == fleet.HealthWarning || e.To == fleet.HealthCritical) &&
@@ -334,11 +283,12 @@ func (m *Model) lastIncident(nodes []*fleet.Node) *fleet.Event {
 	return nil
 }
 
-// newLogs builds the state of a Logs view for t (not yet streaming).
-func (m *Model) newLogs(t logTarget) *logsScreen {
-	now := m.now()
-	ls := &logsScreen{
-		before: m.logsBefore, after: m.logsAfter,
+// newLogsView returns the Logs view of t (not yet streaming).
+func newLogsView(s *shared, t logTarget) *logsView {
+	now := s.now()
+	ls := &logsView{
+		base:   base{s: s},
+		before: s.logsBefore, after: s.logsAfter,
 		what:    t.what,
 		lines:   map[*logview.Entry]*logLine{},
 		markIdx: -1,
@@ -365,8 +315,8 @@ func (m *Model) newLogs(t logTarget) *logsScreen {
 		ls.nodeStyle = make(map[string]string, len(refs))
 		for i, r := range refs {
 			st := ""
-			if len(m.st.nodes) > 0 {
-				st = m.st.nodes[i%len(m.st.nodes)]
+			if len(s.st.nodes) > 0 {
+				st = s.st.nodes[i%len(s.st.nodes)]
 			}
 			ls.nodeStyle[r.Name] = st
 			ls.nodeW = max(ls.nodeW, cellWidth(sanitize(r.Name)))
@@ -374,6 +324,7 @@ func (m *Model) newLogs(t logTarget) *logsScreen {
 		ls.nodeW = min(ls.nodeW, maxNodeCol)
 	}
 	ls.setWindow(now)
+	ls.acts = s.register(ls.actions()...)
 	return ls
 }
 
@@ -381,7 +332,7 @@ func (m *Model) newLogs(t logTarget) *logsScreen {
 const maxNodeCol = 16
 
 // setWindow sets the query's window from the incident and the widths.
-func (ls *logsScreen) setWindow(now time.Time) {
+func (ls *logsView) setWindow(now time.Time) {
 	if ls.live {
 		ls.q.From, ls.q.To = now, time.Time{}
 		return
@@ -392,7 +343,7 @@ func (ls *logsScreen) setWindow(now time.Time) {
 // windowEnd is the end of the window as the histogram draws it: a window
 // that ends in the future is drawn whole (its future is empty), an open
 // one up to now.
-func (ls *logsScreen) windowEnd(now time.Time) time.Time {
+func (ls *logsView) windowEnd(now time.Time) time.Time {
 	if ls.q.To.IsZero() {
 		return now
 	}
@@ -401,20 +352,20 @@ func (ls *logsScreen) windowEnd(now time.Time) time.Time {
 
 // startLogs (re)opens the view's stream with its current query, into a
 // fresh Buffer.
-func (m *Model) startLogs(ls *logsScreen) tea.Cmd {
+func (ls *logsView) startLogs() tea.Cmd {
 	ls.closeStream()
 	ls.gen++
 	ls.closed = false
-	ls.ctx, ls.cancel = context.WithCancel(m.ctx)
-	ls.buf = logview.NewBuffer(m.logsCap)
-	ls.status = logview.Status{}
+	ls.ctx, ls.cancel = context.WithCancel(ls.s.ctx)
+	ls.buf = logview.NewBuffer(ls.s.logsCap)
+	ls.streamStatus = logview.Status{}
 	ls.opened, ls.got, ls.err = false, false, ""
-	ls.fresh, ls.matches = 0, 0
+	ls.fresh, ls.matches, ls.matchAt, ls.matchRank = 0, 0, nil, 0
 	ls.sel, ls.top, ls.skip = nil, nil, 0
 	ls.ver++
 	ls.histStale = true
 	clear(ls.lines)
-	ctx, gen, op, q := ls.ctx, ls.gen, m.logs, ls.q
+	ctx, gen, op, q := ls.ctx, ls.gen, ls.s.logs, ls.q
 	return func() tea.Msg {
 		s, err := op.Open(ctx, q)
 		if err != nil {
@@ -430,7 +381,7 @@ func (m *Model) startLogs(ls *logsScreen) tea.Cmd {
 // closeStream ends the current stream: closes it (which ends the Next in
 // flight) and cancels its context. Close comes first so that the stream
 // is closed once, here, rather than also by an AfterFunc of the context.
-func (ls *logsScreen) closeStream() {
+func (ls *logsView) closeStream() {
 	if ls.cancel == nil {
 		return
 	}
@@ -442,16 +393,33 @@ func (ls *logsScreen) closeStream() {
 	ls.closed = true
 }
 
-// closeView releases what a view holds when it leaves the stack.
-func (m *Model) closeView(v *view) {
-	if v != nil && v.logs != nil {
-		v.logs.closeStream()
+// close ends the stream when the view leaves the stack.
+func (ls *logsView) close() { ls.closeStream() }
+
+func (ls *logsView) title() string { return "logs" }
+
+// update takes the messages of the view's stream, and the tick.
+func (ls *logsView) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case logsOpenedMsg:
+		if msg.ls == ls {
+			return ls.logsOpened(msg)
+		}
+	case logsBatchMsg:
+		if msg.ls == ls {
+			return ls.logsBatch(msg)
+		}
+	case tickMsg:
+		// The histogram is refreshed once a second: a live window's end
+		// moves with the clock, and big buffers are not recounted with
+		// every batch.
+		ls.histStale = true
 	}
+	return nil
 }
 
 // logsOpened installs an opened stream and starts reading it.
-func (m *Model) logsOpened(msg logsOpenedMsg) tea.Cmd {
-	ls := msg.ls
+func (ls *logsView) logsOpened(msg logsOpenedMsg) tea.Cmd {
 	if ls.closed || msg.gen != ls.gen {
 		// A stream of a closed view or of an older window: its context is
 		// cancelled, so the AfterFunc closes it.
@@ -469,7 +437,7 @@ func (m *Model) logsOpened(msg logsOpenedMsg) tea.Cmd {
 }
 
 // next waits for the stream's next batch.
-func (ls *logsScreen) next() tea.Cmd {
+func (ls *logsView) next() tea.Cmd {
 	ctx, s, gen := ls.ctx, ls.stream, ls.gen
 	return func() tea.Msg {
 		b, err := s.Next(ctx)
@@ -478,8 +446,7 @@ func (ls *logsScreen) next() tea.Cmd {
 }
 
 // logsBatch takes one batch into the view and waits for the next.
-func (m *Model) logsBatch(msg logsBatchMsg) tea.Cmd {
-	ls := msg.ls
+func (ls *logsView) logsBatch(msg logsBatchMsg) tea.Cmd {
 	if ls.closed || msg.gen != ls.gen {
 		return nil
 	}
@@ -490,8 +457,8 @@ func (m *Model) logsBatch(msg logsBatchMsg) tea.Cmd {
 	case errors.Is(msg.err, io.EOF):
 		// The window is listed (Done) or the stream gave up (Failed):
 		// the batch carries the final status and nothing more comes.
-		ls.got, ls.status = true, msg.batch.Status
-		m.ingest(ls, msg.batch.Entries)
+		ls.got, ls.streamStatus = true, msg.batch.Status
+		ls.ingest(msg.batch.Entries)
 		return nil
 	case errors.Is(msg.err, logview.ErrClosed):
 		ls.err = "the log stream was closed"
@@ -504,11 +471,11 @@ func (m *Model) logsBatch(msg logsBatchMsg) tea.Cmd {
 	}
 	ls.err = ""
 	ls.got = true
-	ls.status = msg.batch.Status
-	m.ingest(ls, msg.batch.Entries)
-	if ls.status.Phase != logview.Listing {
-		// The window is listed: the incident's place is final, and what
-		// arrives from now on is new.
+	ls.streamStatus = msg.batch.Status
+	ls.ingest(msg.batch.Entries)
+	if ls.streamStatus.Phase != logview.Listing && ls.nextKept(ls.buf.Search(ls.seekT)) >= 0 {
+		// The window is listed and the cursor is on the incident's place:
+		// what arrives from now on is new.
 		ls.seek = false
 	}
 	return ls.next()
@@ -516,7 +483,7 @@ func (m *Model) logsBatch(msg logsBatchMsg) tea.Cmd {
 
 // retryNext waits a second before reading the stream again, unless the
 // view closes first.
-func (ls *logsScreen) retryNext() tea.Cmd {
+func (ls *logsView) retryNext() tea.Cmd {
 	ctx, next := ls.ctx, ls.next()
 	return func() tea.Msg {
 		t := time.NewTimer(time.Second)
@@ -537,7 +504,7 @@ const histSmall = 10_000
 
 // ingest adds entries in one Buffer.Add and keeps the match count, the
 // paused view's "new" count and the incident position up to date.
-func (m *Model) ingest(ls *logsScreen, entries []*logview.Entry) {
+func (ls *logsView) ingest(entries []*logview.Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -563,10 +530,18 @@ func (m *Model) ingest(ls *logsScreen, entries []*logview.Entry) {
 	}
 	if ls.search != "" {
 		appended := prevLast == nil || b.IndexOf(prevLast) == prevLen-1-res.Evicted
+		if ls.matchAt != nil && (!appended || b.IndexOf(ls.matchAt) < 0) {
+			// Entries went in before the match, or it was evicted: its
+			// rank is no longer known.
+			ls.matchAt, ls.matchRank = nil, 0
+		}
 		if appended && res.Evicted <= prevLen {
 			for _, i := range doomed {
 				if i < res.Evicted {
 					ls.matches--
+					if ls.matchRank > 0 {
+						ls.matchRank--
+					}
 				}
 			}
 			from := 0
@@ -582,15 +557,15 @@ func (m *Model) ingest(ls *logsScreen, entries []*logview.Entry) {
 		ls.fresh += res.Added
 	}
 	if ls.seek {
-		m.seekTo(ls, ls.seekT)
+		ls.seekTo(ls.seekT)
 	}
 }
 
 // keep reports whether e passes the severity floor.
-func (ls *logsScreen) keep(e *logview.Entry) bool { return e.Severity >= ls.floor }
+func (ls *logsView) keep(e *logview.Entry) bool { return e.Severity >= ls.floor }
 
 // keepFunc is keep for Buffer searches (nil when everything is kept).
-func (ls *logsScreen) keepFunc() func(*logview.Entry) bool {
+func (ls *logsView) keepFunc() func(*logview.Entry) bool {
 	if ls.floor <= logview.Default {
 		return nil
 	}
@@ -599,7 +574,7 @@ func (ls *logsScreen) keepFunc() func(*logview.Entry) bool {
 
 // matchesBelow returns the indexes below n of entries matching the search,
 // scanning backward from n-1 (Find stops at 0, so the pass is bounded).
-func (ls *logsScreen) matchesBelow(n int) []int {
+func (ls *logsView) matchesBelow(n int) []int {
 	var out []int
 	keep := ls.keepFunc()
 	for i := n - 1; i >= 0; {
@@ -614,7 +589,7 @@ func (ls *logsScreen) matchesBelow(n int) []int {
 }
 
 // matchesFrom counts the entries matching the search at or after from.
-func (ls *logsScreen) matchesFrom(from int) int {
+func (ls *logsView) matchesFrom(from int) int {
 	n := 0
 	keep := ls.keepFunc()
 	for i := from; ; {
@@ -627,22 +602,11 @@ func (ls *logsScreen) matchesFrom(from int) int {
 	}
 }
 
-// tickLogs refreshes the histogram of a Logs view once a second: a live
-// window's end moves with the clock, and big buffers are not recounted
-// with every batch.
-func (m *Model) tickLogs() {
-	for _, v := range m.stack {
-		if v.logs != nil {
-			v.logs.histStale = true
-		}
-	}
-}
-
 // Navigation. Indexes are Buffer indexes; entries below the floor are
 // skipped.
 
 // nextKept returns the first kept index at or after i, or -1.
-func (ls *logsScreen) nextKept(i int) int {
+func (ls *logsView) nextKept(i int) int {
 	n := ls.buf.Len()
 	for i = max(i, 0); i < n; i++ {
 		if ls.keep(ls.buf.At(i)) {
@@ -653,7 +617,7 @@ func (ls *logsScreen) nextKept(i int) int {
 }
 
 // prevKept returns the last kept index at or before i, or -1.
-func (ls *logsScreen) prevKept(i int) int {
+func (ls *logsView) prevKept(i int) int {
 	for i = min(i, ls.buf.Len()-1); i >= 0; i-- {
 		if ls.keep(ls.buf.At(i)) {
 			return i
@@ -665,7 +629,7 @@ func (ls *logsScreen) prevKept(i int) int {
 // selIndex returns the cursor's index: the newest kept entry when
 // following, else the cursor entry (or the nearest kept one when it was
 // evicted or is below the floor). -1 when nothing is shown.
-func (ls *logsScreen) selIndex() int {
+func (ls *logsView) selIndex() int {
 	if ls.follow || ls.sel == nil {
 		if ls.follow {
 			return ls.prevKept(ls.buf.Len() - 1)
@@ -686,7 +650,7 @@ func (ls *logsScreen) selIndex() int {
 }
 
 // setSel puts the cursor on index i (paused).
-func (ls *logsScreen) setSel(i int) {
+func (ls *logsView) setSel(i int) {
 	if i < 0 {
 		return
 	}
@@ -699,7 +663,7 @@ func (ls *logsScreen) setSel(i int) {
 
 // moveLogs moves the cursor by delta kept entries; moving pauses the
 // view, and reaching the end with End resumes following.
-func (m *Model) moveLogs(ls *logsScreen, delta int) {
+func (ls *logsView) moveLogs(delta int) {
 	ls.seek = false
 	i := ls.selIndex()
 	if i < 0 {
@@ -707,7 +671,7 @@ func (m *Model) moveLogs(ls *logsScreen, delta int) {
 	}
 	switch {
 	case delta >= 1<<29:
-		m.followLogs(ls, true)
+		ls.followLogs(true)
 		return
 	case delta <= -1<<29:
 		ls.setSel(ls.nextKept(0))
@@ -731,7 +695,7 @@ func (m *Model) moveLogs(ls *logsScreen, delta int) {
 }
 
 // followLogs turns following on or off.
-func (m *Model) followLogs(ls *logsScreen, on bool) {
+func (ls *logsView) followLogs(on bool) {
 	ls.seek = false
 	if on {
 		ls.follow, ls.fresh, ls.sel = true, 0, nil
@@ -746,7 +710,7 @@ func (m *Model) followLogs(ls *logsScreen, on bool) {
 // seekTo puts the cursor on the first kept entry at or after t (or the
 // last one before it) and scrolls it to a third of the screen, so what
 // led up to t is in view too.
-func (m *Model) seekTo(ls *logsScreen, t time.Time) {
+func (ls *logsView) seekTo(t time.Time) {
 	i := ls.nextKept(ls.buf.Search(t))
 	if i < 0 {
 		i = ls.prevKept(ls.buf.Len() - 1)
@@ -755,18 +719,18 @@ func (m *Model) seekTo(ls *logsScreen, t time.Time) {
 		return
 	}
 	ls.setSel(i)
-	m.scrollAbove(ls, i, m.logsHeight()/3)
+	ls.scrollAbove(i, ls.logsHeight()/3)
 }
 
 // scrollAbove scrolls so that about n lines precede entry i on screen.
-func (m *Model) scrollAbove(ls *logsScreen, i, n int) {
+func (ls *logsView) scrollAbove(i, n int) {
 	top, acc := i, 0
 	for acc < n {
 		j := ls.prevKept(top - 1)
 		if j < 0 {
 			break
 		}
-		acc += m.entryHeight(ls, j)
+		acc += ls.entryHeight(j)
 		top = j
 	}
 	ls.top, ls.skip = ls.buf.At(top), max(acc-n, 0)
@@ -775,21 +739,21 @@ func (m *Model) scrollAbove(ls *logsScreen, i, n int) {
 // logsHeight is the number of stream lines the Logs view shows: the
 // screen minus the console header (2), the view's own header (3) and the
 // footer.
-func (m *Model) logsHeight() int { return max(m.height-6, 1) }
+func (ls *logsView) logsHeight() int { return max(ls.h-3, 1) }
 
 // layoutLogs resolves the cursor and the first line shown, keeping the
 // cursor entry entirely on screen. It returns the cursor index and the
 // top index (-1, -1 when nothing is shown).
-func (m *Model) layoutLogs(ls *logsScreen) (sel, top int) {
-	m.checkLayout(ls)
-	h := m.logsHeight()
+func (ls *logsView) layoutLogs() (sel, top int) {
+	ls.checkLayout()
+	h := ls.logsHeight()
 	sel = ls.selIndex()
 	if sel < 0 {
 		ls.top, ls.skip = nil, 0
 		return -1, -1
 	}
 	if ls.follow {
-		m.bottomAlign(ls, sel, h)
+		ls.bottomAlign(sel, h)
 		return sel, ls.buf.IndexOf(ls.top)
 	}
 	top = -1
@@ -808,7 +772,7 @@ func (m *Model) layoutLogs(ls *logsScreen) (sel, top int) {
 	// it at most a screenful.
 	acc := 0
 	for i := sel; i >= 0; {
-		acc += m.entryHeight(ls, i)
+		acc += ls.entryHeight(i)
 		if i == top {
 			if acc-ls.skip <= h {
 				return sel, top
@@ -820,16 +784,16 @@ func (m *Model) layoutLogs(ls *logsScreen) (sel, top int) {
 		}
 		i = ls.prevKept(i - 1)
 	}
-	m.bottomAlign(ls, sel, h)
+	ls.bottomAlign(sel, h)
 	return sel, ls.buf.IndexOf(ls.top)
 }
 
 // bottomAlign scrolls so that entry i's last line is the screen's last.
-func (m *Model) bottomAlign(ls *logsScreen, i, h int) {
+func (ls *logsView) bottomAlign(i, h int) {
 	acc := 0
 	top := i
 	for j := i; j >= 0; j = ls.prevKept(j - 1) {
-		acc += m.entryHeight(ls, j)
+		acc += ls.entryHeight(j)
 		top = j
 		if acc >= h {
 			break
@@ -841,7 +805,7 @@ func (m *Model) bottomAlign(ls *logsScreen, i, h int) {
 // marker returns the entry the incident marker is drawn with and whether
 // it goes after that entry (the incident is after every entry shown);
 // -1 when nothing is shown.
-func (ls *logsScreen) marker() (int, bool) {
+func (ls *logsView) marker() (int, bool) {
 	if ls.markVer == ls.ver {
 		return ls.markIdx, ls.markEnd
 	}
@@ -855,32 +819,30 @@ func (ls *logsScreen) marker() (int, bool) {
 
 // entryHeight is the number of screen lines entry i takes, the incident
 // marker included.
-func (m *Model) entryHeight(ls *logsScreen, i int) int {
-	n := len(m.logLineOf(ls, ls.buf.At(i)).text)
+func (ls *logsView) entryHeight(i int) int {
+	n := len(ls.logLineOf(ls.buf.At(i)).text)
 	if mi, _ := ls.marker(); mi == i {
+		n++
+	}
+	if _, gap := ls.gapFrom(i); gap {
 		n++
 	}
 	return n
 }
 
-// refreshLogs applies a search typed with "/" and keeps the layout valid.
-func (m *Model) refreshLogs(v *view) {
-	ls := v.logs
-	if v.filterText != ls.search {
-		m.setLogsSearch(ls, v.filterText)
-	}
-	m.layoutLogs(ls)
-}
-
 // setLogsSearch changes the search, counts its matches and moves to the
 // first one at or after the cursor.
-func (m *Model) setLogsSearch(ls *logsScreen, s string) {
+func (ls *logsView) setLogsSearch(s string) {
+	if s != ls.search {
+		ls.s.clearFlash() // what it said (a wrap, no match) was about the old search
+	}
 	ls.search = s
 	ls.matches = 0
 	if s == "" {
 		return
 	}
 	ls.matches = ls.buf.CountMatches(s, ls.keepFunc())
+	ls.matchAt, ls.matchRank = nil, 0
 	if ls.matches == 0 {
 		return
 	}
@@ -889,29 +851,44 @@ func (m *Model) setLogsSearch(ls *logsScreen, s string) {
 	if i < 0 {
 		i = ls.buf.Find(s, 0, true, ls.keepFunc())
 	}
-	m.showEntry(ls, i)
+	ls.showEntry(i)
+	ls.matchAt, ls.matchRank = ls.buf.At(i), ls.rankOf(i)
+}
+
+// rankOf returns the rank of the match at index i among the matches (1
+// for the first): a pass over the entries before it, done when the rank
+// is not known from the last move.
+func (ls *logsView) rankOf(i int) int {
+	n := 0
+	for j := 0; ; j++ {
+		j = ls.buf.Find(ls.search, j, true, ls.keepFunc())
+		if j < 0 || j > i {
+			return n
+		}
+		n++
+	}
 }
 
 // showEntry moves the cursor to i (paused) and scrolls it into view,
 // with some context above when it was off screen.
-func (m *Model) showEntry(ls *logsScreen, i int) {
+func (ls *logsView) showEntry(i int) {
 	if i < 0 {
 		return
 	}
 	ls.seek = false
-	_, top := m.layoutLogs(ls)
+	_, top := ls.layoutLogs()
 	ls.setSel(i)
-	if top < 0 || i < top || !m.onScreen(ls, top, i) {
-		m.scrollAbove(ls, i, m.logsHeight()/3)
+	if top < 0 || i < top || !ls.onScreen(top, i) {
+		ls.scrollAbove(i, ls.logsHeight()/3)
 	}
 }
 
 // onScreen reports whether entry i is entirely visible with the screen
 // starting at top.
-func (m *Model) onScreen(ls *logsScreen, top, i int) bool {
-	h, acc := m.logsHeight(), -ls.skip
+func (ls *logsView) onScreen(top, i int) bool {
+	h, acc := ls.logsHeight(), -ls.skip
 	for j := top; j >= 0 && j <= i; j = ls.nextKept(j + 1) {
-		acc += m.entryHeight(ls, j)
+		acc += ls.entryHeight(j)
 		if acc > h {
 			return false
 		}
@@ -921,7 +898,7 @@ func (m *Model) onScreen(ls *logsScreen, top, i int) bool {
 
 // findNext moves to the next (or previous) entry matching needle and
 // kept by keep, wrapping around; it says so when there is none.
-func (m *Model) findNext(ls *logsScreen, needle string, forward bool, keep func(*logview.Entry) bool, what string) {
+func (ls *logsView) findNext(needle string, forward bool, keep func(*logview.Entry) bool, what string) {
 	i := ls.selIndex()
 	var j int
 	if forward {
@@ -936,16 +913,43 @@ func (m *Model) findNext(ls *logsScreen, needle string, forward bool, keep func(
 		}
 	}
 	if j < 0 {
-		m.setFlash("no "+what, true)
+		ls.s.setFlash("no "+what, true)
 		return
 	}
-	m.showEntry(ls, j)
+	wrapped := (forward && j <= i) || (!forward && j >= i)
+	if wrapped {
+		if forward {
+			ls.s.setFlash("search wrapped to the top", false)
+		} else {
+			ls.s.setFlash("search wrapped to the bottom", false)
+		}
+	}
+	ls.showEntry(j)
+	if needle == "" || needle != ls.search {
+		return
+	}
+	// The rank of the new match: one more or less than the last one's, or
+	// the first or last after a wrap; counted when not known.
+	known := ls.matchRank > 0 && i >= 0 && ls.buf.At(i) == ls.matchAt
+	switch {
+	case wrapped && forward:
+		ls.matchRank = 1
+	case wrapped:
+		ls.matchRank = ls.matches
+	case known && forward:
+		ls.matchRank++
+	case known:
+		ls.matchRank--
+	default:
+		ls.matchRank = ls.rankOf(j)
+	}
+	ls.matchAt = ls.buf.At(j)
 }
 
 // reopenLogs re-opens the stream for the window of digit key d, keeping
 // the cursor's moment when paused.
-func (m *Model) reopenLogs(ls *logsScreen, d int) tea.Cmd {
-	now := m.now()
+func (ls *logsView) reopenLogs(d int) tea.Cmd {
+	now := ls.s.now()
 	if d == 0 {
 		ls.live = true
 	} else {
@@ -963,12 +967,12 @@ func (m *Model) reopenLogs(ls *logsScreen, d int) tea.Cmd {
 		}
 		ls.seek, ls.seekT = true, t
 	}
-	m.setFlash("logs window "+ls.windowText(), false)
-	return m.startLogs(ls)
+	ls.s.setFlash("logs window "+ls.windowText(), false)
+	return ls.startLogs()
 }
 
 // windowText describes the window ("±5m around 10:02:13", "live from 10:05:00").
-func (ls *logsScreen) windowText() string {
+func (ls *logsView) windowText() string {
 	at := func(t time.Time) string { return ls.clock(t) }
 	if ls.live {
 		return "live from " + at(ls.q.From)
@@ -982,8 +986,8 @@ func (ls *logsScreen) windowText() string {
 
 // tailing reports whether the stream delivers live entries beyond the
 // listed window.
-func (ls *logsScreen) tailing() bool {
-	switch ls.status.Phase {
+func (ls *logsView) tailing() bool {
+	switch ls.streamStatus.Phase {
 	case logview.Live, logview.Reconnecting, logview.Stalled:
 		return true
 	}
@@ -992,7 +996,7 @@ func (ls *logsScreen) tailing() bool {
 
 // clock formats t to the second in the view's time mode (relative mode
 // names wall times in UTC, since offsets need an anchor to read).
-func (ls *logsScreen) clock(t time.Time) string {
+func (ls *logsView) clock(t time.Time) string {
 	if ls.tmode == timeLocal {
 		return t.Local().Format(time.TimeOnly)
 	}
@@ -1059,123 +1063,133 @@ func absDur(d time.Duration) time.Duration {
 }
 
 // jumpLogs handles the jump prompt's line.
-func (m *Model) jumpLogs(text string) {
-	v := m.top()
-	if v.logs == nil {
-		return
-	}
-	ls := v.logs
+func (ls *logsView) jumpLogs(text string) {
+	s := ls.s
 	loc := time.UTC
 	if ls.tmode == timeLocal {
 		loc = time.Local
 	}
-	t, err := parseJumpTime(text, ls.q.Incident, m.now(), loc)
+	t, err := parseJumpTime(text, ls.q.Incident, s.now(), loc)
 	if err != nil {
-		m.setFlash(err.Error(), true)
+		s.setFlash(err.Error(), true)
 		return
 	}
 	// A live view holds entries past its window's end, up to now.
 	end := ls.q.To
-	if ls.tailing() && m.now().After(end) {
-		end = m.now()
+	if ls.tailing() && s.now().After(end) {
+		end = s.now()
 	}
 	if t.Before(ls.q.From) || (!ls.q.To.IsZero() && t.After(end)) {
-		m.setFlash(ls.clock(t)+" is outside the window ("+ls.windowText()+"): a digit key widens it", true)
+		s.setFlash(ls.clock(t)+" is outside the window ("+ls.windowText()+"): a digit key widens it", true)
 	} else {
-		m.flash = "" // an earlier complaint no longer applies
+		s.clearFlash() // an earlier complaint no longer applies
 	}
 	if ls.buf.Len() == 0 {
 		return
 	}
-	m.followLogs(ls, false)
-	m.seekTo(ls, t)
+	ls.followLogs(false)
+	ls.seekTo(t)
 }
 
-// handleLogs handles the Logs view's own keys; others fall through to the
-// console's (esc, ?, q, :).
-func (m *Model) handleLogs(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	ls := v.logs
-	k := &m.keys
-	if d, ok := k.step(msg, m.logsHeight()); ok {
-		m.moveLogs(ls, d)
-		return nil, true
+// actions are the Logs view's keys.
+func (ls *logsView) actions() []action {
+	s := ls.s
+	do := func(fn func()) func(tea.KeyPressMsg) tea.Cmd {
+		return func(tea.KeyPressMsg) tea.Cmd { fn(); return nil }
 	}
-	switch {
-	case key.Matches(msg, k.Follow):
-		m.followLogs(ls, !ls.follow)
-	case key.Matches(msg, k.Filter):
-		// As in less: the search starts empty and applies as typed; esc
-		// restores the previous one.
-		m.input = &prompt{kind: '/', prev: v.filterText}
-	case key.Matches(msg, k.NextMatch), key.Matches(msg, k.PrevMatch):
-		if ls.search == "" {
-			m.setFlash("search first with /", false)
-			break
-		}
-		m.findNext(ls, ls.search, key.Matches(msg, k.NextMatch), ls.keepFunc(), "match for "+ls.search)
-	case key.Matches(msg, k.NextError), key.Matches(msg, k.PrevError):
-		m.findNext(ls, "", key.Matches(msg, k.NextError), func(e *logview.Entry) bool { return e.Severity >= logview.Error },
-			"error (ERROR or worse) in the view")
-	case key.Matches(msg, k.Incident):
-		if i, _ := ls.marker(); i >= 0 {
-			m.followLogs(ls, false)
-			ls.setSel(i)
-			m.scrollAbove(ls, i, m.logsHeight()/3)
-		}
-	case key.Matches(msg, k.Level):
-		floors := severityFloors()
-		i := slices.Index(floors, ls.floor)
-		ls.floor = floors[(i+1)%len(floors)]
-		ls.ver++
-		ls.matches = 0
-		if ls.search != "" {
-			ls.matches = ls.buf.CountMatches(ls.search, ls.keepFunc())
-		}
-	case key.Matches(msg, k.Wrap):
-		ls.wrap = !ls.wrap
-	case key.Matches(msg, k.TimeMode):
-		ls.tmode = (ls.tmode + 1) % numTimeModes
-		ls.histStale = true
-	case key.Matches(msg, k.Window):
-		d, _ := strconv.Atoi(msg.String())
-		return m.reopenLogs(ls, d), true
-	case key.Matches(msg, k.JumpTime):
-		m.input = &prompt{kind: '@'}
-	case key.Matches(msg, k.Enter):
-		if i := ls.selIndex(); i >= 0 {
-			ev := newView(viewLogEntry)
-			ev.entry = ls.buf.At(i)
-			m.push(ev)
-		}
-	case key.Matches(msg, k.Copy):
-		if i := ls.selIndex(); i >= 0 {
-			return m.copyEntry(ls.buf.At(i)), true
-		}
-	case key.Matches(msg, k.Save):
-		return m.saveLogsCmd(ls), true
-	default:
-		return nil, false
+	acts := moveActions(ls.logsHeight, ls.moveLogs)
+	acts[len(acts)-1].desc = "last entry, and follow the newest"
+	acts = append(acts,
+		action{keys: []string{"p"}, short: "pause", desc: "pause / follow (paused keeps receiving: N new)", when: func() bool { return ls.follow },
+			do: do(func() { ls.followLogs(false) })},
+		action{keys: []string{"p"}, short: "follow", when: func() bool { return !ls.follow }, do: do(func() { ls.followLogs(true) })},
+		action{keys: []string{"/"}, short: "search", desc: "search text, node and payload (applies as typed; esc restores the previous search)",
+			do: do(ls.openSearch)},
+		action{keys: []string{"n"}, desc: "next search match", when: func() bool { return ls.search != "" },
+			do: do(func() { ls.findNext(ls.search, true, ls.keepFunc(), "match for "+ls.search) })},
+		action{keys: []string{"N"}, desc: "previous search match", when: func() bool { return ls.search != "" },
+			do: do(func() { ls.findNext(ls.search, false, ls.keepFunc(), "match for "+ls.search) })},
+		action{keys: []string{"n", "N"}, when: func() bool { return ls.search == "" },
+			do: do(func() { s.setFlash("search first with /", false) })},
+		action{keys: []string{"e"}, desc: "next error (ERROR or worse)", do: do(func() { ls.findNext("", true, isError, "error (ERROR or worse) in the view") })},
+		action{keys: []string{"E"}, desc: "previous error", do: do(func() { ls.findNext("", false, isError, "error (ERROR or worse) in the view") })},
+		action{keys: []string{"i"}, desc: "back to the incident marker", do: do(ls.toIncident)},
+		action{keys: []string{"v"}, short: "level", desc: "severity floor: all, ≥INFO, ≥WARN, ≥ERR", do: do(ls.nextFloor)},
+		action{keys: []string{"w"}, desc: "wrap long lines (up to 8 lines an entry)", do: do(func() { ls.wrap = !ls.wrap })},
+		action{keys: []string{"t"}, desc: "timestamps: UTC, local, relative to the incident", do: do(func() {
+			ls.tmode = (ls.tmode + 1) % numTimeModes
+			ls.histStale = true
+		})},
+		action{keys: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0"}, label: "0-9", short: "window",
+			desc: "window ±1m 5m 15m 30m 1h 3h 6h 12h 24h around the incident; 0 live from now",
+			do: func(msg tea.KeyPressMsg) tea.Cmd {
+				d, _ := strconv.Atoi(msg.String())
+				return ls.reopenLogs(d)
+			}},
+		action{keys: []string{"@"}, desc: "jump to a time (10:02, 10:02:13, RFC3339, -5m, now)", do: do(func() {
+			s.openOverlay(newPrompt(s, promptJump, "", promptHooks{enter: func(text string) tea.Cmd { ls.jumpLogs(text); return nil }}))
+		})},
+		action{keys: []string{"enter"}, short: "expand", desc: "expand the entry: every field, the payload", when: func() bool { return ls.selIndex() >= 0 },
+			do: do(func() { s.push(newEntryView(s, ls.buf.At(ls.selIndex()))) })},
+		action{keys: []string{"y"}, short: "copy", desc: "copy the entry as JSON (OSC 52, works over SSH)", when: func() bool { return ls.selIndex() >= 0 },
+			do: func(tea.KeyPressMsg) tea.Cmd { return s.copyEntry(ls.buf.At(ls.selIndex())) }},
+		action{keys: []string{"ctrl+s"}, desc: "save the entries shown (the floor applied) to a file", do: func(tea.KeyPressMsg) tea.Cmd { return ls.saveLogsCmd() }},
+	)
+	return append(acts, s.viewActions(ls, "back to where l was pressed (closes the stream)")...)
+}
+
+// isError reports entries at ERROR or worse.
+func isError(e *logview.Entry) bool { return e.Severity >= logview.Error }
+
+// openSearch opens the "/" prompt: as in less, the search starts empty and
+// applies as typed; esc restores the previous one.
+func (ls *logsView) openSearch() {
+	prev := ls.search
+	ls.s.openOverlay(newPrompt(ls.s, promptSearch, "", promptHooks{
+		change: ls.setLogsSearch,
+		enter:  func(text string) tea.Cmd { ls.setLogsSearch(text); return nil },
+		cancel: func() { ls.setLogsSearch(prev) },
+	}))
+}
+
+// toIncident puts the cursor on the incident marker's entry.
+func (ls *logsView) toIncident() {
+	if i, _ := ls.marker(); i >= 0 {
+		ls.followLogs(false)
+		ls.setSel(i)
+		ls.scrollAbove(i, ls.logsHeight()/3)
 	}
-	return nil, true
+}
+
+// nextFloor moves the severity floor to the next level.
+func (ls *logsView) nextFloor() {
+	floors := severityFloors()
+	i := slices.Index(floors, ls.floor)
+	ls.floor = floors[(i+1)%len(floors)]
+	ls.ver++
+	ls.matches, ls.matchAt, ls.matchRank = 0, nil, 0
+	if ls.search != "" {
+		ls.matches = ls.buf.CountMatches(ls.search, ls.keepFunc())
+	}
 }
 
 // copyEntry puts the entry on the clipboard as JSON through OSC 52, which
 // the terminal (local or at the far end of SSH) applies.
-func (m *Model) copyEntry(e *logview.Entry) tea.Cmd {
+func (s *shared) copyEntry(e *logview.Entry) tea.Cmd {
 	text, cut := entryJSON(e)
 	if cut {
-		m.setFlash("copied the entry, cut to "+strconv.Itoa(copyMax/1024)+" KiB of payload (the whole entry: ctrl+s); the terminal must allow OSC 52", false)
+		s.setFlash("copied the entry, cut to "+strconv.Itoa(copyMax/1024)+" KiB of payload (the whole entry: ctrl+s); the terminal must allow OSC 52", false)
 	} else {
-		m.setFlash("copied the entry ("+strconv.Itoa(len(text))+" bytes) if the terminal allows OSC 52", false)
+		s.setFlash("copied the entry ("+strconv.Itoa(len(text))+" bytes) if the terminal allows OSC 52", false)
 	}
 	return tea.SetClipboard(text)
 }
 
 // saveLogsCmd saves the entries the view shows (the floor applied)
 // through Options.SaveLogs, off the update loop.
-func (m *Model) saveLogsCmd(ls *logsScreen) tea.Cmd {
-	if m.saveLogs == nil {
-		m.setFlash("saving logs is off in this console", true)
+func (ls *logsView) saveLogsCmd() tea.Cmd {
+	if ls.s.saveLogs == nil {
+		ls.s.setFlash("saving logs is off in this console", true)
 		return nil
 	}
 	entries := make([]*logview.Entry, 0, ls.buf.Len())
@@ -1184,8 +1198,8 @@ func (m *Model) saveLogsCmd(ls *logsScreen) tea.Cmd {
 			entries = append(entries, e)
 		}
 	}
-	save, title := m.saveLogs, ls.q.Title
-	m.setFlash("saving "+strconv.Itoa(len(entries))+" entries…", false)
+	save, title := ls.s.saveLogs, ls.q.Title
+	ls.s.setFlash("saving "+strconv.Itoa(len(entries))+" entries…", false)
 	return func() tea.Msg {
 		path, err := save(title, entries)
 		return logsSavedMsg{path: path, n: len(entries), err: err}
@@ -1193,10 +1207,24 @@ func (m *Model) saveLogsCmd(ls *logsScreen) tea.Cmd {
 }
 
 // logsSaved reports where the entries went.
-func (m *Model) logsSaved(msg logsSavedMsg) {
+func (s *shared) logsSaved(msg logsSavedMsg) {
 	if msg.err != nil {
-		m.setFlash("saving logs: "+msg.err.Error(), true)
+		s.setFlash("saving logs: "+msg.err.Error(), true)
 		return
 	}
-	m.setFlash("saved "+strconv.Itoa(msg.n)+" entries to "+msg.path, false)
+	s.setFlash("saved "+strconv.Itoa(msg.n)+" entries to "+msg.path, false)
+}
+
+// helpExtra documents what the Logs view shows beyond its keys.
+func (ls *logsView) helpExtra() []helpSection {
+	return []helpSection{{title: "Logs view", lines: [][2]string{
+		{"l", "opened on a node (Nodes, detail): around its last warning/critical (else now)"},
+		{"", "on an event: the event's node (or group) at its time"},
+		{"", "on a role or group: all their nodes, interleaved, a colour per node"},
+		{"@ -5m, +90s", "from the incident; 10:02 in the zone shown (t)"},
+		{"histogram", "the window's volume; ! (red in colour) has errors; dates when it spans days"},
+		{"────", "the incident's moment in the stream"},
+		{"····", "a silence: no entries between two times (a minute or more)"},
+		{"/x 3/12", "the cursor is on the 3rd of 12 matches; n and N say when they wrap"},
+	}}}
 }

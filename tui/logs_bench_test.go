@@ -18,7 +18,7 @@ import (
 type benchLogs struct {
 	m    *Model
 	ls   *logview.Buffer
-	ls0  *logsScreen
+	ls0  *logsView
 	next time.Time // time of the next generated entry
 	seq  int
 }
@@ -65,7 +65,7 @@ func newBenchLogs(b *testing.B, n, capacity int) *benchLogs {
 	m.Update(tea.WindowSizeMsg{Width: 200, Height: 50})
 	_, cmd := m.Update(keyMsg("l"))
 	m.Update(cmd())
-	bl := &benchLogs{m: m, ls0: m.top().logs, next: t0.Add(-5 * time.Minute)}
+	bl := &benchLogs{m: m, ls0: m.top().(*logsView), next: t0.Add(-5 * time.Minute)}
 	bl.ls = bl.ls0.buf
 	for n > 0 {
 		k := min(n, 1000)
@@ -106,7 +106,8 @@ func BenchmarkLogsView100kWrapSearch(b *testing.B) {
 		bl.m.Update(keyMsg(string(r)))
 	}
 	bl.m.Update(keyMsg("enter"))
-	bl.m.top().filterText = "timed out"
+	bl.ls0.setLogsSearch("timed out")
+	bl.ls0.refresh()
 	_ = bl.m.View()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -149,7 +150,7 @@ func BenchmarkLogsBatch500At100kSearch(b *testing.B) {
 func benchBatch(b *testing.B, search string) {
 	bl := newBenchLogs(b, 100_000, 100_000)
 	if search != "" {
-		bl.m.top().filterText = search
+		bl.ls0.setLogsSearch(search)
 		bl.m.Update(keyMsg("G"))
 	}
 	b.ReportAllocs()
@@ -203,7 +204,7 @@ func BenchmarkLogsTickHistogram100k(b *testing.B) {
 	bl := newBenchLogs(b, 100_000, 0)
 	b.ReportAllocs()
 	for b.Loop() {
-		bl.m.tickLogs()
+		bl.m.Update(tickMsg(t0))
 		_ = bl.m.View()
 	}
 }
@@ -212,14 +213,13 @@ func BenchmarkLogsTickHistogram100k(b *testing.B) {
 // the matches, move to the first) and renders: goal < 50 ms.
 func BenchmarkLogsSearch100k(b *testing.B) {
 	bl := newBenchLogs(b, 100_000, 0)
-	v := bl.m.top()
 	needles := []string{"timed out", "items/4242", "rt=0.999"}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		v.filterText = needles[i%len(needles)]
+		bl.ls0.setLogsSearch(needles[i%len(needles)])
 		i++
-		bl.m.refresh(v)
+		bl.ls0.refresh()
 		_ = bl.m.View()
 	}
 	if bl.ls0.matches == 0 {

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/fleetdeck/fleetdeck/logview"
 )
 
@@ -102,20 +104,20 @@ func floorLabel(s logview.Severity) string {
 }
 
 // sevStyle colours the severity column.
-func (m *Model) sevStyle(s logview.Severity) string {
+func (st *styles) sevStyle(s logview.Severity) string {
 	switch {
 	case s >= logview.Error:
-		return m.st.bad
+		return st.bad
 	case s >= logview.Warning:
-		return m.st.warn
+		return st.warn
 	case s < logview.Info:
-		return m.st.dim
+		return st.dim
 	}
 	return ""
 }
 
 // stamp formats an entry's time in the view's mode.
-func (ls *logsScreen) stamp(t time.Time) string {
+func (ls *logsView) stamp(t time.Time) string {
 	switch ls.tmode {
 	case timeLocal:
 		return t.Local().Format("15:04:05.000")
@@ -157,7 +159,7 @@ func appendPad(b []byte, n int64, width int) []byte {
 }
 
 // timeWidth is the width of the time column.
-func (ls *logsScreen) timeWidth() int {
+func (ls *logsView) timeWidth() int {
 	if ls.tmode == timeRel {
 		return 13
 	}
@@ -165,7 +167,7 @@ func (ls *logsScreen) timeWidth() int {
 }
 
 // headWidth is the width of the gutter and the columns before the text.
-func (ls *logsScreen) headWidth() int {
+func (ls *logsView) headWidth() int {
 	w := 1 + ls.timeWidth() + 1 + 4 + 1
 	if ls.multi {
 		w += ls.nodeW + 1
@@ -175,8 +177,8 @@ func (ls *logsScreen) headWidth() int {
 
 // checkLayout starts the line cache over when what lines depend on
 // changed.
-func (m *Model) checkLayout(ls *logsScreen) {
-	key := m.width<<3 | int(ls.tmode)<<1
+func (ls *logsView) checkLayout() {
+	key := ls.w<<3 | int(ls.tmode)<<1
 	if ls.wrap {
 		key |= 1
 	}
@@ -187,24 +189,48 @@ func (m *Model) checkLayout(ls *logsScreen) {
 	}
 }
 
-// logLineOf returns entry e rendered for the current layout.
-func (m *Model) logLineOf(ls *logsScreen, e *logview.Entry) *logLine {
+// logLineOf returns entry e rendered for the current layout, cached.
+func (ls *logsView) logLineOf(e *logview.Entry) *logLine {
+	if l := ls.cachedLine(e); l != nil {
+		return l
+	}
+	l := ls.renderLine(e)
+	ls.lines[e] = l
+	return l
+}
+
+// cachedLine returns entry e's cached line for the current layout, or nil.
+func (ls *logsView) cachedLine(e *logview.Entry) *logLine {
 	if l := ls.lines[e]; l != nil && l.gen == ls.lgen {
 		return l
 	}
-	st := &m.st
+	return nil
+}
+
+// lineFor returns entry e's line for drawing: cached by refresh, or
+// rendered now (without caching: drawing changes nothing).
+func (ls *logsView) lineFor(e *logview.Entry) *logLine {
+	if l := ls.cachedLine(e); l != nil {
+		return l
+	}
+	return ls.renderLine(e)
+}
+
+// renderLine renders entry e for the current layout.
+func (ls *logsView) renderLine(e *logview.Entry) *logLine {
+	st := &ls.s.st
 	l := &logLine{gen: ls.lgen}
 	ts := ls.stamp(e.Time)
 	sev := sevLabel(e.Severity)
 	l.head = ts + " " + sev + " "
-	l.shead = st.render(st.dim, ts) + " " + st.render(m.sevStyle(e.Severity), sev) + " "
+	l.shead = st.render(st.dim, ts) + " " + st.render(st.sevStyle(e.Severity), sev) + " "
 	if ls.multi {
 		n := sanitize(e.Node)
 		n = fit(n, cellWidth(n), ls.nodeW, false)
 		l.head += n + " "
 		l.shead += st.render(ls.nodeStyle[e.Node], n) + " "
 	}
-	tw := max(m.width-ls.headWidth(), 1)
+	tw := max(ls.w-ls.headWidth(), 1)
 	if ls.wrap {
 		raw, cut := cutBytes(e.Text, maxWrapBytes)
 		for i, p := range sanitizeLines(raw) {
@@ -237,27 +263,47 @@ func (m *Model) logLineOf(ls *logsScreen, e *logview.Entry) *logLine {
 	if len(l.text) == 0 {
 		l.text = []string{""}
 	}
-	ls.lines[e] = l
 	return l
 }
 
-// renderLogs draws the Logs view: title, histogram, status, then the
-// visible window of the stream.
-func (m *Model) renderLogs(v *view, now time.Time, line func(string)) {
-	st := &m.st
-	ls := v.logs
-	line(st.render(st.colHeader, fitLine("  Logs "+sanitize(ls.q.Title)+" · "+ls.windowText()+" · "+ls.tmode.String()+
-		" · "+floorLabel(ls.floor)+wrapLabel(ls.wrap), m.width)))
-	line(m.histLine(ls, now))
-	line(m.logsStatus(ls, now))
+// refresh lays the view out for the next frame: the cursor and the first
+// line shown, the visible entries' lines, the incident marker, the
+// histogram, and the footer's position.
+func (ls *logsView) refresh() {
+	ls.checkLayout()
+	ls.frameSel, ls.frameTop = ls.layoutLogs()
+	ls.marker()
+	if ls.frameTop >= 0 {
+		skip, n, h := ls.skip, 0, ls.logsHeight()
+		for i := ls.frameTop; i >= 0 && n < h+skip; i = ls.nextKept(i + 1) {
+			n += ls.entryHeight(i) // renders and caches the entry's line
+		}
+	}
+	now := ls.s.now()
+	ls.histEnd = ls.windowEnd(now)
+	if _, _, n := ls.histAxis(); n >= 8 && (ls.histStale || ls.histN != n) {
+		ls.hist = ls.buf.Histogram(ls.q.From, ls.histEnd, n)
+		ls.histStale, ls.histN = false, n
+	}
+	ls.countShown()
+}
 
-	h := m.logsHeight()
-	sel, top := m.layoutLogs(ls)
+// view draws the Logs view: title, histogram, status, then the visible
+// window of the stream. It reads what refresh laid out.
+func (ls *logsView) view(now time.Time, line func(string)) {
+	st := &ls.s.st
+	line(st.render(st.colHeader, fitLine("  Logs "+sanitize(ls.q.Title)+" · "+ls.windowText()+" · "+ls.tmode.String()+
+		" · "+floorLabel(ls.floor)+wrapLabel(ls.wrap), ls.w)))
+	line(ls.histLine())
+	line(ls.logsStatus(now))
+
+	h := ls.logsHeight()
+	sel, top := ls.frameSel, ls.frameTop
 	if top < 0 {
-		line(fitLine("  "+m.logsEmptyText(ls), m.width))
+		line(fitLine("  "+ls.logsEmptyText(), ls.w))
 		return
 	}
-	mi, mEnd := ls.marker()
+	mi, mEnd := ls.markIdx, ls.markEnd
 	lsearch := strings.ToLower(ls.search)
 	skip, n := ls.skip, 0
 	emit := func(s string) {
@@ -272,16 +318,59 @@ func (m *Model) renderLogs(v *view, now time.Time, line func(string)) {
 	}
 	for i := top; i >= 0 && n < h; i = ls.nextKept(i + 1) {
 		if i == mi && !mEnd {
-			emit(m.markerLine(ls))
+			emit(ls.markerLine())
 		}
-		l := m.logLineOf(ls, ls.buf.At(i))
+		if g := ls.gapBefore(i); g != "" {
+			emit(st.render(st.dim, fitLine(g, ls.w)))
+		}
+		l := ls.lineFor(ls.buf.At(i))
 		for k := range l.text {
-			emit(m.logsTextLine(ls, l, k, i == sel, lsearch))
+			emit(ls.logsTextLine(l, k, i == sel, lsearch))
 		}
 		if i == mi && mEnd {
-			emit(m.markerLine(ls))
+			emit(ls.markerLine())
 		}
 	}
+}
+
+// gapMin is the shortest silence between two entries that the stream
+// marks ("no entries between …"): a minute, or a sixtieth of a wider
+// window.
+func (ls *logsView) gapMin() time.Duration {
+	d := time.Minute
+	if !ls.q.To.IsZero() {
+		d = max(d, ls.q.To.Sub(ls.q.From)/60)
+	}
+	return d
+}
+
+// gapBefore returns the line that marks unlisted time before entry i:
+// a silence since the entry before it, or, for the first entry of a
+// window listed whole, since the window's start; "" when there is none.
+// The marker says the time was listed and holds nothing, so that a quiet
+// stretch is not mistaken for entries scrolled past or not yet read.
+func (ls *logsView) gapBefore(i int) string {
+	from, ok := ls.gapFrom(i)
+	if !ok {
+		return ""
+	}
+	return "  ···· no entries between " + ls.clock(from) + " and " + ls.clock(ls.buf.At(i).Time)
+}
+
+// gapFrom returns the start of the silence before entry i, if there is
+// one worth marking.
+func (ls *logsView) gapFrom(i int) (time.Time, bool) {
+	e := ls.buf.At(i)
+	var from time.Time
+	switch {
+	case i > 0:
+		from = ls.buf.At(i - 1).Time
+	case ls.buf.Dropped() == 0 && ls.got && ls.streamStatus.Phase != logview.Listing && e.Time.After(ls.q.From):
+		from = ls.q.From
+	default:
+		return from, false
+	}
+	return from, e.Time.Sub(from) >= ls.gapMin()
 }
 
 func wrapLabel(on bool) string {
@@ -292,17 +381,17 @@ func wrapLabel(on bool) string {
 }
 
 // logsEmptyText explains an empty stream.
-func (m *Model) logsEmptyText(ls *logsScreen) string {
+func (ls *logsView) logsEmptyText() string {
 	switch {
 	case ls.err != "" && ls.buf.Len() == 0:
 		return "no entries: " + ls.err
-	case ls.buf.Len() == 0 && len(ls.status.Unmapped) > 0 && len(ls.status.Unmapped) == len(ls.q.Nodes):
+	case ls.buf.Len() == 0 && len(ls.streamStatus.Unmapped) > 0 && len(ls.streamStatus.Unmapped) == len(ls.q.Nodes):
 		return "no node here has a log mapping (an instance id in its meta): see the mapping settings"
 	case ls.buf.Len() > 0:
 		return "nothing at " + floorLabel(ls.floor) + " (v changes the floor)"
-	case !ls.got || ls.status.Phase == logview.Listing:
+	case !ls.got || ls.streamStatus.Phase == logview.Listing:
 		return "waiting for entries…"
-	case ls.status.Phase == logview.Live:
+	case ls.streamStatus.Phase == logview.Live:
 		return "no entries in the window yet; new ones appear here"
 	}
 	return "no entries in this window (a digit key widens it)"
@@ -310,10 +399,10 @@ func (m *Model) logsEmptyText(ls *logsScreen) string {
 
 // logsTextLine draws line k of an entry: the columns (first line) or
 // their width in blanks, then the text with search matches highlighted.
-func (m *Model) logsTextLine(ls *logsScreen, l *logLine, k int, cursor bool, lsearch string) string {
-	st := &m.st
+func (ls *logsView) logsTextLine(l *logLine, k int, cursor bool, lsearch string) string {
+	st := &ls.s.st
 	var b strings.Builder
-	b.Grow(m.width + 32)
+	b.Grow(ls.w + 32)
 	text := l.text[k]
 	if cursor {
 		b.WriteString(st.cursor)
@@ -323,7 +412,7 @@ func (m *Model) logsTextLine(ls *logsScreen, l *logLine, k int, cursor bool, lse
 		} else {
 			b.WriteString(strings.Repeat(" ", ls.headWidth()))
 		}
-		tw := max(m.width-ls.headWidth(), 1)
+		tw := max(ls.w-ls.headWidth(), 1)
 		text = fit(text, cellWidth(text), tw, false)
 		highlight(&b, text, lsearch, st.matchCur, st.cursor, st.reset)
 		b.WriteString(st.reset)
@@ -366,7 +455,7 @@ func highlight(b *strings.Builder, text, lsearch, hl, base, reset string) {
 }
 
 // markerLine is the incident marker drawn in the stream.
-func (m *Model) markerLine(ls *logsScreen) string {
+func (ls *logsView) markerLine() string {
 	label := "opened"
 	if ls.what != "" {
 		label = "incident"
@@ -381,33 +470,61 @@ func (m *Model) markerLine(ls *logsScreen) string {
 		s += " · " + sanitize(ls.what)
 	}
 	s += " "
-	if w := cellWidth(s); w < m.width {
-		s += strings.Repeat("─", m.width-w)
+	if w := cellWidth(s); w < ls.w {
+		s += strings.Repeat("─", ls.w-w)
 	}
-	return m.st.render(m.st.bad, fitLine(s, m.width))
+	return ls.s.st.render(ls.s.st.bad, fitLine(s, ls.w))
 }
 
 // histGlyphs are the bar heights of the histogram, lowest first.
 const histGlyphs = "▁▂▃▄▅▆▇█"
 
-// histLine draws the window's histogram: one bar per bucket, height by
-// count; buckets with errors in red, or as "!" without colour.
-func (m *Model) histLine(ls *logsScreen, now time.Time) string {
-	st := &m.st
-	end := ls.windowEnd(now)
-	var from, to string
-	if ls.tmode == timeRel {
+// histAxis returns the histogram's edge labels and the number of
+// buckets that fit between them. A window that spans days (±12h, ±24h)
+// is labelled with dates: a bare 09:58 at both ends would not say which
+// day either is.
+func (ls *logsView) histAxis() (from, to string, n int) {
+	end := ls.histEnd
+	switch {
+	case ls.tmode == timeRel:
 		from, to = relShort(ls.q.From.Sub(ls.q.Incident)), relShort(end.Sub(ls.q.Incident))
-	} else {
+	case ls.spansDays(ls.q.From, end):
+		from, to = ls.dateClock(ls.q.From), ls.dateClock(end)
+	default:
 		from, to = ls.clock(ls.q.From), ls.clock(end)
 	}
-	n := m.width - 2 - cellWidth(from) - 1 - 1 - cellWidth(to) - 2 - len("errors 999999")
+	n = ls.w - 2 - cellWidth(from) - 1 - 1 - cellWidth(to) - 2 - len("errors 999999")
+	return from, to, n
+}
+
+// spansDays reports whether a and b fall on different days in the view's
+// zone, or are a day or more apart.
+func (ls *logsView) spansDays(a, b time.Time) bool {
+	loc := time.UTC
+	if ls.tmode == timeLocal {
+		loc = time.Local
+	}
+	ya, ma, da := a.In(loc).Date()
+	yb, mb, db := b.In(loc).Date()
+	return b.Sub(a) >= 24*time.Hour || ya != yb || ma != mb || da != db
+}
+
+// dateClock formats t with its date, to the minute, in the view's zone.
+func (ls *logsView) dateClock(t time.Time) string {
+	if ls.tmode == timeLocal {
+		return t.Local().Format("Jan 02 15:04")
+	}
+	return t.UTC().Format("Jan 02 15:04")
+}
+
+// histLine draws the window's histogram (computed by refresh): one bar
+// per bucket, height by count; buckets with errors in red, or as "!"
+// without colour.
+func (ls *logsView) histLine() string {
+	st := &ls.s.st
+	from, to, n := ls.histAxis()
 	if n < 8 {
 		return ""
-	}
-	if ls.histStale || ls.histN != n {
-		ls.hist = ls.buf.Histogram(ls.q.From, end, n)
-		ls.histStale, ls.histN = false, n
 	}
 	peak, errs := 0, 0
 	for _, bk := range ls.hist {
@@ -432,8 +549,8 @@ func (m *Model) histLine(ls *logsScreen, now time.Time) string {
 			}
 		}
 	}
-	if ls.hist == nil {
-		b.WriteString(strings.Repeat(" ", n))
+	if len(ls.hist) < n {
+		b.WriteString(strings.Repeat(" ", n-len(ls.hist)))
 	}
 	b.WriteString(" " + to + "  ")
 	b.WriteString(st.render(nonZero(errs, st.bad), "errors "+strconv.Itoa(errs)))
@@ -467,9 +584,9 @@ func retryText(s logview.Status, now time.Time) string {
 }
 
 // logsStatus is the stream's state: phase, then the counts.
-func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
-	st := &m.st
-	s := ls.status
+func (ls *logsView) logsStatus(now time.Time) string {
+	st := &ls.s.st
+	s := ls.streamStatus
 	var style, phase string
 	switch {
 	case ls.err != "":
@@ -530,15 +647,37 @@ func (m *Model) logsStatus(ls *logsScreen, now time.Time) string {
 	}
 	phase = "  " + phase
 	pw := cellWidth(phase)
-	if pw >= m.width {
-		return st.render(style, truncate(phase, pw, m.width))
+	if pw >= ls.w {
+		return st.render(style, truncate(phase, pw, ls.w))
 	}
-	return st.render(style, phase) + fitLine(rest, m.width-pw)
+	return st.render(style, phase) + fitLine(rest, ls.w-pw)
 }
 
-// logsFooter is the Logs view's part of the footer: position, follow or
-// paused with what arrived since, the search and its matches.
-func (ls *logsScreen) footer() string {
+// countShown works out the footer's position among the entries above
+// the floor: counting them is a pass over the Buffer, done once per change
+// (ver) or cursor move rather than every frame.
+func (ls *logsView) countShown() {
+	if ls.floor <= logview.Default {
+		return
+	}
+	i := ls.selIndex()
+	if c := &ls.shown; !c.ok || c.ver != ls.ver || c.sel != i {
+		c.ok, c.ver, c.sel, c.pos, c.all = true, ls.ver, i, 0, 0
+		for k := range ls.buf.Len() {
+			if ls.keep(ls.buf.At(k)) {
+				c.all++
+				if k <= i {
+					c.pos++
+				}
+			}
+		}
+	}
+}
+
+// status is the Logs view's part of the footer: position, follow or
+// paused with what arrived since, the search: which match the cursor is
+// on of how many ("3/12"), or how many there are.
+func (ls *logsView) status() string {
 	var b strings.Builder
 	n := ls.buf.Len()
 	pos := 0
@@ -546,19 +685,8 @@ func (ls *logsScreen) footer() string {
 	if i >= 0 {
 		pos = i + 1
 	}
-	if ls.floor > logview.Default {
+	if ls.floor > logview.Default && ls.shown.ok {
 		// Count only what the floor lets through, as the user sees it.
-		if c := &ls.shown; !c.ok || c.ver != ls.ver || c.sel != i {
-			c.ok, c.ver, c.sel, c.pos, c.all = true, ls.ver, i, 0, 0
-			for k := range n {
-				if ls.keep(ls.buf.At(k)) {
-					c.all++
-					if k <= i {
-						c.pos++
-					}
-				}
-			}
-		}
 		pos, n = ls.shown.pos, ls.shown.all
 	}
 	b.WriteString(" " + strconv.Itoa(pos) + "/" + strconv.Itoa(n))
@@ -571,21 +699,47 @@ func (ls *logsScreen) footer() string {
 		}
 	}
 	if ls.search != "" {
-		b.WriteString(" /" + sanitize(ls.search) + " " + strconv.Itoa(ls.matches) + " matches")
+		b.WriteString(" /" + sanitize(ls.search) + " ")
+		if ls.matchRank > 0 && i >= 0 && ls.buf.At(i) == ls.matchAt {
+			b.WriteString(strconv.Itoa(ls.matchRank) + "/" + strconv.Itoa(ls.matches))
+		} else {
+			b.WriteString(pluralWord(ls.matches, "match", "matches"))
+		}
 	}
 	return b.String()
 }
 
-// refreshEntry builds the expanded entry: every field, then the payload.
-func (m *Model) refreshEntry(v *view) {
-	if v.lines != nil && v.linesWidth == m.width {
-		return
+// entryView is an expanded log entry: every field, then the payload.
+type entryView struct {
+	*textView
+	entry *logview.Entry
+}
+
+// newEntryView returns the expanded view of entry e.
+func newEntryView(s *shared, e *logview.Entry) *entryView {
+	title := "Log entry · " + e.Severity.String()
+	if e.Node != "" {
+		title += " · " + sanitize(e.Node)
 	}
-	st := &m.st
-	e := v.entry
+	v := &entryView{entry: e}
+	v.textView = newTextView(s, "entry", func() string { return title }, func(w int) []textLine { return s.entryLines(e, w) },
+		action{keys: []string{"y"}, short: "copy", desc: "copy the entry as JSON (OSC 52, works over SSH)",
+			do: func(tea.KeyPressMsg) tea.Cmd { return s.copyEntry(e) }})
+	// The scroll key is the footer's first hint here.
+	for i := range v.acts.list {
+		if v.acts.list[i].keys[0] == "down" {
+			v.acts.list[i].short = "scroll"
+		}
+	}
+	return v
+}
+
+// entryLines renders entry e for width width.
+func (s *shared) entryLines(e *logview.Entry, width int) []textLine {
+	st := &s.st
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
-	w := max(m.width-14, 10)
+	w := max(width-14, 10)
 	field := func(name, raw string) {
 		if raw == "" {
 			return
@@ -597,10 +751,6 @@ func (m *Model) refreshEntry(v *view) {
 				add("", strings.Repeat(" ", 14)+l)
 			}
 		}
-	}
-	v.title = "Log entry · " + e.Severity.String()
-	if e.Node != "" {
-		v.title += " · " + sanitize(e.Node)
 	}
 	field("time", e.Time.UTC().Format(time.RFC3339Nano)+"  (local "+e.Time.Local().Format("2006-01-02 15:04:05.000 MST")+")")
 	if !e.Received.IsZero() {
@@ -636,7 +786,7 @@ func (m *Model) refreshEntry(v *view) {
 	add("", "")
 	add(st.colHeader, "  Payload")
 	raw, cut := cutBytes(e.Payload, expandMax)
-	pw := max(m.width-4, 10)
+	pw := max(width-4, 10)
 	for _, l := range sanitizeLines(raw) {
 		for _, wl := range wrap(l, pw) {
 			add("", "    "+wl)
@@ -651,8 +801,7 @@ func (m *Model) refreshEntry(v *view) {
 	}
 	add(st.dim, "")
 	add(st.dim, "y copies this entry as JSON · esc goes back to the stream")
-	v.lines, v.linesWidth = out, m.width
-	m.clampCursor(v)
+	return out
 }
 
 // copiedEntry is an entry as copied to the clipboard.

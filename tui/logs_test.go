@@ -77,7 +77,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 	h, fl := newLogsHarness(t, incidentSnapshot(), 100, 30, true, nil)
 	// Node detail.
 	h.keys("/", "name:node-00007", "enter", "enter")
-	if h.m.top().kind != viewDetail {
+	if h.m.top().title() != "node" {
 		t.Fatal("not in the detail view")
 	}
 	q, _ := h.openLogs(fl)
@@ -85,7 +85,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 		t.Fatalf("detail: %q at %v", q.Title, q.Incident)
 	}
 	h.keys("esc")
-	if h.m.top().kind != viewDetail {
+	if h.m.top().title() != "node" {
 		t.Fatal("esc must return to the detail view")
 	}
 
@@ -134,7 +134,7 @@ func TestLogsFromDetailEventsRolesGroups(t *testing.T) {
 func TestLogsOff(t *testing.T) {
 	h := newHarnessWith(t, incidentSnapshot(), 80, 24, true, func(o *Options) { o.LogsOff = "set --log-project" })
 	h.keys("l")
-	if h.m.top().kind != viewNodes {
+	if h.m.top().title() != "nodes" {
 		t.Fatal("log key opened a view without an opener")
 	}
 	h.mustContain("logs are off: set --log-project")
@@ -265,17 +265,31 @@ func TestLogsSearch(t *testing.T) {
 	if !strings.Contains(raw, sgrMatch+"TimeOut"+sgrReset) {
 		t.Fatal("match not highlighted")
 	}
-	h.mustContain("/timeout 6 matches")
-	for _, want := range []string{"timeout-d", "timeout-e", "timeout-f", "timeout-a"} {
+	// The cursor is on the third of six matches.
+	h.mustContain("/timeout 3/6")
+	for i, want := range []string{"timeout-d", "timeout-e", "timeout-f", "timeout-a"} {
 		h.keys("n")
 		if got := h.selectedEntry().InsertID; got != want {
 			t.Fatalf("n went to %s, want %s", got, want)
+		}
+		// The footer says which match the cursor is on, and when n wrapped.
+		rank := []string{"4/6", "5/6", "6/6", "1/6"}[i]
+		h.mustContain("/timeout " + rank)
+		if want == "timeout-a" {
+			h.mustContain("search wrapped to the top")
+		} else {
+			h.mustNotContain("wrapped")
 		}
 	}
 	h.keys("N", "N")
 	if got := h.selectedEntry().InsertID; got != "timeout-e" {
 		t.Fatalf("N N went to %s", got)
 	}
+	h.mustContain("/timeout 5/6", "search wrapped to the bottom")
+	// Moved off the match: the count, not a rank.
+	h.keys("k")
+	h.clearFlashForTest()
+	h.mustContain("/timeout 6 matches")
 	// New matching entries are counted as they arrive.
 	more := entries("node-00007", 3, t0.Add(time.Second), time.Second, 0)
 	for _, e := range more {
@@ -614,7 +628,7 @@ func TestLogsExpandEntry(t *testing.T) {
 	h.selectedEntry().Context = map[string]string{"trace": "projects/p/traces/abc", "httpRequest.status": "503"}
 	h.selectedEntry().Labels = map[string]string{"app": "web", "xff": "\x1b[2J203.0.113.9"}
 	h.keys("enter")
-	if h.m.top().kind != viewLogEntry {
+	if h.m.top().title() != "entry" {
 		t.Fatal("enter did not expand the entry")
 	}
 	h.mustContain("Log entry · INFO · node-00007", "insertId", "node-00007-", "projects/proj/logs/app", "gce_instance",
@@ -646,11 +660,11 @@ func TestLogsExpandEntry(t *testing.T) {
 	h.mustNotContain(`"last": true`)
 	h.keys("G")
 	h.mustContain(`"last": true`, "y copies this entry")
-	if h.m.top().kind != viewLogEntry {
+	if h.m.top().title() != "entry" {
 		t.Fatal("G left the entry")
 	}
 	h.keys("esc")
-	if h.m.top().kind != viewLogs {
+	if h.m.top().title() != "logs" {
 		t.Fatal("esc from the entry must return to the stream")
 	}
 }
@@ -689,7 +703,7 @@ func TestLogsCopyOSC52(t *testing.T) {
 	// From the expanded entry too, and a JSON payload stays JSON.
 	h.keys("k", "enter")
 	msg = h.send(keyMsg("y"))()
-	want, _ = entryJSON(h.m.top().entry)
+	want, _ = entryJSON(h.entry().entry)
 	if msg != tea.SetClipboard(want)() || !strings.Contains(want, `"message": "node-00007 line 300"`) {
 		t.Fatalf("y in the expanded entry: %q", want)
 	}
@@ -745,8 +759,8 @@ func TestLogsSave(t *testing.T) {
 func TestLogsEscClosesStream(t *testing.T) {
 	h, fl, s := newIncidentLogs(t, 80, 24, true)
 	h.keys("esc")
-	if h.m.top().kind != viewNodes {
-		t.Fatalf("esc went to %v", h.m.top().kind)
+	if h.m.top().title() != "nodes" {
+		t.Fatalf("esc went to %v", h.m.top().title())
 	}
 	if !s.isClosed() {
 		t.Fatal("esc did not close the stream")
@@ -880,23 +894,115 @@ func TestLogsForADepartedNode(t *testing.T) {
 // entry: they must not change the view behind.
 func TestLogsKeysDoNotLeakToTheViewBehind(t *testing.T) {
 	h, fl := newLogsHarness(t, incidentSnapshot(), 120, 30, true, nil)
+	nodes := h.table()
 	h.keys("f")
-	if !h.m.faults {
+	if !nodes.faults {
 		t.Fatal("f did not turn faults on in the nodes view")
 	}
 	_, s := h.openLogs(fl)
 	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live, Listed: 5})
 	h.keys("f")
-	if !h.m.faults {
+	if !nodes.faults {
 		t.Fatal("f in the Logs view changed the nodes view's faults toggle")
 	}
 	h.mustNotContain("[faults]")
 	h.keys("enter", "f")
-	if !h.m.faults || h.m.top().kind != viewLogEntry {
-		t.Fatalf("f in the entry: faults %v, top %v", h.m.faults, h.m.top().kind)
+	if !nodes.faults || h.m.top().title() != "entry" {
+		t.Fatalf("f in the entry: faults %v, top %v", nodes.faults, h.m.top().title())
 	}
 	h.mustContain("y copy", "esc back")
 	h.mustNotContain("f faults", "r run")
 	h.keys("esc", "esc")
 	h.mustContain("[faults]")
+}
+
+// A silence inside the window is marked, so that it is not mistaken for
+// entries not read or scrolled past; so is one between the window's start
+// and its first entry once the window is listed.
+func TestLogsMarksSilence(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 100, 40, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	before := entries("node-00007", 10, inc.Add(-4*time.Minute-40*time.Second), time.Second, 0) // 09:53:20…09:53:29
+	after := entries("node-00007", 10, inc.Add(time.Minute), time.Second, 0)                    // 09:59:00…
+	h.feed(s, append(before, after...), logview.Status{Phase: logview.Live, Listed: 20})
+	lines := h.screenLines()
+	at := -1
+	for i, l := range lines {
+		if strings.Contains(l, "···· no entries between 09:53:29 and 09:59:00") {
+			at = i
+		}
+	}
+	if at < 1 || !strings.HasPrefix(lines[at-1], "──── incident 09:58:00.000 UTC") || !strings.HasPrefix(lines[at+1], ">09:59:00.000 INFO") {
+		t.Fatalf("silence not marked between the incident marker and the cursor's entry:\n%s", strings.Join(lines, "\n"))
+	}
+	if strings.Contains(strings.Join(lines, "\n"), "no entries between 09:53:00") {
+		t.Fatal("20 s after the window's start marked as a silence")
+	}
+
+	// The window's start: marked once listed, not while listing.
+	h.keys("esc")
+	_, s2 := h.openLogs(fl)
+	h.keys("g")
+	h.feed(s2, entries("node-00007", 5, inc.Add(-2*time.Minute), time.Second, 0), logview.Status{Phase: logview.Listing, Listed: 5})
+	h.mustNotContain("no entries between 09:53:00")
+	h.feed(s2, nil, logview.Status{Phase: logview.Live, Listed: 5})
+	h.mustContain("···· no entries between 09:53:00 and 09:56:00")
+}
+
+// The view opens on the incident marker, where i goes, also when the
+// entries after the incident arrive with the tail after the window was
+// listed.
+func TestLogsOpensOnTheIncidentWhenItsEntriesComeWithTheTail(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 100, 30, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	h.feed(s, entries("node-00007", 60, inc.Add(-time.Minute), time.Second, 0), logview.Status{Phase: logview.Listing, Listed: 60})
+	h.feed(s, nil, logview.Status{Phase: logview.Live, Listed: 60})
+	// Nothing at or after the incident yet: the cursor is on the last
+	// entry, the marker below it.
+	if e := h.selectedEntry(); !e.Time.Equal(inc.Add(-time.Second)) {
+		t.Fatalf("cursor at %v", e.Time)
+	}
+	tail := entries("node-00007", 5, inc.Add(500*time.Millisecond), time.Second, 0)
+	h.feed(s, tail, logview.Status{Phase: logview.Live, Listed: 60, Tailed: 5})
+	if e := h.selectedEntry(); e != tail[0] {
+		t.Fatalf("cursor at %v, want the first entry after the incident %v", e.Time, tail[0].Time)
+	}
+	lines := h.screenLines()
+	for i, l := range lines {
+		if strings.HasPrefix(l, ">") && !strings.HasPrefix(lines[i-1], "──── incident") {
+			t.Fatalf("the cursor is not right under the incident marker:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+	h.mustContain("61/65 PAUSED")
+	h.mustNotContain("new")
+	// i goes to the same place.
+	h.keys("g", "i")
+	if e := h.selectedEntry(); e != tail[0] {
+		t.Fatalf("i went to %v", e.Time)
+	}
+	// From now on what arrives is new.
+	h.feed(s, entries("node-00007", 2, t0, time.Second, 0), logview.Status{Phase: logview.Live, Tailed: 7})
+	h.mustContain("PAUSED 2 new")
+}
+
+// A window that spans days labels its histogram's axis with dates.
+func TestLogsWideWindowAxisShowsDates(t *testing.T) {
+	h, fl := newLogsHarness(t, incidentSnapshot(), 100, 30, true, nil)
+	_, s := openOnNode(h, fl, "node-00007")
+	h.feed(s, entries("node-00007", 5, inc, time.Second, 0), logview.Status{Phase: logview.Live})
+	if hl := h.screenLines()[3]; !strings.HasPrefix(hl, "  09:53:00 ") {
+		t.Fatalf("±5m axis %q", hl)
+	}
+	h.hit("9")
+	h.awaitOpened()
+	_, s = fl.last(t)
+	h.feed(s, entries("node-00007", 5, inc, time.Hour, 0), logview.Status{Phase: logview.Live})
+	if hl := h.screenLines()[3]; !strings.HasPrefix(hl, "  Mar 03 09:58 ") || !strings.Contains(hl, " Mar 05 09:58  errors 0") {
+		t.Fatalf("±24h axis %q", hl)
+	}
+	h.hit("8") // ±12h crosses midnight too
+	h.awaitOpened()
+	if hl := h.screenLines()[3]; !strings.HasPrefix(hl, "  Mar 03 21:58 ") || !strings.Contains(hl, " Mar 04 21:58  errors 0") {
+		t.Fatalf("±12h axis %q", hl)
+	}
 }

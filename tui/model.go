@@ -1,14 +1,13 @@
-// Package tui is fleetdeck's terminal console: Bubble Tea models and views
-// over the live fleet. It does no I/O of its own; snapshots arrive from a
-// fleet.Feed through commands, and everything from Consul is sanitised
-// before it reaches the terminal.
+// Package tui is fleetdeck's terminal console: Bubble Tea components over
+// the live fleet, one per view (see component.go). It does no I/O of its
+// own; snapshots arrive from a fleet.Feed through commands, and everything
+// from Consul is sanitised before it reaches the terminal.
 package tui
 
 import (
 	"cmp"
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -78,78 +77,11 @@ type tickMsg time.Time
 
 // Model is the console's Bubble Tea model. Create it with New; it is used
 // through its pointer and is not safe for concurrent use (Bubble Tea calls
-// it from one goroutine).
+// it from one goroutine). It is the shared context plus the Bubble Tea
+// glue: what a message means for the console as a whole, key dispatch to
+// the component that has the focus, and the frame.
 type Model struct {
-	ctx    context.Context
-	feed   fleet.Feed
-	now    func() time.Time
-	ro     bool
-	note   string
-	keys   keyMap
-	st     styles
-	width  int
-	height int
-
-	// snap is the latest snapshot; scope is snap restricted to dc (the
-	// same pointer when dc is empty). Views read scope.
-	snap, scope *fleet.Snapshot
-	dc          string
-	faults      bool
-	// marks holds the keys (dc/name) of marked nodes, for bulk actions.
-	marks map[string]bool
-	// gen increases whenever scope changes; sources rebuild when stale.
-	gen uint64
-	// baseline is the time of the first snapshot: nodes whose ChangedAt is
-	// not after it were there at start-up and are not "changed".
-	baseline time.Time
-
-	src        [numKinds]source
-	nodeCache  map[*fleet.Node]*row
-	cacheGen   uint64
-	eventCache map[uint64]*row
-	layoutSeq  uint64
-
-	stack []*view
-	input *prompt
-
-	flash      string
-	flashBad   bool
-	flashUntil time.Time
-
-	// Runs (see prov.go): the run manager, the last version of its state
-	// seen, the runs list, and a pending y/n question.
-	prov         Provisioner
-	runsOff      string
-	provVer      uint64
-	runs         []provision.RunInfo
-	runsErr      string
-	runsFetching bool
-	runsAgain    bool
-	runCache     map[string]*row
-	confirm      *confirmAsk
-
-	// Locks (see views_locks.go): the host locks last read and when.
-	locks         []provision.HeldLock
-	locksAt       time.Time
-	locksErr      string
-	locksFetching bool
-	locksAgain    bool
-
-	// Logs (see logs.go).
-	logs                  logview.Opener
-	logsOff               string
-	saveLogs              func(string, []*logview.Entry) (string, error)
-	logsBefore, logsAfter time.Duration
-	logsCap               int
-}
-
-// source is the unfiltered row set of one view kind, rebuilt when the
-// scope changes.
-type source struct {
-	gen   uint64 // Model.gen it was built for
-	stamp uint64 // increases at each rebuild; views compare against it
-	rows  []*row
-	force bool
+	*shared
 }
 
 // New returns a console model reading snapshots from opts.Feed until ctx
@@ -159,16 +91,16 @@ func New(ctx context.Context, opts Options) *Model {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Model{
+	s := &shared{
 		ctx:        ctx,
 		feed:       opts.Feed,
 		now:        now,
 		ro:         opts.ReadOnly,
 		note:       sanitize(opts.Note),
-		keys:       newKeyMap(opts.ReadOnly),
 		st:         newStyles(opts.NoColor),
 		width:      80,
 		height:     24,
+		sources:    map[string]*source{},
 		nodeCache:  map[*fleet.Node]*row{},
 		marks:      map[string]bool{},
 		eventCache: map[uint64]*row{},
@@ -182,17 +114,21 @@ func New(ctx context.Context, opts Options) *Model {
 		logsAfter:  cmp.Or(max(opts.LogsAfter, 0), defaultLogsWindow),
 		logsCap:    opts.LogsCap,
 	}
-	m.stack = []*view{newView(viewNodes)}
-	var s *fleet.Snapshot
+	var snap *fleet.Snapshot
 	if opts.Feed != nil {
-		s = opts.Feed.Current()
+		snap = opts.Feed.Current()
 	}
-	if s == nil {
-		s = fleet.NewSnapshot(0, time.Time{}, nil, nil, nil)
+	if snap == nil {
+		snap = fleet.NewSnapshot(0, time.Time{}, nil, nil, nil)
 	}
-	m.setSnapshot(s)
-	return m
+	s.setSnapshot(snap)
+	s.switchTo(newNodesView(s, ""))
+	s.top().refresh()
+	return &Model{shared: s}
 }
+
+// Marked returns the keys (dc/name) of the marked nodes, sorted.
+func (m *Model) Marked() []string { return m.marked() }
 
 // Init starts waiting for snapshots and the one-second tick.
 func (m *Model) Init() tea.Cmd {
@@ -202,24 +138,24 @@ func (m *Model) Init() tea.Cmd {
 // waitSnapshot returns a command that blocks in Feed.Next until a snapshot
 // newer than the one shown exists. It returns when ctx is cancelled, so no
 // goroutine outlives the program.
-func (m *Model) waitSnapshot() tea.Cmd {
-	if m.feed == nil {
+func (s *shared) waitSnapshot() tea.Cmd {
+	if s.feed == nil {
 		return nil
 	}
-	ctx, feed, after := m.ctx, m.feed, m.snap.Version
+	ctx, feed, after := s.ctx, s.feed, s.snap.Version
 	return func() tea.Msg {
-		s, err := feed.Next(ctx, after)
+		snap, err := feed.Next(ctx, after)
 		if err != nil {
 			return feedErrMsg{err}
 		}
-		return snapshotMsg{s}
+		return snapshotMsg{snap}
 	}
 }
 
 // tick returns a command that sends a tickMsg after a second, or nothing
 // once ctx is cancelled (a bare tea.Tick would outlive the program).
-func (m *Model) tick() tea.Cmd {
-	ctx := m.ctx
+func (s *shared) tick() tea.Cmd {
+	ctx := s.ctx
 	return func() tea.Msg {
 		t := time.NewTimer(time.Second)
 		defer t.Stop()
@@ -234,167 +170,225 @@ func (m *Model) tick() tea.Cmd {
 
 // Update handles one message.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	var cmd tea.Cmd
+	var cmds []tea.Cmd
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.height = max(msg.Width, 1), max(msg.Height, 1)
+		m.resize(msg.Width, msg.Height)
 	case snapshotMsg:
 		if msg.snap != nil && msg.snap.Version > m.snap.Version {
 			m.setSnapshot(msg.snap)
 		}
-		cmd = m.waitSnapshot()
+		cmds = append(cmds, m.waitSnapshot())
 	case feedErrMsg:
 		if m.ctx.Err() != nil || errors.Is(msg.err, context.Canceled) {
 			return m, nil
 		}
 		m.setFlash("feed: "+msg.err.Error(), true)
-		cmd = m.retryFeed()
+		cmds = append(cmds, m.retryAfterSecond(m.waitSnapshot()))
 	case tickMsg:
-		if m.top().kind == viewGroups {
-			// Joins and leaves are counted over a sliding window.
-			m.src[viewGroups].force = true
-		}
-		m.tickLogs()
-		cmd = tea.Batch(m.tick(), m.tickLocks())
-	case tea.PasteMsg:
-		if m.input != nil {
-			m.input.insert(sanitize(msg.Content))
-			m.inputChanged()
-		}
+		m.expireFlash(m.now())
+		cmds = append(cmds, m.tick(), m.tickLocks())
+		cmds = append(cmds, m.broadcast(msg))
 	case tea.KeyPressMsg:
-		cmd = m.handleKey(msg)
-	case logsOpenedMsg:
-		cmd = m.logsOpened(msg)
-	case logsBatchMsg:
-		cmd = m.logsBatch(msg)
-	case logsSavedMsg:
-		m.logsSaved(msg)
+		cmds = append(cmds, m.handleKey(msg))
+	case tea.PasteMsg:
+		cmds = append(cmds, m.focus().update(msg))
 	default:
-		cmd = m.updateProv(msg)
-	}
-	if v := m.top(); v.kind == viewRun && v.run.stale {
-		// Back on top after another view: catch up with the run.
-		v.run.stale = false
-		cmd = tea.Batch(cmd, m.fetchRun(v.run))
-	}
-	m.refresh(m.top())
-	return m, cmd
-}
-
-// retryFeed waits a second, then waits for snapshots again. Feeds other
-// than a Publisher may fail transiently.
-func (m *Model) retryFeed() tea.Cmd { return m.retryAfterSecond(m.waitSnapshot()) }
-
-// retryAfterSecond runs wait after a second, unless the console ends first.
-func (m *Model) retryAfterSecond(wait tea.Cmd) tea.Cmd {
-	ctx := m.ctx
-	return func() tea.Msg {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return wait()
-		case <-ctx.Done():
-			return nil
+		if cmd, ok := m.updateProv(msg); ok {
+			cmds = append(cmds, cmd)
+		} else {
+			cmds = append(cmds, m.broadcast(msg))
 		}
 	}
-}
-
-// setSnapshot makes s the shown snapshot.
-func (m *Model) setSnapshot(s *fleet.Snapshot) {
-	if m.baseline.IsZero() && s.Version > 0 {
-		m.baseline = s.Time
+	top := m.top()
+	if w, ok := top.(waker); ok {
+		cmds = append(cmds, w.wake())
 	}
-	m.snap = s
-	// A node that left cannot be acted on: drop its mark rather than keep
-	// an invisible target.
-	for k := range m.marks {
-		dc, name, _ := strings.Cut(k, "/")
-		if s.Node(dc, name) == nil {
-			delete(m.marks, k)
-		}
+	top.refresh()
+	if m.overlay != nil {
+		m.overlay.refresh()
 	}
-	m.rescope()
+	return m, tea.Batch(cmds...)
 }
 
-// Marked returns the keys (dc/name) of the marked nodes, sorted.
-func (m *Model) Marked() []string {
-	keys := make([]string, 0, len(m.marks))
-	for k := range m.marks {
-		keys = append(keys, k)
+// broadcast hands msg to every component on the stack: each takes only
+// the messages of its own commands (a run view its board, a Logs view its
+// stream's batches).
+func (s *shared) broadcast(msg tea.Msg) tea.Cmd {
+	var cmds []tea.Cmd
+	// A copy: a component may push or pop while handling msg.
+	for _, c := range append([]component(nil), s.stack...) {
+		cmds = append(cmds, c.update(msg))
 	}
-	sort.Strings(keys)
-	return keys
+	return tea.Batch(cmds...)
 }
 
-// rescope recomputes the datacenter-restricted snapshot.
-func (m *Model) rescope() {
-	m.scope = restrict(m.snap, m.dc)
-	m.gen++
-}
-
-// restrict returns s limited to datacenter dc ("" = all). The result is a
-// new immutable snapshot sharing s's node pointers, so per-node caches stay
-// valid.
-func restrict(s *fleet.Snapshot, dc string) *fleet.Snapshot {
-	if dc == "" {
-		return s
+// handleKey dispatches a key press: ctrl+c is the one quit action
+// everywhere; any other key goes to the overlay or the top component: a
+// registered action first, then its update (text entry).
+func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" {
+		return m.quit()
 	}
-	var nodes []*fleet.Node
-	for _, n := range s.Nodes {
-		if n.Datacenter == dc {
-			nodes = append(nodes, n)
-		}
+	c := m.focus()
+	if a, ok := c.keys().match(msg); ok {
+		return a.do(msg)
 	}
-	var conn []fleet.ConnState
-	for _, c := range s.Conn {
-		if c.Datacenter == dc {
-			conn = append(conn, c)
-		}
-	}
-	var events []fleet.Event
-	for _, e := range s.Events {
-		if e.Datacenter == dc {
-			events = append(events, e)
-		}
-	}
-	return fleet.NewSnapshot(s.Version, s.Time, nodes, conn, events)
+	return c.update(msg)
 }
 
-// top returns the view on top of the stack.
-func (m *Model) top() *view { return m.stack[len(m.stack)-1] }
-
-// push shows v on top of the current view.
-func (m *Model) push(v *view) {
-	m.stack = append(m.stack, v)
-}
-
-// pop returns to the previous view; the root view stays.
-func (m *Model) pop() bool {
-	if len(m.stack) <= 1 {
-		return false
-	}
-	m.closeView(m.stack[len(m.stack)-1])
-	m.stack[len(m.stack)-1] = nil
-	m.stack = m.stack[:len(m.stack)-1]
-	return true
-}
-
-// setFlash shows a short message in the footer for a few seconds.
-func (m *Model) setFlash(s string, bad bool) {
-	m.flash, m.flashBad, m.flashUntil = sanitize(s), bad, m.now().Add(5*time.Second)
-}
-
-// isChanged reports whether a row stamped at t is highlighted as changed.
-func (m *Model) isChanged(t, now time.Time) bool {
-	return !t.IsZero() && t.After(m.baseline) && now.Sub(t) < changedFor
-}
-
-// View renders the screen: header, the top view's body, footer.
+// View renders the screen: header, the top component's body, footer. It
+// changes nothing: everything it shows was computed by Update.
 func (m *Model) View() tea.View {
-	v := tea.NewView(m.render())
+	v := tea.NewView(m.render(m.now()))
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeNone
 	v.WindowTitle = "fleetdeck"
 	return v
+}
+
+// render draws the whole screen: two header lines, the body of the top
+// component, the footer. Every line is at most m.width cells, and there
+// are exactly m.height lines.
+func (m *Model) render(now time.Time) string {
+	var b strings.Builder
+	b.Grow((m.width + 16) * m.height)
+	lines := 0
+	line := func(s string) {
+		if lines >= m.height {
+			return
+		}
+		if lines > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(s)
+		lines++
+	}
+	line(m.headerCounts())
+	line(m.headerConn(now))
+	foot := m.footer(now)
+	// A two-line footer message takes the body's last line.
+	bodyEnd := m.height - len(foot)
+	m.top().view(now, func(s string) {
+		if lines < bodyEnd {
+			line(s)
+		}
+	})
+	for lines < bodyEnd {
+		line("")
+	}
+	for _, f := range foot {
+		line(f)
+	}
+	return b.String()
+}
+
+// footer draws the status line: the overlay (prompt, question) while one
+// is open, otherwise the view path, the view's status and its key hints,
+// or a message, which takes the whole footer (over two lines, broken
+// between words) when it does not fit beside the path.
+func (m *Model) footer(now time.Time) []string {
+	if o := m.overlay; o != nil {
+		var out string
+		o.view(now, func(s string) { out = s })
+		return []string{out}
+	}
+	top := m.top()
+	var left strings.Builder
+	for i, c := range m.stack {
+		if i > 0 {
+			left.WriteString(" › ")
+		}
+		left.WriteString(c.title())
+	}
+	left.WriteString(top.status())
+	if m.dc != "" {
+		left.WriteString(" dc:" + m.dc)
+	}
+	l := sanitize(left.String())
+	lw := cellWidth(l)
+	if msg, ok := m.flashShown(now); ok {
+		style := ""
+		if m.flashBad {
+			style = m.st.bad
+		}
+		if fw := cellWidth(msg); lw+2+fw > m.width {
+			return m.wideMessage(style, msg)
+		}
+		return []string{m.st.render(m.st.title, l) + "  " + m.st.render(style, fitLine(msg, m.width-lw-2))}
+	}
+	hints := top.keys().hints()
+	right := fitHints(hints, m.width-lw-2)
+	if right == "" && len(hints) > 0 {
+		// Too narrow for the path and the hints: cut the path, keep the
+		// help hint, so the way to every key stays on screen.
+		last := hints[len(hints)-1]
+		room := max(m.width-cellWidth(last)-2, 0)
+		return []string{m.st.render(m.st.title, truncate(l, lw, room)) + strings.Repeat(" ", max(room-min(lw, room), 0)+2) +
+			m.st.render(m.st.dim, fitLine(last, m.width-room-2))}
+	}
+	if right == "" {
+		return []string{m.st.render(m.st.title, truncate(l, lw, m.width))}
+	}
+	return []string{m.st.render(m.st.title, l) + "  " + m.st.render(m.st.dim, fitLine(right, m.width-lw-2))}
+}
+
+// wideMessage lays out a footer message that does not fit beside the
+// path: on the whole line, or two lines broken between words (a path
+// without spaces breaks at its slashes).
+func (m *Model) wideMessage(style, msg string) []string {
+	if cellWidth(msg) <= m.width || m.height < 6 {
+		return []string{m.st.render(style, truncate(msg, cellWidth(msg), m.width))}
+	}
+	parts := wordWrap(msg, m.width)
+	if len(parts) > 2 {
+		rest := strings.Join(parts[1:], " ")
+		parts = []string{parts[0], truncate(rest, cellWidth(rest), m.width)}
+	}
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = m.st.render(style, fitLine(p, m.width))
+	}
+	return out
+}
+
+// fitHints joins as many hints as fit in w cells, two spaces apart. The
+// last hint (help) is always kept when any is: the others are dropped from
+// the end first.
+func fitHints(hints []string, w int) string {
+	if len(hints) == 0 || w <= 0 {
+		return ""
+	}
+	last := hints[len(hints)-1]
+	if cellWidth(last) > w {
+		return ""
+	}
+	keep := hints[:len(hints)-1]
+	for {
+		total := cellWidth(last)
+		for _, h := range keep {
+			total += cellWidth(h) + 2
+		}
+		if total <= w {
+			break
+		}
+		keep = keep[:len(keep)-1]
+	}
+	return strings.Join(append(append([]string(nil), keep...), last), "  ")
+}
+
+// liveRuns counts this console's running and queued runs.
+func (s *shared) liveRuns() (running, queued int) {
+	for i := range s.runs {
+		if !s.runs[i].Live {
+			continue
+		}
+		switch s.runs[i].Status {
+		case provision.RunRunning:
+			running++
+		case provision.RunQueued:
+			queued++
+		}
+	}
+	return running, queued
 }

@@ -5,134 +5,215 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
-// previewScreen is the state of the preview screen: what will run, exactly,
-// before anything runs.
-type previewScreen struct {
+// previewView is the preview component: what will run, exactly, before
+// anything runs. Launching passes what was typed in the confirmation to
+// the run manager, which checks it (the console checks it first only to
+// say so at once).
+type previewView struct {
+	base
 	p *provision.Preview
-	// form is the launch form under the preview (nil for a re-run).
-	form *launchForm
-	// typed is the typed confirmation so far.
-	typed string
+	// form is the launch form under the preview (nil for a re-run, whose
+	// run rerunOf is).
+	form    *launchForm
+	rerunOf string
+	// typed is the confirmation's editor (used when p.Confirm is set).
+	typed textinput.Model
 	busy  bool
-	err   string
+	// launched is set once the run was launched: closing the view then
+	// does not discard the plan.
+	launched bool
+	err      string
+
+	statusLines []textLine
+	lines       []textLine
+	builtW      int
+	offset      int
+}
+
+// newPreviewView returns the preview of p.
+func newPreviewView(s *shared, p *provision.Preview, form *launchForm, rerunOf string) *previewView {
+	ps := &previewView{base: base{s: s}, p: p, form: form, rerunOf: rerunOf, typed: newTextInput(""), builtW: -1}
+	confirming := func() bool { return p.Confirm != "" }
+	notConfirming := func() bool { return p.Confirm == "" }
+	esc := "discard the preview (back to the form)"
+	if form == nil {
+		esc = "discard the preview"
+	}
+	acts := []action{
+		{keys: []string{"enter"}, short: "launch", desc: "launch (after typing the confirmation when asked)",
+			do: func(tea.KeyPressMsg) tea.Cmd { return ps.launch() }},
+		{keys: []string{"esc"}, short: "discard", desc: esc, do: func(tea.KeyPressMsg) tea.Cmd { s.pop(); return nil }},
+	}
+	// While a confirmation is typed, letters are text: only the arrows
+	// and page keys scroll.
+	for _, a := range moveActions(func() int { return ps.page() }, ps.scroll) {
+		a.when = notConfirming
+		acts = append(acts, a)
+	}
+	acts = append(acts,
+		action{keys: []string{"up", "down", "pgup", "pgdown"}, label: "↑/↓ pgup/pgdn", desc: "scroll", when: confirming,
+			do: func(msg tea.KeyPressMsg) tea.Cmd {
+				switch msg.String() {
+				case "up":
+					ps.scroll(-1)
+				case "down":
+					ps.scroll(1)
+				case "pgup":
+					ps.scroll(-ps.page())
+				default:
+					ps.scroll(ps.page())
+				}
+				return nil
+			}},
+		action{keys: []string{"?", "f1"}, label: "?", short: "help", desc: "help (f1 while typing the confirmation)", when: notConfirming,
+			do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
+		action{keys: []string{"f1"}, short: "help", when: confirming, do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
+	)
+	// q quits as in the views, except while it is text.
+	quitQ, quit := s.quitAction(true), s.quitAction(false)
+	quitQ.when, quit.when, quit.desc = notConfirming, confirming, ""
+	acts = append(acts, quitQ, quit)
+	ps.acts = s.register(acts...)
+	return ps
+}
+
+func (ps *previewView) title() string { return "preview" }
+
+// page is the number of preview lines shown below the fixed lines.
+func (ps *previewView) page() int { return max(ps.h-1-len(ps.statusLines), 1) }
+
+func (ps *previewView) scroll(d int) {
+	ps.offset = clamp(ps.offset+d, 0, max(len(ps.lines)-ps.page(), 0))
+}
+
+// update takes the typed confirmation.
+func (ps *previewView) update(msg tea.Msg) tea.Cmd {
+	switch msg.(type) {
+	case tea.KeyPressMsg, tea.PasteMsg:
+		if ps.p.Confirm != "" && !ps.busy {
+			editText(&ps.typed, msg)
+		}
+	}
+	return nil
+}
+
+// close discards the plan unless it was launched.
+func (ps *previewView) close() {
+	if !ps.launched && ps.s.prov != nil {
+		ps.s.prov.Discard(ps.p.PlanID)
+	}
+}
+
+// launch asks the manager to launch the plan with what was typed.
+func (ps *previewView) launch() tea.Cmd {
+	if ps.busy || ps.s.prov == nil {
+		return nil
+	}
+	typed := ps.typed.Value()
+	if ps.p.Confirm != "" && typed != ps.p.Confirm {
+		ps.err = "type " + strconv.Quote(sanitize(ps.p.Confirm)) + " exactly to launch (esc goes back)"
+		ps.s.setFlash(ps.err, true)
+		return nil
+	}
+	ps.busy, ps.err = true, ""
+	p, id := ps.s.prov, ps.p.PlanID
+	return ps.s.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
+		runID, err := p.Launch(ctx, id, typed)
+		return launchedMsg{ps: ps, runID: runID, err: err}
+	})
 }
 
 // previewDone shows a prepared run, or the error that stopped it.
-func (m *Model) previewDone(msg previewMsg) tea.Cmd {
+func (s *shared) previewDone(msg previewMsg) tea.Cmd {
 	if f := msg.form; f != nil {
 		f.busy = false
-		if m.top().form != f {
+		if s.top() != component(f) {
 			// The form was closed while the preview was being prepared.
-			m.discard(msg.prev)
+			if msg.prev != nil && s.prov != nil {
+				s.prov.Discard(msg.prev.PlanID)
+			}
 			return nil
 		}
 		if msg.err != nil {
 			f.err = sanitize(msg.err.Error())
-			m.setFlash("preview failed: "+msg.err.Error(), true)
+			s.setFlash("preview failed: "+msg.err.Error(), true)
 			return nil
 		}
 	} else if msg.err != nil {
-		m.setFlash("re-run of "+msg.rerunOf+": "+msg.err.Error(), true)
+		s.setFlash("re-run of "+msg.rerunOf+": "+msg.err.Error(), true)
 		return nil
 	}
 	if msg.prev == nil {
-		m.setFlash("the run manager returned no preview", true)
+		s.setFlash("the run manager returned no preview", true)
 		return nil
 	}
-	v := newView(viewPreview)
-	v.prev = &previewScreen{p: msg.prev, form: msg.form}
-	m.push(v)
+	s.push(newPreviewView(s, msg.prev, msg.form, msg.rerunOf))
 	return nil
 }
 
-// discard drops a preview that will not be launched.
-func (m *Model) discard(p *provision.Preview) {
-	if p != nil && m.prov != nil {
-		m.prov.Discard(p.PlanID)
-	}
-}
-
-// handlePreview handles keys on the preview screen: enter launches (once
-// the confirmation text, if any, is typed), esc discards. While a typed
-// confirmation is required, printable keys go to it.
-func (m *Model) handlePreview(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	ps := v.prev
-	k := msg.String()
-	switch k {
-	case "ctrl+c":
-		m.discard(ps.p)
-		return tea.Quit, true
-	case "esc":
-		m.discard(ps.p)
-		m.pop()
-		return nil, true
-	case "enter":
-		if ps.busy {
-			return nil, true
-		}
-		if ps.p.Confirm != "" && ps.typed != ps.p.Confirm {
-			ps.err = "type " + strconv.Quote(sanitize(ps.p.Confirm)) + " exactly to launch (esc goes back)"
-			m.setFlash(ps.err, true)
-			return nil, true
-		}
-		if m.ro {
-			return nil, true
-		}
-		ps.busy, ps.err = true, ""
-		p, id := m.prov, ps.p.PlanID
-		return m.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
-			runID, err := p.Launch(ctx, id)
-			return launchedMsg{ps: ps, runID: runID, err: err}
-		}), true
-	}
-	if ps.p.Confirm == "" {
-		return nil, false
-	}
-	switch k {
-	case "backspace", "ctrl+h":
-		p := prompt{text: ps.typed}
-		p.backspace()
-		ps.typed = p.text
-		return nil, true
-	case "ctrl+u":
-		ps.typed = ""
-		return nil, true
-	case "space":
-		ps.typed += " "
-		return nil, true
-	}
-	if msg.Text != "" && msg.Mod&^tea.ModShift == 0 {
-		ps.typed += msg.Text
-		return nil, true
-	}
-	return nil, false
-}
-
-// launchDone follows a launched run, or shows why it did not start.
-func (m *Model) launchDone(msg launchedMsg) tea.Cmd {
+// launchDone follows a launched run, or shows why it did not start (the
+// preview stays: a refused confirmation can be typed again).
+func (s *shared) launchDone(msg launchedMsg) tea.Cmd {
 	ps := msg.ps
 	ps.busy = false
 	if msg.err != nil {
 		ps.err = sanitize(msg.err.Error())
-		m.setFlash("launch failed: "+msg.err.Error(), true)
+		s.setFlash("launch failed: "+msg.err.Error(), true)
 		return nil
 	}
+	ps.launched = true
 	// The form and its preview are done: replace them with the run view.
-	for len(m.stack) > 1 {
-		t := m.top()
-		if t.prev != ps && (t.form == nil || t.form != ps.form) {
-			break
+	if s.onStack(ps) {
+		bottom := component(ps)
+		if ps.form != nil && s.onStack(ps.form) {
+			bottom = ps.form
 		}
-		m.pop()
+		s.popTo(bottom)
+		s.pop()
 	}
-	m.setFlash("run "+msg.runID+" launched", false)
-	return tea.Batch(m.openRun(msg.runID), m.fetchRuns())
+	s.setFlash("run "+msg.runID+" launched", false)
+	return tea.Batch(s.openRun(msg.runID), s.fetchRuns())
+}
+
+// refresh renders the fixed lines and, when the width changed, the
+// preview's text.
+func (ps *previewView) refresh() {
+	ps.statusLines = ps.previewStatus()
+	if ps.builtW != ps.w {
+		ps.lines, ps.builtW = ps.previewLines(ps.w), ps.w
+	}
+	ps.scroll(0)
+}
+
+// view draws the heading, the fixed lines, then the preview from its
+// scroll position.
+func (ps *previewView) view(_ time.Time, line func(string)) {
+	st := &ps.s.st
+	line(st.render(st.colHeader, fitLine("  Preview: nothing has run yet", ps.w)))
+	for _, l := range ps.statusLines {
+		line(st.render(l.style, fitLine(l.text, ps.w)))
+	}
+	end := min(ps.offset+ps.page(), len(ps.lines))
+	for _, l := range ps.lines[min(ps.offset, end):end] {
+		line(st.render(l.style, fitLine(l.text, ps.w)))
+	}
+}
+
+// status is the scroll position when the preview is longer than the
+// screen.
+func (ps *previewView) status() string {
+	if len(ps.lines) > ps.page() {
+		return " line " + strconv.Itoa(ps.offset+1) + "/" + strconv.Itoa(len(ps.lines))
+	}
+	return ""
 }
 
 // quoteArg renders one argv element unambiguously: plain when it is made
@@ -153,13 +234,13 @@ func quoteArg(s string) string {
 
 // previewLines renders the preview: scope, hosts (alias → node), argv,
 // environment additions, warnings.
-func (m *Model) previewLines(ps *previewScreen) []textLine {
-	st := &m.st
+func (ps *previewView) previewLines(width int) []textLine {
+	st := &ps.s.st
 	p := ps.p
 	r := p.Request
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
-	w := max(m.width-6, 10)
+	w := max(width-6, 10)
 	mode := []string{}
 	if r.Check {
 		mode = append(mode, "check mode")
@@ -176,7 +257,11 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 	if !r.Check {
 		style = st.warn
 	}
-	add(st.title, "Playbook "+sanitize(r.Playbook)+" on "+string(r.Scope)+" "+sanitize(r.Subject))
+	title := "Playbook " + sanitize(r.Playbook) + " on " + sanitize(scopeText(r.Scope, r.Subject))
+	if ps.rerunOf != "" && !strings.Contains(r.Subject, ps.rerunOf) {
+		title += " (re-run of " + sanitize(ps.rerunOf) + ")"
+	}
+	add(st.title, title)
 	add(style, "  "+strings.Join(mode, " · "))
 	if len(p.Warnings) > 0 {
 		add("", "")
@@ -198,6 +283,17 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 			line += "  → node " + sanitize(node)
 		}
 		add("", line)
+	}
+	if vars := previewExtraVars(p); len(vars) > 0 {
+		add("", "")
+		// The values typed, as the run gets them (secrets redacted): the
+		// argv only names the file they are passed in.
+		add(st.colHeader, "Extra vars ("+strconv.Itoa(len(vars))+"; secret values redacted)")
+		for _, v := range vars {
+			for _, l := range hardWrap(sanitize(quoteVar(v)), max(w-2, 8)) {
+				add("", "  "+l)
+			}
+		}
 	}
 	add("", "")
 	add(st.colHeader, "Command ("+strconv.Itoa(len(p.Argv))+" arguments, no shell)")
@@ -229,6 +325,16 @@ func (m *Model) previewLines(ps *previewScreen) []textLine {
 	return out
 }
 
+// quoteVar renders an extra var key=value, the value quoted when needed;
+// a redacted value stays as the manager wrote it.
+func quoteVar(kv string) string {
+	k, v, ok := strings.Cut(kv, "=")
+	if ok && v == "<redacted>" {
+		return quoteArg(k) + "=" + v
+	}
+	return quoteEnv(kv)
+}
+
 // quoteEnv renders NAME=value with the value quoted when needed.
 func quoteEnv(e string) string {
 	k, v, ok := strings.Cut(e, "=")
@@ -240,8 +346,8 @@ func quoteEnv(e string) string {
 
 // previewStatus is the fixed line above the scrolling preview: how to
 // launch, the typed confirmation, or the last error.
-func (m *Model) previewStatus(ps *previewScreen) []textLine {
-	st := &m.st
+func (ps *previewView) previewStatus() []textLine {
+	st := &ps.s.st
 	var out []textLine
 	switch {
 	case ps.busy:
@@ -249,16 +355,24 @@ func (m *Model) previewStatus(ps *previewScreen) []textLine {
 	case ps.p.Confirm != "":
 		c := sanitize(ps.p.Confirm)
 		style := st.warn
-		if ps.typed == ps.p.Confirm {
+		if ps.typed.Value() == ps.p.Confirm {
 			style = st.ok
 		}
-		out = append(out, textLine{style, "  Not in check mode on a whole " + string(ps.p.Request.Scope) + ": type " +
-			strconv.Quote(c) + " then enter to launch, esc to discard: " + sanitize(ps.typed) + "▏"})
+		what := "on " + plural(len(ps.p.Hosts), "host")
+		if ps.p.Request.Scope.Wide() {
+			what = "on a whole " + string(ps.p.Request.Scope)
+		}
+		out = append(out, textLine{style, "  Not in check mode " + what + ": type " + strconv.Quote(c) +
+			" then enter to launch, esc to discard: " + inputText(&ps.typed)})
 	default:
-		out = append(out, textLine{st.key, "  enter launch · esc discard (back to the form)"})
+		back := ""
+		if ps.form != nil {
+			back = " (back to the form)"
+		}
+		out = append(out, textLine{st.key, "  enter launch · esc discard" + back})
 	}
 	if ps.err != "" {
-		for _, l := range wrap(ps.err, max(m.width-4, 10)) {
+		for _, l := range wrap(ps.err, max(ps.w-4, 10)) {
 			out = append(out, textLine{st.bad, "  " + l})
 		}
 	}

@@ -54,7 +54,7 @@ type previewMsg struct {
 
 // launchedMsg reports the outcome of Provisioner.Launch.
 type launchedMsg struct {
-	ps    *previewScreen
+	ps    *previewView
 	runID string
 	err   error
 }
@@ -65,29 +65,6 @@ type cancelledMsg struct {
 	err error
 }
 
-// confirmAsk is a pending y/n question in the footer (cancel a run).
-type confirmAsk struct {
-	text string
-	yes  func() tea.Cmd
-	// no is the flash shown when the answer is no ("" says "not cancelled").
-	no string
-}
-
-// quit ends the console, asking first when runs of this console are
-// running or queued: quitting cancels them.
-func (m *Model) quit() tea.Cmd {
-	running, queued := m.liveRuns()
-	if running+queued == 0 {
-		return tea.Quit
-	}
-	m.confirm = &confirmAsk{
-		text: fmt.Sprintf("%d running and %d queued runs of this console will be cancelled. Quit? y/n", running, queued),
-		yes:  func() tea.Cmd { return tea.Quit },
-		no:   "not quitting",
-	}
-	return nil
-}
-
 // provTimeout bounds list and board fetches; previews and launches get
 // longer (ansible-playbook --list-hosts, lock acquisition).
 const (
@@ -95,28 +72,76 @@ const (
 	provLongTimeout = 2 * time.Minute
 )
 
+// quit is the quit action. With runs of this console live it asks first
+// (quitting cancels them); asked again while the question is open (a
+// second ctrl+c), it quits.
+func (s *shared) quit() tea.Cmd {
+	if q, ok := s.overlay.(*question); ok && q.quit {
+		return s.quitNow(true)
+	}
+	running, queued := s.liveRuns()
+	if running+queued == 0 {
+		return s.quitNow(false)
+	}
+	s.openOverlay(newQuestion(s, question{
+		text: fmt.Sprintf("%s and %s of this console will be cancelled. Quit? y/n", plural(running, "running run"), plural(queued, "queued run")),
+		yes:  func() tea.Cmd { return s.quitNow(true) },
+		no:   "not quitting",
+		quit: true,
+	}))
+	return nil
+}
+
+// quitNow ends the console: every view is closed (a prepared run is
+// discarded, a log stream closed) and, with cancelLive, this console's
+// live runs are cancelled before the program ends.
+func (s *shared) quitNow(cancelLive bool) tea.Cmd {
+	for _, c := range s.stack {
+		c.close()
+	}
+	s.overlay = nil
+	var live []string
+	for i := range s.runs {
+		if ri := &s.runs[i]; cancelLive && ri.Live && !ri.Status.Final() {
+			live = append(live, ri.ID)
+		}
+	}
+	if len(live) == 0 || s.prov == nil {
+		return tea.Quit
+	}
+	p, parent := s.prov, s.ctx
+	return func() tea.Msg {
+		// The run manager cancels them at its Close too; doing it here
+		// records them as cancelled by this console's user even if the
+		// program is killed right after.
+		ctx, cancel := context.WithTimeout(parent, provTimeout)
+		defer cancel()
+		for _, id := range live {
+			_ = p.Cancel(ctx, id)
+		}
+		return tea.QuitMsg{}
+	}
+}
+
 // waitProv waits in Provisioner.Next for the runs to change. It returns
 // when ctx is cancelled, so no goroutine outlives the program.
-func (m *Model) waitProv() tea.Cmd {
-	if m.prov == nil {
+func (s *shared) waitProv() tea.Cmd {
+	if s.prov == nil {
 		return nil
 	}
-	ctx, p, after := m.ctx, m.prov, m.provVer
+	ctx, p, after := s.ctx, s.prov, s.provVer
 	return func() tea.Msg {
 		v, err := p.Next(ctx, after)
 		return provChangedMsg{ver: v, err: err}
 	}
 }
 
-// retryProv waits a second, then waits for changes again.
-func (m *Model) retryProv() tea.Cmd { return m.retryAfterSecond(m.waitProv()) }
-
-// provCall runs f with a bounded context derived from the model's.
-func (m *Model) provCall(d time.Duration, f func(ctx context.Context) tea.Msg) tea.Cmd {
-	if m.prov == nil {
+// provCall runs f with a bounded context derived from the console's.
+func (s *shared) provCall(d time.Duration, f func(ctx context.Context) tea.Msg) tea.Cmd {
+	if s.prov == nil {
 		return nil
 	}
-	parent := m.ctx
+	parent := s.ctx
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(parent, d)
 		defer cancel()
@@ -126,183 +151,144 @@ func (m *Model) provCall(d time.Duration, f func(ctx context.Context) tea.Msg) t
 
 // fetchRuns reloads the runs list; calls are coalesced so at most one is
 // in flight.
-func (m *Model) fetchRuns() tea.Cmd {
-	if m.prov == nil {
+func (s *shared) fetchRuns() tea.Cmd {
+	if s.prov == nil {
 		return nil
 	}
-	if m.runsFetching {
-		m.runsAgain = true
+	if s.runsFetching {
+		s.runsAgain = true
 		return nil
 	}
-	m.runsFetching = true
-	p := m.prov
-	return m.provCall(provTimeout, func(ctx context.Context) tea.Msg {
+	s.runsFetching = true
+	p := s.prov
+	return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 		runs, err := p.Runs(ctx)
 		return runsMsg{runs: runs, err: err}
 	})
 }
 
-// fetchRun reloads the board of the run shown by rs (coalesced likewise).
-func (m *Model) fetchRun(rs *runScreen) tea.Cmd {
-	if m.prov == nil {
-		return nil
-	}
-	if rs.fetching {
-		rs.again = true
-		return nil
-	}
-	rs.fetching = true
-	p, id := m.prov, rs.id
-	return m.provCall(provTimeout, func(ctx context.Context) tea.Msg {
-		rv, err := p.Run(ctx, id)
-		return runMsg{id: id, rv: rv, err: err}
-	})
-}
-
-// updateProv handles the run manager's messages.
-func (m *Model) updateProv(msg tea.Msg) tea.Cmd {
+// updateProv handles the run manager's messages that concern the console
+// as a whole; handled is false for messages of one component.
+func (s *shared) updateProv(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 	switch msg := msg.(type) {
 	case provChangedMsg:
 		if msg.err != nil {
-			if m.ctx.Err() != nil || errors.Is(msg.err, context.Canceled) {
-				return nil
+			if s.ctx.Err() != nil || errors.Is(msg.err, context.Canceled) {
+				return nil, true
 			}
-			m.setFlash("runs: "+msg.err.Error(), true)
-			return m.retryProv()
+			s.setFlash("runs: "+msg.err.Error(), true)
+			return s.retryAfterSecond(s.waitProv()), true
 		}
-		if msg.ver > m.provVer {
-			m.provVer = msg.ver
+		if msg.ver > s.provVer {
+			s.provVer = msg.ver
 		}
-		cmds := []tea.Cmd{m.waitProv(), m.fetchRuns()}
-		if m.top().kind == viewLocks {
-			cmds = append(cmds, m.fetchLocks())
+		cmds := []tea.Cmd{s.waitProv(), s.fetchRuns()}
+		if s.top().title() == "locks" {
+			cmds = append(cmds, s.fetchLocks())
 		}
-		// Only the run on top follows live; one under other views is
-		// fetched again when it is back on top.
-		if v := m.top(); v.kind == viewRun {
-			cmds = append(cmds, m.fetchRun(v.run))
-		} else {
-			for _, sv := range m.stack {
-				if sv.run != nil {
-					sv.run.stale = true
-				}
-			}
-		}
-		return tea.Batch(cmds...)
+		// Run views fetch their board: the one on top now, the others
+		// when they are back on top.
+		cmds = append(cmds, s.broadcast(msg))
+		return tea.Batch(cmds...), true
 	case runsMsg:
-		m.runsFetching = false
+		s.runsFetching = false
 		if msg.err != nil {
-			m.runsErr = sanitize(msg.err.Error())
+			s.runsErr = sanitize(msg.err.Error())
 		} else {
-			m.runsErr = ""
-			m.runs = msg.runs
-			m.src[viewRuns].force = true
+			s.runsErr = ""
+			s.runs = msg.runs
+			s.invalidate("runs")
+			s.dropStaleQuestion()
 		}
-		if m.runsAgain {
-			m.runsAgain = false
-			return m.fetchRuns()
+		if s.runsAgain {
+			s.runsAgain = false
+			return s.fetchRuns(), true
 		}
-	case runMsg:
-		var cmd tea.Cmd
-		for _, v := range m.stack {
-			if rs := v.run; rs != nil && rs.id == msg.id {
-				rs.fetching = false
-				rs.set(m, msg.rv, msg.err)
-				if rs.again {
-					rs.again = false
-					cmd = m.fetchRun(rs)
-				}
-			}
-		}
-		return cmd
+		return nil, true
 	case locksMsg:
-		return m.locksDone(msg)
-	case playbooksMsg:
-		msg.form.setPlaybooks(msg.pbs, msg.err)
+		return s.locksDone(msg), true
 	case previewMsg:
-		return m.previewDone(msg)
+		return s.previewDone(msg), true
 	case launchedMsg:
-		return m.launchDone(msg)
+		return s.launchDone(msg), true
 	case cancelledMsg:
 		if msg.err != nil {
-			m.setFlash("cancel "+msg.id+": "+msg.err.Error(), true)
+			s.setFlash("cancel "+msg.id+": "+msg.err.Error(), true)
 		} else {
-			m.setFlash("cancelling run "+msg.id, false)
+			s.setFlash("cancelling run "+msg.id, false)
 		}
-		return m.fetchRuns()
+		return s.fetchRuns(), true
+	case logsSavedMsg:
+		s.logsSaved(msg)
+		return nil, true
 	}
-	return nil
+	return nil, false
 }
 
 // noProv says that the run features are off.
-func (m *Model) noProv() {
-	m.setFlash(m.runsOffText(), true)
+func (s *shared) noProv() {
+	s.setFlash(s.runsOffText(), true)
 }
 
 // runsOffText says why runs are not available.
-func (m *Model) runsOffText() string {
-	if m.runsOff != "" {
-		return m.runsOff
+func (s *shared) runsOffText() string {
+	if s.runsOff != "" {
+		return s.runsOff
 	}
 	return "runs are not available: no run manager configured (playbook directory?)"
 }
 
 // askCancel asks y/n before cancelling run id.
-func (m *Model) askCancel(id string, status provision.RunStatus) {
-	if m.prov == nil {
-		m.noProv()
+func (s *shared) askCancel(id string, status provision.RunStatus) {
+	if s.prov == nil {
+		s.noProv()
 		return
 	}
 	if status.Final() {
-		m.setFlash("run "+id+" has already ended ("+string(status)+")", true)
+		s.setFlash("run "+id+" has already ended ("+string(status)+")", true)
 		return
 	}
-	p := m.prov
-	m.confirm = &confirmAsk{
-		text: "cancel run " + sanitize(id) + " (" + string(status) + ")? y/n",
+	p := s.prov
+	s.openOverlay(newQuestion(s, question{
+		text:  "cancel run " + sanitize(id) + " (" + string(status) + ")? y/n",
+		runID: id,
 		yes: func() tea.Cmd {
-			return m.provCall(provTimeout, func(ctx context.Context) tea.Msg {
+			return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 				return cancelledMsg{id: id, err: p.Cancel(ctx, id)}
 			})
 		},
+		no: "not cancelled",
+	}))
+}
+
+// dropStaleQuestion withdraws a question about cancelling a run that has
+// ended meanwhile: its answer would do nothing.
+func (s *shared) dropStaleQuestion() {
+	q, ok := s.overlay.(*question)
+	if !ok || q.runID == "" {
+		return
+	}
+	if ri := s.runInfo(q.runID); ri != nil && ri.Status.Final() {
+		s.closeOverlay()
+		s.setFlash("run "+q.runID+" ended meanwhile ("+string(ri.Status)+"): nothing to cancel", false)
 	}
 }
 
 // rerun asks the manager for a preview of run id again, on all its hosts or
-// only the failed and unreachable ones.
-func (m *Model) rerun(id string, onlyFailed bool) tea.Cmd {
-	if m.prov == nil {
-		m.noProv()
+// only those that failed, were unreachable or did not finish.
+func (s *shared) rerun(id string, onlyFailed bool) tea.Cmd {
+	if s.prov == nil {
+		s.noProv()
 		return nil
 	}
-	p := m.prov
+	p := s.prov
 	if onlyFailed {
-		m.setFlash("preparing a re-run of "+id+" on its failed and unreachable hosts…", false)
+		s.setFlash("preparing a re-run of "+id+" on its hosts that failed, were unreachable or did not finish…", false)
 	} else {
-		m.setFlash("preparing a re-run of "+id+"…", false)
+		s.setFlash("preparing a re-run of "+id+"…", false)
 	}
-	return m.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
+	return s.provCall(provLongTimeout, func(ctx context.Context) tea.Msg {
 		prev, err := p.Rerun(ctx, id, onlyFailed)
 		return previewMsg{rerunOf: id, prev: prev, err: err}
 	})
-}
-
-// handleConfirm answers a pending y/n question.
-func (m *Model) handleConfirm(msg tea.KeyPressMsg) tea.Cmd {
-	c := m.confirm
-	switch msg.String() {
-	case "y", "Y":
-		m.confirm = nil
-		return c.yes()
-	case "ctrl+c":
-		return tea.Quit
-	case "n", "N", "esc", "q":
-		m.confirm = nil
-		if c.no != "" {
-			m.setFlash(c.no, false)
-		} else {
-			m.setFlash("not cancelled", false)
-		}
-	}
-	return nil
 }

@@ -17,12 +17,15 @@ type Provisioner interface {
 	Preview(ctx context.Context, req provision.LaunchRequest) (*provision.Preview, error)
 	// Discard drops a preview that will not be launched.
 	Discard(planID string)
-	// Launch runs (or queues) a previewed plan.
-	Launch(ctx context.Context, planID string) (runID string, err error)
+	// Launch runs (or queues) a previewed plan. typed is exactly what the
+	// user typed in the preview's confirmation ("" when none was asked);
+	// the manager checks it against Preview.Confirm and refuses a
+	// mismatch (provision.ErrConfirmation), keeping the plan open.
+	Launch(ctx context.Context, planID string, typed string) (runID string, err error)
 	// Cancel stops a running or queued run.
 	Cancel(ctx context.Context, runID string) error
-	// Rerun previews a past run again with the same settings, or on its
-	// failed and unreachable hosts only.
+	// Rerun previews a past run again with the same settings, or only on
+	// its hosts that failed, were unreachable or did not finish.
 	Rerun(ctx context.Context, runID string, onlyFailed bool) (*provision.Preview, error)
 	// Runs lists running, queued and past runs, newest first.
 	Runs(ctx context.Context) ([]provision.RunInfo, error)

@@ -48,14 +48,14 @@ func benchRunEvents(hosts []string, n int) []provision.RunEvent {
 }
 
 // benchRunModel returns a colour model at 200x50 showing run "bench".
-func benchRunModel(b *testing.B) (*Model, *runScreen) {
+func benchRunModel(b *testing.B) (*Model, *runView) {
 	b.Helper()
 	snap := fleet.NewSnapshot(1, t0, synthNodes(100, t0.Add(-time.Hour)), connected(t0), nil)
 	m := New(context.Background(), Options{Feed: fleet.NewPublisher(snap), Now: func() time.Time { return t0 }, Provisioner: newFakeProv()})
 	m.Update(tea.WindowSizeMsg{Width: 200, Height: 50})
-	v := newRunView("bench")
+	v := newRunView(m.shared, "bench")
 	m.push(v)
-	return m, v.run
+	return m, v
 }
 
 func benchOutput(n int) []string {

@@ -134,13 +134,12 @@ func TestRunsView(t *testing.T) {
 	}
 	// enter opens the run view.
 	h.press("down", "down", "enter")
-	v := h.m.top()
-	if v.kind != viewRun || v.run.id != "r1" {
-		t.Fatalf("top %v", v.kind)
+	if v, ok := h.m.top().(*runView); !ok || v.id != "r1" {
+		t.Fatalf("top %v", h.m.top().title())
 	}
 	h.mustContain("Run r1 · web.yml", "FAILED", "exit 2", "PLAY RECAP", "failed 1", "unreachable 1")
 	h.press("esc")
-	if h.m.top().kind != viewRuns {
+	if h.m.top().title() != "runs" {
 		t.Fatal("esc from the run view must return to runs")
 	}
 	// A change reported by Next refreshes the list.
@@ -158,20 +157,20 @@ func TestRunViewBoardTasksFailureOutput(t *testing.T) {
 	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 30)
 	h.do(h.m.openRun("r1")())
 	h.mustContain("HOST", "STATUS", "TASK", "node-00000", "failed", "unreachable", "[hosts]")
-	rs := h.m.top().run
+	rs := h.runView()
 	if len(rs.hosts) != 6 {
 		t.Fatalf("board rows %d", len(rs.hosts))
 	}
 	// Faults toggle keeps failed and unreachable hosts.
 	h.press("f")
-	if len(h.m.top().run.hosts) != 2 {
-		t.Fatalf("faults board rows %d", len(h.m.top().run.hosts))
+	if len(h.runView().hosts) != 2 {
+		t.Fatalf("faults board rows %d", len(h.runView().hosts))
 	}
 	h.press("f")
 	// enter on the failed host: msg, stdout, stderr, diff.
 	h.press("enter")
-	if h.m.top().kind != viewFailure {
-		t.Fatalf("top %v", h.m.top().kind)
+	if h.m.top().title() != "failure" {
+		t.Fatalf("top %v", h.m.top().title())
 	}
 	h.mustContain("Failure on node-00000", "task configure", "rc 2", "non-zero return code", "checking config",
 		"nginx: [emerg] unknown directive", "+++ b")
@@ -182,7 +181,7 @@ func TestRunViewBoardTasksFailureOutput(t *testing.T) {
 	h.press("esc")
 	// An ok host has no failure.
 	h.press("down", "enter")
-	if h.m.top().kind != viewRun {
+	if h.m.top().title() != "run" {
 		t.Fatal("enter on an ok host opened something")
 	}
 	// Task list.
@@ -196,7 +195,7 @@ func TestRunViewBoardTasksFailureOutput(t *testing.T) {
 	h.mustContain("[output]", "7 earlier lines not shown", "PLAY RECAP")
 	h.keys("/", "line 1")
 	h.press("enter")
-	rs = h.m.top().run
+	rs = h.runView()
 	if rs.search != "line 1" || len(rs.matches) != 111 {
 		t.Fatalf("search %q matches %d", rs.search, len(rs.matches))
 	}
@@ -234,7 +233,7 @@ func TestRunViewLiveRefresh(t *testing.T) {
 	h.do(provChangedMsg{ver: 2})
 	h.mustContain("PLAY RECAP", "FAILED")
 	// Unchanged hosts keep their cached rows across fetches.
-	rs := h.m.top().run
+	rs := h.runView()
 	before := rs.hosts[3]
 	h.do(provChangedMsg{ver: 3})
 	if rs.hosts[3] != before {
@@ -262,19 +261,19 @@ func TestCancelAndRerunFlows(t *testing.T) {
 	h.mustContain("cancelling run r3")
 	// A finished run cannot be cancelled.
 	h.press("down", "down", "c")
-	if h.m.confirm != nil {
+	if h.m.overlay != nil {
 		t.Fatal("asked to cancel a finished run")
 	}
 	h.mustContain("has already ended")
 	// R: same settings, through the preview.
 	h.press("R")
-	if h.m.top().kind != viewPreview {
-		t.Fatalf("R: top %v", h.m.top().kind)
+	if h.m.top().title() != "preview" {
+		t.Fatalf("R: top %v", h.m.top().title())
 	}
 	h.mustContain("Playbook web.yml on role web")
 	h.press("esc")
-	if h.m.top().kind != viewRuns || !slices.Equal(p.discarded, []string{"plan-1"}) {
-		t.Fatalf("esc from a re-run preview: top %v discarded %v", h.m.top().kind, p.discarded)
+	if h.m.top().title() != "runs" || !slices.Equal(p.discarded, []string{"plan-1"}) {
+		t.Fatalf("esc from a re-run preview: top %v discarded %v", h.m.top().title(), p.discarded)
 	}
 	// F from the run view: failed and unreachable only.
 	h.press("enter", "F")
@@ -282,8 +281,8 @@ func TestCancelAndRerunFlows(t *testing.T) {
 		t.Fatalf("reruns %v", p.reruns)
 	}
 	h.press("enter")
-	if !slices.Equal(p.launched, []string{"plan-2"}) || h.m.top().kind != viewRun {
-		t.Fatalf("launch of a re-run: %v top %v", p.launched, h.m.top().kind)
+	if !slices.Equal(p.launched, []string{"plan-2"}) || h.m.top().title() != "run" {
+		t.Fatalf("launch of a re-run: %v top %v", p.launched, h.m.top().title())
 	}
 }
 
@@ -292,23 +291,23 @@ func TestReadOnlyUnbindsRunKeys(t *testing.T) {
 	seedRuns(p)
 	h := newProvHarness(t, synthSnapshot(10), p, true, 160, 60)
 	h.press("r")
-	if h.m.top().kind != viewNodes {
+	if h.m.top().title() != "nodes" {
 		t.Fatal("r opened the form in read-only mode")
 	}
 	h.keys(":roles")
 	h.press("enter", "r")
-	if h.m.top().kind != viewRoles {
+	if h.m.top().title() != "roles" {
 		t.Fatal("r opened the form in read-only mode")
 	}
 	h.keys(":runs")
 	h.press("enter", "c", "R", "F")
-	if h.m.confirm != nil || h.m.top().kind != viewRuns || len(p.reruns) != 0 {
+	if h.m.overlay != nil || h.m.top().title() != "runs" || len(p.reruns) != 0 {
 		t.Fatal("c/R/F acted in read-only mode")
 	}
 	// The run view is still available to watch.
 	h.press("down", "down", "enter")
 	h.press("c", "R", "F")
-	if h.m.confirm != nil || h.m.top().kind != viewRun || len(p.reruns) != 0 {
+	if h.m.overlay != nil || h.m.top().title() != "run" || len(p.reruns) != 0 {
 		t.Fatal("c/R/F acted in the run view in read-only mode")
 	}
 	h.press("?")
@@ -405,8 +404,8 @@ func TestLocksView(t *testing.T) {
 		"bob@laptop", "bob@corp", "r9", "locks 1/2")
 	h.mustNotContain("\x1b[2J")
 	h.press("enter")
-	if v := h.m.top(); v.kind != viewRun || v.run.id != "r1" {
-		t.Fatalf("enter on a lock opens %v, want the run r1", v.kind)
+	if v, ok := h.m.top().(*runView); !ok || v.id != "r1" {
+		t.Fatalf("enter on a lock opens %v, want the run r1", h.m.top().title())
 	}
 	h.press("esc")
 

@@ -26,6 +26,9 @@ type column struct {
 	prio int
 	// right aligns numbers.
 	right bool
+	// words cuts a long cell between words (a queue reason, a scope), so
+	// that no word is shown half.
+	words bool
 	// sortBy says how the column sorts; descFirst makes the first press of
 	// the sort key sort descending (worst health, biggest count first).
 	sortBy    sortKind
@@ -214,13 +217,34 @@ func renderCells(cols []column, cells []string, cellWidths []int, w []int, width
 			used++
 		}
 		first = false
-		b.WriteString(fit(cells[i], cellWidths[i], w[i], cols[i].right))
+		cell, cw := cells[i], cellWidths[i]
+		if cols[i].words && cw > w[i] {
+			cell = cutWords(cell, w[i])
+			cw = cellWidth(cell)
+		}
+		b.WriteString(fit(cell, cw, w[i], cols[i].right))
 		used += w[i]
 	}
 	if used < width {
 		b.WriteString(strings.Repeat(" ", width-used))
 	}
 	return b.String()
+}
+
+// cutWords cuts sanitised s to at most w cells at a space, ending in an
+// ellipsis; a first word longer than that is cut where it must be.
+func cutWords(s string, w int) string {
+	if cellWidth(s) <= w {
+		return s
+	}
+	if w <= 1 {
+		return truncate(s, cellWidth(s), w)
+	}
+	head := truncateTo(s, w-1)
+	if i := strings.LastIndexByte(head, ' '); i > 0 {
+		return strings.TrimRight(head[:i], " ") + ellipsis
+	}
+	return head + ellipsis
 }
 
 // headerLine renders the column titles with the sort indicator.

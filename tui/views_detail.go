@@ -7,38 +7,49 @@ import (
 	"time"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
-// newDetail returns the detail view of node name in datacenter dc.
-func newDetail(dc, name string) *view {
-	v := newView(viewDetail)
-	v.dc, v.node = dc, name
+// newDetailView returns the detail view of node name in datacenter dc.
+// The node is looked up by key in every snapshot, so the view follows the
+// node live and says so when it has left.
+func newDetailView(s *shared, dc, name string) *textView {
+	v := newTextView(s, "node",
+		func() string { return "Node " + sanitize(name) + " (" + sanitize(dc) + ")" },
+		func(w int) []textLine { return s.detailLines(dc, name, w) },
+		s.runAction("run a playbook on this node (form, then preview)", func() (launchTarget, bool) {
+			n := s.snap.Node(dc, name)
+			if n == nil {
+				s.setFlash("node "+name+" has left the fleet", true)
+				return launchTarget{}, false
+			}
+			return launchTarget{provision.ScopeNode, n.Key(), []string{n.Key()}}, true
+		}),
+		s.logsAction("logs around the node's last warning/critical transition (else now)", func() (logTarget, bool) {
+			t := logTarget{title: "node " + name}
+			if n := s.nodeOrDeparted(dc, name); n != nil {
+				t.nodes = []*fleet.Node{n}
+			} else {
+				t.names = []string{name}
+			}
+			return t.withIncident(s), true
+		}),
+	)
+	v.live = true
 	return v
-}
-
-// refreshDetail rebuilds the detail text when the snapshot or the width
-// changed. The node is looked up by key in every snapshot, so the view
-// follows the node live and says so when it has left.
-func (m *Model) refreshDetail(v *view) {
-	if v.linesGen == m.gen && v.linesWidth == m.width && !v.dirty {
-		return
-	}
-	v.lines = m.detailLines(v.dc, v.node)
-	v.linesGen, v.linesWidth, v.dirty = m.gen, m.width, false
-	m.clampCursor(v)
 }
 
 // detailLines renders everything known about one node: identity, services
 // with tags and ports, checks with their output, meta, recent events.
-func (m *Model) detailLines(dc, name string) []textLine {
-	st := &m.st
+func (s *shared) detailLines(dc, name string, w int) []textLine {
+	st := &s.st
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
 	blank := func() { add("", "") }
-	width := max(m.width, 20)
-	now := m.now()
+	width := max(w, 20)
+	now := s.now()
 
-	n := m.snap.Node(dc, name)
+	n := s.snap.Node(dc, name)
 	if n == nil {
 		add(st.bad, "node "+sanitize(name)+" ("+sanitize(dc)+") is not in the current snapshot (it left)")
 	} else {
@@ -51,17 +62,17 @@ func (m *Model) detailLines(dc, name string) []textLine {
 
 		blank()
 		add(st.colHeader, "Services ("+strconv.Itoa(len(n.Services))+")")
-		for _, s := range n.Services {
-			line := "  " + sanitize(s.Name)
-			if s.ID != s.Name {
-				line += " [" + sanitize(s.ID) + "]"
+		for _, svc := range n.Services {
+			line := "  " + sanitize(svc.Name)
+			if svc.ID != svc.Name {
+				line += " [" + sanitize(svc.ID) + "]"
 			}
-			if s.Port != 0 {
-				line += "  port " + strconv.Itoa(s.Port)
+			if svc.Port != 0 {
+				line += "  port " + strconv.Itoa(svc.Port)
 			}
-			if len(s.Tags) > 0 {
-				tags := make([]string, len(s.Tags))
-				for i, t := range s.Tags {
+			if len(svc.Tags) > 0 {
+				tags := make([]string, len(svc.Tags))
+				for i, t := range svc.Tags {
 					tags[i] = sanitize(t)
 				}
 				line += "  tags " + strings.Join(tags, ",")
@@ -104,7 +115,7 @@ func (m *Model) detailLines(dc, name string) []textLine {
 	}
 
 	blank()
-	evs := m.snap.NodeEvents(dc, name)
+	evs := s.snap.NodeEvents(dc, name)
 	add(st.colHeader, "Recent events ("+strconv.Itoa(len(evs))+")")
 	for i := range evs {
 		e := &evs[i]

@@ -5,8 +5,78 @@ import (
 	"strings"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/fleetdeck/fleetdeck/fleet"
 )
+
+// eventsKind is the Events view: the journal, newest first.
+func eventsKind() *tableKind {
+	return &tableKind{name: "events", cols: eventColumns, rows: (*shared).eventRows, nameField: fieldName, actions: eventsActions}
+}
+
+// eventsActions are the Events view's own keys: enter opens what the event
+// is about, l its logs at its time. Events have no run key: a run targets
+// nodes, roles or groups.
+func eventsActions(t *tableView) []action {
+	s := t.s
+	event := func() *fleet.Event {
+		if r := t.selected(); r != nil {
+			return r.event
+		}
+		return nil
+	}
+	return []action{
+		{keys: []string{"enter"}, short: "open", desc: "the event's node detail (a group-size event: the group's nodes)",
+			when: func() bool { e := event(); return e != nil && (e.Node != "" || e.Group != "") },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				switch e := event(); {
+				case e.Node != "":
+					s.push(newDetailView(s, e.Datacenter, e.Node))
+				case e.Group != "":
+					s.push(newNodesView(s, quoteTerm("group", e.Group)))
+				}
+				return nil
+			}},
+		s.logsAction("logs of the event's node (or group) around the event's time", func() (logTarget, bool) {
+			e := event()
+			if e == nil {
+				return logTarget{}, false
+			}
+			return eventLogTarget(s, e)
+		}),
+	}
+}
+
+// eventLogTarget is what l opens on event e: its node (or its group's
+// nodes) around the event, whatever its kind.
+func eventLogTarget(s *shared, e *fleet.Event) (logTarget, bool) {
+	var t logTarget
+	switch {
+	case e.Node != "":
+		t.title = "node " + e.Node
+		if n := s.nodeOrDeparted(e.Datacenter, e.Node); n != nil {
+			t.nodes = []*fleet.Node{n}
+		} else {
+			t.names = []string{e.Node}
+		}
+	case e.Group != "":
+		t.title = "group " + e.Group
+		for _, n := range s.scope.Nodes {
+			if n.Group == e.Group {
+				t.nodes = append(t.nodes, n)
+			}
+		}
+	default:
+		s.setFlash("this event is about no node or group", false)
+		return t, false
+	}
+	t.incident, t.what = e.Time, eventDetail(e)
+	if e.Node != "" {
+		t.what = e.Node + " " + t.what
+	}
+	return t, true
+}
 
 // Events view columns.
 const (
@@ -33,21 +103,21 @@ func eventColumns() []column {
 // eventRows returns a row per journal event in scope, newest first.
 // Events are immutable, so rows are cached by sequence number; the cache
 // is trimmed to the events still in the journal.
-func (m *Model) eventRows() []*row {
-	evs := m.scope.Events
+func (s *shared) eventRows() []*row {
+	evs := s.scope.Events
 	rows := make([]*row, 0, len(evs))
-	next := make(map[uint64]*row, len(m.snap.Events))
-	now := m.now()
+	next := make(map[uint64]*row, len(s.snap.Events))
+	now := s.now()
 	for i := len(evs) - 1; i >= 0; i-- {
 		e := &evs[i]
-		r, ok := m.eventCache[e.Seq]
+		r, ok := s.eventCache[e.Seq]
 		if !ok || r.event.Time != e.Time || (len(r.cells[ecTime]) == len(time.TimeOnly) && now.Sub(e.Time) >= 12*time.Hour) {
 			r = eventRow(e, now)
 		}
 		next[e.Seq] = r
 		rows = append(rows, r)
 	}
-	m.eventCache = next
+	s.eventCache = next
 	return rows
 }
 

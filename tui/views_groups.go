@@ -3,7 +3,20 @@ package tui
 import (
 	"strconv"
 	"strings"
+
+	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
+
+// groupsKind is the Groups view: a row per autoscaling group, with joins
+// and leaves over the last groupWindow (rebuilt every second while shown:
+// the window slides).
+func groupsKind() *tableKind {
+	return &tableKind{name: "groups", cols: groupColumns, rows: (*shared).groupRows, nameField: fieldGroup, tick: true,
+		actions: func(t *tableView) []action {
+			return summaryActions(t, provision.ScopeGroup, "group", func(n *fleet.Node, id string) bool { return n.Group == id })
+		}}
+}
 
 // Groups view: column indexes that are not counts.
 const (
@@ -29,8 +42,8 @@ func groupColumns() []column {
 
 // groupRows returns a row per autoscaling group in scope, with joins and
 // leaves counted over the last groupWindow.
-func (m *Model) groupRows() []*row {
-	groups := m.scope.Groups(m.now().Add(-groupWindow))
+func (s *shared) groupRows() []*row {
+	groups := s.scope.Groups(s.now().Add(-groupWindow))
 	rows := make([]*row, len(groups))
 	for i, g := range groups {
 		cells := append([]string{g.Name}, countCells(g.Counts)...)

@@ -40,6 +40,22 @@ type locksMsg struct {
 	err   error
 }
 
+// locksKind is the Locks view.
+func locksKind() *tableKind {
+	return &tableKind{name: "locks", cols: locksColumns, rows: (*shared).locksRows, nameField: fieldName,
+		empty: func(t *tableView) string {
+			if t.total == 0 {
+				return t.s.locksEmptyText()
+			}
+			return ""
+		},
+		actions: func(t *tableView) []action {
+			return []action{{keys: []string{"enter"}, short: "open", desc: "the run holding the host (live here, or from this machine's history)",
+				when: func() bool { r := t.selected(); return r != nil && r.runID != "" },
+				do:   func(tea.KeyPressMsg) tea.Cmd { return t.s.openRun(t.selected().runID) }}}
+		}}
+}
+
 // locksColumns returns the locks table's columns.
 func locksColumns() []column {
 	return []column{
@@ -54,10 +70,10 @@ func locksColumns() []column {
 
 // locksRows returns a row per held lock, in the manager's order
 // (datacenter, node).
-func (m *Model) locksRows() []*row {
-	rows := make([]*row, 0, len(m.locks))
-	for i := range m.locks {
-		l := &m.locks[i]
+func (s *shared) locksRows() []*row {
+	rows := make([]*row, 0, len(s.locks))
+	for i := range s.locks {
+		l := &s.locks[i]
 		h := l.Holder
 		holder := h.User
 		if holder == "" {
@@ -97,17 +113,17 @@ func (m *Model) locksRows() []*row {
 
 // fetchLocks reads the locks held now; calls are coalesced so at most one
 // is in flight.
-func (m *Model) fetchLocks() tea.Cmd {
-	if m.prov == nil {
+func (s *shared) fetchLocks() tea.Cmd {
+	if s.prov == nil {
 		return nil
 	}
-	if m.locksFetching {
-		m.locksAgain = true
+	if s.locksFetching {
+		s.locksAgain = true
 		return nil
 	}
-	m.locksFetching = true
-	p, now := m.prov, m.now
-	return m.provCall(provTimeout, func(ctx context.Context) tea.Msg {
+	s.locksFetching = true
+	p, now := s.prov, s.now
+	return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 		locks, err := p.Locks(ctx)
 		return locksMsg{locks: locks, at: now(), err: err}
 	})
@@ -115,42 +131,42 @@ func (m *Model) fetchLocks() tea.Cmd {
 
 // locksDone installs what fetchLocks read. A datacenter that could not be
 // read is said in the footer; what the others hold is shown.
-func (m *Model) locksDone(msg locksMsg) tea.Cmd {
-	m.locksFetching = false
-	m.locksAt = msg.at
-	m.locksErr = ""
+func (s *shared) locksDone(msg locksMsg) tea.Cmd {
+	s.locksFetching = false
+	s.locksAt = msg.at
+	s.locksErr = ""
 	if msg.err != nil {
-		m.locksErr = sanitize(msg.err.Error())
+		s.locksErr = sanitize(msg.err.Error())
 	}
 	if msg.err == nil || len(msg.locks) > 0 {
-		m.locks = msg.locks
+		s.locks = msg.locks
 	}
-	m.src[viewLocks].force = true
-	if m.locksAgain {
-		m.locksAgain = false
-		return m.fetchLocks()
+	s.invalidate("locks")
+	if s.locksAgain {
+		s.locksAgain = false
+		return s.fetchLocks()
 	}
 	return nil
 }
 
 // tickLocks reads the locks again when the Locks view is on top and its
 // data is older than locksRefresh.
-func (m *Model) tickLocks() tea.Cmd {
-	if m.top().kind != viewLocks || m.now().Sub(m.locksAt) < locksRefresh {
+func (s *shared) tickLocks() tea.Cmd {
+	if s.top().title() != "locks" || s.now().Sub(s.locksAt) < locksRefresh {
 		return nil
 	}
-	return m.fetchLocks()
+	return s.fetchLocks()
 }
 
 // locksEmptyText explains an empty Locks view.
-func (m *Model) locksEmptyText() string {
+func (s *shared) locksEmptyText() string {
 	switch {
-	case m.prov == nil:
-		return m.runsOffText()
-	case m.locksErr != "":
-		return "locks: " + m.locksErr
-	case m.locksAt.IsZero():
+	case s.prov == nil:
+		return s.runsOffText()
+	case s.locksErr != "":
+		return "locks: " + s.locksErr
+	case s.locksAt.IsZero():
 		return "reading the host locks from Consul…"
 	}
-	return "no host is locked: no run holds a host now (read " + ago(m.now(), m.locksAt) + " ago)"
+	return "no host is locked: no run holds a host now (read " + ago(s.now(), s.locksAt) + " ago)"
 }

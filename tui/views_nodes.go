@@ -3,10 +3,110 @@ package tui
 import (
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
+
+// nodesKind is the Nodes view: every node in scope, or those a drill-down
+// filter selects.
+func nodesKind() *tableKind {
+	return &tableKind{
+		name:      "nodes",
+		cols:      nodeColumns,
+		rows:      (*shared).nodeRows,
+		nameField: fieldName,
+		actions:   nodesActions,
+	}
+}
+
+// newNodesView returns a Nodes view filtered by filter.
+func newNodesView(s *shared, filter string) *tableView { return newTable(s, nodesKind(), filter) }
+
+// nodesActions are the Nodes view's own keys.
+func nodesActions(t *tableView) []action {
+	s := t.s
+	node := func() *fleet.Node {
+		if r := t.selected(); r != nil {
+			return r.node
+		}
+		return nil
+	}
+	return []action{
+		{keys: []string{"enter"}, short: "open", desc: "the node's detail", when: func() bool { return node() != nil },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				n := node()
+				s.push(newDetailView(s, n.Datacenter, n.Name))
+				return nil
+			}},
+		{keys: []string{"space"}, desc: "mark/unmark the node and move down (marks are for bulk runs)", when: func() bool { return node() != nil },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				k := node().Key()
+				if s.marks[k] {
+					delete(s.marks, k)
+				} else {
+					s.marks[k] = true
+				}
+				t.move(1)
+				return nil
+			}},
+		{keys: []string{"M"}, desc: "mark every node shown (filter first)", do: func(tea.KeyPressMsg) tea.Cmd {
+			for _, r := range t.rows {
+				if r.node != nil {
+					s.marks[r.node.Key()] = true
+				}
+			}
+			return nil
+		}},
+		{keys: []string{"U"}, desc: "clear all marks", when: func() bool { return len(s.marks) > 0 },
+			do: func(tea.KeyPressMsg) tea.Cmd { clear(s.marks); return nil }},
+		s.runAction("run a playbook on the marked nodes shown here, or the node under the cursor (form, then preview)", func() (launchTarget, bool) {
+			return nodesLaunchTarget(t)
+		}),
+		s.logsAction("logs around the node's last warning/critical transition (else now)", func() (logTarget, bool) {
+			n := node()
+			if n == nil {
+				return logTarget{}, false
+			}
+			return logTarget{title: "node " + n.Name, nodes: []*fleet.Node{n}}.withIncident(s), true
+		}),
+	}
+}
+
+// nodesLaunchTarget works out what r targets in the Nodes view: the marked
+// nodes this view shows, or the node under the cursor.
+func nodesLaunchTarget(t *tableView) (launchTarget, bool) {
+	s := t.s
+	if len(s.marks) > 0 {
+		// Only the marked nodes this view shows: a mark hidden by the
+		// filter or the datacenter scope must not be run on unseen.
+		var targets []string
+		for _, r := range t.rows {
+			if r.node != nil && s.marks[r.node.Key()] {
+				targets = append(targets, r.node.Key())
+			}
+		}
+		if len(targets) == 0 {
+			s.setFlash("no marked node is shown here (clear the filter, :dc all, or U to clear marks)", true)
+			return launchTarget{}, false
+		}
+		subject := plural(len(targets), "node")
+		if hidden := len(s.marks) - len(targets); hidden > 0 {
+			subject += " (" + strconv.Itoa(hidden) + " more marked but not shown here: left out)"
+		}
+		return launchTarget{provision.ScopeMarked, subject, targets}, true
+	}
+	r := t.selected()
+	if r == nil || r.node == nil {
+		s.setFlash("no node under the cursor", true)
+		return launchTarget{}, false
+	}
+	return launchTarget{provision.ScopeNode, r.node.Key(), []string{r.node.Key()}}, true
+}
 
 // Nodes view columns, in display order.
 const (
@@ -43,31 +143,31 @@ func nodeColumns() []column {
 // an unchanged node's pointer between snapshots, so only changed nodes are
 // sanitised again. Rows of nodes no longer in the snapshot are swept out
 // (rows of nodes outside a :dc scope are kept, so switching back is free).
-func (m *Model) nodeRows() []*row {
-	m.cacheGen++
-	gen := m.cacheGen
-	nodes := m.scope.Nodes
+func (s *shared) nodeRows() []*row {
+	s.cacheGen++
+	gen := s.cacheGen
+	nodes := s.scope.Nodes
 	rows := make([]*row, len(nodes))
 	for i, n := range nodes {
-		r, ok := m.nodeCache[n]
+		r, ok := s.nodeCache[n]
 		if !ok {
 			r = nodeRow(n)
-			m.nodeCache[n] = r
+			s.nodeCache[n] = r
 		}
 		r.seen = gen
 		rows[i] = r
 	}
-	if len(nodes) != len(m.snap.Nodes) {
-		for _, n := range m.snap.Nodes {
-			if r, ok := m.nodeCache[n]; ok {
+	if len(nodes) != len(s.snap.Nodes) {
+		for _, n := range s.snap.Nodes {
+			if r, ok := s.nodeCache[n]; ok {
 				r.seen = gen
 			}
 		}
 	}
-	if len(m.nodeCache) > len(m.snap.Nodes) {
-		for n, r := range m.nodeCache {
+	if len(s.nodeCache) > len(s.snap.Nodes) {
+		for n, r := range s.nodeCache {
 			if r.seen != gen {
-				delete(m.nodeCache, n)
+				delete(s.nodeCache, n)
 			}
 		}
 	}

@@ -3,8 +3,66 @@ package tui
 import (
 	"strconv"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
+
+// rolesKind is the Roles view: a row per role with its health tally.
+func rolesKind() *tableKind {
+	return &tableKind{name: "roles", cols: roleColumns, rows: (*shared).roleRows, nameField: fieldRole,
+		actions: func(t *tableView) []action {
+			return summaryActions(t, provision.ScopeRole, "role", func(n *fleet.Node, id string) bool { return n.HasRole(id) })
+		}}
+}
+
+// summaryActions are the keys of a view whose rows stand for a set of
+// nodes (a role, a group): enter opens the nodes, r runs on all of them, l
+// shows their logs. scope names the set in runs, field in filters.
+func summaryActions(t *tableView, scope provision.LaunchScope, field string, member func(n *fleet.Node, id string) bool) []action {
+	s := t.s
+	nodesOf := func(id string) []*fleet.Node {
+		var out []*fleet.Node
+		for _, n := range s.scope.Nodes {
+			if member(n, id) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return []action{
+		{keys: []string{"enter"}, short: "open", desc: "the " + field + "'s nodes", when: func() bool { return t.selected() != nil },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				// Row ids are the raw Consul names: filters compare against
+				// raw strings, not their sanitised display form.
+				s.push(newNodesView(s, quoteTerm(field, t.selected().id)))
+				return nil
+			}},
+		s.runAction("run a playbook on every node of the "+field+" in this scope (form, then preview)", func() (launchTarget, bool) {
+			r := t.selected()
+			if r == nil {
+				return launchTarget{}, false
+			}
+			var targets []string
+			for _, n := range nodesOf(r.id) {
+				targets = append(targets, n.Key())
+			}
+			if len(targets) == 0 {
+				s.setFlash(field+" "+r.id+" has no nodes in this scope", true)
+				return launchTarget{}, false
+			}
+			return launchTarget{scope, r.id, targets}, true
+		}),
+		s.logsAction("logs of all the "+field+"'s nodes, interleaved, around their last warning/critical transition", func() (logTarget, bool) {
+			r := t.selected()
+			if r == nil {
+				return logTarget{}, false
+			}
+			return logTarget{title: field + " " + r.id, nodes: nodesOf(r.id)}.withIncident(s), true
+		}),
+	}
+}
 
 // countColumns are the health tally columns shared by roles and groups.
 func countColumns(total string) []column {
@@ -39,8 +97,8 @@ func countNums(c fleet.Counts, at, n int) []int {
 }
 
 // roleRows returns a row per role in scope, sorted by name.
-func (m *Model) roleRows() []*row {
-	roles := m.scope.Roles()
+func (s *shared) roleRows() []*row {
+	roles := s.scope.Roles()
 	rows := make([]*row, len(roles))
 	for i, ro := range roles {
 		cells := append([]string{ro.Name}, countCells(ro.Counts)...)

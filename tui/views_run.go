@@ -1,11 +1,11 @@
 package tui
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -28,7 +28,8 @@ const (
 	numPanes
 )
 
-var paneNames = [numPanes]string{"hosts", "tasks", "output"}
+// paneName names pane i in the tabs.
+func paneName(i int) string { return [numPanes]string{"hosts", "tasks", "output"}[i] }
 
 // Host board columns.
 const (
@@ -102,8 +103,9 @@ type hostEntry struct {
 	row *row
 }
 
-// runScreen is the state of one run view.
-type runScreen struct {
+// runView is the run view component: one run, live or replayed.
+type runView struct {
+	base
 	id  string
 	rv  *provision.RunView
 	err string
@@ -116,15 +118,18 @@ type runScreen struct {
 	cur, off [numPanes]int
 	// follow keeps the output pane at its end as lines arrive.
 	follow bool
+	// faults shows only the hosts that did not succeed (this view's own
+	// toggle).
+	faults bool
 
 	hostCache map[string]*hostEntry
 	allHosts  []*row // board order
 	hosts     []*row // after the faults toggle
+	hostsFor  bool   // the faults toggle hosts was filtered for
 	tasks     []*row
 	hostLay   layout
 	taskLay   layout
 	natural   []int
-	faults    bool
 	counts    map[provision.HostStatus]int
 	recap     *provision.HostStats
 
@@ -133,24 +138,114 @@ type runScreen struct {
 	lsearch string   // lowercased
 	matches []int    // output line indexes matching the search
 	match   int      // current match index in matches
+
+	// head is the run's header, laid out by refresh: identity, status
+	// (wrapped between words), host tally (head[tallyAt], already
+	// styled), the re-run offer, recap.
+	head    []textLine
+	tallyAt int
 }
 
-// newRunView returns a run view for run id (empty until fetched).
-func newRunView(id string) *view {
-	v := newView(viewRun)
-	v.run = &runScreen{id: id, follow: true, hostCache: map[string]*hostEntry{}, hostLay: layout{width: -1}, taskLay: layout{width: -1}}
-	return v
+// newRunView returns the run view of run id (empty until fetched).
+func newRunView(s *shared, id string) *runView {
+	rs := &runView{base: base{s: s}, id: id, follow: true, hostCache: map[string]*hostEntry{},
+		hostLay: layout{width: -1}, taskLay: layout{width: -1}}
+	info := func() *provision.RunInfo {
+		if rs.rv == nil {
+			return nil
+		}
+		return &rs.rv.Info
+	}
+	do := func(fn func()) func(tea.KeyPressMsg) tea.Cmd {
+		return func(tea.KeyPressMsg) tea.Cmd { fn(); return nil }
+	}
+	acts := moveActions(func() int { return rs.paneHeight() }, func(d int) {
+		rs.moveRun(d)
+		if d == 1<<30 && rs.pane == paneOutput {
+			rs.follow = true // end on the output follows it, as in less +F
+		}
+	})
+	acts = append(acts,
+		action{keys: []string{"enter"}, short: "open", desc: "failure detail of the host (hosts) or the task's failures (tasks)",
+			when: func() bool { return rs.pane != paneOutput }, do: do(rs.drill)},
+		action{keys: []string{"tab"}, label: "tab/shift+tab", short: "pane", desc: "switch pane: hosts, tasks, output",
+			do: do(func() { rs.pane = (rs.pane + 1) % numPanes })},
+		action{keys: []string{"shift+tab"}, do: do(func() { rs.pane = (rs.pane + numPanes - 1) % numPanes })},
+		action{keys: []string{"/"}, short: "search", desc: "search the output (applies as typed; esc restores the previous search)",
+			do: do(rs.openSearch)},
+		action{keys: []string{"n"}, desc: "next search match", when: func() bool { return rs.search != "" }, do: do(func() { rs.nextMatch(true) })},
+		action{keys: []string{"N"}, desc: "previous search match", when: func() bool { return rs.search != "" }, do: do(func() { rs.nextMatch(false) })},
+		action{keys: []string{"f"}, short: "faults", desc: "this view: hosts board shows only failed, unreachable, interrupted and not run hosts",
+			do: do(func() { rs.faults = !rs.faults })},
+	)
+	acts = append(acts, s.runControlActions(info)...)
+	acts = append(acts, s.viewActions(rs, "back")...)
+	rs.acts = s.register(acts...)
+	return rs
 }
+
+func (rs *runView) title() string { return "run" }
 
 // openRun pushes the run view of id and fetches its board.
-func (m *Model) openRun(id string) tea.Cmd {
-	v := newRunView(id)
-	m.push(v)
-	return m.fetchRun(v.run)
+func (s *shared) openRun(id string) tea.Cmd {
+	rs := newRunView(s, id)
+	s.push(rs)
+	return rs.fetch()
+}
+
+// fetch reloads the board (coalesced: at most one fetch in flight).
+func (rs *runView) fetch() tea.Cmd {
+	s := rs.s
+	if s.prov == nil {
+		return nil
+	}
+	if rs.fetching {
+		rs.again = true
+		return nil
+	}
+	rs.fetching = true
+	p, id := s.prov, rs.id
+	return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
+		rv, err := p.Run(ctx, id)
+		return runMsg{id: id, rv: rv, err: err}
+	})
+}
+
+// update takes the view's board, and follows the run: only the run on
+// top follows live; one under other views is fetched again when it is
+// back on top.
+func (rs *runView) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case runMsg:
+		if msg.id != rs.id {
+			return nil
+		}
+		rs.fetching = false
+		rs.set(msg.rv, msg.err)
+		if rs.again {
+			rs.again = false
+			return rs.fetch()
+		}
+	case provChangedMsg:
+		if rs.s.top() == component(rs) {
+			return rs.fetch()
+		}
+		rs.stale = true
+	}
+	return nil
+}
+
+// wake catches up with the run when the view is back on top.
+func (rs *runView) wake() tea.Cmd {
+	if !rs.stale {
+		return nil
+	}
+	rs.stale = false
+	return rs.fetch()
 }
 
 // set installs a fetched board (or the error fetching it).
-func (rs *runScreen) set(m *Model, rv *provision.RunView, err error) {
+func (rs *runView) set(rv *provision.RunView, err error) {
 	if err != nil {
 		rs.err = sanitize(err.Error())
 		return
@@ -160,13 +255,13 @@ func (rs *runScreen) set(m *Model, rv *provision.RunView, err error) {
 		return
 	}
 	rs.rv = rv
-	rs.buildHosts(m)
-	rs.buildTasks(m)
+	rs.buildHosts()
+	rs.buildTasks()
 	rs.buildOutput()
 }
 
 // buildHosts brings the board rows up to date, reusing unchanged rows.
-func (rs *runScreen) buildHosts(m *Model) {
+func (rs *runView) buildHosts() {
 	st := rs.rv.State
 	rs.counts = map[provision.HostStatus]int{}
 	rs.recap = nil
@@ -192,7 +287,7 @@ func (rs *runScreen) buildHosts(m *Model) {
 			rs.hostCache[name] = e
 		}
 		if e.row == nil || e.fp != fp {
-			e.fp, e.row = fp, m.hostRow(h)
+			e.fp, e.row = fp, rs.s.hostRow(h)
 			changed = true
 		}
 		rs.allHosts = append(rs.allHosts, e.row)
@@ -211,14 +306,14 @@ func (rs *runScreen) buildHosts(m *Model) {
 		}
 		rs.recap = &t
 	}
-	rs.filterHosts(m.faults, changed)
+	rs.filterHosts(changed)
 }
 
 // filterHosts applies the faults toggle to the board and refits columns
 // when rows changed.
-func (rs *runScreen) filterHosts(faults, changed bool) {
-	rs.faults = faults
-	if !faults {
+func (rs *runView) filterHosts(changed bool) {
+	rs.hostsFor = rs.faults
+	if !rs.faults {
 		rs.hosts = rs.allHosts
 	} else {
 		rs.hosts = make([]*row, 0, 64)
@@ -248,9 +343,9 @@ func naturalWidths(rows []*row, n int) []int {
 }
 
 // hostStyle is the colour and fault class of a host status.
-func (m *Model) hostStyle(s provision.HostStatus) (fleet.Health, string) {
-	st := &m.st
-	switch s {
+func (s *shared) hostStyle(hs provision.HostStatus) (fleet.Health, string) {
+	st := &s.st
+	switch hs {
 	case provision.HostOK:
 		return fleet.HealthPassing, st.ok
 	case provision.HostChanged:
@@ -263,6 +358,9 @@ func (m *Model) hostStyle(s provision.HostStatus) (fleet.Health, string) {
 		return fleet.HealthCritical, st.healthStyle(fleet.HealthMaintenance) + st.changed
 	case provision.HostInterrupted:
 		return fleet.HealthWarning, st.warn
+	case hostNotRun:
+		// Never started: not a failure, but not done either (F re-runs it).
+		return fleet.HealthWarning, st.dim
 	case provision.HostSkipped:
 		return fleet.HealthPassing, st.dim
 	}
@@ -270,7 +368,7 @@ func (m *Model) hostStyle(s provision.HostStatus) (fleet.Health, string) {
 }
 
 // hostRow builds one board row.
-func (m *Model) hostRow(h *provision.HostState) *row {
+func (s *shared) hostRow(h *provision.HostState) *row {
 	c := h.Counts
 	task := h.Task
 	if h.Active {
@@ -286,12 +384,12 @@ func (m *Model) hostRow(h *provision.HostState) *row {
 		hcSkipped: strconv.Itoa(c.Skipped),
 		hcTask:    task,
 	})
-	r.health, r.style = m.hostStyle(h.Status)
+	r.health, r.style = s.hostStyle(h.Status)
 	return r
 }
 
 // buildTasks rebuilds the task list (tasks are few next to hosts).
-func (rs *runScreen) buildTasks(m *Model) {
+func (rs *runView) buildTasks() {
 	st := rs.rv.State
 	rs.tasks = rs.tasks[:0]
 	if st == nil {
@@ -316,11 +414,11 @@ func (rs *runScreen) buildTasks(m *Model) {
 		r.id = t.UUID
 		switch {
 		case c.Failures > 0 || c.Unreachable > 0:
-			r.health, r.style = fleet.HealthCritical, m.st.bad
+			r.health, r.style = fleet.HealthCritical, rs.s.st.bad
 		case t.Running > 0:
-			r.style = m.st.title
+			r.style = rs.s.st.title
 		case c.Changed > 0:
-			r.style = m.st.warn
+			r.style = rs.s.st.warn
 		}
 		rs.tasks = append(rs.tasks, r)
 	}
@@ -328,7 +426,7 @@ func (rs *runScreen) buildTasks(m *Model) {
 }
 
 // buildOutput sanitises the output lines and redoes the search.
-func (rs *runScreen) buildOutput() {
+func (rs *runView) buildOutput() {
 	out := rs.rv.Output
 	if cap(rs.out) < len(out) {
 		rs.out = make([]string, 0, len(out))
@@ -342,7 +440,7 @@ func (rs *runScreen) buildOutput() {
 
 // findMatches recomputes the output lines matching the search. When jump
 // is set the output moves to the first match from its current position.
-func (rs *runScreen) findMatches(jump bool) {
+func (rs *runView) findMatches(jump bool) {
 	rs.matches = rs.matches[:0]
 	if rs.lsearch == "" {
 		return
@@ -364,39 +462,68 @@ func (rs *runScreen) findMatches(jump bool) {
 	}
 }
 
-// refreshRun applies the search typed with "/" and the faults toggle, and
-// fetches the board again when it went stale under another view.
-func (m *Model) refreshRun(v *view) {
-	rs := v.run
-	if v.filterText != rs.search {
-		rs.search = v.filterText
-		rs.lsearch = strings.ToLower(rs.search)
-		rs.findMatches(true)
-		if len(rs.matches) > 0 {
-			rs.pane = paneOutput
-			rs.follow = false
-			m.showMatch(rs)
-		}
+// openSearch opens the "/" prompt on the output: the search starts empty
+// (as in less and vim) and applies as typed; esc restores the previous
+// one.
+func (rs *runView) openSearch() {
+	prev := rs.search
+	rs.s.openOverlay(newPrompt(rs.s, promptSearch, "", promptHooks{
+		change: rs.setSearch,
+		enter:  func(text string) tea.Cmd { rs.setSearch(text); return nil },
+		cancel: func() { rs.setSearch(prev) },
+	}))
+}
+
+// setSearch applies a search and shows its first match from the current
+// position.
+func (rs *runView) setSearch(text string) {
+	if text == rs.search {
+		return
 	}
-	if rs.faults != m.faults && rs.rv != nil {
-		rs.filterHosts(m.faults, false)
+	rs.s.clearFlash() // what it said (a wrap, no match) was about the old search
+	rs.search = text
+	rs.lsearch = strings.ToLower(text)
+	rs.findMatches(true)
+	if len(rs.matches) > 0 {
+		rs.pane = paneOutput
+		rs.follow = false
+		rs.showMatch()
 	}
 }
 
-// paneHeight is the number of rows the active pane shows.
-func (m *Model) paneHeight(rs *runScreen) int {
-	// Screen: 2 header lines, 3 run lines (+ recap), the pane tabs, the
-	// column header, the footer.
-	h := m.height - 8
-	if rs.recap != nil {
-		h--
+// nextMatch moves to the next (or previous) match, saying when the search
+// wraps around.
+func (rs *runView) nextMatch(forward bool) {
+	n := len(rs.matches)
+	if n == 0 {
+		rs.s.setFlash("no match for "+rs.search, true)
+		return
 	}
-	return max(h, 1)
+	switch {
+	case forward && rs.match == n-1:
+		rs.match = 0
+		rs.s.setFlash("search wrapped to the top", false)
+	case forward:
+		rs.match++
+	case rs.match == 0:
+		rs.match = n - 1
+		rs.s.setFlash("search wrapped to the bottom", false)
+	default:
+		rs.match--
+	}
+	rs.pane = paneOutput
+	rs.showMatch()
 }
 
-// paneLen is the number of rows (or lines) of the active pane.
-func (rs *runScreen) paneLen() int {
-	switch rs.pane {
+// paneHeight is the number of rows the active pane shows: the body minus
+// the run's header, the pane tabs and the column header.
+func (rs *runView) paneHeight() int {
+	return max(rs.h-len(rs.head)-2, 1)
+}
+
+// paneLen is the number of rows (or lines) of pane p.
+func (rs *runView) paneLen(p int) int {
+	switch p {
 	case paneHosts:
 		return len(rs.hosts)
 	case paneTasks:
@@ -406,28 +533,22 @@ func (rs *runScreen) paneLen() int {
 }
 
 // moveRun moves the cursor of the active pane (the output pane scrolls).
-func (m *Model) moveRun(rs *runScreen, delta int) {
-	p, n, h := rs.pane, rs.paneLen(), m.paneHeight(rs)
+func (rs *runView) moveRun(delta int) {
+	p, n, h := rs.pane, rs.paneLen(rs.pane), rs.paneHeight()
 	if p == paneOutput {
 		rs.off[p] = clamp(rs.off[p]+delta, 0, max(n-h, 0))
 		rs.follow = rs.off[p] >= max(n-h, 0)
 		return
 	}
 	rs.cur[p] = clamp(rs.cur[p]+delta, 0, max(n-1, 0))
-	m.clampRun(rs)
+	rs.clampRun()
 }
 
 // clampRun keeps each pane's cursor in its window.
-func (m *Model) clampRun(rs *runScreen) {
-	h := m.paneHeight(rs)
+func (rs *runView) clampRun() {
+	h := rs.paneHeight()
 	for p := range numPanes {
-		n := len(rs.out)
-		switch p {
-		case paneHosts:
-			n = len(rs.hosts)
-		case paneTasks:
-			n = len(rs.tasks)
-		}
+		n := rs.paneLen(p)
 		if p == paneOutput {
 			if rs.follow {
 				rs.off[p] = max(n-h, 0)
@@ -449,73 +570,23 @@ func (m *Model) clampRun(rs *runScreen) {
 func clamp(x, lo, hi int) int { return max(lo, min(x, hi)) }
 
 // showMatch scrolls the output so the current match is visible.
-func (m *Model) showMatch(rs *runScreen) {
+func (rs *runView) showMatch() {
 	if len(rs.matches) == 0 {
 		return
 	}
 	ln := rs.matches[rs.match]
-	h := m.paneHeight(rs)
+	h := rs.paneHeight()
 	if ln < rs.off[paneOutput] || ln >= rs.off[paneOutput]+h {
 		rs.off[paneOutput] = max(ln-h/3, 0)
 	}
 	rs.follow = false
-	m.clampRun(rs)
+	rs.clampRun()
 }
 
-// handleRun handles the run view's own keys; others fall through to the
-// console's.
-func (m *Model) handleRun(v *view, msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	rs := v.run
-	k := &m.keys
-	if d, ok := k.step(msg, m.paneHeight(rs)); ok {
-		m.moveRun(rs, d)
-		if d == 1<<30 && rs.pane == paneOutput {
-			rs.follow = true // end on the output follows it, as in less +F
-		}
-		return nil, true
-	}
-	switch {
-	case key.Matches(msg, k.Pane):
-		rs.pane = (rs.pane + 1) % numPanes
-	case msg.String() == "shift+tab":
-		rs.pane = (rs.pane + numPanes - 1) % numPanes
-	case key.Matches(msg, k.Filter):
-		// Search starts empty (as in less and vim) and applies as typed;
-		// esc restores the previous one.
-		m.input = &prompt{kind: '/', prev: v.filterText}
-	case key.Matches(msg, k.NextMatch), key.Matches(msg, k.PrevMatch):
-		if len(rs.matches) == 0 {
-			if rs.search != "" {
-				m.setFlash("no match for "+rs.search, true)
-			}
-			return nil, true
-		}
-		d := 1
-		if key.Matches(msg, k.PrevMatch) {
-			d = len(rs.matches) - 1
-		}
-		rs.match = (rs.match + d) % len(rs.matches)
-		rs.pane = paneOutput
-		m.showMatch(rs)
-	case key.Matches(msg, k.Enter):
-		m.runDrill(rs)
-	case key.Matches(msg, k.Cancel):
-		if rs.rv != nil {
-			m.askCancel(rs.id, rs.rv.Info.Status)
-		}
-	case key.Matches(msg, k.Rerun):
-		return m.rerun(rs.id, false), true
-	case key.Matches(msg, k.RerunFailed):
-		return m.rerun(rs.id, true), true
-	default:
-		return nil, false
-	}
-	return nil, true
-}
-
-// runDrill opens the failure detail of the host (board) or task (task
-// list) under the cursor.
-func (m *Model) runDrill(rs *runScreen) {
+// drill opens the failure detail of the host (board) or task (task list)
+// under the cursor.
+func (rs *runView) drill() {
+	s := rs.s
 	if rs.rv == nil || rs.rv.State == nil {
 		return
 	}
@@ -528,13 +599,11 @@ func (m *Model) runDrill(rs *runScreen) {
 		name := rs.hosts[rs.cur[paneHosts]].id
 		h := st.Hosts[name]
 		if h == nil || h.LastFailure == nil {
-			m.setFlash("host "+name+" has no failed task", false)
+			s.setFlash("host "+name+" has no failed task", false)
 			return
 		}
-		fv := newView(viewFailure)
-		fv.title = "Failure on " + sanitize(name) + " · run " + sanitize(rs.id)
-		fv.lines = m.failureLines([]provision.TaskFailure{*h.LastFailure}, 0)
-		m.push(fv)
+		fs := []provision.TaskFailure{*h.LastFailure}
+		s.push(newFailureView(s, "Failure on "+sanitize(name)+" · run "+sanitize(rs.id), fs, 0))
 	case paneTasks:
 		if rs.cur[paneTasks] >= len(rs.tasks) {
 			return
@@ -547,24 +616,25 @@ func (m *Model) runDrill(rs *runScreen) {
 			}
 		}
 		if len(fs) == 0 {
-			m.setFlash("no failure recorded for this task", false)
+			s.setFlash("no failure recorded for this task", false)
 			return
 		}
-		fv := newView(viewFailure)
-		fv.title = "Failures of task " + sanitize(fs[0].Task) + " · run " + sanitize(rs.id)
-		fv.lines = m.failureLines(fs, st.FailuresDropped)
-		m.push(fv)
-	case paneOutput:
-		return
+		s.push(newFailureView(s, "Failures of task "+sanitize(fs[0].Task)+" · run "+sanitize(rs.id), fs, st.FailuresDropped))
 	}
 }
 
+// newFailureView returns the failure detail of fs: msg, rc, stdout,
+// stderr, diff. It has no keys of its own (no logs, no run).
+func newFailureView(s *shared, heading string, fs []provision.TaskFailure, dropped int) *textView {
+	return newTextView(s, "failure", func() string { return heading }, func(w int) []textLine { return s.failureLines(fs, dropped, w) })
+}
+
 // failureLines renders failed results: msg, rc, stdout, stderr, diff.
-func (m *Model) failureLines(fs []provision.TaskFailure, dropped int) []textLine {
-	st := &m.st
+func (s *shared) failureLines(fs []provision.TaskFailure, dropped int, width int) []textLine {
+	st := &s.st
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
-	w := max(m.width-6, 10)
+	w := max(width-6, 10)
 	block := func(title, text string, style string) {
 		if text == "" {
 			return
@@ -618,70 +688,74 @@ func (m *Model) failureLines(fs []provision.TaskFailure, dropped int) []textLine
 	return out
 }
 
-// renderCustom draws the form, the preview or the run view.
-func (m *Model) renderCustom(v *view, now time.Time, line func(string)) {
-	switch v.kind {
-	case viewLaunch:
-		lines := m.formLines(v.form)
-		m.scrollText(v, lines, line)
-	case viewPreview:
-		line(m.st.render(m.st.colHeader, fitLine("  Preview: nothing has run yet", m.width)))
-		status := m.previewStatus(v.prev)
-		for _, l := range status {
-			line(m.st.render(l.style, fitLine(l.text, m.width)))
+// refresh lays the view out for the next frame: the faults toggle, the
+// header (the status wrapped between words), the panes' columns and
+// cursors, and the visible rows' lines.
+func (rs *runView) refresh() {
+	if rs.rv != nil && rs.hostsFor != rs.faults {
+		rs.filterHosts(false)
+	}
+	rs.head = rs.headLines(rs.s.now())
+	rs.clampRun()
+	avail := max(rs.w-gutter, 1)
+	for _, p := range []int{paneHosts, paneTasks} {
+		cols, lay, nat := hostColumns(), &rs.hostLay, rs.natural
+		if p == paneTasks {
+			cols, lay, nat = taskColumns(), &rs.taskLay, naturalWidths(rs.tasks, tcCount)
 		}
-		if v.lines == nil || v.linesWidth != m.width {
-			v.lines, v.linesWidth = m.previewLines(v.prev), m.width
+		if lay.width != avail || lay.widths == nil {
+			if nat == nil {
+				nat = make([]int, len(cols))
+			}
+			rs.s.layoutSeq++
+			lay.id, lay.widths, lay.width = rs.s.layoutSeq, fitColumns(cols, nat, avail), avail
 		}
-		h := max(m.bodyHeight()-len(status), 1)
-		v.offset = clamp(v.offset, 0, max(len(v.lines)-h, 0))
-		end := min(v.offset+h, len(v.lines))
-		for _, l := range v.lines[v.offset:end] {
-			line(m.st.render(l.style, fitLine(l.text, m.width)))
+	}
+	if rs.pane != paneOutput {
+		cols, rows, lay := rs.paneTable()
+		for _, r := range rows[min(rs.off[rs.pane], len(rows)):min(rs.off[rs.pane]+rs.paneHeight(), len(rows))] {
+			if r.lineLayout != lay.id || len(r.line) == 0 {
+				r.line = renderCells(cols, r.cells, r.widths, lay.widths, avail)
+				r.lineLayout = lay.id
+			}
 		}
-	case viewRun:
-		m.renderRun(v, now, line)
-	case viewLogs:
-		m.renderLogs(v, now, line)
 	}
 }
 
-// scrollText draws text lines below the body's first line from v.offset.
-func (m *Model) scrollText(v *view, lines []textLine, line func(string)) {
-	h := m.bodyHeight() + 1
-	v.offset = clamp(v.offset, 0, max(len(lines)-h, 0))
-	end := min(v.offset+h, len(lines))
-	for _, l := range lines[v.offset:end] {
-		line(m.st.render(l.style, fitLine(l.text, m.width)))
+// paneTable returns the columns, rows and layout of the active table pane.
+func (rs *runView) paneTable() ([]column, []*row, layout) {
+	if rs.pane == paneTasks {
+		return taskColumns(), rs.tasks, rs.taskLay
 	}
+	return hostColumns(), rs.hosts, rs.hostLay
 }
 
-// renderRun draws the run view.
-func (m *Model) renderRun(v *view, now time.Time, line func(string)) {
-	st := &m.st
-	rs := v.run
+// headLines lays out the run's header for width rs.w at now.
+func (rs *runView) headLines(now time.Time) []textLine {
+	s := rs.s
+	st := &s.st
 	if rs.rv == nil {
-		line(st.render(st.colHeader, fitLine("  Run "+sanitize(rs.id), m.width)))
+		out := []textLine{{st.colHeader, "  Run " + sanitize(rs.id)}}
 		if rs.err != "" {
-			line(st.render(st.bad, fitLine("  "+rs.err, m.width)))
-		} else {
-			line(fitLine("  loading…", m.width))
+			return append(out, textLine{st.bad, "  " + rs.err})
 		}
-		return
+		return append(out, textLine{"", "  loading…"})
 	}
 	info := &rs.rv.Info
+	var out []textLine
 	// Line 1: identity and mode.
 	mode := "REAL RUN"
 	if info.Check {
 		mode = "check mode"
 	}
-	if s := rs.rv.State; s != nil && s.Diff {
+	if rst := rs.rv.State; rst != nil && rst.Diff {
 		mode += " · diff"
 	}
-	line(st.render(st.title, fitLine("  Run "+sanitize(info.ID)+" · "+sanitize(info.Playbook)+" · "+string(info.Scope)+" "+
-		sanitize(info.Subject)+" · "+mode+" · by "+sanitize(info.Who), m.width)))
-	// Line 2: status, elapsed, exit.
-	sh, sstyle := m.runStatusStyle(info.Status)
+	out = append(out, textLine{st.title, "  Run " + sanitize(info.ID) + " · " + sanitize(info.Playbook) + " · " +
+		sanitize(scopeText(info.Scope, info.Subject)) + " · " + mode + " · by " + sanitize(info.Who)})
+	// Line 2: status, elapsed, exit; wrapped between words so that a queue
+	// reason is read whole.
+	sh, sstyle := s.runStatusStyle(info.Status)
 	if sstyle == "" {
 		sstyle = st.healthStyle(sh)
 	}
@@ -699,8 +773,8 @@ func (m *Model) renderRun(v *view, now time.Time, line func(string)) {
 	if info.Status.Final() && info.ExitCode >= 0 {
 		status += " · exit " + strconv.Itoa(info.ExitCode)
 	}
-	if s := rs.rv.State; s != nil {
-		if e := s.End; e != nil {
+	if rst := rs.rv.State; rst != nil {
+		if e := rst.End; e != nil {
 			if e.Signal != "" {
 				status += " · signal " + sanitize(e.Signal)
 			}
@@ -708,67 +782,103 @@ func (m *Model) renderRun(v *view, now time.Time, line func(string)) {
 				status += " · " + sanitize(e.Error)
 			}
 		}
-		if s.NoHostsMatched {
+		if rst.NoHostsMatched {
 			status += " · a play matched no host"
 		}
-		status += " · " + strconv.Itoa(s.Applied) + " events"
+		status += " · " + strconv.Itoa(rst.Applied) + " events"
 	}
 	if rs.err != "" {
 		status += " · " + rs.err
 	}
-	line(st.render(sstyle, fitLine("  "+status, m.width)))
-	// Line 3: host tallies, as words so they read without colour.
-	line(m.hostTally(rs))
-	if t := rs.recap; t != nil {
-		line(st.render(st.colHeader, fitLine("  PLAY RECAP  ok="+strconv.Itoa(t.OK)+" changed="+strconv.Itoa(t.Changed)+
-			" unreachable="+strconv.Itoa(t.Unreachable)+" failed="+strconv.Itoa(t.Failures)+" skipped="+strconv.Itoa(t.Skipped)+
-			" rescued="+strconv.Itoa(t.Rescued)+" ignored="+strconv.Itoa(t.Ignored), m.width)))
+	parts := wordWrap(status, max(rs.w-4, 10))
+	if len(parts) > 3 {
+		rest := strings.Join(parts[2:], " ")
+		parts = append(parts[:2], truncate(rest, cellWidth(rest), max(rs.w-4, 10)))
 	}
-	m.clampRun(rs)
-	avail := max(m.width-gutter, 1)
-	h := m.paneHeight(rs)
-	tabs := m.paneTabs(rs)
+	for i, p := range parts {
+		lead := "  "
+		if i > 0 {
+			lead = "    "
+		}
+		out = append(out, textLine{sstyle, lead + p})
+	}
+	// Line 3: host tallies, as words so they read without colour (styled
+	// word by word: drawn as is).
+	rs.tallyAt = len(out)
+	out = append(out, textLine{"", rs.hostTally()})
+	// An ended run with hosts that did not succeed offers F.
+	if n := rs.unfinished(); n > 0 && info.Status.Final() && !s.ro {
+		out = append(out, textLine{st.key, "  F re-runs the " + pluralWord(n, "host", "hosts") + " that failed or did not finish"})
+	}
+	if t := rs.recap; t != nil {
+		out = append(out, textLine{st.colHeader, "  PLAY RECAP  ok=" + strconv.Itoa(t.OK) + " changed=" + strconv.Itoa(t.Changed) +
+			" unreachable=" + strconv.Itoa(t.Unreachable) + " failed=" + strconv.Itoa(t.Failures) + " skipped=" + strconv.Itoa(t.Skipped) +
+			" rescued=" + strconv.Itoa(t.Rescued) + " ignored=" + strconv.Itoa(t.Ignored)})
+	}
+	return out
+}
+
+// unfinished counts the hosts an F re-run would take: failed,
+// unreachable, interrupted, never run, or left pending or running when
+// the run ended.
+func (rs *runView) unfinished() int {
+	n := 0
+	for st, c := range rs.counts {
+		switch st {
+		case provision.HostOK, provision.HostChanged, provision.HostSkipped:
+		default:
+			n += c
+		}
+	}
+	return n
+}
+
+// view draws the run view.
+func (rs *runView) view(now time.Time, line func(string)) {
+	s := rs.s
+	st := &s.st
+	for i, l := range rs.head {
+		if i == rs.tallyAt && rs.rv != nil {
+			line(l.text)
+			continue
+		}
+		line(st.render(l.style, fitLine(l.text, rs.w)))
+	}
+	if rs.rv == nil {
+		return
+	}
+	avail := max(rs.w-gutter, 1)
+	h := rs.paneHeight()
+	tabs := rs.paneTabs()
 	if rs.pane == paneOutput {
 		if rs.rv.OutputTruncated > 0 {
 			tabs += " · " + strconv.Itoa(rs.rv.OutputTruncated) + " earlier lines not shown"
 		}
 		if rs.search != "" {
-			tabs += " · /" + sanitize(rs.search) + " " + strconv.Itoa(len(rs.matches)) + " matches"
+			tabs += " · /" + sanitize(rs.search) + " " + pluralWord(len(rs.matches), "match", "matches")
 			if len(rs.matches) > 0 {
 				tabs += " (" + strconv.Itoa(rs.match+1) + ")"
 			}
 		}
 	}
-	line(st.render(st.key, fitLine(tabs, m.width)))
+	line(st.render(st.key, fitLine(tabs, rs.w)))
 	switch rs.pane {
 	case paneHosts, paneTasks:
-		cols, rows, lay, nat := hostColumns(), rs.hosts, &rs.hostLay, rs.natural
-		if rs.pane == paneTasks {
-			cols, rows, lay = taskColumns(), rs.tasks, &rs.taskLay
-			nat = naturalWidths(rs.tasks, tcCount)
-		}
-		if lay.width != avail || lay.widths == nil {
-			if nat == nil {
-				nat = make([]int, len(cols))
-			}
-			m.layoutSeq++
-			lay.id, lay.widths, lay.width = m.layoutSeq, fitColumns(cols, nat, avail), avail
-		}
+		cols, rows, lay := rs.paneTable()
 		line(st.render(st.colHeader, "   "+headerLine(cols, lay.widths, avail, -1, false)))
 		if len(rows) == 0 {
 			msg := "no hosts yet"
 			if rs.pane == paneTasks {
 				msg = "no task started yet"
-			} else if m.faults {
-				msg = "no failed, unreachable or interrupted host (f shows all)"
+			} else if rs.faults {
+				msg = "no failed, unreachable, interrupted or not run host (f shows all)"
 			}
-			line(fitLine("  "+msg, m.width))
+			line(fitLine("  "+msg, rs.w))
 			return
 		}
-		tv := &view{kind: viewRun, lay: *lay}
 		end := min(rs.off[rs.pane]+h, len(rows))
 		for i := rs.off[rs.pane]; i < end; i++ {
-			line(m.renderRow(tv, cols, rows[i], i == rs.cur[rs.pane], now, avail))
+			line(s.renderRow(cols, lay, rows[i], i == rs.cur[rs.pane], now, avail))
 		}
 	case paneOutput:
 		end := min(rs.off[paneOutput]+h, len(rs.out))
@@ -777,35 +887,44 @@ func (m *Model) renderRun(v *view, now time.Time, line func(string)) {
 			cur = rs.matches[rs.match]
 		}
 		for i := rs.off[paneOutput]; i < end; i++ {
-			line(m.outputLine(rs, i, i == cur))
+			line(rs.outputLine(i, i == cur))
 		}
 	}
 }
 
+// status is the footer's part: the faults toggle.
+func (rs *runView) status() string {
+	if rs.faults {
+		return " [faults]"
+	}
+	return ""
+}
+
 // paneTabs names the panes with the active one bracketed.
-func (m *Model) paneTabs(rs *runScreen) string {
+func (rs *runView) paneTabs() string {
 	var b strings.Builder
 	b.WriteString("  ")
-	for i, n := range paneNames {
+	for i := range numPanes {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		if i == rs.pane {
-			b.WriteString("[" + n + "]")
+			b.WriteString("[" + paneName(i) + "]")
 		} else {
-			b.WriteString(" " + n + " ")
+			b.WriteString(" " + paneName(i) + " ")
 		}
 	}
 	return b.String()
 }
 
-// hostTally is the line of host counts per status.
-func (m *Model) hostTally(rs *runScreen) string {
-	st := &m.st
+// hostTally is the line of host counts per status, each styled.
+func (rs *runView) hostTally() string {
+	s := rs.s
+	st := &s.st
 	var b strings.Builder
 	w := 0
 	add := func(style, text string) {
-		if w+2+cellWidth(text) > m.width {
+		if w+2+cellWidth(text) > rs.w {
 			return
 		}
 		b.WriteString("  ")
@@ -817,25 +936,25 @@ func (m *Model) hostTally(rs *runScreen) string {
 		total += n
 	}
 	add("", "hosts "+strconv.Itoa(total))
-	for _, s := range []provision.HostStatus{provision.HostPending, provision.HostRunning, provision.HostOK, provision.HostChanged,
-		provision.HostFailed, provision.HostUnreachable, provision.HostSkipped, provision.HostInterrupted} {
-		n := rs.counts[s]
-		if n == 0 && (s == provision.HostInterrupted || s == provision.HostPending) {
+	for _, hs := range []provision.HostStatus{provision.HostPending, provision.HostRunning, provision.HostOK, provision.HostChanged,
+		provision.HostFailed, provision.HostUnreachable, provision.HostSkipped, provision.HostInterrupted, hostNotRun} {
+		n := rs.counts[hs]
+		if n == 0 && (hs == provision.HostInterrupted || hs == provision.HostPending || hs == hostNotRun) {
 			continue
 		}
 		style := ""
 		if n > 0 {
-			_, style = m.hostStyle(s)
+			_, style = s.hostStyle(hs)
 		}
-		add(style, string(s)+" "+strconv.Itoa(n))
+		add(style, string(hs)+" "+strconv.Itoa(n))
 	}
 	return b.String()
 }
 
 // outputLine draws output line i, highlighting search matches.
-func (m *Model) outputLine(rs *runScreen, i int, current bool) string {
-	st := &m.st
-	l := fitLine(rs.out[i], max(m.width-1, 1))
+func (rs *runView) outputLine(i int, current bool) string {
+	st := &rs.s.st
+	l := fitLine(rs.out[i], max(rs.w-1, 1))
 	mark := " "
 	if current {
 		mark = ">"

@@ -2,11 +2,82 @@ package tui
 
 import (
 	"strconv"
+	"strings"
 	"time"
+
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
+
+// runsKind is the Runs view: this console's running and queued runs and
+// the history, newest first.
+func runsKind() *tableKind {
+	return &tableKind{name: "runs", cols: runsColumns, rows: (*shared).runsRows, nameField: fieldName,
+		actions: runsActions, empty: runsEmpty}
+}
+
+// runsEmpty explains an empty Runs view.
+func runsEmpty(t *tableView) string {
+	s := t.s
+	switch {
+	case s.prov == nil:
+		return s.runsOffText()
+	case s.runsErr != "":
+		return "runs: " + s.runsErr
+	case t.total == 0 && s.ro:
+		return "no runs yet (this console is read-only: runs launched elsewhere on this machine show here)"
+	case t.total == 0:
+		return "no runs yet: press r on a node, role or group to run a playbook"
+	}
+	return ""
+}
+
+// runsActions are the Runs view's own keys.
+func runsActions(t *tableView) []action {
+	s := t.s
+	sel := func() *provision.RunInfo {
+		if r := t.selected(); r != nil {
+			return s.runInfo(r.id)
+		}
+		return nil
+	}
+	return append([]action{
+		{keys: []string{"enter"}, short: "open", desc: "the run: hosts, tasks, output (live, or replayed from history)",
+			when: func() bool { return t.selected() != nil },
+			do:   func(tea.KeyPressMsg) tea.Cmd { return s.openRun(t.selected().id) }},
+	}, s.runControlActions(sel)...)
+}
+
+// runControlActions are the keys acting on a run (the Runs view's
+// selection, the run view's run): cancel, re-run, re-run what did not
+// succeed.
+func (s *shared) runControlActions(run func() *provision.RunInfo) []action {
+	return []action{
+		{keys: []string{"c"}, short: "cancel", desc: "cancel the run (asks y/n)", dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && !ri.Status.Final() },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				ri := run()
+				s.askCancel(ri.ID, ri.Status)
+				return nil
+			}},
+		// c on an ended run says so (not in the footer or the help).
+		{keys: []string{"c"}, dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && ri.Status.Final() },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				ri := run()
+				s.askCancel(ri.ID, ri.Status)
+				return nil
+			}},
+		{keys: []string{"R"}, short: "rerun", desc: "re-run with the same settings (preview first)", dangerous: true,
+			when: func() bool { return run() != nil },
+			do:   func(tea.KeyPressMsg) tea.Cmd { return s.rerun(run().ID, false) }},
+		{keys: []string{"F"}, short: "rerun failed", desc: "re-run on the hosts that failed, were unreachable or did not finish (preview first)", dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && ri.Status.Final() && ri.Status != provision.RunOK },
+			do:   func(tea.KeyPressMsg) tea.Cmd { return s.rerun(run().ID, true) }},
+	}
+}
 
 // Runs view columns.
 const (
@@ -32,11 +103,13 @@ func runsColumns() []column {
 		return column{title: t, min: len(t) + 1, max: 8, right: true, prio: prio, sortBy: sortNum, descFirst: true}
 	}
 	return []column{
-		rcID:       {title: "ID", min: 8, max: 26, prio: 100},
-		rcStarted:  {title: "STARTED", min: 8, max: 19, prio: 70, sortBy: sortTime, descFirst: true},
+		// A run id (a ULID) shrinks to an unambiguous prefix, which is
+		// what `fleetdeck runs show` takes.
+		rcID:       {title: "ID", min: 12, max: 26, flex: true, prio: 100},
+		rcStarted:  {title: "STARTED", min: 8, max: 15, prio: 70, sortBy: sortTime, descFirst: true},
 		rcWho:      {title: "WHO", min: 4, max: 16, flex: true, prio: 30},
 		rcPlaybook: {title: "PLAYBOOK", min: 8, max: 30, flex: true, prio: 95},
-		rcScope:    {title: "SCOPE", min: 10, max: 32, flex: true, prio: 80},
+		rcScope:    {title: "SCOPE", min: 20, max: 40, flex: true, prio: 90, words: true},
 		rcHosts:    num("HOSTS", 60),
 		rcStatus:   {title: "STATUS", min: 9, max: 13, prio: 98},
 		rcOK:       num("OK", 55),
@@ -44,44 +117,46 @@ func runsColumns() []column {
 		rcFailed:   num("FAILED", 57),
 		rcUnreach:  num("UNREACH", 56),
 		rcExit:     num("EXIT", 50),
-		rcNote:     {title: "NOTE", min: 6, max: 200, flex: true, prio: 40},
+		rcNote:     {title: "NOTE", min: 6, max: 200, flex: true, prio: 40, words: true},
 	}
 }
 
 // runsRows returns a row per run, newest first as the manager lists them.
 // Rows are cached by id and rebuilt only when the run's line changed.
-func (m *Model) runsRows() []*row {
-	rows := make([]*row, 0, len(m.runs))
-	next := make(map[string]*row, len(m.runs))
-	for i := range m.runs {
-		ri := &m.runs[i]
-		key := runKey(ri)
-		r, ok := m.runCache[ri.ID]
+func (s *shared) runsRows() []*row {
+	rows := make([]*row, 0, len(s.runs))
+	next := make(map[string]*row, len(s.runs))
+	for i := range s.runs {
+		ri := &s.runs[i]
+		key := runKey(ri, s.now())
+		r, ok := s.runCache[ri.ID]
 		if !ok || r.search != key {
-			r = m.runRow(ri)
+			r = s.runRow(ri)
 			r.search = key
 		}
 		next[ri.ID] = r
 		rows = append(rows, r)
 	}
-	m.runCache = next
+	s.runCache = next
 	return rows
 }
 
 // runKey is a fingerprint of what a runs row shows, to reuse its row.
-func runKey(ri *provision.RunInfo) string {
+func runKey(ri *provision.RunInfo, now time.Time) string {
 	c := ri.Counts
 	return string(ri.Status) + "|" + ri.QueueReason + "|" + strconv.Itoa(ri.Hosts) + "|" +
 		strconv.Itoa(c[provision.HostOK]) + "," + strconv.Itoa(c[provision.HostChanged]) + "," +
 		strconv.Itoa(c[provision.HostFailed]) + "," + strconv.Itoa(c[provision.HostUnreachable]) + "|" +
-		strconv.Itoa(ri.ExitCode) + "|" + ri.Ended.String() + "|" + ri.Started.String() + "|" + ri.Who
+		strconv.Itoa(ri.ExitCode) + "|" + ri.Ended.String() + "|" + ri.Started.String() + "|" + ri.Who + "|" +
+		strconv.FormatBool(now.Sub(ri.Started) < 12*time.Hour)
 }
 
 // runRow builds the row of run ri.
-func (m *Model) runRow(ri *provision.RunInfo) *row {
+func (s *shared) runRow(ri *provision.RunInfo) *row {
 	started, exit, note := "-", "", ri.QueueReason
 	if !ri.Started.IsZero() {
-		started = ri.Started.Local().Format(time.DateTime)
+		// The clock alone for the last 12 hours, as in Events.
+		started = eventTime(ri.Started.Local(), s.now())
 	}
 	if ri.Status.Final() && ri.ExitCode >= 0 {
 		exit = strconv.Itoa(ri.ExitCode)
@@ -99,7 +174,7 @@ func (m *Model) runRow(ri *provision.RunInfo) *row {
 		rcStarted:  started,
 		rcWho:      ri.Who,
 		rcPlaybook: ri.Playbook,
-		rcScope:    string(ri.Scope) + " " + ri.Subject,
+		rcScope:    scopeText(ri.Scope, ri.Subject),
 		rcHosts:    strconv.Itoa(ri.Hosts),
 		rcStatus:   string(ri.Status),
 		rcOK:       strconv.Itoa(c[provision.HostOK]),
@@ -116,36 +191,45 @@ func (m *Model) runRow(ri *provision.RunInfo) *row {
 	r.nums[rcFailed], r.nums[rcUnreach] = c[provision.HostFailed], c[provision.HostUnreachable]
 	r.nums[rcExit] = ri.ExitCode
 	r.name = r.cells[rcPlaybook]
-	r.health, r.style = m.runStatusStyle(ri.Status)
+	r.health, r.style = s.runStatusStyle(ri.Status)
 	return r
 }
 
 // runStatusStyle maps a run status to a health (for the faults toggle and
 // colour) and a style override for states health has no colour for.
-func (m *Model) runStatusStyle(s provision.RunStatus) (fleet.Health, string) {
-	switch s {
+func (s *shared) runStatusStyle(rs provision.RunStatus) (fleet.Health, string) {
+	switch rs {
 	case provision.RunRunning:
-		return fleet.HealthPassing, m.st.title
+		return fleet.HealthPassing, s.st.title
 	case provision.RunQueued:
 		return fleet.HealthWarning, ""
 	case provision.RunOK:
-		return fleet.HealthPassing, m.st.ok
+		return fleet.HealthPassing, s.st.ok
 	case provision.RunCancelled, provision.RunInterrupted, provision.RunTimedOut:
 		return fleet.HealthWarning, ""
 	}
 	return fleet.HealthCritical, ""
 }
 
-// selectedRun returns the run under the cursor of the runs view.
-func (m *Model) selectedRun(v *view) *provision.RunInfo {
-	r := v.selected()
-	if r == nil {
-		return nil
-	}
-	for i := range m.runs {
-		if m.runs[i].ID == r.id {
-			return &m.runs[i]
+// runInfo returns this console's list entry of run id, or nil.
+func (s *shared) runInfo(id string) *provision.RunInfo {
+	for i := range s.runs {
+		if s.runs[i].ID == id {
+			return &s.runs[i]
 		}
 	}
 	return nil
+}
+
+// scopeText names what a run ran on: "node dc1/web-1", "role web", "the
+// marked 3 nodes", or a re-run's own description ("the 2 hosts of run …
+// that failed or did not finish").
+func scopeText(scope provision.LaunchScope, subject string) string {
+	if scope == provision.ScopeMarked {
+		if strings.HasPrefix(subject, "the ") {
+			return subject
+		}
+		return "the marked " + subject
+	}
+	return string(scope) + " " + subject
 }
