@@ -18,19 +18,6 @@ import (
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
-// managerProv is the real run manager as the console's Provisioner.
-//
-// Stand-in until issue 8's domain work is merged: this branch's
-// provision.Manager.Launch does not take the typed confirmation yet, so
-// the adapter drops it (the console checks it before it calls Launch).
-// With the domain's Launch(ctx, planID, typed) the adapter goes and the
-// Manager is passed as it is.
-type managerProv struct{ *provision.Manager }
-
-func (m managerProv) Launch(ctx context.Context, planID, _ string) (string, error) {
-	return m.Manager.Launch(ctx, planID)
-}
-
 // e2eSleep makes this package's run sleeps findable (and distinct from
 // other packages' tests).
 func e2eSleep() string { return fmt.Sprintf("sleep 300.%d", os.Getpid()%100000+9) }
@@ -138,7 +125,7 @@ func TestEndToEndRealManager(t *testing.T) {
 	mgr, w := realManager(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	term, done := runProgramSize(ctx, New(ctx, Options{Feed: w, NoColor: true, Provisioner: managerProv{mgr}}), 160, 40)
+	term, done := runProgramSize(ctx, New(ctx, Options{Feed: w, NoColor: true, Provisioner: mgr}), 160, 40)
 	long := 2 * time.Minute
 	const (
 		enter, esc, ctrlC, ctrlS, right = "\r", "\x1b", "\x03", "\x13", "\x1b[C"

@@ -56,10 +56,6 @@ func newFakeProv() *fakeProv {
 	}
 }
 
-// errConfirmation stands in for provision.ErrConfirmation (issue 8's
-// domain work) in the fake's refusals.
-var errConfirmation = errors.New("confirmation does not match")
-
 func (f *fakeProv) Playbooks(ctx context.Context) ([]provision.Playbook, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -88,11 +84,14 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	}
 	// As the runner: secret values never go on the command line.
 	secrets := false
+	var shown []string // as the manager's Preview.ExtraVars: secret values redacted
 	for _, ev := range req.ExtraVars {
 		if k, _, _ := strings.Cut(ev, "="); provision.IsSecretVar(k) {
 			secrets = true
+			shown = append(shown, k+"=<redacted>")
 			continue
 		}
+		shown = append(shown, ev)
 		argv = append(argv, "-e", ev)
 	}
 	if secrets {
@@ -108,6 +107,7 @@ func (f *fakeProv) preview(req provision.LaunchRequest) *provision.Preview {
 	return &provision.Preview{
 		PlanID: fmt.Sprintf("plan-%d", f.plans), Request: req, Hosts: hosts, Aliases: f.aliases,
 		Argv: argv, Env: []string{"ANSIBLE_HOST_PATTERN_MISMATCH=error"}, Warnings: f.warnings, Confirm: confirm,
+		ExtraVars: shown,
 	}
 }
 
@@ -136,7 +136,7 @@ func (f *fakeProv) Launch(ctx context.Context, planID, typed string) (string, er
 	// As the run manager: the typed confirmation must match, and a refusal
 	// keeps the plan open.
 	if c := f.confirms[planID]; c != "" && typed != c {
-		return "", fmt.Errorf("launching %s: %w: type %q", planID, errConfirmation, c)
+		return "", fmt.Errorf("launching %s: %w: type %q", planID, provision.ErrConfirmation, c)
 	}
 	f.launched = append(f.launched, planID)
 	return "run-" + planID, nil

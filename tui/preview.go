@@ -284,7 +284,7 @@ func (ps *previewView) previewLines(width int) []textLine {
 		}
 		add("", line)
 	}
-	if vars := previewExtraVars(p); len(vars) > 0 {
+	if vars := p.ExtraVars; len(vars) > 0 {
 		add("", "")
 		// The values typed, as the run gets them (secrets redacted): the
 		// argv only names the file they are passed in.

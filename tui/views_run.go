@@ -358,7 +358,7 @@ func (s *shared) hostStyle(hs provision.HostStatus) (fleet.Health, string) {
 		return fleet.HealthCritical, st.healthStyle(fleet.HealthMaintenance) + st.changed
 	case provision.HostInterrupted:
 		return fleet.HealthWarning, st.warn
-	case hostNotRun:
+	case provision.HostNotRun:
 		// Never started: not a failure, but not done either (F re-runs it).
 		return fleet.HealthWarning, st.dim
 	case provision.HostSkipped:
@@ -937,9 +937,9 @@ func (rs *runView) hostTally() string {
 	}
 	add("", "hosts "+strconv.Itoa(total))
 	for _, hs := range []provision.HostStatus{provision.HostPending, provision.HostRunning, provision.HostOK, provision.HostChanged,
-		provision.HostFailed, provision.HostUnreachable, provision.HostSkipped, provision.HostInterrupted, hostNotRun} {
+		provision.HostFailed, provision.HostUnreachable, provision.HostSkipped, provision.HostInterrupted, provision.HostNotRun} {
 		n := rs.counts[hs]
-		if n == 0 && (hs == provision.HostInterrupted || hs == provision.HostPending || hs == hostNotRun) {
+		if n == 0 && (hs == provision.HostInterrupted || hs == provision.HostPending || hs == provision.HostNotRun) {
 			continue
 		}
 		style := ""

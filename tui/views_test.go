@@ -349,8 +349,8 @@ func TestRerunAfterCancelOffersUnfinishedHosts(t *testing.T) {
 	hosts := hostNames(4)
 	st := runState(hosts, runEvents(hosts, false)[:5]) // host 0 ran the first task
 	st.Hosts[hosts[1]].Status = provision.HostInterrupted
-	st.Hosts[hosts[2]].Status = hostNotRun
-	st.Hosts[hosts[3]].Status = hostNotRun
+	st.Hosts[hosts[2]].Status = provision.HostNotRun
+	st.Hosts[hosts[3]].Status = provision.HostNotRun
 	info := provision.RunInfo{ID: "r4", Playbook: "web.yml", Scope: provision.ScopeRole, Subject: "web", Who: "alice",
 		Status: provision.RunCancelled, Hosts: 4, Counts: st.StatusCounts(), Started: t0.Add(-time.Minute), Ended: t0, ExitCode: -1}
 	p.runs = []provision.RunInfo{info}

@@ -44,7 +44,7 @@ func runConsole(ctx context.Context, opts options, note string) error {
 		// Close cancels this console's runs and records them before the
 		// watcher (and with it the lock sessions' client) goes away.
 		defer mgr.Close()
-		topts.Provisioner = newConsoleProvisioner(mgr) // TEMPORARY: mgr once tui takes Launch(ctx, planID, typed)
+		topts.Provisioner = mgr
 	}
 	topts.RunsOff = off
 	logs, off, err := newLogService(ctx, opts.logs)
