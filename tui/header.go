@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,58 +15,100 @@ import (
 func (s *shared) headerCounts() string {
 	st := &s.st
 	c := s.scope.Counts
-	var b strings.Builder
-	w := 0
-	add := func(style, text string) {
-		if w > 0 {
-			b.WriteString("  ")
-			w += 2
-		}
-		b.WriteString(st.render(style, text))
-		w += cellWidth(text)
-	}
-	add(st.title, "fleetdeck")
+	// Each item has a full and a compact text; a narrow terminal gets the
+	// compact ones, and then loses items from the end — never the marks
+	// that say what the counts are worth (RO, last known) or the counts.
+	type item struct{ style, full, short string }
+	var items []item
+	add := func(style, full, short string) { items = append(items, item{style, full, short}) }
+	// The product name goes first when space is short: the counts matter
+	// more, and the user knows what they are looking at.
+	add(st.title, "fleetdeck", "")
 	if s.ro {
-		add(st.bad, "RO")
+		add(st.bad, "RO", "RO")
 	}
 	// While Consul is not answering, the counts are what it last said.
 	if cs := s.snap.Status(); (cs.Status == fleet.Unresponsive || cs.Status == fleet.Degraded) && !cs.LastSuccess.IsZero() {
-		add(st.warn, "last known:")
+		add(st.warn, "last known:", "last known:")
 	}
-	add("", "nodes "+strconv.Itoa(c.Nodes))
-	if s.healthLoading() {
+	n := strconv.Itoa(c.Nodes)
+	if c.Nodes == 0 && slices.Contains(s.snap.Loading(), "nodes") {
+		// Not "nodes 0": nothing is known yet.
+		add(st.dim, "nodes loading…", "nodes loading…")
+	} else {
+		add("", "nodes "+n, "nodes "+n)
+	}
+	switch {
+	case c.Nodes == 0 && slices.Contains(s.snap.Loading(), "nodes"):
+	case s.healthLoading():
 		// Health not read yet counts as passing in the tally: say nothing
 		// rather than something false.
-		add(st.dim, "health loading…")
-	} else {
-		add(st.ok, "passing "+strconv.Itoa(c.Passing))
-		add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning))
-		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical))
-		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance))
-	}
-	if len(s.marks) > 0 {
-		add(st.title, "marked "+strconv.Itoa(len(s.marks)))
+		add(st.dim, "health loading…", "health loading…")
+	default:
+		add(st.ok, "passing "+strconv.Itoa(c.Passing), "pass "+strconv.Itoa(c.Passing))
+		add(nonZero(c.Warning, st.warn), "warning "+strconv.Itoa(c.Warning), "warn "+strconv.Itoa(c.Warning))
+		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical), "crit "+strconv.Itoa(c.Critical))
+		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance), "maint "+strconv.Itoa(c.Maintenance))
 	}
 	if running, queued := s.liveRuns(); running+queued > 0 {
-		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued")
+		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued",
+			"runs "+strconv.Itoa(running)+"+"+strconv.Itoa(queued)+"q")
+	}
+	if len(s.marks) > 0 {
+		add(st.title, "marked "+strconv.Itoa(len(s.marks)), "marked "+strconv.Itoa(len(s.marks)))
 	}
 	if s.dc != "" {
-		add(st.title, "dc "+s.dc)
+		add(st.title, "dc "+s.dc, "dc "+s.dc)
 	} else if len(s.snap.Datacenters) > 1 {
-		add("", "dcs "+strconv.Itoa(len(s.snap.Datacenters)))
+		add("", "dcs "+strconv.Itoa(len(s.snap.Datacenters)), "dcs "+strconv.Itoa(len(s.snap.Datacenters)))
 	}
-	if s.note != "" && w+2+cellWidth(s.note) <= s.width {
-		add(st.dim, s.note)
-	}
-	if w > s.width {
-		// Too narrow for the styled line: fall back to plain text cut to
-		// width rather than cutting through escape sequences.
-		plain := "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " pass " + strconv.Itoa(c.Passing) +
-			" warn " + strconv.Itoa(c.Warning) + " crit " + strconv.Itoa(c.Critical) + " maint " + strconv.Itoa(c.Maintenance)
-		if s.healthLoading() {
-			plain = "fleetdeck nodes " + strconv.Itoa(c.Nodes) + " health loading…"
+	width := func(short bool, gap int) int {
+		w, n := 0, 0
+		for _, it := range items {
+			t := it.full
+			if short {
+				t = it.short
+			}
+			if t == "" {
+				continue
+			}
+			if n > 0 {
+				w += gap
+			}
+			w += cellWidth(t)
+			n++
 		}
-		return fitLine(plain, s.width)
+		return w
+	}
+	short, gap := false, 2
+	if width(false, 2) > s.width {
+		short = true
+		if width(true, 2) > s.width {
+			gap = 1
+		}
+		for len(items) > 1 && width(true, gap) > s.width {
+			items = items[:len(items)-1]
+		}
+	}
+	var b strings.Builder
+	w := 0
+	for _, it := range items {
+		t := it.full
+		if short {
+			t = it.short
+		}
+		if t == "" {
+			continue
+		}
+		if w > 0 {
+			b.WriteString(strings.Repeat(" ", gap))
+			w += gap
+		}
+		b.WriteString(st.render(it.style, t))
+		w += cellWidth(t)
+	}
+	if s.note != "" && !short && w+2+cellWidth(s.note) <= s.width {
+		b.WriteString("  " + st.render(st.dim, s.note))
 	}
 	return b.String()
 }

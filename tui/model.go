@@ -187,7 +187,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.retryAfterSecond(m.waitSnapshot()))
 	case tickMsg:
 		m.expireFlash(m.now())
-		cmds = append(cmds, m.tick(), m.tickLocks())
+		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns())
 		cmds = append(cmds, m.broadcast(msg))
 	case tea.KeyPressMsg:
 		cmds = append(cmds, m.handleKey(msg))

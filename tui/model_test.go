@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 func TestNodesViewDefault(t *testing.T) {
@@ -778,5 +779,47 @@ func TestDegradedHeaderAt80ColumnsKeepsRetryAndAge(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("80-column connection line %q lacks %q", line, want)
 		}
+	}
+}
+
+// The Groups and Roles views do not count unknown health as healthy while
+// the fleet loads.
+func TestSummariesWhileHealthLoads(t *testing.T) {
+	nodes := synthNodes(6, time.Time{})
+	for _, n := range nodes {
+		n.Pending = fleet.PendingHealth
+	}
+	conn := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connected, LastSuccess: t0, Pending: []string{"health", "check details"}}}
+	h := newHarness(t, fleet.NewSnapshot(1, t0, nodes, conn, nil), 160, 20)
+	h.keys(":groups", "enter")
+	s := h.mustContain("loading…")
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "web-asg") && strings.Contains(l, " passing") {
+			t.Errorf("a group's health while loading: %q", l)
+		}
+	}
+	h.keys(":roles", "enter")
+	h.mustContain("loading…")
+}
+
+// At 80 columns the counts line keeps what says what the counts are worth
+// (RO, last known) and this console's runs, in compact words; before the
+// node list it says the nodes are loading, not "nodes 0".
+func TestHeaderCountsAt80Columns(t *testing.T) {
+	conn := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Unresponsive, LastSuccess: t0.Add(-9 * time.Second)}}
+	p := newFakeProv()
+	p.runs = []provision.RunInfo{{ID: "r1", Status: provision.RunRunning, Live: true}, {ID: "r0", Status: provision.RunRunning}}
+	h := newProvHarness(t, fleet.NewSnapshot(1, t0, synthNodes(10000, time.Time{}), conn, nil), p, true, 80, 24)
+	h.do(h.m.fetchRuns()())
+	first := h.screenLines()[0]
+	for _, want := range []string{"RO", "last known:", "nodes 10000", "pass", "crit", "runs 1+0q"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("80-column counts line %q lacks %q", first, want)
+		}
+	}
+	empty := []fleet.ConnState{{Datacenter: "dc1", Status: fleet.Connecting, Pending: []string{"nodes", "roles", "health", "check details"}}}
+	h = newHarness(t, fleet.NewSnapshot(1, t0, nil, empty, nil), 80, 24)
+	if first := h.screenLines()[0]; !strings.Contains(first, "nodes loading…") || strings.Contains(first, "nodes 0") {
+		t.Errorf("counts line before the node list: %q", first)
 	}
 }

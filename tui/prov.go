@@ -160,11 +160,27 @@ func (s *shared) fetchRuns() tea.Cmd {
 		return nil
 	}
 	s.runsFetching = true
+	s.runsAt = s.now()
 	p := s.prov
 	return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 		runs, err := p.Runs(ctx)
 		return runsMsg{runs: runs, err: err}
 	})
+}
+
+// runsRefresh is how often the runs list, and the board of another
+// console's run still going, are read again while on top: other consoles'
+// runs start and end without this console hearing of it (they share the
+// history, not the run manager).
+const runsRefresh = 3 * time.Second
+
+// tickRuns reads the runs list again when the Runs view is on top and the
+// list is older than runsRefresh.
+func (s *shared) tickRuns() tea.Cmd {
+	if s.top().title() != "runs" || s.now().Sub(s.runsAt) < runsRefresh {
+		return nil
+	}
+	return s.fetchRuns()
 }
 
 // updateProv handles the run manager's messages that concern the console

@@ -431,3 +431,29 @@ func TestLocksView(t *testing.T) {
 	h2.keys(":locks", "enter")
 	h2.mustContain("runs are not available")
 }
+
+// Another console's run (same history, not this console's manager): the
+// header does not count it, c says whose it is instead of asking, and the
+// Runs list follows its end without this console being told.
+func TestAnotherConsolesRun(t *testing.T) {
+	p := newFakeProv()
+	p.runs = []provision.RunInfo{{ID: "r9", Playbook: "web.yml", Who: "bob", Status: provision.RunRunning, Hosts: 3, Started: t0}}
+	h := newProvHarness(t, synthSnapshot(10), p, false, 160, 20)
+	h.keys(":runs")
+	h.press("enter")
+	h.mustContain("r9", "running")
+	if first := h.screenLines()[0]; strings.Contains(first, "runs 1") {
+		t.Errorf("the header counts another console's run: %q", first)
+	}
+	h.press("c")
+	h.mustContain("another console's", "only that console can cancel it")
+	if p.cancelled != nil {
+		t.Errorf("cancelled %v", p.cancelled)
+	}
+	p.mu.Lock()
+	p.runs[0].Status = provision.RunOK
+	p.mu.Unlock()
+	h.clk.add(runsRefresh)
+	h.do(tickMsg(h.clk.t))
+	h.mustContain("ok")
+}

@@ -46,7 +46,7 @@ func (s *shared) groupRows() []*row {
 	groups := s.scope.Groups(s.now().Add(-groupWindow))
 	rows := make([]*row, len(groups))
 	for i, g := range groups {
-		cells := append([]string{g.Name}, countCells(g.Counts)...)
+		cells := append([]string{g.Name}, countCells(g.Counts, s.healthLoading())...)
 		cells = append(cells,
 			strings.Join(g.Datacenters, ","),
 			strings.Join(g.Zones, ","),

@@ -79,9 +79,13 @@ func roleColumns() []column {
 	return append(cols, column{title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true})
 }
 
-// countCells renders a health tally as cells and numeric sort keys,
-// starting at column index at.
-func countCells(c fleet.Counts) []string {
+// countCells renders a health tally as cells. While health is still
+// loading, nodes whose health is unknown count as passing in the tally:
+// the health cells then say so instead.
+func countCells(c fleet.Counts, healthLoading bool) []string {
+	if healthLoading {
+		return []string{strconv.Itoa(c.Nodes), loadingCell, "…", "…", "…"}
+	}
 	return []string{
 		strconv.Itoa(c.Nodes), strconv.Itoa(c.Passing), strconv.Itoa(c.Warning),
 		strconv.Itoa(c.Critical), strconv.Itoa(c.Maintenance),
@@ -101,8 +105,13 @@ func (s *shared) roleRows() []*row {
 	roles := s.scope.Roles()
 	rows := make([]*row, len(roles))
 	for i, ro := range roles {
-		cells := append([]string{ro.Name}, countCells(ro.Counts)...)
-		cells = append(cells, ro.Worst().String())
+		loading := s.healthLoading()
+		cells := append([]string{ro.Name}, countCells(ro.Counts, loading)...)
+		worst := ro.Worst().String()
+		if loading {
+			worst = loadingCell
+		}
+		cells = append(cells, worst)
 		r := newRow(ro.Name, cells)
 		r.nums = countNums(ro.Counts, 1, len(cells))
 		r.health = ro.Worst()

@@ -112,6 +112,7 @@ type runView struct {
 	// fetching/again coalesce board fetches; stale asks for one when the
 	// view is back on top.
 	fetching, again, stale bool
+	fetchedAt              time.Time
 
 	pane int
 	// cur and off are the cursor and window offset of each pane.
@@ -204,6 +205,7 @@ func (rs *runView) fetch() tea.Cmd {
 		return nil
 	}
 	rs.fetching = true
+	rs.fetchedAt = s.now()
 	p, id := s.prov, rs.id
 	return s.provCall(provTimeout, func(ctx context.Context) tea.Msg {
 		rv, err := p.Run(ctx, id)
@@ -231,6 +233,13 @@ func (rs *runView) update(msg tea.Msg) tea.Cmd {
 			return rs.fetch()
 		}
 		rs.stale = true
+	case tickMsg:
+		// Another console's run that is still going: its console tells
+		// this one nothing, so read its record again now and then.
+		if rs.s.top() == component(rs) && rs.rv != nil && !rs.rv.Info.Live && !rs.rv.Info.Status.Final() &&
+			rs.s.now().Sub(rs.fetchedAt) >= runsRefresh {
+			return rs.fetch()
+		}
 	}
 	return nil
 }

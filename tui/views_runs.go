@@ -55,11 +55,19 @@ func runsActions(t *tableView) []action {
 // succeed.
 func (s *shared) runControlActions(run func() *provision.RunInfo) []action {
 	return []action{
-		{keys: []string{"c"}, short: "cancel", desc: "cancel the run (asks y/n)", dangerous: true,
-			when: func() bool { ri := run(); return ri != nil && !ri.Status.Final() },
+		{keys: []string{"c"}, short: "cancel", desc: "cancel the run (asks y/n; only this console's runs)", dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && !ri.Status.Final() && ri.Live },
 			do: func(tea.KeyPressMsg) tea.Cmd {
 				ri := run()
 				s.askCancel(ri.ID, ri.Status)
+				return nil
+			}},
+		// c on another console's run says whose it is (not in the footer).
+		{keys: []string{"c"}, dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && !ri.Status.Final() && !ri.Live },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				ri := run()
+				s.setFlash("run "+sanitize(ri.ID)+" is another console's (by "+sanitize(ri.Who)+"): only that console can cancel it", true)
 				return nil
 			}},
 		// c on an ended run says so (not in the footer or the help).
