@@ -65,8 +65,8 @@ type shared struct {
 	runsErr      string
 	runsFetching bool
 	// runsAt is when the runs list was last asked for.
-	runsAt time.Time
-	runsAgain    bool
+	runsAt    time.Time
+	runsAgain bool
 
 	// Locks (see views_locks.go): the host locks last read and when.
 	locks         []provision.HeldLock
