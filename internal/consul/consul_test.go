@@ -557,3 +557,36 @@ func TestCatalogProbes(t *testing.T) {
 		t.Errorf("a new node: identity %+v content %+v, before %+v %+v", id3, ct3, id2, ct2)
 	}
 }
+
+// KVGet reads one key, never a prefix, with the consistency asked for; a
+// missing key is nil, not an error.
+func TestKVGetReadsOneKey(t *testing.T) {
+	a, _ := agentClient(t, consulagent.Options{})
+	rec := startRecorder(t, a.HTTPAddr())
+	apiClient, _ := clientVia(t, rec.srv.Listener.Addr().String())
+	c := consul.New(apiClient, consul.Options{})
+	ctx := context.Background()
+	q := consul.Query{Timeout: 10 * time.Second}
+	if _, err := c.Txn(ctx, q, api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "g/web-2", Value: []byte("two")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := c.KVGet(ctx, "g/web", q)
+	if err != nil || p != nil {
+		t.Fatalf("missing key: %+v, %v; want nil, nil (not the prefix's web-2)", p, err)
+	}
+	if _, err := c.Txn(ctx, q, api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "g/web", Value: []byte("one")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	q.Consistency = consul.Consistent
+	p, _, err = c.KVGet(ctx, "g/web", q)
+	if err != nil || p == nil || string(p.Value) != "one" || p.ModifyIndex == 0 {
+		t.Fatalf("KVGet g/web: %+v, %v", p, err)
+	}
+	if v := rec.last(t, "/v1/kv/g/web"); !v.Has("consistent") {
+		t.Errorf("a consistent read sent %q", v.Encode())
+	}
+}

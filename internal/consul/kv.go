@@ -17,6 +17,16 @@ func (c *Client) KVList(ctx context.Context, prefix string, q Query) (api.KVPair
 	return c.api.KV().List(prefix, o)
 }
 
+// KVGet reads key in q.Datacenter's KV store: nil (and no error) when the
+// key does not exist. It is not a prefix read: "nodes/web" never answers
+// "nodes/web-2". Callers that must see every committed write before a
+// check-and-set read it with Consistent.
+func (c *Client) KVGet(ctx context.Context, key string, q Query) (*api.KVPair, *api.QueryMeta, error) {
+	o, cancel := q.options(ctx)
+	defer cancel()
+	return c.api.KV().Get(key, o)
+}
+
 // Session describes a session to create: TTL-only (no health checks, so a
 // flapping agent never invalidates it) with behavior "delete" (its keys go
 // with it).
