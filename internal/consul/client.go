@@ -21,8 +21,9 @@
 //     accepts without splitting a group, rollbacks as errors mapped back to
 //     their operations (Txn, Batches, TxnError), KV locks taken and
 //     released in batches (LockKeys, UnlockKeys);
-//   - KV reads (one key: KVGet) and lists, sessions (create in a datacenter on a given node or the
-//     agent's, renew, destroy) and the server nodes;
+//   - KV reads of one key (KVGet) and lists, sessions (create in a
+//     datacenter on a given node or the agent's, renew, destroy) and the
+//     server nodes;
 //   - the datacenter list and the catalog's cheap identity and content
 //     probes (CatalogIdentities, CatalogContents).
 //
