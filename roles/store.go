@@ -1,0 +1,573 @@
+package roles
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/fleetdeck/fleetdeck/internal/consul"
+)
+
+// Limits of the free text of a change.
+const (
+	maxReasonLen = 500
+	maxWhoLen    = 255
+	maxNodeLen   = 255
+	// DefaultRequestTimeout bounds each Consul request of the store
+	// (StoreConfig.Timeout): a change is a read and one transaction, and an
+	// on-call engineer should hear about a silent Consul in seconds.
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// ErrNothingToChange is returned (wrapped) by Set and Revert when the
+// change would leave the node's roles and maintenance as they are: a new
+// generation that changes nothing would only add noise to the audit
+// trail. Callers that apply changes idempotently can treat it as success.
+var ErrNothingToChange = errors.New("nothing to change")
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Prefix is [roles] kv_prefix ("": DefaultKVPrefix). A prefix without
+	// a trailing '/' gets one.
+	Prefix string
+	// Catalog is the role catalog changes are checked against.
+	Catalog *Catalog
+	// Timeout bounds each request (0: DefaultRequestTimeout), within the
+	// caller's context.
+	Timeout time.Duration
+	// Now dates changes (nil: time.Now).
+	Now func() time.Time
+}
+
+// Store reads and writes nodes' desired state and its audit trail in
+// Consul KV, in each node's own datacenter, through the access layer. It
+// is safe for concurrent use.
+type Store struct {
+	c       *consul.Client
+	prefix  string
+	catalog *Catalog
+	timeout time.Duration
+	now     func() time.Time
+	// beforeWrite, when set (tests only), runs between a change's read and
+	// its transaction, so a test can make two changers race on the
+	// check-and-set itself.
+	beforeWrite func()
+}
+
+// NewStore returns a Store on c.
+func NewStore(c *consul.Client, cfg StoreConfig) (*Store, error) {
+	p, err := normalizePrefix(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{c: c, prefix: p, catalog: cfg.Catalog, timeout: cfg.Timeout, now: cfg.Now}
+	if s.timeout <= 0 {
+		s.timeout = DefaultRequestTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Prefix is the store's KV prefix, ending in '/'.
+func (s *Store) Prefix() string { return s.prefix }
+
+// normalizePrefix checks [roles] kv_prefix: a relative KV path whose
+// segments are not "." or "..", ending in '/'.
+func normalizePrefix(p string) (string, error) {
+	if p == "" {
+		return DefaultKVPrefix, nil
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	if strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsFunc(p, unicode.IsControl) || !utf8.ValidString(p) {
+		return "", fmt.Errorf("roles kv_prefix %q: want a KV path like %q (no leading '/', no empty segment, no control characters)", p, DefaultKVPrefix)
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if seg == "." || seg == ".." {
+			return "", fmt.Errorf("roles kv_prefix %q: segment %q is not allowed", p, seg)
+		}
+	}
+	return p, nil
+}
+
+// DesiredKey is node's desired record under prefix (which ends in '/').
+func DesiredKey(prefix, node string) string { return prefix + "nodes/" + node }
+
+// AuditKey is the audit record of node's generation gen under prefix; the
+// generation is zero-padded to 20 digits so that keys sort by generation.
+func AuditKey(prefix, node string, gen uint64) string {
+	return auditPrefix(prefix, node) + fmt.Sprintf("%020d", gen)
+}
+
+// auditPrefix is the folder of node's audit records; the trailing '/'
+// keeps node "web" from listing "web-2".
+func auditPrefix(prefix, node string) string { return prefix + "audit/" + node + "/" }
+
+// ValidNode checks a node name before it becomes part of a KV key. Node
+// names come from Consul and are not trusted: one that could escape the
+// prefix ("/", ".", "..") or that is not printable text is refused.
+func ValidNode(node string) error {
+	switch {
+	case node == "":
+		return errors.New("node name is empty")
+	case len(node) > maxNodeLen:
+		return fmt.Errorf("node name %.20q… is %d bytes, more than %d", node, len(node), maxNodeLen)
+	case node == "." || node == "..":
+		return fmt.Errorf("node name %q is not allowed in a KV key", node)
+	case strings.Contains(node, "/"):
+		return fmt.Errorf("node name %q has '/', which would leave its KV folder", node)
+	case !utf8.ValidString(node) || strings.ContainsFunc(node, unicode.IsControl):
+		return fmt.Errorf("node name %q has control characters or is not UTF-8", node)
+	}
+	return nil
+}
+
+// validDatacenter: the desired record lives in the node's own datacenter,
+// which must be named (the agent's "default" would put a node's record
+// wherever the console happens to run).
+func validDatacenter(dc string) error {
+	switch {
+	case dc == "":
+		return errors.New("datacenter is empty: a node's desired state lives in its own datacenter, which must be named")
+	case len(dc) > maxNodeLen || strings.ContainsAny(dc, "/?#&") || !utf8.ValidString(dc) || strings.ContainsFunc(dc, unicode.IsControl):
+		return fmt.Errorf("datacenter name %q is not valid", dc)
+	}
+	return nil
+}
+
+// validText checks a change's free text (reason, who): required, printable,
+// bounded. It is stored byte for byte and never interpreted; control
+// characters are refused because they would reach terminals and logs.
+func validText(what, s string, max int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("%s is required", what)
+	case len(s) > max:
+		return fmt.Errorf("%s is %d bytes, more than %d", what, len(s), max)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not UTF-8", what)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("%s has control characters (newlines included)", what)
+	}
+	return nil
+}
+
+// Change is one change of a node's desired state.
+type Change struct {
+	Node, Datacenter string
+	// Add and Remove are role names. Adding a role the node holds, or
+	// removing a catalogued one it does not hold, does nothing for that
+	// role; a role in both is an error.
+	Add, Remove []string
+	// Maintenance, when set, is the node's new maintenance mode; an empty
+	// reason for "on" is the change's Reason.
+	Maintenance *Maintenance
+	// Reason (required) and Who (user@host) are recorded with the change.
+	Reason, Who string
+	// Expect, when not 0, is the generation the change was prepared
+	// against (the one a preview showed): any other current generation is
+	// a *ConflictError and nothing is written.
+	Expect uint64
+}
+
+// ConflictError is a change refused because the node's desired record
+// changed since it was read (another operator's change won), or since
+// the generation the change expected. Nothing was written.
+type ConflictError struct {
+	Node, Datacenter string
+	// Based is the generation the change was based on (0: none).
+	Based uint64
+	// Current is the record that won, re-read after the refusal; nil when
+	// the record was deleted.
+	Current *Desired
+}
+
+func (e *ConflictError) Error() string {
+	if e.Current == nil {
+		return fmt.Sprintf("node %s (%s): its desired record was deleted after generation %d was read; nothing was written: look again and retry", e.Node, e.Datacenter, e.Based)
+	}
+	c := e.Current
+	return fmt.Sprintf("node %s (%s) was changed by %s at %s to generation %d (%q) after generation %d was read; nothing was written: look again and retry",
+		e.Node, e.Datacenter, c.Who, c.When.UTC().Format(time.RFC3339), c.Generation, c.Reason, e.Based)
+}
+
+// query is a request in dc with the store's deadline.
+func (s *Store) query(dc string, mode consul.Consistency) consul.Query {
+	return consul.Query{Datacenter: dc, Consistency: mode, Timeout: s.timeout}
+}
+
+// Get reads node's desired record in dc (Consul's default consistency: the
+// leader answers); nil means the node is unmanaged.
+func (s *Store) Get(ctx context.Context, dc, node string) (*Desired, error) {
+	d, _, err := s.read(ctx, dc, node, consul.Default)
+	return d, err
+}
+
+// read returns node's desired record and its ModifyIndex (0: none).
+func (s *Store) read(ctx context.Context, dc, node string, mode consul.Consistency) (*Desired, uint64, error) {
+	if err := ValidNode(node); err != nil {
+		return nil, 0, err
+	}
+	if err := validDatacenter(dc); err != nil {
+		return nil, 0, err
+	}
+	key := DesiredKey(s.prefix, node)
+	p, _, err := s.c.KVGet(ctx, key, s.query(dc, mode))
+	if err != nil {
+		return nil, 0, s.c.Describe(fmt.Sprintf("reading the desired state of node %s in %s (%s)", node, dc, key), err)
+	}
+	if p == nil {
+		return nil, 0, nil
+	}
+	d, err := decodeRecord(key, p.Value, node, dc, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return d, p.ModifyIndex, nil
+}
+
+// decodeRecord decodes a desired or audit record read from key and checks
+// that it is about node in dc (and, for an audit record, generation gen).
+// A corrupt value is an error naming the key, to fix or delete by hand.
+func decodeRecord(key string, value []byte, node, dc string, gen uint64) (*Desired, error) {
+	var d Desired
+	bad := func(why string) error {
+		return fmt.Errorf("KV key %s holds no valid record (%s): fix or delete it", key, why)
+	}
+	if err := json.Unmarshal(value, &d); err != nil {
+		return nil, bad(err.Error())
+	}
+	switch {
+	case d.Node != node:
+		return nil, bad(fmt.Sprintf("it is about node %q", d.Node))
+	case d.Datacenter != dc:
+		return nil, bad(fmt.Sprintf("it is about datacenter %q", d.Datacenter))
+	case d.Generation == 0:
+		return nil, bad("generation 0")
+	case gen != 0 && d.Generation != gen:
+		return nil, bad(fmt.Sprintf("it records generation %d", d.Generation))
+	}
+	for _, r := range d.Roles {
+		if err := ValidName(r); err != nil {
+			return nil, bad(err.Error())
+		}
+	}
+	return &d, nil
+}
+
+// History returns every audit record of node in dc, oldest first. Records
+// that cannot be decoded are left out and named in the error, which comes
+// with the others.
+func (s *Store) History(ctx context.Context, dc, node string) ([]Desired, error) {
+	if err := ValidNode(node); err != nil {
+		return nil, err
+	}
+	if err := validDatacenter(dc); err != nil {
+		return nil, err
+	}
+	folder := auditPrefix(s.prefix, node)
+	pairs, _, err := s.c.KVList(ctx, folder, s.query(dc, consul.Default))
+	if err != nil {
+		return nil, s.c.Describe(fmt.Sprintf("reading the audit trail of node %s in %s (%s)", node, dc, folder), err)
+	}
+	var out []Desired
+	var errs []error
+	for _, p := range pairs {
+		gen, err := strconv.ParseUint(strings.TrimPrefix(p.Key, folder), 10, 64)
+		if err != nil || gen == 0 {
+			errs = append(errs, fmt.Errorf("KV key %s is not an audit record (its name is no generation)", p.Key))
+			continue
+		}
+		d, err := decodeRecord(p.Key, p.Value, node, dc, gen)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, *d)
+	}
+	slices.SortFunc(out, func(a, b Desired) int { return cmp.Compare(a.Generation, b.Generation) })
+	return out, errors.Join(errs...)
+}
+
+// List returns the desired records of every managed node of dc, sorted
+// by node, in one KV read (for the console). Records that cannot be
+// decoded are left out and named in the error, which comes with the
+// others: one corrupt key must not hide the fleet.
+func (s *Store) List(ctx context.Context, dc string) ([]Desired, error) {
+	if err := validDatacenter(dc); err != nil {
+		return nil, err
+	}
+	folder := s.prefix + "nodes/"
+	pairs, _, err := s.c.KVList(ctx, folder, s.query(dc, consul.Default))
+	if err != nil {
+		return nil, s.c.Describe(fmt.Sprintf("listing the desired state of %s (%s)", dc, folder), err)
+	}
+	var out []Desired
+	var errs []error
+	for _, p := range pairs {
+		node := strings.TrimPrefix(p.Key, folder)
+		if err := ValidNode(node); err != nil {
+			errs = append(errs, fmt.Errorf("KV key %s is not a desired record: %w", p.Key, err))
+			continue
+		}
+		d, err := decodeRecord(p.Key, p.Value, node, dc, 0)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, *d)
+	}
+	slices.SortFunc(out, func(a, b Desired) int { return strings.Compare(a.Node, b.Node) })
+	return out, errors.Join(errs...)
+}
+
+// Set records ch as node's next generation: one consistent read, then one
+// transaction (check-and-set of the desired record on the ModifyIndex read
+// — 0 when there is none, meaning it must not exist — and creation of
+// the generation's audit record, which must not exist). Refused changes
+// (bad names, unknown roles, no reason, nothing to change) write nothing.
+// Losing a race is a *ConflictError naming who won.
+func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
+	if err := s.validChange(ch.Node, ch.Datacenter, ch.Reason, ch.Who); err != nil {
+		return nil, err
+	}
+	if err := validRoleNames("add", ch.Add); err != nil {
+		return nil, err
+	}
+	if err := validRoleNames("remove", ch.Remove); err != nil {
+		return nil, err
+	}
+	if both := intersect(ch.Add, ch.Remove); len(both) > 0 {
+		return nil, fmt.Errorf("node %s: %s both added and removed", ch.Node, strings.Join(both, ", "))
+	}
+	if err := s.catalog.Validate(ch.Add); err != nil {
+		return nil, fmt.Errorf("node %s: %w", ch.Node, err)
+	}
+	maint := ch.Maintenance
+	if maint != nil {
+		m := *maint
+		if !m.On {
+			m.Reason = ""
+		} else if m.Reason == "" {
+			m.Reason = ch.Reason
+		} else if err := validText("maintenance reason", m.Reason, maxReasonLen); err != nil {
+			return nil, fmt.Errorf("node %s: %w", ch.Node, err)
+		}
+		maint = &m
+	}
+	if len(ch.Add) == 0 && len(ch.Remove) == 0 && maint == nil {
+		return nil, fmt.Errorf("node %s: %w: no role to add or remove and no maintenance mode given", ch.Node, ErrNothingToChange)
+	}
+	return s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, func(cur *Desired) (Desired, error) {
+		var held []string
+		next := Desired{}
+		if cur != nil {
+			held = cur.Roles
+			next.Maintenance = cur.Maintenance
+		}
+		// Removing a role neither held nor catalogued is a typo, not a
+		// no-op: say so rather than recording nothing for it.
+		var stray []string
+		for _, r := range ch.Remove {
+			if !slices.Contains(held, r) {
+				stray = append(stray, r)
+			}
+		}
+		if err := s.catalog.Validate(stray); err != nil {
+			return Desired{}, err
+		}
+		next.Roles = sortedDistinct(slices.DeleteFunc(slices.Concat(held, ch.Add), func(r string) bool { return slices.Contains(ch.Remove, r) }))
+		if maint != nil {
+			next.Maintenance = *maint
+		}
+		next.Reason, next.Who = ch.Reason, ch.Who
+		return next, nil
+	})
+}
+
+// Revert records, as node's next generation, the roles and maintenance
+// mode its generation toGen had (RevertOf = toGen), with the rules and
+// the single transaction of Set.
+func (s *Store) Revert(ctx context.Context, dc, node string, toGen uint64, reason, who string) (*Desired, error) {
+	if err := s.validChange(node, dc, reason, who); err != nil {
+		return nil, err
+	}
+	if toGen == 0 {
+		return nil, fmt.Errorf("node %s: revert to generation 0: generations count from 1", node)
+	}
+	key := AuditKey(s.prefix, node, toGen)
+	p, _, err := s.c.KVGet(ctx, key, s.query(dc, consul.Consistent))
+	if err != nil {
+		return nil, s.c.Describe(fmt.Sprintf("reading generation %d of node %s in %s (%s)", toGen, node, dc, key), err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("node %s in %s has no generation %d in its audit trail (%s)", node, dc, toGen, key)
+	}
+	old, err := decodeRecord(key, p.Value, node, dc, toGen)
+	if err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, node, dc, 0, func(*Desired) (Desired, error) {
+		return Desired{Roles: sortedDistinct(old.Roles), Maintenance: old.Maintenance, Reason: reason, Who: who, RevertOf: toGen}, nil
+	})
+}
+
+func (s *Store) validChange(node, dc, reason, who string) error {
+	if err := ValidNode(node); err != nil {
+		return err
+	}
+	if err := validDatacenter(dc); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	if err := validText("reason", reason, maxReasonLen); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	if err := validText("who", who, maxWhoLen); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	return nil
+}
+
+// commit reads node's record (consistent: a check-and-set based on a stale
+// read would only fail later), builds the next one with next, checks it
+// and writes it with its audit record in one transaction.
+func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next func(cur *Desired) (Desired, error)) (*Desired, error) {
+	cur, index, err := s.read(ctx, dc, node, consul.Consistent)
+	if err != nil {
+		return nil, err
+	}
+	base := uint64(0)
+	if cur != nil {
+		base = cur.Generation
+	}
+	if expect != 0 && base != expect {
+		return nil, &ConflictError{Node: node, Datacenter: dc, Based: expect, Current: cur}
+	}
+	d, err := next(cur)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	if cur != nil && slices.Equal(d.Roles, cur.Roles) && d.Maintenance == cur.Maintenance {
+		return nil, fmt.Errorf("node %s: %w: generation %d already has roles [%s] and maintenance %s", node, ErrNothingToChange, cur.Generation, strings.Join(cur.Roles, ", "), onOff(cur.Maintenance.On))
+	}
+	if cur == nil && len(d.Roles) == 0 && !d.Maintenance.On {
+		return nil, fmt.Errorf("node %s: %w: it is unmanaged and the change gives it no role and no maintenance", node, ErrNothingToChange)
+	}
+	// Every role of the new record must be catalogued: the apply needs its
+	// definition. A role dropped from the catalog can still be removed.
+	if err := s.catalog.Validate(d.Roles); err != nil {
+		return nil, fmt.Errorf("node %s: the new roles [%s]: %w (remove the role, or define it again)", node, strings.Join(d.Roles, ", "), err)
+	}
+	if cur == nil {
+		// A node without a record may have had one (deleted by hand):
+		// carry on from its audit trail, whose keys must not be reused.
+		if base, err = s.lastAudited(ctx, dc, node); err != nil {
+			return nil, err
+		}
+	}
+	if d.Roles == nil {
+		d.Roles = []string{}
+	}
+	d.Node, d.Datacenter, d.Generation, d.When = node, dc, base+1, s.now().UTC().Round(0)
+	value, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the desired record of node %s: %w", node, err)
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	key, audit := DesiredKey(s.prefix, node), AuditKey(s.prefix, node, d.Generation)
+	ops := api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: value, Index: index}},
+		{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: audit, Value: value, Index: 0}},
+	}
+	_, err = s.c.Txn(ctx, s.query(dc, consul.Default), ops)
+	var te *consul.TxnError
+	if errors.As(err, &te) {
+		return nil, s.refused(ctx, node, dc, base, index, audit, te)
+	}
+	if err != nil {
+		return nil, s.c.Describe(fmt.Sprintf("recording generation %d of node %s in %s", d.Generation, node, dc), err)
+	}
+	return &d, nil
+}
+
+// refused explains a rolled-back change: the desired record moved (a
+// conflict naming who won) or its audit record already existed.
+func (s *Store) refused(ctx context.Context, node, dc string, base, index uint64, audit string, te *consul.TxnError) error {
+	now, nowIndex, err := s.read(ctx, dc, node, consul.Consistent)
+	if err != nil {
+		return fmt.Errorf("node %s: the change was refused (%v) and re-reading the record failed: %w", node, te, err)
+	}
+	if nowIndex != index {
+		return &ConflictError{Node: node, Datacenter: dc, Based: base, Current: now}
+	}
+	for _, oe := range te.Errors {
+		if oe.Op == 1 {
+			return fmt.Errorf("node %s: audit record %s already exists while the desired record is at generation %d (KV edited by hand?); nothing was written: %w", node, audit, base, te)
+		}
+	}
+	return fmt.Errorf("node %s: recording the change: %w", node, te)
+}
+
+// lastAudited returns the highest generation in node's audit trail (0:
+// none).
+func (s *Store) lastAudited(ctx context.Context, dc, node string) (uint64, error) {
+	folder := auditPrefix(s.prefix, node)
+	pairs, _, err := s.c.KVList(ctx, folder, s.query(dc, consul.Consistent))
+	if err != nil {
+		return 0, s.c.Describe(fmt.Sprintf("reading the audit trail of node %s in %s (%s)", node, dc, folder), err)
+	}
+	var last uint64
+	for _, p := range pairs {
+		if g, err := strconv.ParseUint(strings.TrimPrefix(p.Key, folder), 10, 64); err == nil && g > last {
+			last = g
+		}
+	}
+	return last, nil
+}
+
+func validRoleNames(what string, names []string) error {
+	for _, n := range names {
+		if err := ValidName(n); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func sortedDistinct(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
