@@ -27,4 +27,28 @@
 //   - Every string that reaches Ansible (role names, tags, reasons, check
 //     URLs) is passed as an unsafe extra variable: Ansible never templates
 //     it, and no shell ever sees it.
+//
+// The role catalog (catalog.go) comes from two places: the config file's
+// [roles.NAME] tables (DecodeConfig, on the table the config decoder kept
+// as a toml.Primitive, with the [roles] settings kv_prefix and playbook)
+// and the playbook directory's roles.toml (ReadDir, Parse). Merge refuses
+// a role defined in both, naming both. Every role is checked when it is
+// read: a bad name, a script check, an unknown key or an invalid check is
+// an error naming the file, the role and the key, so nothing that could
+// not be applied ever reaches KV.
+//
+// The store (store.go) makes each change one consistent read and one
+// /v1/txn through the access layer (internal/consul): check-and-set of the
+// desired key on the ModifyIndex read (0: must not exist) and creation of
+// the generation's audit record (must not exist). The loser of a race gets
+// a *ConflictError naming the winner; a refused change writes nothing.
+//
+// A node's state (state.go) is computed, never stored: StateOf compares
+// the desired record with the node's services in the catalog, given the
+// latest apply run that covered the node. A run is linked to the
+// generations it applies through its metadata: RunLinks gives one entry
+// per node ("fleetdeck.roles/<dc>/<node>" = generation), which the run
+// manager keeps with the run and returns with each run it lists, and
+// LinkedGeneration reads it back. A run that applies an older generation
+// does not make the current one Applying or Failed.
 package roles
