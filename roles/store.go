@@ -341,6 +341,29 @@ func (s *Store) List(ctx context.Context, dc string) ([]Desired, error) {
 // (bad names, unknown roles, no reason, nothing to change) write nothing.
 // Losing a race is a *ConflictError naming who won.
 func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
+	next, err := s.change(ch)
+	if err != nil {
+		return nil, err
+	}
+	_, d, err := s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, next, true)
+	return d, err
+}
+
+// Plan returns node's current record (nil: unmanaged) and the record
+// Set(ch) would write now, without writing anything, with Set's checks
+// and refusals: the preview of a change. To commit what was previewed,
+// Set the change with Expect set to the current generation shown.
+func (s *Store) Plan(ctx context.Context, ch Change) (cur, next *Desired, err error) {
+	build, err := s.change(ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, build, false)
+}
+
+// change checks what can be checked of ch without reading KV and returns
+// the function that builds the next record from the current one.
+func (s *Store) change(ch Change) (func(cur *Desired) (Desired, error), error) {
 	if err := s.validChange(ch.Node, ch.Datacenter, ch.Reason, ch.Who); err != nil {
 		return nil, err
 	}
@@ -371,7 +394,7 @@ func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
 	if len(ch.Add) == 0 && len(ch.Remove) == 0 && maint == nil {
 		return nil, fmt.Errorf("node %s: %w: no role to add or remove and no maintenance mode given", ch.Node, ErrNothingToChange)
 	}
-	return s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, func(cur *Desired) (Desired, error) {
+	return func(cur *Desired) (Desired, error) {
 		var held []string
 		next := Desired{}
 		if cur != nil {
@@ -395,7 +418,7 @@ func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
 		}
 		next.Reason, next.Who = ch.Reason, ch.Who
 		return next, nil
-	})
+	}, nil
 }
 
 // Revert records, as node's next generation, the roles and maintenance
@@ -420,9 +443,10 @@ func (s *Store) Revert(ctx context.Context, dc, node string, toGen uint64, reaso
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, node, dc, 0, func(*Desired) (Desired, error) {
+	_, d, err := s.commit(ctx, node, dc, 0, func(*Desired) (Desired, error) {
 		return Desired{Roles: sortedDistinct(old.Roles), Maintenance: old.Maintenance, Reason: reason, Who: who, RevertOf: toGen}, nil
-	})
+	}, true)
+	return d, err
 }
 
 func (s *Store) validChange(node, dc, reason, who string) error {
@@ -443,39 +467,40 @@ func (s *Store) validChange(node, dc, reason, who string) error {
 
 // commit reads node's record (consistent: a check-and-set based on a stale
 // read would only fail later), builds the next one with next, checks it
-// and writes it with its audit record in one transaction.
-func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next func(cur *Desired) (Desired, error)) (*Desired, error) {
+// and, when write is set, writes it with its audit record in one
+// transaction. It returns the record read and the next one.
+func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next func(cur *Desired) (Desired, error), write bool) (*Desired, *Desired, error) {
 	cur, index, err := s.read(ctx, dc, node, consul.Consistent)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	base := uint64(0)
 	if cur != nil {
 		base = cur.Generation
 	}
 	if expect != 0 && base != expect {
-		return nil, &ConflictError{Node: node, Datacenter: dc, Based: expect, Current: cur}
+		return nil, nil, &ConflictError{Node: node, Datacenter: dc, Based: expect, Current: cur}
 	}
 	d, err := next(cur)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
+		return nil, nil, fmt.Errorf("node %s: %w", node, err)
 	}
 	if cur != nil && slices.Equal(d.Roles, cur.Roles) && d.Maintenance == cur.Maintenance {
-		return nil, fmt.Errorf("node %s: %w: generation %d already has roles [%s] and maintenance %s", node, ErrNothingToChange, cur.Generation, strings.Join(cur.Roles, ", "), onOff(cur.Maintenance.On))
+		return nil, nil, fmt.Errorf("node %s: %w: generation %d already has roles [%s] and maintenance %s", node, ErrNothingToChange, cur.Generation, strings.Join(cur.Roles, ", "), onOff(cur.Maintenance.On))
 	}
 	if cur == nil && len(d.Roles) == 0 && !d.Maintenance.On {
-		return nil, fmt.Errorf("node %s: %w: it is unmanaged and the change gives it no role and no maintenance", node, ErrNothingToChange)
+		return nil, nil, fmt.Errorf("node %s: %w: it is unmanaged and the change gives it no role and no maintenance", node, ErrNothingToChange)
 	}
 	// Every role of the new record must be catalogued: the apply needs its
 	// definition. A role dropped from the catalog can still be removed.
 	if err := s.catalog.Validate(d.Roles); err != nil {
-		return nil, fmt.Errorf("node %s: the new roles [%s]: %w (remove the role, or define it again)", node, strings.Join(d.Roles, ", "), err)
+		return nil, nil, fmt.Errorf("node %s: the new roles [%s]: %w (remove the role, or define it again)", node, strings.Join(d.Roles, ", "), err)
 	}
 	if cur == nil {
 		// A node without a record may have had one (deleted by hand):
 		// carry on from its audit trail, whose keys must not be reused.
 		if base, err = s.lastAudited(ctx, dc, node); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if d.Roles == nil {
@@ -484,7 +509,10 @@ func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next
 	d.Node, d.Datacenter, d.Generation, d.When = node, dc, base+1, s.now().UTC().Round(0)
 	value, err := json.Marshal(d)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the desired record of node %s: %w", node, err)
+		return nil, nil, fmt.Errorf("encoding the desired record of node %s: %w", node, err)
+	}
+	if !write {
+		return cur, &d, nil
 	}
 	if s.beforeWrite != nil {
 		s.beforeWrite()
@@ -497,12 +525,12 @@ func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next
 	_, err = s.c.Txn(ctx, s.query(dc, consul.Default), ops)
 	var te *consul.TxnError
 	if errors.As(err, &te) {
-		return nil, s.refused(ctx, node, dc, base, index, audit, te)
+		return nil, nil, s.refused(ctx, node, dc, base, index, audit, te)
 	}
 	if err != nil {
-		return nil, s.c.Describe(fmt.Sprintf("recording generation %d of node %s in %s", d.Generation, node, dc), err)
+		return nil, nil, s.c.Describe(fmt.Sprintf("recording generation %d of node %s in %s", d.Generation, node, dc), err)
 	}
-	return &d, nil
+	return cur, &d, nil
 }
 
 // refused explains a rolled-back change: the desired record moved (a

@@ -589,3 +589,55 @@ func TestStorePrefix(t *testing.T) {
 		t.Errorf("AuditKey %q", k)
 	}
 }
+
+// Plan previews a change with Set's checks and writes nothing; committing
+// it with Expect refuses if the node changed since the preview.
+func TestPlanThenSetWithExpect(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	e.mustSet(t, roles.Change{Node: "n1", Add: []string{"web"}, Reason: "start"})
+	before := e.snapshot(t)
+	e.count.take()
+	ch := roles.Change{Node: "n1", Datacenter: dc, Add: []string{"db"}, Remove: []string{"web"}, Reason: "move", Who: "alice@a"}
+	cur, next, err := e.store.Plan(ctx, ch)
+	if err != nil || cur == nil || cur.Generation != 1 || next.Generation != 2 || !slices.Equal(next.Roles, []string{"db"}) || !slices.Equal(cur.Roles, []string{"web"}) {
+		t.Fatalf("Plan: %+v → %+v, %v", cur, next, err)
+	}
+	if _, _, err := e.store.Plan(ctx, roles.Change{Node: "n1", Datacenter: dc, Add: []string{"web"}, Reason: "r", Who: "w"}); !errors.Is(err, roles.ErrNothingToChange) {
+		t.Errorf("Plan of nothing: %v", err)
+	}
+	if _, n, err := e.store.Plan(ctx, roles.Change{Node: "fresh", Datacenter: dc, Add: []string{"api"}, Reason: "r", Who: "w"}); err != nil || n.Generation != 1 {
+		t.Errorf("Plan on an unmanaged node: %+v, %v", n, err)
+	}
+	if w := writes(e.count.take()); len(w) != 0 {
+		t.Errorf("Plan wrote %v", w)
+	}
+	if after := e.snapshot(t); !maps.Equal(before.keys, after.keys) || before.index != after.index {
+		t.Errorf("Plan changed KV")
+	}
+	// Someone else changes the node between preview and confirm.
+	e.mustSet(t, roles.Change{Node: "n1", Add: []string{"api"}, Reason: "meanwhile", Who: "bob@b"})
+	ch.Expect = cur.Generation
+	var ce *roles.ConflictError
+	if _, err := e.store.Set(ctx, ch); !errors.As(err, &ce) || ce.Current.Who != "bob@b" || ce.Based != 1 {
+		t.Fatalf("confirming a stale preview: %v", err)
+	}
+}
+
+// A role whose check is a script never enters the catalog, so it cannot
+// be assigned: the refusal at parse time is what keeps it out of KV.
+func TestScriptCheckRoleCannotBeAssigned(t *testing.T) {
+	e := newEnv(t)
+	if _, err := roles.Parse([]byte("[roles.evil]\ncheck = { args = [\"/bin/sh\", \"-c\", \"id\"], interval = \"10s\" }\n"), "roles.toml"); err == nil ||
+		!strings.Contains(err.Error(), "script checks are not allowed") {
+		t.Fatalf("parse: %v", err)
+	}
+	before := e.snapshot(t)
+	if _, err := e.store.Set(ctxT(t), roles.Change{Node: "n1", Datacenter: dc, Add: []string{"evil"}, Reason: "r", Who: "w"}); err == nil ||
+		!strings.Contains(err.Error(), `unknown role "evil"`) {
+		t.Fatalf("Set: %v", err)
+	}
+	if after := e.snapshot(t); !maps.Equal(before.keys, after.keys) || before.index != after.index {
+		t.Errorf("KV changed")
+	}
+}
