@@ -50,6 +50,10 @@ func (s *shared) headerCounts() string {
 		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical), "crit "+strconv.Itoa(c.Critical))
 		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance), "maint "+strconv.Itoa(c.Maintenance))
 	}
+	if n := s.alerts.unseen(); n > 0 {
+		// Unseen alerts, whatever the :dc scope: :alerts lists them.
+		add(st.bad, "alerts "+strconv.Itoa(n), "alerts "+strconv.Itoa(n))
+	}
 	if running, queued := s.liveRuns(); running+queued > 0 {
 		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued",
 			"runs "+strconv.Itoa(running)+"+"+strconv.Itoa(queued)+"q")
