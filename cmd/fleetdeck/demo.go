@@ -23,6 +23,7 @@ import (
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
 	"github.com/fleetdeck/fleetdeck/internal/logserver"
 	"github.com/fleetdeck/fleetdeck/provision"
+	"github.com/fleetdeck/fleetdeck/tui"
 )
 
 // newDemoCmd runs a throwaway Consul with a simulated fleet and opens the
@@ -315,6 +316,14 @@ func writeDemoFiles(opts options, stateDir, consulAddr, logsAddr string) (*demoF
 	if fc.Logs.SaveDir == "" {
 		fc.Logs.SaveDir = filepath.Join(stateDir, "logs")
 	}
+	// The simulated nodes' addresses lead nowhere: ssh gives up after a
+	// few seconds instead of the system's TCP timeout (minutes), and x
+	// comes back with ssh's own message. A command the user set is kept.
+	fc.SSH = opts.sshConfig
+	if fc.SSH.Command == "" {
+		fc.SSH.Command = "ssh -o ConnectTimeout=5 " + strings.TrimPrefix(tui.DefaultSSHCommand(fc.SSH.User, fc.SSH.Jump), "ssh ")
+	}
+	fc.Alerts.Enabled, fc.Alerts.Filter = &opts.alerts.Enabled, &opts.alerts.Filter
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Written by `fleetdeck demo` (pid %d) for its consoles; removed when the demo stops.\n", os.Getpid())
 	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {
