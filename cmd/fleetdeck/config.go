@@ -87,12 +87,7 @@ type fileConfig struct {
 		SaveDir       string   `toml:"save_dir,omitempty"`
 	} `toml:"logs"`
 	SSH    sshConfig `toml:"ssh"`
-	Alerts struct {
-		// Enabled and Filter are pointers so that a missing key means
-		// the default (on, health:critical).
-		Enabled *bool   `toml:"enabled,omitempty"`
-		Filter  *string `toml:"filter,omitempty"`
-	} `toml:"alerts"`
+	Alerts alertsConfig `toml:"alerts"`
 }
 
 // sshConfig is the [ssh] section: the x action's command template and
@@ -101,6 +96,13 @@ type sshConfig struct {
 	Command string `toml:"command,omitempty"`
 	User    string `toml:"user,omitempty"`
 	Jump    string `toml:"jump,omitempty"`
+}
+
+// alertsConfig is the [alerts] section. Its keys are pointers so that a
+// missing key means the default (on, health:critical).
+type alertsConfig struct {
+	Enabled *bool   `toml:"enabled,omitempty"`
+	Filter  *string `toml:"filter,omitempty"`
 }
 
 // ansibleOptions configure the runs (playbooks, history, locks).
@@ -147,8 +149,10 @@ type options struct {
 	// ([alerts]).
 	ssh    *tui.SSHCommand
 	alerts tui.AlertOptions
-	// sshConfig is [ssh] as written, for the demo's config file.
-	sshConfig sshConfig
+	// sshConfig and alertsConfig are [ssh] and [alerts] as written, for
+	// the demo's config file.
+	sshConfig    sshConfig
+	alertsConfig alertsConfig
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -359,7 +363,7 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		return o, err
 	}
 	o.logs = l
-	o.sshConfig = fc.SSH
+	o.sshConfig, o.alertsConfig = fc.SSH, fc.Alerts
 	if o.ssh, err = tui.ParseSSHCommand(fc.SSH.Command, fc.SSH.User, fc.SSH.Jump); err != nil {
 		return o, fmt.Errorf("config file %s: [ssh]: %w", f.config, err)
 	}

@@ -268,6 +268,9 @@ type demoFiles struct {
 	dir, playbooks, config string
 }
 
+// demoAlertFilter is the demo's [alerts] filter when the user set none.
+const demoAlertFilter = "role:db health:critical"
+
 // writeDemoFiles writes the demo's playbooks and config file. The config
 // keeps the user's settings that shape a console (UI, Ansible binary,
 // limits, environment, lock prefix, Logs view limits) and points the rest
@@ -323,7 +326,14 @@ func writeDemoFiles(opts options, stateDir, consulAddr, logsAddr string) (*demoF
 	if fc.SSH.Command == "" {
 		fc.SSH.Command = "ssh -o ConnectTimeout=5 " + strings.TrimPrefix(tui.DefaultSSHCommand(fc.SSH.User, fc.SSH.Jump), "ssh ")
 	}
-	fc.Alerts.Enabled, fc.Alerts.Filter = &opts.alerts.Enabled, &opts.alerts.Filter
+	// The simulated fleet flaps a check every 2 s: alerting on every
+	// node would ring the bell every 5 s. The demo alerts on its database
+	// nodes unless the user chose a filter.
+	fc.Alerts = opts.alertsConfig
+	if fc.Alerts.Filter == nil {
+		f := demoAlertFilter
+		fc.Alerts.Filter = &f
+	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Written by `fleetdeck demo` (pid %d) for its consoles; removed when the demo stops.\n", os.Getpid())
 	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {

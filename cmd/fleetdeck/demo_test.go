@@ -34,7 +34,7 @@ from = "name"
 [ssh]
 user = "oncall"
 [alerts]
-filter = "role:web"
+enabled = false
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ filter = "role:web"
 	if want := []string{"ssh", "-o", "ConnectTimeout=5", "-l", "oncall", "10.1.2.3"}; err != nil || !slices.Equal(argv, want) {
 		t.Errorf("ssh argv %q, %v; want %q", argv, err, want)
 	}
-	if !got.alerts.Enabled || got.alerts.Filter != "role:web" {
+	if got.alerts.Enabled || got.alerts.Filter != demoAlertFilter {
 		t.Errorf("alerts %+v", got.alerts)
 	}
 	// The demo's own console runs on exactly these options.
