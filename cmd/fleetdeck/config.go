@@ -86,7 +86,7 @@ type fileConfig struct {
 		After         string   `toml:"after,omitempty"`
 		SaveDir       string   `toml:"save_dir,omitempty"`
 	} `toml:"logs"`
-	SSH    sshConfig `toml:"ssh"`
+	SSH    sshConfig    `toml:"ssh"`
 	Alerts alertsConfig `toml:"alerts"`
 }
 
