@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -134,53 +136,120 @@ func newAlerting(opts AlertOptions, now time.Time) alerting {
 // unseen counts the alerts not seen yet.
 func (a *alerting) unseen() int { return int(a.lastID - a.seen) }
 
-// detectAlerts records the alerts snap brings over old and returns the
-// command that notifies the terminal (nil when there is nothing to say).
+// unseenText is the header's count of unseen alerts ("" for none): past
+// the alerts kept, "500+", since :alerts cannot list more.
+func (a *alerting) unseenText() string {
+	switch n := a.unseen(); {
+	case n == 0:
+		return ""
+	case n > len(a.list):
+		return strconv.Itoa(len(a.list)) + "+"
+	default:
+		return strconv.Itoa(n)
+	}
+}
+
+// detectAlerts records the alerts snap brings over old (the snapshot the
+// console showed before) and returns the command that notifies the
+// terminal (nil when there is nothing to say).
+//
+// A node alerts when it is critical in snap and its current critical
+// spell began after the last snapshot the console saw: the journal's new
+// events are replayed backwards from the node as snap has it, burst by
+// burst (the watcher stamps the events of one published snapshot with one
+// time), to find where the node last went from not critical to critical.
+// Replaying the journal rather than comparing old with snap is what makes
+// a node that recovered and went critical again between two snapshots the
+// console saw (it skips snapshots when it is slow) alert again; a node
+// critical in old and still critical in snap without a recovery in
+// between does not alert twice; a node that went critical and recovered
+// before snap does not alert (it is fine by the time anyone looks).
 func (s *shared) detectAlerts(old, snap *fleet.Snapshot) tea.Cmd {
 	a := &s.alerts
 	if !a.on || snap == nil || snap.Version == 0 {
 		return nil
 	}
 	if !a.started {
+		// The first snapshot the console shows (the feed's current one
+		// when it started, or the first one it receives) is history: the
+		// console was not watching when its events happened.
 		a.started = true
-		for i := range snap.Events {
-			a.lastSeq = max(a.lastSeq, snap.Events[i].Seq)
+		if old == nil || old.Version == 0 {
+			a.lastSeq = lastSeq(snap)
+			return nil
 		}
+		a.lastSeq = lastSeq(old)
+	}
+	evs := snap.Events
+	evs = evs[sort.Search(len(evs), func(i int) bool { return evs[i].Seq > a.lastSeq }):]
+	if len(evs) == 0 {
 		return nil
 	}
-	var batch []*alert
-	done := map[string]bool{}
-	for i := range snap.Events {
-		e := &snap.Events[i]
-		if e.Seq <= a.lastSeq {
-			continue
-		}
-		a.lastSeq = e.Seq
-		if e.To != fleet.HealthCritical || (e.Kind != fleet.HealthChanged && e.Kind != fleet.NodeJoined) {
+	// The journal is bounded: when more events came since old than it
+	// keeps (a fleet-wide outage does that), the first ones are gone.
+	gap := evs[0].Seq > a.lastSeq+1
+	a.lastSeq = evs[len(evs)-1].Seq
+
+	// Each node's new events, oldest first, for the nodes with an event
+	// into critical (no other node can have turned critical).
+	byNode := map[string][]*fleet.Event{}
+	var order []string
+	for i := range evs {
+		e := &evs[i]
+		if e.Node == "" {
 			continue
 		}
 		key := e.Datacenter + "/" + e.Node
-		if done[key] {
-			continue
+		if _, ok := byNode[key]; !ok {
+			order = append(order, key)
+			byNode[key] = nil
 		}
-		n := snap.Node(e.Datacenter, e.Node)
-		if n == nil || n.Health != fleet.HealthCritical {
-			continue // recovered since, or in maintenance (it explains the check)
-		}
-		if o := old.Node(e.Datacenter, e.Node); o != nil && o.Health == fleet.HealthCritical {
-			continue // another check of a node already critical
-		}
+		byNode[key] = append(byNode[key], e)
+	}
+	var batch []*alert
+	alerted := map[string]bool{}
+	add := func(n *fleet.Node, e *fleet.Event) {
 		if !a.filter.empty() && !a.filter.matchNode(s.rowOf(n)) {
-			continue
+			return
 		}
-		done[key] = true
-		a.lastID++
-		al := &alert{id: a.lastID, ev: *e}
+		alerted[n.Datacenter+"/"+n.Name] = true
+		al := &alert{ev: *e}
 		al.ev.Last = nil
 		batch = append(batch, al)
 	}
+	for _, key := range order {
+		nevs := byNode[key]
+		if !slices.ContainsFunc(nevs, intoCritical) {
+			continue
+		}
+		n := snap.Node(nevs[0].Datacenter, nevs[0].Node)
+		if e := turnedCritical(n, nevs); e != nil {
+			add(n, e)
+		}
+	}
+	if gap {
+		// The replay cannot see a node whose spell began in the events
+		// that were dropped: every node critical now that was not in old
+		// (and not newly seen: a datacenter's first load is not news)
+		// alerts, with its newest event into critical when one is left.
+		for _, n := range snap.Nodes {
+			if n.Health != fleet.HealthCritical || alerted[n.Datacenter+"/"+n.Name] {
+				continue
+			}
+			if o := old.Node(n.Datacenter, n.Name); o == nil || o.Health == fleet.HealthCritical {
+				continue
+			}
+			add(n, droppedAlertEvent(n, byNode[n.Datacenter+"/"+n.Name], snap.Time))
+		}
+		// Those whose spell began in the dropped events came first.
+		slices.SortStableFunc(batch, func(x, y *alert) int { return cmp.Compare(x.ev.Seq, y.ev.Seq) })
+	}
 	if len(batch) == 0 {
 		return nil
+	}
+	for _, al := range batch {
+		a.lastID++
+		al.id = a.lastID
 	}
 	a.list = append(a.list, batch...)
 	if over := len(a.list) - maxAlerts; over > 0 {
@@ -188,14 +257,104 @@ func (s *shared) detectAlerts(old, snap *fleet.Snapshot) tea.Cmd {
 		a.list = a.list[over:]
 	}
 	s.invalidate(alertsName)
-	notes := make([]string, len(batch))
+	notes := make([]limNote, len(batch))
 	for i, al := range batch {
-		notes[i] = alertNote(&al.ev)
+		notes[i] = limNote{key: al.ev.Datacenter + "/" + al.ev.Node, name: al.ev.Node, text: alertNote(&al.ev)}
 	}
 	if body, ok := a.lim.offer(s.now(), notes); ok {
 		return notifyCmd(body)
 	}
 	return nil
+}
+
+// lastSeq is the newest event's number in snap's journal (0: none).
+func lastSeq(snap *fleet.Snapshot) uint64 {
+	if len(snap.Events) == 0 {
+		return 0
+	}
+	return snap.Events[len(snap.Events)-1].Seq
+}
+
+// intoCritical reports whether e takes a check (or a joining node) into
+// critical: only such an event can make a node turn critical. A node
+// whose maintenance ends while a check is still critical does not alert:
+// its critical check was there all along, explained by the maintenance.
+func intoCritical(e *fleet.Event) bool {
+	return e.To == fleet.HealthCritical && (e.Kind == fleet.HealthChanged || e.Kind == fleet.NodeJoined)
+}
+
+// turnedCritical returns the event with which node n (as the snapshot has
+// it; nil if it is gone) turned critical for the last time in evs (its
+// events, oldest first), or nil: it is not critical now, or it was
+// critical before evs and stayed so. It undoes the events burst by burst
+// from n's checks: each event says what its check's status was before.
+func turnedCritical(n *fleet.Node, evs []*fleet.Event) *fleet.Event {
+	if n == nil || n.Health != fleet.HealthCritical {
+		return nil
+	}
+	status := make(map[string]fleet.Health, len(n.Checks))
+	for _, c := range n.Checks {
+		status[c.ID] = c.Status
+	}
+	present, after := true, n.Health
+	for end := len(evs); end > 0; {
+		start := end - 1
+		for start > 0 && evs[start-1].Time.Equal(evs[end-1].Time) {
+			start--
+		}
+		for i := end - 1; i >= start; i-- {
+			switch e := evs[i]; e.Kind {
+			case fleet.NodeJoined:
+				present = false
+				clear(status)
+			case fleet.NodeLeft:
+				present = true
+				clear(status)
+				if e.Last != nil {
+					for _, c := range e.Last.Checks {
+						status[c.ID] = c.Status
+					}
+				}
+			case fleet.HealthChanged:
+				status[e.CheckID] = e.From
+			}
+		}
+		before := fleet.HealthPassing
+		if present {
+			// A node's health is its worst check (maintenance worst).
+			for _, h := range status {
+				before = max(before, h)
+			}
+		}
+		if after == fleet.HealthCritical && before != fleet.HealthCritical {
+			if i := slices.IndexFunc(evs[start:end], intoCritical); i >= 0 {
+				return evs[start+i]
+			}
+			return nil
+		}
+		after, end = before, start
+	}
+	return nil
+}
+
+// droppedAlertEvent is the event an alert for node n stands on when the
+// journal dropped the event that turned it critical: its newest event
+// into critical among evs, or one made from its first critical check.
+func droppedAlertEvent(n *fleet.Node, evs []*fleet.Event, at time.Time) *fleet.Event {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if intoCritical(evs[i]) {
+			return evs[i]
+		}
+	}
+	e := &fleet.Event{Time: at, Kind: fleet.HealthChanged, Datacenter: n.Datacenter, Node: n.Name, Group: n.Group,
+		To: fleet.HealthCritical}
+	for _, c := range n.Checks {
+		if c.Status == fleet.HealthCritical {
+			e.CheckID, e.CheckName, e.Output = c.ID, c.Name, c.Output
+			break
+		}
+	}
+	return e
 }
 
 // flushAlerts sends the summary of the alerts held back, once the time
@@ -241,18 +400,24 @@ func alertNote(e *fleet.Event) string {
 type alertLimiter struct {
 	every time.Duration
 	last  time.Time
-	// held counts the alerts held back since the last notification;
-	// names keeps the first few.
+	// held counts the alerts held back since the last notification; nodes
+	// counts them per node (dc/name), named keeps the first few nodes in
+	// order, so a flapping node is named once, with its count.
 	held  int
-	names []string
+	nodes map[string]int
+	named []limNote
 }
 
-// heldNames is how many held-back alerts a notification names.
+// limNote is one alert as the limiter sees it: its node (key dc/name and
+// name) and its notification text.
+type limNote struct{ key, name, text string }
+
+// heldNames is how many held-back nodes a notification names.
 const heldNames = 3
 
-// offer returns the notification for a batch of alerts (their notes), or
-// false when it must wait: then they are held back.
-func (l *alertLimiter) offer(now time.Time, notes []string) (string, bool) {
+// offer returns the notification for a batch of alerts, or false when it
+// must wait: then they are held back.
+func (l *alertLimiter) offer(now time.Time, notes []limNote) (string, bool) {
 	if len(notes) == 0 {
 		return "", false
 	}
@@ -260,12 +425,12 @@ func (l *alertLimiter) offer(now time.Time, notes []string) (string, bool) {
 		l.hold(notes)
 		return "", false
 	}
-	body := notes[0]
+	body := notes[0].text
 	l.hold(notes[1:])
 	if l.held > 0 {
 		body += " (+" + strconv.Itoa(l.held) + " more: " + l.namesText() + ")"
 	}
-	l.last, l.held, l.names = now, 0, nil
+	l.reset(now)
 	return body, true
 }
 
@@ -275,29 +440,47 @@ func (l *alertLimiter) flush(now time.Time) (string, bool) {
 	if l.held == 0 || now.Sub(l.last) < l.every {
 		return "", false
 	}
-	body := pluralWord(l.held, "more node", "more nodes") + " turned critical: " + l.namesText()
-	l.last, l.held, l.names = now, 0, nil
+	body := pluralWord(len(l.nodes), "more node", "more nodes") + " turned critical: " + l.namesText()
+	l.reset(now)
 	return body, true
 }
 
-// hold counts notes as held back, keeping the first few node names.
-func (l *alertLimiter) hold(notes []string) {
+// reset starts a new interval at now with nothing held.
+func (l *alertLimiter) reset(now time.Time) {
+	l.last, l.held, l.nodes, l.named = now, 0, nil, nil
+}
+
+// hold counts notes as held back, keeping the first few nodes.
+func (l *alertLimiter) hold(notes []limNote) {
 	for _, n := range notes {
+		if l.nodes == nil {
+			l.nodes = map[string]int{}
+		}
 		l.held++
-		if len(l.names) < heldNames {
-			name, _, _ := strings.Cut(n, " (")
-			l.names = append(l.names, name)
+		l.nodes[n.key]++
+		if l.nodes[n.key] == 1 && len(l.named) < heldNames {
+			l.named = append(l.named, n)
 		}
 	}
 }
 
-// namesText lists the held-back names, with … when there are more.
+// namesText lists the held-back nodes, "×n" after one that alerted n
+// times, with … when there are more nodes.
 func (l *alertLimiter) namesText() string {
-	t := strings.Join(l.names, ", ")
-	if l.held > len(l.names) {
-		t += ", …"
+	var b strings.Builder
+	for i, n := range l.named {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n.name)
+		if c := l.nodes[n.key]; c > 1 {
+			b.WriteString(" ×" + strconv.Itoa(c))
+		}
 	}
-	return t
+	if len(l.nodes) > len(l.named) {
+		b.WriteString(", …")
+	}
+	return b.String()
 }
 
 // notifyTitle is the notification's title.
