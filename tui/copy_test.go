@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // osc52 matches a clipboard write as a terminal receives it: ESC ] 52 ;
@@ -166,5 +167,87 @@ func TestCopyMenuKeys(t *testing.T) {
 	h.keys("j")
 	if h.table().cursor != 1 {
 		t.Fatalf("j after the menu closed: cursor %d", h.table().cursor)
+	}
+}
+
+// TestRunBoardHostCopyAndSSH: a host row of the run board that is a node
+// of the fleet has y and x as a node row has; the task and output panes,
+// and a host that is no node (an alias), do not.
+func TestRunBoardHostCopyAndSSH(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		p := newFakeProv()
+		seedRuns(p)
+		alias := "fd_weird_0123abcd"
+		p.views["r1"].State.HostOrder = append(p.views["r1"].State.HostOrder, alias)
+		p.views["r1"].State.Hosts[alias] = &provision.HostState{Name: alias, Status: provision.HostOK}
+		h := newProvHarness(t, synthSnapshot(10), p, ro, 200, 30)
+		h.do(h.m.openRun("r1")())
+		rs := h.runView()
+		if rs.acts.has("y") != true || rs.acts.has("x") == ro {
+			t.Fatalf("read-only %v: host row: y %v x %v", ro, rs.acts.has("y"), rs.acts.has("x"))
+		}
+		s := h.mustContain("y copy")
+		if strings.Contains(s, "x ssh") == ro {
+			t.Fatalf("read-only %v: footer and x ssh:\n%s", ro, s)
+		}
+		// node-00002 is in dc2: the board's host name resolves across
+		// datacenters.
+		h.press("down", "down", "y")
+		h.mustContain("copy from node-00002:")
+		if cmd := h.send(keyMsg("a")); cmd == nil {
+			t.Fatal("y a on a host row copied nothing")
+		}
+		h.mustContain("copied the address 10.0.0.2")
+		if !ro {
+			if cmd := h.send(keyMsg("x")); cmd == nil {
+				t.Fatal("x on a host row started nothing")
+			}
+		}
+		// The alias row (last): no node, no y or x.
+		h.press("end")
+		if rs.acts.has("y") || rs.acts.has("x") {
+			t.Fatalf("read-only %v: y/x live on a host that is no node", ro)
+		}
+		h.press("home")
+		h.do(special("tab"))
+		if rs.acts.has("y") || rs.acts.has("x") {
+			t.Fatalf("read-only %v: y/x live in the tasks pane", ro)
+		}
+	}
+}
+
+func TestHostNode(t *testing.T) {
+	now := time.Now()
+	nodes := synthNodes(6, now) // node-00002 and node-00005 are in dc2
+	twin := *nodes[0]
+	twin.Datacenter = "dc2"
+	nodes = append(nodes, &twin)
+	gone := &fleet.Node{Name: "gone-1", Datacenter: "dc1", Address: "10.9.9.9"}
+	snap := fleet.NewSnapshot(1, now, nodes, connected(now), []fleet.Event{
+		{Seq: 1, Time: now, Kind: fleet.NodeLeft, Datacenter: "dc1", Node: "gone-1", Last: gone},
+	})
+	h := newHarness(t, snap, 120, 30)
+	s := h.m.shared
+	for _, c := range []struct {
+		host, key string
+	}{
+		{"node-00001", "dc1/node-00001"},
+		{"node-00002", "dc2/node-00002"},
+		{"node-00000.node.dc1.consul", "dc1/node-00000"},
+		{"node-00000.node.dc2.consul", "dc2/node-00000"},
+		{"node-00000", ""}, // in two datacenters: ambiguous
+		{"gone-1", "dc1/gone-1"},
+		{"fd_node_0123abcd", ""},
+		{"node-00001.node.dc9.consul", ""},
+		{"nope", ""},
+	} {
+		n := s.hostNode(c.host)
+		got := ""
+		if n != nil {
+			got = n.Key()
+		}
+		if got != c.key {
+			t.Errorf("hostNode(%q) = %q, want %q", c.host, got, c.key)
+		}
 	}
 }
