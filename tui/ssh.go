@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -97,8 +100,8 @@ func DefaultSSHCommand(user, jump string) string {
 // ParseSSHCommand parses the [ssh] command template ("" = the default,
 // see DefaultSSHCommand) with the [ssh] user and jump settings. It fails
 // on an unbalanced quote, an unknown placeholder, a placeholder in the
-// program word, {user} or {jump} used but not set, or a user or jump
-// setting that is not a plain value.
+// program word (or an empty one), {user} or {jump} used but not set, or
+// a user or jump setting that is not a plain value.
 func ParseSSHCommand(template, user, jump string) (*SSHCommand, error) {
 	if err := checkSetting("user", user, validUser); err != nil {
 		return nil, err
@@ -115,6 +118,9 @@ func ParseSSHCommand(template, user, jump string) (*SSHCommand, error) {
 	}
 	if len(raw) == 0 {
 		return nil, errors.New("the command is empty")
+	}
+	if raw[0] == "" {
+		return nil, errors.New("the program (the first word) is empty")
 	}
 	c := &SSHCommand{template: template, user: user, jump: jump}
 	for i, w := range raw {
@@ -355,10 +361,16 @@ func validInstance(s string) bool {
 func validUser(s string) bool { return validInstance(s) }
 
 // validJump reports whether s is an ssh -J value: [user@]host[:port],
-// comma-separated, of printable non-space ASCII.
+// comma-separated, of printable non-space ASCII, no hop empty or starting
+// with "-" (ssh runs each hop as a destination of its own).
 func validJump(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c > '~' || c == '\'' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	for _, hop := range strings.Split(s, ",") {
+		if hop == "" || hop[0] == '-' {
 			return false
 		}
 	}
@@ -420,11 +432,26 @@ func (s *shared) sshTo(n *fleet.Node) tea.Cmd {
 		label += " (" + sanitize(n.Address) + ")"
 	}
 	// The console's context ends the session if the console is told to
-	// stop (SIGTERM); an interactive session has no other deadline.
+	// stop (SIGTERM); an interactive session has no other deadline. It
+	// ends it with SIGTERM, on which ssh puts the terminal back as it
+	// found it (SIGKILL, exec's default, would leave it raw), and kills
+	// it only if it is still there sshWaitDelay later.
 	cmd := exec.CommandContext(s.ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = sshWaitDelay
 	return tea.Exec(&sshExec{cmd: cmd, banner: "fleetdeck: ssh " + label + " — end the session to return to the console\r\n"},
 		func(err error) tea.Msg { return sshDoneMsg{label: label, err: err} })
 }
+
+// sshWaitDelay bounds how long a session outlives the console's context,
+// and how long the console waits for the session's output after ssh has
+// exited (a process ssh left behind that holds it: the console must come
+// back all the same).
+const sshWaitDelay = 3 * time.Second
+
+// errInputNotFile is why ssh does not run when the console's input is not
+// a file (a terminal device, or a pipe).
+var errInputNotFile = errors.New("the console's input is not a terminal (or other file) that ssh can be given")
 
 // sshExec runs an ssh command on the released terminal, after a line
 // saying what runs and how to come back.
@@ -433,7 +460,17 @@ type sshExec struct {
 	banner string
 }
 
+// Run runs the command on the console's terminal. Its input must be a
+// file, which ssh reads itself: given any other reader, exec would copy
+// it to ssh from a goroutine of the console, and that goroutine would
+// stay blocked in a read after ssh exits — Wait with it, so the console
+// would not come back until a key is pressed, and that key (and, with
+// Bubble Tea's reader of a non-file, which cannot be cancelled either,
+// the next) would be lost.
 func (e *sshExec) Run() error {
+	if _, ok := e.cmd.Stdin.(*os.File); !ok && e.cmd.Stdin != nil {
+		return errInputNotFile
+	}
 	if e.cmd.Stdout != nil {
 		_, _ = io.WriteString(e.cmd.Stdout, e.banner)
 	}
