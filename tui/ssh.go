@@ -385,11 +385,20 @@ func isAlnum(c byte) bool {
 type sshDoneMsg struct {
 	label string
 	err   error
+	// said is the last line ssh wrote to its standard error ("" if
+	// none), sanitised: why it could not connect, when it could not.
+	said string
 }
 
-// apply puts the session's exit status in the footer.
+// apply puts the session's exit status in the footer, with ssh's last
+// word when the session failed: the console redraws at once, so what ssh
+// printed on the released terminal is gone from the screen.
 func (m sshDoneMsg) apply(s *shared) tea.Cmd {
-	s.setFlash(sshOutcome(m.label, m.err))
+	text, bad := sshOutcome(m.label, m.err)
+	if bad && m.said != "" {
+		text += ": " + m.said
+	}
+	s.setFlash(text, bad)
 	return nil
 }
 
@@ -439,8 +448,8 @@ func (s *shared) sshTo(n *fleet.Node) tea.Cmd {
 	cmd := exec.CommandContext(s.ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = sshWaitDelay
-	return tea.Exec(&sshExec{cmd: cmd, banner: "fleetdeck: ssh " + label + " — end the session to return to the console\r\n"},
-		func(err error) tea.Msg { return sshDoneMsg{label: label, err: err} })
+	e := &sshExec{cmd: cmd, banner: "fleetdeck: ssh " + label + " — end the session to return to the console\r\n"}
+	return tea.Exec(e, func(err error) tea.Msg { return sshDoneMsg{label: label, err: err, said: e.stderr.last()} })
 }
 
 // sshWaitDelay bounds how long a session outlives the console's context,
@@ -458,6 +467,9 @@ var errInputNotFile = errors.New("the console's input is not a terminal (or othe
 type sshExec struct {
 	cmd    *exec.Cmd
 	banner string
+	// stderr keeps the tail of what ssh writes to its standard error,
+	// which still goes to the terminal as well.
+	stderr tailLine
 }
 
 // Run runs the command on the console's terminal. Its input must be a
@@ -489,8 +501,39 @@ func (e *sshExec) SetStdout(w io.Writer) {
 	}
 }
 
+// SetStderr gives ssh the terminal as its standard error, through a
+// copy that keeps the tail (exec copies it from a pipe; WaitDelay bounds
+// the wait for a process that keeps the pipe open, such as a
+// ControlPersist master).
 func (e *sshExec) SetStderr(w io.Writer) {
 	if e.cmd.Stderr == nil {
-		e.cmd.Stderr = w
+		e.cmd.Stderr = io.MultiWriter(w, &e.stderr)
 	}
+}
+
+// tailLine is an io.Writer that keeps the last tailMax bytes written.
+// exec writes to it from one goroutine and the console reads it after
+// Wait, so it needs no lock.
+type tailLine struct{ b []byte }
+
+// tailMax is how much of ssh's standard error is kept.
+const tailMax = 512
+
+func (t *tailLine) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - tailMax; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+// last returns the last non-empty line kept, sanitised.
+func (t *tailLine) last() string {
+	lines := strings.Split(strings.ReplaceAll(string(t.b), "\r", "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(sanitize(lines[i])); l != "" {
+			return l
+		}
+	}
+	return ""
 }

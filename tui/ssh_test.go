@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,4 +364,32 @@ func TestReadOnlyHasNoSSH(t *testing.T) {
 		}
 		h.mustContain("copied the address 10.0.0.0")
 	}
+}
+
+// TestEndToEndSSHFailureSaysWhy: when ssh itself fails (here: nothing
+// listens on the port), the console comes back at once, so the footer
+// carries ssh's own last line along with the exit status.
+func TestEndToEndSSHFailureSaysWhy(t *testing.T) {
+	ssh := sshtest.Client(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close() // closed: connections to it are refused
+	cmd, err := ParseSSHCommand(shellQuote(ssh)+" -p "+port+" -o BatchMode=yes -o ConnectTimeout=5 {address} true", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := time.Now()
+	nodes := synthNodes(2, now.Add(-time.Hour))
+	nodes[0].Address = "127.0.0.1"
+	pub := fleet.NewPublisher(fleet.NewSnapshot(1, now, nodes, connected(now), nil))
+	term, done := runProgramSize(ctx, New(ctx, Options{Feed: pub, NoColor: true, SSH: cmd}), 200, 30)
+	term.waitFor(t, "node-00000", "nodes 1/2")
+	term.emu.SendText("x")
+	term.waitForWithin(t, 30*time.Second, "ssh node-00000 (127.0.0.1): exit status 255 (ssh could not connect or log in, or the connection dropped): ssh: connect to host 127.0.0.1 port "+port+": Connection refused", "node-00001")
+	term.quit(t, done, cancel)
 }
