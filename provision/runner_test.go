@@ -8,30 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetdeck/fleetdeck/internal/sshtest"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // rtNeed returns the path of a tool the test needs. Absent, the test skips —
 // unless FLEETDECK_REQUIRE_CONSUL=1 (the project's test command), where a
-// missing tool is a failure.
+// missing tool is a failure: sshtest.Need, the one place that rule lives.
 func rtNeed(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("FLEETDECK_REQUIRE_CONSUL") == "1" {
-		t.Fatalf("%s is required (FLEETDECK_REQUIRE_CONSUL=1): %v", name, err)
-	}
-	t.Skipf("%s not installed: %v", name, err)
-	return ""
+	return sshtest.Need(t, name)
 }
 
 // rtHost is one host of a hand-built inventory.

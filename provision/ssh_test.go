@@ -3,118 +3,22 @@ package provision_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleetdeck/fleetdeck/internal/sshtest"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
-// rtSSHD runs /usr/sbin/sshd on a free loopback port as a child of the
-// test, with a throwaway host key and client key. It returns the port and
-// the client's private key path; sshd is stopped at cleanup.
-func rtSSHD(t *testing.T) (port int, keyFile string) {
-	t.Helper()
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		rtNeed(t, "sshd")
-		sshd, _ = exec.LookPath("sshd")
-	}
-	keygen := rtNeed(t, "ssh-keygen")
-	dir := t.TempDir()
-	for _, k := range []string{"host_key", "client_key"} {
-		out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "client_key.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A free port: bind, note, release. sshd binding it right after is
-	// racy in theory only; a failure shows in sshd's log.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cfg := fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s
-AuthorizedKeysFile %s
-PidFile %s
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin yes
-Subsystem sftp internal-sftp
-`, port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
-	cfgPath := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// sshd wants its privilege separation directory.
-	os.MkdirAll("/run/sshd", 0o755)
-	logPath := filepath.Join(dir, "sshd.log")
-	// -D: stay in the foreground as our child; -e: log to stderr.
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfgPath, "-E", logPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting sshd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("sshd log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("sshd exited: %v\n%s", err, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %d: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return port, filepath.Join(dir, "client_key")
-}
-
 func TestRunOverRealSSH(t *testing.T) {
-	rtNeed(t, "ssh")
-	port, key := rtSSHD(t)
+	sshtest.Client(t)
+	srv := sshtest.Start(t)
+	port, key := srv.Port, srv.KeyFile
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)

@@ -194,7 +194,7 @@ func (s *shared) helpAction(c component, alsoQuestion bool) action {
 
 // commandAction opens the ":" prompt.
 func (s *shared) commandAction() action {
-	return action{keys: []string{":"}, short: "cmd", desc: "command (:nodes :roles :groups :events :runs :locks :dc :q)",
+	return action{keys: []string{":"}, short: "cmd", desc: "command (:nodes :roles :groups :events :alerts :runs :locks :dc :q)",
 		do: func(tea.KeyPressMsg) tea.Cmd { s.openCommand(); return nil }}
 }
 

@@ -27,6 +27,7 @@ func viewRegistry() []command {
 		{names: []string{"roles", "role", "ro", "r"}, help: "roles: node count and health mix", run: root(rolesKind)},
 		{names: []string{"groups", "group", "gr", "asg", "asgs"}, help: "autoscaling groups: size, health, joins/leaves (15m)", run: root(groupsKind)},
 		{names: []string{"events", "event", "ev", "e"}, help: "event journal, newest first", run: root(eventsKind)},
+		{names: []string{"alerts", "alert", "al"}, help: "alerts not seen yet: nodes that turned critical ([alerts] filter); opening it marks them seen", run: openAlerts},
 		{names: []string{"runs", "run", "ru"}, help: "Ansible runs: running, queued and past, newest first",
 			run: func(s *shared, args []string) tea.Cmd {
 				root(runsKind)(s, args)
@@ -84,7 +85,7 @@ func (s *shared) runCommand(line string) tea.Cmd {
 			return c.run(s, args)
 		}
 	}
-	s.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :runs :locks :dc :q)", true)
+	s.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :alerts :runs :locks :dc :q)", true)
 	return nil
 }
 

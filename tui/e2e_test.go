@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,14 @@ import (
 type terminal struct {
 	mu  sync.Mutex
 	emu *vt.Emulator
+	// in is the program's input: the read end of a pipe that the
+	// emulator's input is copied into. A real terminal's input is a file
+	// too, and that matters when the console runs a program on it (x,
+	// ssh): Bubble Tea can cancel its reading of a file, not of a plain
+	// io.Reader, and the child reads the file itself instead of through
+	// a goroutine of the console that would be left blocked in a read
+	// (stealing the next key) when the child exits.
+	in *os.File
 	// raw records everything the program wrote, for sequences the screen
 	// does not show (OSC 52).
 	raw bytes.Buffer
@@ -46,8 +55,6 @@ func (t *terminal) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-func (t *terminal) Read(p []byte) (int, error) { return t.emu.Read(p) }
 
 // rawBytes returns a copy of everything the program wrote so far.
 func (t *terminal) rawBytes() []byte {
@@ -118,9 +125,22 @@ func runProgram(ctx context.Context, m *Model) (*terminal, <-chan error) {
 // runProgramSize is runProgram on a w x h terminal.
 func runProgramSize(ctx context.Context, m *Model, w, h int) (*terminal, <-chan error) {
 	term := &terminal{emu: vt.NewEmulator(w, h)}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		done := make(chan error, 1)
+		done <- fmt.Errorf("input pipe: %w", err)
+		return term, done
+	}
+	term.in = pr
+	// The pump ends when the emulator's input is closed (quit), and
+	// closing pw then ends the program's input with EOF.
+	go func() {
+		_, _ = io.Copy(pw, term.emu)
+		_ = pw.Close()
+	}()
 	p := tea.NewProgram(m,
 		tea.WithContext(ctx),
-		tea.WithInput(term),
+		tea.WithInput(pr),
 		tea.WithOutput(term),
 		tea.WithWindowSize(w, h),
 		tea.WithoutSignals(),
@@ -156,6 +176,8 @@ func (term *terminal) quit(t *testing.T, done <-chan error, cancel context.Cance
 	} else {
 		t.Fatal("emulator input is not a pipe")
 	}
+	// The program has ended: nothing reads its input any more.
+	_ = term.in.Close()
 }
 
 // TestEndToEndScreen runs the real Bubble Tea program on a virtual

@@ -50,6 +50,13 @@ func (s *shared) headerCounts() string {
 		add(nonZero(c.Critical, st.bad), "critical "+strconv.Itoa(c.Critical), "crit "+strconv.Itoa(c.Critical))
 		add(nonZero(c.Maintenance, st.healthStyle(fleet.HealthMaintenance)), "maint "+strconv.Itoa(c.Maintenance), "maint "+strconv.Itoa(c.Maintenance))
 	}
+	if t := s.alerts.unseenText(); t != "" {
+		// Unseen alerts of every datacenter, whatever the :dc scope: the
+		// bell rang for them, and an engineer looking at dc1 must still
+		// see that dc2 has news (:alerts lists every datacenter's). It
+		// comes right after the counts, so a narrow terminal keeps it.
+		add(st.bad, "alerts "+t, "alerts "+t)
+	}
 	if running, queued := s.liveRuns(); running+queued > 0 {
 		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued",
 			"runs "+strconv.Itoa(running)+"+"+strconv.Itoa(queued)+"q")

@@ -55,6 +55,13 @@ type Options struct {
 	// LogsCap is the most entries a Logs view keeps (<= 0: the logview
 	// default); older ones are dropped and counted.
 	LogsCap int
+
+	// SSH is the command x runs to ssh into a node (ParseSSHCommand);
+	// nil means the default, ssh {address}.
+	SSH *SSHCommand
+	// Alerts configures the bell, desktop notifications and the header's
+	// counter when a node turns critical (off unless Enabled).
+	Alerts AlertOptions
 }
 
 // defaultLogsWindow is the default of Options.LogsBefore and LogsAfter.
@@ -65,6 +72,13 @@ const changedFor = 3 * time.Second
 
 // groupWindow is how far back the groups view counts joins and leaves.
 const groupWindow = 15 * time.Minute
+
+// sharedMsg is a message for the console as a whole rather than one
+// view (the end of an ssh session): it applies itself to the shared
+// context.
+type sharedMsg interface {
+	apply(s *shared) tea.Cmd
+}
 
 // snapshotMsg carries a snapshot returned by Feed.Next.
 type snapshotMsg struct{ snap *fleet.Snapshot }
@@ -113,6 +127,12 @@ func New(ctx context.Context, opts Options) *Model {
 		logsBefore: cmp.Or(max(opts.LogsBefore, 0), defaultLogsWindow),
 		logsAfter:  cmp.Or(max(opts.LogsAfter, 0), defaultLogsWindow),
 		logsCap:    opts.LogsCap,
+		ssh:        opts.SSH,
+		alerts:     newAlerting(opts.Alerts, now()),
+	}
+	if s.ssh == nil {
+		// The default template always parses.
+		s.ssh, _ = ParseSSHCommand("", "", "")
 	}
 	var snap *fleet.Snapshot
 	if opts.Feed != nil {
@@ -176,7 +196,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.resize(msg.Width, msg.Height)
 	case snapshotMsg:
 		if msg.snap != nil && msg.snap.Version > m.snap.Version {
+			old := m.snap
 			m.setSnapshot(msg.snap)
+			cmds = append(cmds, m.detectAlerts(old, msg.snap))
 		}
 		cmds = append(cmds, m.waitSnapshot())
 	case feedErrMsg:
@@ -187,12 +209,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.retryAfterSecond(m.waitSnapshot()))
 	case tickMsg:
 		m.expireFlash(m.now())
-		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns())
+		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns(), m.flushAlerts())
 		cmds = append(cmds, m.broadcast(msg))
 	case tea.KeyPressMsg:
 		cmds = append(cmds, m.handleKey(msg))
 	case tea.PasteMsg:
 		cmds = append(cmds, m.focus().update(msg))
+	case sharedMsg:
+		cmds = append(cmds, msg.apply(m.shared))
 	default:
 		if cmd, ok := m.updateProv(msg); ok {
 			cmds = append(cmds, cmd)

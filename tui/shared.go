@@ -81,6 +81,11 @@ type shared struct {
 	saveLogs              func(string, []*logview.Entry) (string, error)
 	logsBefore, logsAfter time.Duration
 	logsCap               int
+
+	// ssh is the x action's command (ssh.go).
+	ssh *SSHCommand
+	// alerts is the alert state (alerts.go).
+	alerts alerting
 }
 
 // flashFor is how long a footer message stays.

@@ -34,6 +34,8 @@ func newDetailView(s *shared, dc, name string) *textView {
 			}
 			return t.withIncident(s), true
 		}),
+		s.sshAction(func() *fleet.Node { return s.nodeOrDeparted(dc, name) }),
+		s.copyAction(func() *fleet.Node { return s.nodeOrDeparted(dc, name) }),
 	)
 	v.live = true
 	return v

@@ -45,7 +45,18 @@ func eventsActions(t *tableView) []action {
 			}
 			return eventLogTarget(s, e)
 		}),
+		s.sshAction(func() *fleet.Node { return eventNode(s, event()) }),
+		s.copyAction(func() *fleet.Node { return eventNode(s, event()) }),
 	}
+}
+
+// eventNode returns the node event e is about (as last seen, if it left),
+// or nil.
+func eventNode(s *shared, e *fleet.Event) *fleet.Node {
+	if e == nil || e.Node == "" {
+		return nil
+	}
+	return s.nodeOrDeparted(e.Datacenter, e.Node)
 }
 
 // eventLogTarget is what l opens on event e: its node (or its group's

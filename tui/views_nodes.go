@@ -74,6 +74,8 @@ func nodesActions(t *tableView) []action {
 			}
 			return logTarget{title: "node " + n.Name, nodes: []*fleet.Node{n}}.withIncident(s), true
 		}),
+		s.sshAction(node),
+		s.copyAction(node),
 	}
 }
 

@@ -179,6 +179,14 @@ func newRunView(s *shared, id string) *runView {
 		action{keys: []string{"f"}, short: "faults", desc: "this view: hosts board shows only failed, unreachable, interrupted and not run hosts",
 			do: do(func() { rs.faults = !rs.faults })},
 	)
+	// x and y on a host row of the board, as on a node row elsewhere.
+	host := func() *fleet.Node {
+		if rs.pane != paneHosts || rs.cur[paneHosts] >= len(rs.hosts) {
+			return nil
+		}
+		return s.hostNode(rs.hosts[rs.cur[paneHosts]].id)
+	}
+	acts = append(acts, s.sshAction(host), s.copyAction(host))
 	acts = append(acts, s.runControlActions(info)...)
 	acts = append(acts, s.viewActions(rs, "back")...)
 	rs.acts = s.register(acts...)
@@ -630,6 +638,53 @@ func (rs *runView) drill() {
 		}
 		s.push(newFailureView(s, "Failures of task "+sanitize(fs[0].Task)+" · run "+sanitize(rs.id), fs, st.FailuresDropped))
 	}
+}
+
+// hostNode returns the node an inventory host name of a run stands for,
+// or nil. The inventory names a host (provision's invNameHosts) after its
+// node when the name is in one datacenter, "<name>.node.<dc>.consul" when
+// it is in several (or every host is qualified), and "fd_…" when the
+// name is not a safe host name; the board does not carry the run's alias
+// map, so an alias resolves to nothing. A node that has left is found as
+// last seen. A plain name now in several datacenters (a run from before
+// the clash) is ambiguous: nil.
+func (s *shared) hostNode(host string) *fleet.Node {
+	if rest, ok := strings.CutSuffix(host, ".consul"); ok {
+		if i := strings.LastIndex(rest, ".node."); i > 0 {
+			if n := s.nodeOrDeparted(rest[i+len(".node."):], rest[:i]); n != nil {
+				return n
+			}
+		}
+	}
+	if s.snap == nil {
+		return nil
+	}
+	var found *fleet.Node
+	for _, dc := range s.snap.Datacenters {
+		if n := s.snap.Node(dc, host); n != nil {
+			if found != nil {
+				return nil
+			}
+			found = n
+		}
+	}
+	if found != nil {
+		return found
+	}
+	// Not in the fleet now: the last sighting of a node of that name that
+	// left, if it left from one datacenter only.
+	evs := s.snap.Events
+	for i := len(evs) - 1; i >= 0; i-- {
+		if e := &evs[i]; e.Kind == fleet.NodeLeft && e.Last != nil && e.Node == host {
+			if found != nil && found.Datacenter != e.Datacenter {
+				return nil
+			}
+			if found == nil {
+				found = e.Last
+			}
+		}
+	}
+	return found
 }
 
 // newFailureView returns the failure detail of fs: msg, rc, stdout,

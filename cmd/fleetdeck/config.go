@@ -19,6 +19,7 @@ import (
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
+	"github.com/fleetdeck/fleetdeck/tui"
 )
 
 // fileConfig is the TOML config file. Every field is optional; see the
@@ -85,6 +86,23 @@ type fileConfig struct {
 		After         string   `toml:"after,omitempty"`
 		SaveDir       string   `toml:"save_dir,omitempty"`
 	} `toml:"logs"`
+	SSH    sshConfig    `toml:"ssh"`
+	Alerts alertsConfig `toml:"alerts"`
+}
+
+// sshConfig is the [ssh] section: the x action's command template and
+// the values of its {user} and {jump} placeholders (tui.ParseSSHCommand).
+type sshConfig struct {
+	Command string `toml:"command,omitempty"`
+	User    string `toml:"user,omitempty"`
+	Jump    string `toml:"jump,omitempty"`
+}
+
+// alertsConfig is the [alerts] section. Its keys are pointers so that a
+// missing key means the default (on, health:critical).
+type alertsConfig struct {
+	Enabled *bool   `toml:"enabled,omitempty"`
+	Filter  *string `toml:"filter,omitempty"`
 }
 
 // ansibleOptions configure the runs (playbooks, history, locks).
@@ -127,6 +145,14 @@ type options struct {
 	readOnly  bool
 	ansible   ansibleOptions
 	logs      logsOptions
+	// ssh is the console's x command ([ssh]); alerts its alerts
+	// ([alerts]).
+	ssh    *tui.SSHCommand
+	alerts tui.AlertOptions
+	// sshConfig and alertsConfig are [ssh] and [alerts] as written, for
+	// the demo's config file.
+	sshConfig    sshConfig
+	alertsConfig alertsConfig
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -337,6 +363,20 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		return o, err
 	}
 	o.logs = l
+	o.sshConfig, o.alertsConfig = fc.SSH, fc.Alerts
+	if o.ssh, err = tui.ParseSSHCommand(fc.SSH.Command, fc.SSH.User, fc.SSH.Jump); err != nil {
+		return o, fmt.Errorf("config file %s: [ssh]: %w", f.config, err)
+	}
+	o.alerts = tui.AlertOptions{Enabled: true, Filter: tui.DefaultAlertFilter}
+	if fc.Alerts.Enabled != nil {
+		o.alerts.Enabled = *fc.Alerts.Enabled
+	}
+	if fc.Alerts.Filter != nil {
+		o.alerts.Filter = *fc.Alerts.Filter
+		if err := tui.CheckAlertFilter(o.alerts.Filter); err != nil {
+			return o, fmt.Errorf("config file %s: alerts.filter = %q: %w (leave the key out for the default, %s)", f.config, o.alerts.Filter, err, tui.DefaultAlertFilter)
+		}
+	}
 	return o, nil
 }
 

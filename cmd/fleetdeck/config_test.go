@@ -516,11 +516,80 @@ cap = 1000
 before = "1h"
 after = "10m"
 save_dir = "`+dir+`"
+[ssh]
+command = "ssh -l {user} -J {jump} {address}"
+user = "oncall"
+jump = "bastion.example.com"
+[alerts]
+enabled = false
+filter = "role:web health:critical"
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := resolveArgs(t, "--config", full); err != nil {
 		t.Fatalf("a file with every known key: %v", err)
+	}
+}
+
+// [ssh] and [alerts]: the defaults when absent, the file's values when
+// set, and a clear error naming file and key for what would not work.
+func TestConfigSSHAndAlerts(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	node := &fleet.Node{Name: "web-1", Address: "10.0.0.5", InstanceID: "i-0abc"}
+	o, err := resolveArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if argv, err := o.ssh.Argv(node); err != nil || !slices.Equal(argv, []string{"ssh", "10.0.0.5"}) {
+		t.Errorf("default ssh argv = %q, %v; want [ssh 10.0.0.5]", argv, err)
+	}
+	if !o.alerts.Enabled || o.alerts.Filter != "health:critical" {
+		t.Errorf("default alerts = %+v; want on, health:critical", o.alerts)
+	}
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name+".toml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	set := write("set", "[ssh]\nuser = \"oncall\"\njump = \"ops@bastion:2222\"\n[alerts]\nenabled = false\nfilter = \"group:web-asg\"\n")
+	if o, err = resolveArgs(t, "--config", set); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ssh", "-l", "oncall", "-J", "ops@bastion:2222", "10.0.0.5"}
+	if argv, err := o.ssh.Argv(node); err != nil || !slices.Equal(argv, want) {
+		t.Errorf("ssh argv with user and jump = %q, %v; want %q", argv, err, want)
+	}
+	if o.alerts.Enabled || o.alerts.Filter != "group:web-asg" {
+		t.Errorf("alerts = %+v; want off, group:web-asg", o.alerts)
+	}
+	tmpl := write("tmpl", "[ssh]\ncommand = \"mosh --ssh='ssh -p 2222' {name}.{instance}.example.com\"\n")
+	if o, err = resolveArgs(t, "--config", tmpl); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"mosh", "--ssh=ssh -p 2222", "web-1.i-0abc.example.com"}
+	if argv, err := o.ssh.Argv(node); err != nil || !slices.Equal(argv, want) {
+		t.Errorf("templated argv = %q, %v; want %q", argv, err, want)
+	}
+	for _, c := range []struct{ name, body, want string }{
+		{"unknown placeholder", "[ssh]\ncommand = \"ssh {host}\"\n", "unknown placeholder {host}"},
+		{"placeholder as program", "[ssh]\ncommand = \"{address}\"\n", "must not hold a placeholder"},
+		{"user unset", "[ssh]\ncommand = \"ssh {user}@{address}\"\n", "[ssh] user is not set"},
+		{"option as user", "[ssh]\nuser = \"-oProxyCommand=x\"\n", "not a plain value"},
+		{"unbalanced quote", "[ssh]\ncommand = \"ssh 'x {address}\"\n", "unbalanced '"},
+		{"filter typo", "[alerts]\nfilter = \"helth:critical\"\n", "alerts.filter"},
+		{"filter never matches", "[alerts]\nfilter = \"health:passing\"\n", "never matches"},
+		{"ssh key typo", "[ssh]\njumphost = \"b\"\n", "unknown key ssh.jumphost"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := write(strings.ReplaceAll(c.name, " ", "-"), c.body)
+			_, err := resolveArgs(t, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v; want it to say %q and name %s", err, c.want, path)
+			}
+		})
 	}
 }
 

@@ -35,7 +35,7 @@ func runConsole(ctx context.Context, opts options, note string) error {
 	defer wg.Wait()
 	defer cancel()
 
-	topts := tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly, Note: note}
+	topts := tui.Options{Feed: w, NoColor: opts.noColor, ReadOnly: opts.readOnly, Note: note, SSH: opts.ssh, Alerts: opts.alerts}
 	mgr, off, err := newRunManager(ctx, client, w, opts.ansible)
 	if err != nil {
 		return err

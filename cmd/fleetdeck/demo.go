@@ -23,6 +23,7 @@ import (
 	"github.com/fleetdeck/fleetdeck/internal/fleetsim"
 	"github.com/fleetdeck/fleetdeck/internal/logserver"
 	"github.com/fleetdeck/fleetdeck/provision"
+	"github.com/fleetdeck/fleetdeck/tui"
 )
 
 // newDemoCmd runs a throwaway Consul with a simulated fleet and opens the
@@ -267,6 +268,9 @@ type demoFiles struct {
 	dir, playbooks, config string
 }
 
+// demoAlertFilter is the demo's [alerts] filter when the user set none.
+const demoAlertFilter = "role:db health:critical"
+
 // writeDemoFiles writes the demo's playbooks and config file. The config
 // keeps the user's settings that shape a console (UI, Ansible binary,
 // limits, environment, lock prefix, Logs view limits) and points the rest
@@ -314,6 +318,21 @@ func writeDemoFiles(opts options, stateDir, consulAddr, logsAddr string) (*demoF
 	fc.Logs.SaveDir = l.saveDir
 	if fc.Logs.SaveDir == "" {
 		fc.Logs.SaveDir = filepath.Join(stateDir, "logs")
+	}
+	// The simulated nodes' addresses lead nowhere: ssh gives up after a
+	// few seconds instead of the system's TCP timeout (minutes), and x
+	// comes back with ssh's own message. A command the user set is kept.
+	fc.SSH = opts.sshConfig
+	if fc.SSH.Command == "" {
+		fc.SSH.Command = "ssh -o ConnectTimeout=5 " + strings.TrimPrefix(tui.DefaultSSHCommand(fc.SSH.User, fc.SSH.Jump), "ssh ")
+	}
+	// The simulated fleet flaps a check every 2 s: alerting on every
+	// node would ring the bell every 5 s. The demo alerts on its database
+	// nodes unless the user chose a filter.
+	fc.Alerts = opts.alertsConfig
+	if fc.Alerts.Filter == nil {
+		f := demoAlertFilter
+		fc.Alerts.Filter = &f
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Written by `fleetdeck demo` (pid %d) for its consoles; removed when the demo stops.\n", os.Getpid())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/internal/demoplaybooks"
 )
 
@@ -30,6 +31,10 @@ env = ["ANSIBLE_FORKS=3"]
 [logs]
 cap = 1000
 from = "name"
+[ssh]
+user = "oncall"
+[alerts]
+enabled = false
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +96,15 @@ from = "name"
 	// The simulated fleet's keys, not the user's.
 	if got.fleet.GroupKeys != nil || !got.readOnly {
 		t.Errorf("fleet keys %v, read-only %v", got.fleet.GroupKeys, got.readOnly)
+	}
+	// The user's ssh user and alerts filter are kept; ssh gives up on the
+	// simulated addresses within seconds.
+	argv, err := got.ssh.Argv(&fleet.Node{Name: "web-1", Address: "10.1.2.3"})
+	if want := []string{"ssh", "-o", "ConnectTimeout=5", "-l", "oncall", "10.1.2.3"}; err != nil || !slices.Equal(argv, want) {
+		t.Errorf("ssh argv %q, %v; want %q", argv, err, want)
+	}
+	if got.alerts.Enabled || got.alerts.Filter != demoAlertFilter {
+		t.Errorf("alerts %+v", got.alerts)
 	}
 	// The demo's own console runs on exactly these options.
 	if own.consul.Address != got.consul.Address || !slices.Equal(own.ansible.env, a.env) || own.ansible.lockPrefix != a.lockPrefix ||
