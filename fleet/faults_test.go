@@ -88,11 +88,12 @@ func (c *countedConn) Close() error {
 // is continued when the test ends, whatever happens.
 func signalAgent(t *testing.T, a *consulagent.Agent, sig syscall.Signal) {
 	t.Helper()
+	if sig == syscall.SIGSTOP {
+		a.Freeze(t)
+		return
+	}
 	if err := syscall.Kill(a.Pid(), sig); err != nil {
 		t.Fatalf("signal %v to Consul (pid %d): %v", sig, a.Pid(), err)
-	}
-	if sig == syscall.SIGSTOP {
-		t.Cleanup(func() { _ = syscall.Kill(a.Pid(), syscall.SIGCONT) })
 	}
 }
 

@@ -24,23 +24,10 @@ import (
 	"github.com/fleetdeck/fleetdeck/provision"
 )
 
-// freeze SIGSTOPs a real Consul agent; it is continued at the test's end
-// (before the agent is stopped) or by the returned function.
+// freeze SIGSTOPs a real Consul agent (see consulagent's Freeze).
 func freeze(t *testing.T, a *consulagent.Agent) (thaw func()) {
 	t.Helper()
-	pid := a.Pid()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw = func() {
-		if !thawed {
-			thawed = true
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
-	t.Cleanup(thaw)
-	return thaw
+	return a.Freeze(t)
 }
 
 // launch previews and launches playbook on the given node keys.
