@@ -6,6 +6,12 @@
 // outages and index resets the live feed has to survive. The agent runs in
 // its own process group with its own temporary directory, and Stop removes
 // both, so a test run leaves nothing behind.
+//
+// Client agents (Options.JoinLAN) stand for real fleet nodes: each has its
+// own data dir, config dir and loopback ports and joins a server agent's
+// serf LAN, so role reassignment can be tested end to end — Ansible writes
+// a service definition into ConfigDir, `consul reload` loads it, and the
+// server's catalog shows it on the client's node.
 package consulagent
 
 import (
@@ -66,6 +72,14 @@ type Options struct {
 	// answer (agent/http.go marshalJSON), which makes a 10k-node fleet's
 	// answers about half again as large and slower to write and to read.
 	Production bool
+	// JoinLAN, when non-empty, starts a CLIENT agent instead of a server:
+	// not -dev, with its own data dir, joined to these serf LAN addresses
+	// (host:port, see SerfLANAddr) of a server agent in the same
+	// datacenter. NodeName is then required. Such an agent stands for one
+	// real node of the fleet: its ConfigDir is where Ansible writes service
+	// definition files, and `consul reload` against its HTTPAddr loads
+	// them. Several clients can run side by side on one machine.
+	JoinLAN []string
 }
 
 // Ports are the loopback ports an Agent listens on. They stay the same over
@@ -93,13 +107,26 @@ type Agent struct {
 	transport *http.Transport
 }
 
-// Start launches `consul agent -dev` on free loopback ports and returns once
+// Start launches `consul agent -dev` (or the agent Options asks for) on free loopback ports and returns once
 // its HTTP API answers, a leader is elected, the ACL token (if any) works and,
-// with JoinWAN, the WAN federation is visible. ctx bounds the whole start-up,
+// with JoinWAN, the WAN federation is visible. A client agent (JoinLAN)
+// is ready when its own node is in the catalog: the client forwards that
+// read to a server, so it answers only once the client has joined and the
+// leader has registered it. ctx bounds the whole start-up,
 // including a possible first-time build of the binary.
 func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Datacenter == "" {
 		opts.Datacenter = "dc1"
+	}
+	if len(opts.JoinLAN) > 0 {
+		// A default name would make every client on this machine the same
+		// node; the catalog would then show one node flapping between them.
+		if opts.NodeName == "" {
+			return nil, errors.New("consulagent: a client agent (JoinLAN) needs a NodeName")
+		}
+		if opts.Production || len(opts.JoinWAN) > 0 {
+			return nil, errors.New("consulagent: JoinLAN (a client agent) excludes Production and JoinWAN (server options)")
+		}
 	}
 	if opts.NodeName == "" {
 		opts.NodeName = "consul-" + opts.Datacenter
@@ -166,6 +193,28 @@ func (a *Agent) Restart(ctx context.Context) error {
 
 // HTTPAddr returns the HTTP API address as host:port.
 func (a *Agent) HTTPAddr() string { return loopback(a.ports.HTTP) }
+
+// SerfLANAddr returns the serf LAN address (host:port) client agents pass
+// in Options.JoinLAN.
+func (a *Agent) SerfLANAddr() string { return loopback(a.ports.SerfLAN) }
+
+// ConfigDir returns the agent's -config-dir ("" after Stop). Service
+// definition files written there are loaded by `consul reload`. Besides
+// them it holds the agent's generated base configuration, 00-fleetdeck.hcl
+// (and 50-extra.hcl with Options.ExtraHCL): it includes data_dir, which
+// `consul validate` of a copy of the directory needs, and its names are
+// outside the fleetdeck-*.json files the apply playbook manages.
+func (a *Agent) ConfigDir() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dir == "" {
+		return ""
+	}
+	return filepath.Join(a.dir, "config")
+}
+
+// IsClient reports whether the agent is a client agent (Options.JoinLAN).
+func (a *Agent) IsClient() bool { return len(a.opts.JoinLAN) > 0 }
 
 // SerfWANAddr returns the serf WAN address (host:port) other datacenters'
 // agents pass in Options.JoinWAN.
@@ -292,6 +341,15 @@ func (a *Agent) start(ctx context.Context) error {
 	if a.opts.Production {
 		args = []string{"agent", "-server", "-bootstrap-expect=1", "-data-dir", filepath.Join(dir, "data"), "-config-dir", filepath.Join(dir, "config")}
 	}
+	if a.IsClient() {
+		// What a fleet node runs. data_dir and node_name are in the base
+		// file too (validate needs data_dir); the flags make the command
+		// line say what this agent is.
+		args = []string{"agent", "-data-dir", filepath.Join(dir, "data"), "-config-dir", filepath.Join(dir, "config"), "-node", a.opts.NodeName}
+		for _, j := range a.opts.JoinLAN {
+			args = append(args, "-retry-join", j)
+		}
+	}
 	cmd := exec.Command(a.opts.Binary, args...)
 	cmd.Dir = dir
 	// Anything the agent writes to a temp dir lands in ours and goes with it.
@@ -344,7 +402,7 @@ func (a *Agent) writeConfig() error {
 			return fmt.Errorf("consulagent: writing %s: %w", ownerFile, err)
 		}
 	}
-	for _, sub := range []string{"config", "tmp"} {
+	for _, sub := range []string{"config", "tmp", "data"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, sub), 0o755); err != nil {
 			return fmt.Errorf("consulagent: creating %s: %w", sub, err)
 		}
@@ -378,6 +436,22 @@ log_level = "info"
 	// port that could collide with a parallel test.
 	fmt.Fprintf(&b, "ports {\n  http = %d\n  dns = %d\n  server = %d\n  serf_lan = %d\n  serf_wan = %d\n  https = -1\n  grpc = -1\n  grpc_tls = -1\n}\n",
 		a.ports.HTTP, a.ports.DNS, a.ports.Server, a.ports.SerfLAN, a.ports.SerfWAN)
+	if a.IsClient() {
+		// Several agents on one machine would all derive the same node ID
+		// from the host; each client stands for a different node. A failed
+		// join is retried every second rather than Consul's 30 s, so a
+		// client started right after its server does not wait that long.
+		// A graceful leave on SIGTERM costs Stop about 4 s per client (serf
+		// waits for the leave to propagate); without it the node shows as
+		// failed until its server goes too, which tests and the demo do not
+		// mind.
+		fmt.Fprintf(&b, "data_dir = %s\nserver = false\ndisable_host_node_id = true\nretry_interval = \"1s\"\nleave_on_terminate = false\n", q(filepath.Join(a.dir, "data")))
+		quoted := make([]string, len(a.opts.JoinLAN))
+		for i, j := range a.opts.JoinLAN {
+			quoted[i] = q(j)
+		}
+		fmt.Fprintf(&b, "retry_join = [%s]\n", strings.Join(quoted, ", "))
+	}
 	if len(a.opts.JoinWAN) > 0 {
 		quoted := make([]string, len(a.opts.JoinWAN))
 		for i, j := range a.opts.JoinWAN {

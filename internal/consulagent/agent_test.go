@@ -231,3 +231,74 @@ func TestStartSweepsOrphans(t *testing.T) {
 		t.Errorf("dir of a live owner was removed: %v", err)
 	}
 }
+
+// TestClientAgents runs two client agents beside a server: both nodes
+// join the server's catalog, and a service file dropped into one client's
+// ConfigDir and loaded by `consul reload` shows up on that node only.
+func TestClientAgents(t *testing.T) {
+	bin := binaryForTest(t)
+	srv := startAgent(t, Options{Binary: bin})
+	var clients []*Agent
+	for _, name := range []string{"node-a", "node-b"} {
+		clients = append(clients, startAgent(t, Options{Binary: bin, NodeName: name, JoinLAN: []string{srv.SerfLANAddr()}}))
+	}
+	sc, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, _, err := sc.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Node)
+	}
+	for _, want := range []string{"node-a", "node-b", srv.NodeName()} {
+		if !slices.Contains(names, want) {
+			t.Errorf("catalog nodes %v lack %s", names, want)
+		}
+	}
+	a := clients[0]
+	if !a.IsClient() || srv.IsClient() {
+		t.Errorf("IsClient: client %v, server %v", a.IsClient(), srv.IsClient())
+	}
+	if a.ConfigDir() == "" || a.HTTPAddr() == clients[1].HTTPAddr() {
+		t.Fatalf("ConfigDir %q, HTTP addrs %s %s", a.ConfigDir(), a.HTTPAddr(), clients[1].HTTPAddr())
+	}
+	def := `{"service": {"id": "fleetdeck-web", "name": "web", "port": 8080, "tags": ["t1"]}}`
+	if err := os.WriteFile(filepath.Join(a.ConfigDir(), "fleetdeck-web.json"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "validate", a.ConfigDir()).CombinedOutput(); err != nil {
+		t.Fatalf("consul validate %s: %v\n%s", a.ConfigDir(), err, out)
+	}
+	if out, err := exec.CommandContext(ctx, bin, "reload", "-http-addr="+a.HTTPAddr()).CombinedOutput(); err != nil {
+		t.Fatalf("consul reload: %v\n%s", err, out)
+	}
+	for {
+		svcs, _, err := sc.Catalog().Service("web", "", &api.QueryOptions{AllowStale: false})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svcs) == 1 {
+			if svcs[0].Node != "node-a" || svcs[0].ServiceID != "fleetdeck-web" || !slices.Equal(svcs[0].ServiceTags, []string{"t1"}) {
+				t.Fatalf("service web: %+v", svcs[0])
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("web never reached the catalog: %v", svcs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestClientNeedsNodeName(t *testing.T) {
+	_, err := Start(context.Background(), Options{Binary: "/nonexistent", JoinLAN: []string{"127.0.0.1:1"}})
+	if err == nil {
+		t.Fatal("a client agent without NodeName started")
+	}
+}
