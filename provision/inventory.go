@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -186,6 +187,13 @@ type InventoryHostVars struct {
 	InstanceID    AnsibleUnsafe    `json:"consul_instance_id"`
 	Image         AnsibleUnsafe    `json:"consul_image"`
 	FailingChecks []InventoryCheck `json:"consul_failing_checks"`
+	// Extra are variables a run adds to this host (the manager's
+	// LaunchRequest.HostVars), by name, each already encoded as JSON with
+	// every string wrapped as an AnsibleUnsafe (see hostvars.go). WriteList
+	// and WriteHost write them after the consul_* variables, sorted by
+	// name; BuildInventory never sets them. json.Marshal leaves them out:
+	// encoding/json cannot flatten a map into the enclosing object.
+	Extra map[string]json.RawMessage `json:"-"`
 }
 
 // Inventory is an Ansible inventory built from one snapshot. It is not
@@ -383,7 +391,16 @@ func (hv *InventoryHostVars) appendJSON(b []byte) []byte {
 		b = str(append(b, ','), "service", c.Service)
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	if len(hv.Extra) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(hv.Extra)) {
+			b = append(b, ',')
+			b = termtext.AppendJSONString(b, k)
+			b = append(b, ':')
+			b = append(b, hv.Extra[k]...)
+		}
+	}
+	return append(b, '}')
 }
 
 // invHealthGroups are always present; see the group names comment.

@@ -108,6 +108,8 @@ type mgrPlan struct {
 	subject string
 	confirm string // what Launch needs typed (Preview.Confirm)
 	targets []RunTarget
+	meta    map[string]string // LaunchRequest.Meta, validated
+	hostVar []string          // the names of the per-host variables, sorted
 }
 
 // mgrRun is a run of this process, queued or running.
@@ -231,6 +233,21 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 		// The subject is what a wide run's confirmation asks for.
 		return nil, fmt.Errorf("previewing a run: %w: a %s-wide run names its %s", ErrRunSpec, req.Scope, req.Scope)
 	}
+	if err := ValidateRunMeta(req.Meta); err != nil {
+		return nil, fmt.Errorf("previewing a run: %w", err)
+	}
+	if len(req.HostVars) > 0 && req.Scope.Wide() {
+		// Its nodes are worked out again below: nodes that joined the
+		// role or group since would run without their variables.
+		return nil, fmt.Errorf("previewing a run: %w: a %s-wide run cannot carry per-host variables (its nodes are chosen again at preview time); name the nodes (scope node or marked)", ErrHostVars, req.Scope)
+	}
+	// Checked against the targets as the caller named them: a node that
+	// has left the fleet since is dropped below with a note, its
+	// variables with it.
+	hostVars, err := encodeHostVars(req.HostVars, req.Targets, req.ExtraVars)
+	if err != nil {
+		return nil, fmt.Errorf("previewing a run: %w", err)
+	}
 	snap := m.cfg.Feed.Current()
 	var notes []string
 	req.Targets, notes = resolveTargets(snap, req)
@@ -238,6 +255,20 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 		return nil, fmt.Errorf("previewing a run: none of the %s's nodes is in the fleet now", req.Scope)
 	}
 	inv, warns := BuildInventory(snap, m.cfg.Inventory)
+	varHosts := 0
+	for _, key := range req.Targets {
+		vars := hostVars.vars[key]
+		host, ok := inv.Resolve(key)
+		if len(vars) == 0 || !ok {
+			continue // no variables; or not in the inventory, refused below
+		}
+		// A copy: the inventory built above is this preview's own, but its
+		// host variables are documented as never changed once built.
+		hv := *inv.Hosts[host]
+		hv.Extra = vars
+		inv.Hosts[host] = &hv
+		varHosts++
+	}
 	var invJSON bytes.Buffer
 	if err := inv.WriteList(&invJSON); err != nil {
 		return nil, fmt.Errorf("previewing a run: writing the inventory: %w", err)
@@ -271,6 +302,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	p := &Preview{
 		PlanID: plan.ID, Request: req, Hosts: slices.Clone(plan.Hosts), Aliases: aliases,
 		Argv: slices.Clone(plan.Argv), Env: slices.Clone(plan.Env), ExtraVars: shownExtraVars(spec.ExtraVars),
+		HostVarNames: slices.Clone(hostVars.names), HostVarHosts: varHosts,
 	}
 	p.Warnings = append(p.Warnings, snapshotWarnings(snap)...)
 	p.Warnings = append(p.Warnings, notes...)
@@ -284,7 +316,8 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	}
 	p.Confirm = confirmText(spec.Check, req.Scope, req.Subject, len(plan.Hosts))
 	m.mu.Lock()
-	m.plans[plan.ID] = &mgrPlan{plan: plan, scope: req.Scope, subject: req.Subject, confirm: p.Confirm, targets: targets}
+	m.plans[plan.ID] = &mgrPlan{plan: plan, scope: req.Scope, subject: req.Subject, confirm: p.Confirm, targets: targets,
+		meta: maps.Clone(req.Meta), hostVar: hostVars.names}
 	m.mu.Unlock()
 	return p, nil
 }
@@ -464,7 +497,7 @@ func (m *Manager) Launch(ctx context.Context, planID, typed string) (string, err
 		Status: RunQueued, Argv: p.plan.Argv, Playbook: p.plan.Playbook.Name, PlaybookSHA256: p.plan.Playbook.SHA256,
 		Check: spec.Check, Diff: spec.Diff, Tags: spec.Tags, SkipTags: spec.SkipTags, Forks: spec.Forks, Become: spec.Become,
 		ExtraVars: vars, Targets: p.targets, Inventory: InventorySnapshot(spec.Inventory),
-		Scope: string(p.scope), Subject: p.subject, Dir: p.plan.Dir,
+		Scope: string(p.scope), Subject: p.subject, Dir: p.plan.Dir, Meta: p.meta, HostVars: p.hostVar,
 	})
 	if err != nil {
 		_ = p.plan.Discard()
@@ -475,6 +508,7 @@ func (m *Manager) Launch(ctx context.Context, planID, typed string) (string, err
 		info: RunInfo{
 			ID: rec.ID, Playbook: rec.Playbook, Scope: p.scope, Subject: p.subject,
 			Who: rec.User, Status: RunQueued, Check: spec.Check, Hosts: len(p.plan.Hosts), Started: rec.Created, Live: true,
+			Meta: rec.Meta, HostVars: rec.HostVars,
 		},
 		argv:   rec.Argv,
 		state:  NewRunState(p.plan.Hosts),
@@ -677,10 +711,17 @@ func (m *Manager) runFinished(info RunInfo) {
 	hooks := slices.Clone(m.hooks)
 	m.hookMu.Unlock()
 	for _, h := range hooks {
-		in := info
-		in.Counts = maps.Clone(info.Counts)
-		h.f(in)
+		h.f(info.clone())
 	}
+}
+
+// clone copies the info's maps and slices, so a caller may keep or change
+// it while the run goes on.
+func (info RunInfo) clone() RunInfo {
+	info.Counts = maps.Clone(info.Counts)
+	info.Meta = maps.Clone(info.Meta)
+	info.HostVars = slices.Clone(info.HostVars)
+	return info
 }
 
 // isClosed reports whether c is closed.
@@ -895,6 +936,10 @@ func (m *Manager) Rerun(ctx context.Context, runID string, onlyFailed bool) (*Pr
 	if err != nil {
 		return nil, err
 	}
+	if len(rec.HostVars) > 0 {
+		return nil, fmt.Errorf("re-running %s: %w: the run applied per-host variables (%s) as they were when it was launched; a re-run would apply those stale values: apply the current desired state instead (for role changes: set or revert the node's roles)",
+			runID, ErrRerunHostVars, strings.Join(rec.HostVars, ", "))
+	}
 	req := LaunchRequest{
 		Playbook: rec.Playbook, Scope: ScopeMarked, Check: rec.Check, Diff: rec.Diff, Become: rec.Become,
 		Tags: rec.Tags, SkipTags: rec.SkipTags, Forks: rec.Forks,
@@ -1007,7 +1052,7 @@ func (m *Manager) Runs(ctx context.Context) ([]RunInfo, error) {
 	var out []RunInfo
 	seen := map[string]bool{}
 	for _, r := range m.live {
-		info := r.info
+		info := r.info.clone()
 		info.Counts = r.state.StatusCounts()
 		out = append(out, info)
 		seen[info.ID] = true
@@ -1032,7 +1077,7 @@ func infoOf(rec RunRecord) RunInfo {
 	info := RunInfo{
 		ID: rec.ID, Playbook: rec.Playbook, Who: rec.User, Status: rec.Status, QueueReason: rec.Reason,
 		Check: rec.Check, Hosts: rec.TargetCount, Started: rec.Started, Ended: rec.Ended,
-		Scope: LaunchScope(rec.Scope), Subject: rec.Subject,
+		Scope: LaunchScope(rec.Scope), Subject: rec.Subject, Meta: rec.Meta, HostVars: rec.HostVars,
 	}
 	if info.Subject == "" {
 		info.Subject = fmt.Sprintf("%d nodes", rec.TargetCount)
@@ -1058,7 +1103,7 @@ func infoOf(rec RunRecord) RunInfo {
 func (m *Manager) Run(ctx context.Context, runID string) (*RunView, error) {
 	m.mu.Lock()
 	if r := m.live[runID]; r != nil {
-		v := &RunView{Info: r.info, Argv: slices.Clone(r.argv), State: cloneRunState(r.state),
+		v := &RunView{Info: r.info.clone(), Argv: slices.Clone(r.argv), State: cloneRunState(r.state),
 			Output: slices.Clone(r.out), OutputTruncated: r.dropped}
 		if r.partial != "" || r.partCut > 0 {
 			v.Output = append(v.Output, lineCutMarker(r.partial, r.partCut))

@@ -35,6 +35,23 @@ type LaunchRequest struct {
 	SkipTags  []string
 	ExtraVars []string // key=value
 	Forks     int
+	// Meta is the caller's metadata for the run (links and labels, such
+	// as the roles package's "fleetdeck.roles/<dc>/<node>" = generation):
+	// stored with the run and returned on RunInfo.Meta, in lists too.
+	// ValidateRunMeta's rules apply. A re-run carries none: the metadata
+	// belongs to whoever launched the run.
+	Meta map[string]string
+	// HostVars are per-host variables, by node key (as Targets; every key
+	// must be one of them): added to those hosts' variables in the run's
+	// inventory snapshot, every string at any depth unsafe (never
+	// templated). Names are identifiers, not consul_* or ansible_*, not
+	// secret-looking; values are strings, bools, numbers, nil, []any,
+	// []string, map[string]any and map[string]string, with map keys of
+	// [A-Za-z0-9._-]; at most HostVarsMaxBytes of JSON for the whole run.
+	// See hostvars.go. Not allowed on role- or group-wide runs, whose
+	// nodes are worked out again at preview time. A run with host vars
+	// cannot be re-run (its values would be stale).
+	HostVars map[string]map[string]any
 }
 
 // Preview is a prepared run: the hosts exactly as ansible-playbook resolved
@@ -54,7 +71,14 @@ type Preview struct {
 	// the file that carries them): "key=value", with secret values
 	// (RedactExtraVars' rule) shown as "key=<redacted>".
 	ExtraVars []string
-	Warnings  []string
+	// HostVarNames are the names of the per-host variables the run adds
+	// (LaunchRequest.HostVars), sorted; HostVarHosts is how many of the
+	// previewed hosts carry at least one. The values are not shown: they
+	// differ per host and may be large (the run directory's
+	// inventory.json has them).
+	HostVarNames []string
+	HostVarHosts int
+	Warnings     []string
 	// Confirm is the text the user must type to launch (Manager.Launch
 	// enforces it): the role or group name for a wide run that is not in
 	// check mode, the number of hosts for 5 hosts or more not in check
@@ -83,6 +107,12 @@ type RunInfo struct {
 	ExitCode int
 	// Live is set for runs of this console (running or queued now).
 	Live bool
+	// Meta is the run's metadata (LaunchRequest.Meta); nil when none. The
+	// caller owns the map.
+	Meta map[string]string
+	// HostVars names the per-host variables the run applied (nil: none);
+	// such a run cannot be re-run.
+	HostVars []string
 }
 
 // RunView is everything the run view shows for one run, live or replayed
