@@ -22,7 +22,10 @@ import (
 const (
 	maxReasonLen = 500
 	maxWhoLen    = 255
-	maxNodeLen   = 255
+	// maxNodeLen and maxDCLen keep a run's metadata key
+	// (fleetdeck.roles/<dc>/<node>) within provision's 256 bytes.
+	maxNodeLen = 128
+	maxDCLen   = 64
 	// DefaultRequestTimeout bounds each Consul request of the store
 	// (StoreConfig.Timeout): a change is a read and one transaction, and an
 	// on-call engineer should hear about a silent Consul in seconds.
@@ -125,14 +128,28 @@ func ValidNode(node string) error {
 		return errors.New("node name is empty")
 	case len(node) > maxNodeLen:
 		return fmt.Errorf("node name %.20q… is %d bytes, more than %d", node, len(node), maxNodeLen)
-	case node == "." || node == "..":
-		return fmt.Errorf("node name %q is not allowed in a KV key", node)
-	case strings.Contains(node, "/"):
-		return fmt.Errorf("node name %q has '/', which would leave its KV folder", node)
-	case !utf8.ValidString(node) || strings.ContainsFunc(node, unicode.IsControl):
-		return fmt.Errorf("node name %q has control characters or is not UTF-8", node)
+	case !plainName(node):
+		// The name becomes a KV key, a run's metadata key
+		// (fleetdeck.roles/<dc>/<node>) and an inventory host: Consul's
+		// DNS-compatible names are what all three take as they are.
+		return fmt.Errorf("node name %q: role reassignment needs a DNS-compatible node name (letters, digits, '-', '_' and '.', not starting with '-' or '.')", node)
 	}
 	return nil
+}
+
+// plainName reports whether s is made of [A-Za-z0-9._-] and starts with
+// neither '-' nor '.'.
+func plainName(s string) bool {
+	if s == "" || s[0] == '-' || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // validDatacenter: the desired record lives in the node's own datacenter,
@@ -142,8 +159,8 @@ func validDatacenter(dc string) error {
 	switch {
 	case dc == "":
 		return errors.New("datacenter is empty: a node's desired state lives in its own datacenter, which must be named")
-	case len(dc) > maxNodeLen || strings.ContainsAny(dc, "/?#&") || !utf8.ValidString(dc) || strings.ContainsFunc(dc, unicode.IsControl):
-		return fmt.Errorf("datacenter name %q is not valid", dc)
+	case len(dc) > maxDCLen || !plainName(dc):
+		return fmt.Errorf("datacenter name %q is not valid (Consul's are letters, digits, '-' and '_')", dc)
 	}
 	return nil
 }
