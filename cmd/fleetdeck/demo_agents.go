@@ -27,7 +27,7 @@ const demoAgentPrefix = "app-"
 const demoAgentGroup = "app-asg"
 
 // demoAgentTimeout bounds the start of the real nodes: a client agent is
-// ready in about a second, but a loaded machine can take longer.
+// ready in well under a second here, but a loaded machine can take longer.
 const demoAgentTimeout = time.Minute
 
 // demoAgent is one real node: a Consul client agent joined to the demo's
