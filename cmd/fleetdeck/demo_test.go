@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/internal/demoplaybooks"
+	"github.com/fleetdeck/fleetdeck/roles"
 )
 
 // TestDemoConfigFile: the file the demo writes for other consoles reads
@@ -58,7 +59,7 @@ enabled = false
 			t.Errorf("%s: mode %v, want %v (%v)", p, fi.Mode().Perm(), mode, err)
 		}
 	}
-	for _, name := range demoplaybooks.Names() {
+	for _, name := range append(demoplaybooks.Names(), roles.PlaybookFile) {
 		if _, err := os.Stat(filepath.Join(files.playbooks, name)); err != nil {
 			t.Errorf("playbook %s: %v", name, err)
 		}

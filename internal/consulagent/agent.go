@@ -80,6 +80,14 @@ type Options struct {
 	// definition files, and `consul reload` against its HTTPAddr loads
 	// them. Several clients can run side by side on one machine.
 	JoinLAN []string
+	// ConfigFiles are more files for ConfigDir (file name → content),
+	// written beside the base configuration when the agent's directory is
+	// created, so the agent loads them on its first start: a node's
+	// initial service definitions, its node_meta. Restart does not write
+	// them again, so what was changed in ConfigDir since (by Ansible)
+	// stays. Names are plain file names ending in .json or .hcl, other
+	// than the base files'.
+	ConfigFiles map[string][]byte
 }
 
 // Ports are the loopback ports an Agent listens on. They stay the same over
@@ -130,6 +138,11 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	if opts.NodeName == "" {
 		opts.NodeName = "consul-" + opts.Datacenter
+	}
+	for name := range opts.ConfigFiles {
+		if err := checkConfigFileName(name); err != nil {
+			return nil, err
+		}
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 10 * time.Second
@@ -389,7 +402,8 @@ func (a *Agent) start(ctx context.Context) error {
 func (a *Agent) writeConfig() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dir == "" {
+	created := a.dir == ""
+	if created {
 		sweepOrphans()
 		dir, err := os.MkdirTemp("", tempPrefix+"*")
 		if err != nil {
@@ -407,9 +421,16 @@ func (a *Agent) writeConfig() error {
 			return fmt.Errorf("consulagent: creating %s: %w", sub, err)
 		}
 	}
-	files := map[string]string{"00-fleetdeck.hcl": a.baseHCL()}
+	if created {
+		for name, content := range a.opts.ConfigFiles {
+			if err := os.WriteFile(filepath.Join(a.dir, "config", name), content, 0o644); err != nil {
+				return fmt.Errorf("consulagent: writing %s: %w", name, err)
+			}
+		}
+	}
+	files := map[string]string{baseConfigFile: a.baseHCL()}
 	if a.opts.ExtraHCL != "" {
-		files["50-extra.hcl"] = a.opts.ExtraHCL + "\n"
+		files[extraConfigFile] = a.opts.ExtraHCL + "\n"
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(a.dir, "config", name), []byte(content), 0o644); err != nil {
@@ -561,7 +582,24 @@ func (a *Agent) getJSON(ctx context.Context, hc *http.Client, url string, v any)
 const (
 	tempPrefix = "fleetdeck-consul-"
 	ownerFile  = "owner.pid"
+	// The generated configuration files in ConfigDir.
+	baseConfigFile  = "00-fleetdeck.hcl"
+	extraConfigFile = "50-extra.hcl"
 )
+
+// checkConfigFileName refuses an Options.ConfigFiles name that would leave
+// ConfigDir, replace a generated file, or not be loaded by the agent.
+func checkConfigFileName(name string) error {
+	switch {
+	case name == "" || name != filepath.Base(name) || name == "." || name == "..":
+		return fmt.Errorf("consulagent: config file name %q: want a plain file name", name)
+	case name == baseConfigFile || name == extraConfigFile:
+		return fmt.Errorf("consulagent: config file name %q is the agent's generated configuration", name)
+	case !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".hcl"):
+		return fmt.Errorf("consulagent: config file name %q: the agent loads only .json and .hcl files", name)
+	}
+	return nil
+}
 
 // sweepOrphans removes temp dirs left by agents whose owning process died
 // without calling Stop (SIGKILLed tests or demos; the agent itself died with

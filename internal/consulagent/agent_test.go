@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -233,18 +234,38 @@ func TestStartSweepsOrphans(t *testing.T) {
 }
 
 // TestClientAgents runs two client agents beside a server: both nodes
-// join the server's catalog, and a service file dropped into one client's
-// ConfigDir and loaded by `consul reload` shows up on that node only.
+// join the server's catalog, the second with the node meta and service of
+// its ConfigFiles, and a service file dropped into one client's ConfigDir
+// and loaded by `consul reload` shows up on that node only.
 func TestClientAgents(t *testing.T) {
 	bin := binaryForTest(t)
 	srv := startAgent(t, Options{Binary: bin})
 	var clients []*Agent
+	files := map[string]map[string][]byte{"node-b": {
+		"10-meta.json":       []byte(`{"node_meta": {"asg": "app-asg"}}`),
+		"fleetdeck-api.json": []byte(`{"service": {"id": "fleetdeck-api", "name": "api"}}`),
+	}}
 	for _, name := range []string{"node-a", "node-b"} {
-		clients = append(clients, startAgent(t, Options{Binary: bin, NodeName: name, JoinLAN: []string{srv.SerfLANAddr()}}))
+		clients = append(clients, startAgent(t, Options{Binary: bin, NodeName: name, JoinLAN: []string{srv.SerfLANAddr()}, ConfigFiles: files[name]}))
 	}
 	sc, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A client is ready once its node is in the catalog; its services are
+	// synced by anti-entropy right after, so wait for them.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		nb, _, err := sc.Catalog().Node("node-b", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nb != nil && nb.Node.Meta["asg"] == "app-asg" && nb.Services["fleetdeck-api"] != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b lacks its ConfigFiles' meta and service: %+v", nb)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	nodes, _, err := sc.Catalog().Nodes(nil)
 	if err != nil {
@@ -293,6 +314,18 @@ func TestClientAgents(t *testing.T) {
 			t.Fatalf("web never reached the catalog: %v", svcs)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConfigFileNames: a ConfigFiles name that would leave ConfigDir,
+// replace a generated file or not be loaded is refused before anything
+// starts.
+func TestConfigFileNames(t *testing.T) {
+	for _, name := range []string{"", "../x.json", "a/b.json", "00-fleetdeck.hcl", "50-extra.hcl", "notes.txt", ".."} {
+		_, err := Start(context.Background(), Options{Binary: "/nonexistent", ConfigFiles: map[string][]byte{name: nil}})
+		if err == nil || !strings.Contains(err.Error(), "config file name") {
+			t.Errorf("%q: %v", name, err)
+		}
 	}
 }
 

@@ -6,6 +6,11 @@
 // fleetdeck_demo_fail (the demo marks one simulated node that way: see
 // fleetsim.DemoFailMetaKey), fails in every playbook, so a run shows a mix of ok, changed, skipped
 // and failed. No task templates a Consul-sourced value.
+//
+// For the demo's real nodes (Consul client agents on this machine) it also
+// writes the role catalog, their host_vars and a group_vars default that
+// keeps the apply playbook off the simulated nodes, and serves the roles'
+// stand-in services (agents.go).
 package demoplaybooks
 
 import (
