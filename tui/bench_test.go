@@ -2,6 +2,8 @@ package tui
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +210,57 @@ func BenchmarkFormKey(b *testing.B) {
 	}
 	if got := f.inputs[fExtraVars].Value(); !strings.HasPrefix(got, "version=1.") {
 		b.Fatalf("extra var field %q", got)
+	}
+}
+
+// BenchmarkSnapshot10kFullJournalAlerts is BenchmarkSnapshot10kOneChange
+// with alerts on and a full journal (10,000 events, the default bound):
+// each snapshot brings one node turning critical, which alerts. It prices
+// what alert detection adds to a snapshot.
+func BenchmarkSnapshot10kFullJournalAlerts(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run("alerts="+strconv.FormatBool(on), func(b *testing.B) { benchSnapshotJournal(b, on) })
+	}
+}
+
+func benchSnapshotJournal(b *testing.B, alerts bool) {
+	base := synthNodes(10000, t0.Add(-time.Hour))
+	journal := make([]fleet.Event, 10000)
+	for i := range journal {
+		n := base[i%len(base)]
+		journal[i] = fleet.Event{Seq: uint64(i + 1), Time: t0.Add(-time.Hour), Kind: fleet.HealthChanged,
+			Datacenter: n.Datacenter, Node: n.Name, From: fleet.HealthPassing, To: fleet.HealthWarning}
+	}
+	first := fleet.NewSnapshot(1, t0, slices.Clone(base), connected(t0), slices.Clone(journal))
+	m := New(context.Background(), Options{Feed: fleet.NewPublisher(first), Now: func() time.Time { return t0 },
+		Alerts: AlertOptions{Enabled: alerts, Filter: DefaultAlertFilter}})
+	m.Update(tea.WindowSizeMsg{Width: 200, Height: 50})
+	_ = m.View()
+	// Snapshots alternate a critical node 100 and node 101, each with the
+	// journal moved on by one event that says so.
+	const rounds = 4096
+	snaps := make([]*fleet.Snapshot, rounds)
+	for i := range snaps {
+		nodes := slices.Clone(base)
+		idx := 100 + i%2
+		c := *nodes[idx]
+		c.Health = fleet.HealthCritical
+		nodes[idx] = &c
+		seq := uint64(10000 + i + 1)
+		ev := append(slices.Clone(journal[i+1:]), fleet.Event{Seq: seq, Time: t0, Kind: fleet.HealthChanged,
+			Datacenter: c.Datacenter, Node: c.Name, From: fleet.HealthPassing, To: fleet.HealthCritical})
+		snaps[i] = fleet.NewSnapshot(uint64(i+2), t0, nodes, connected(t0), ev)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == rounds {
+			b.StopTimer()
+			b.Logf("ran out of prepared snapshots at %d", i)
+			break
+		}
+		m.Update(snapshotMsg{snaps[i]})
+		_ = m.View()
+		i++
 	}
 }
