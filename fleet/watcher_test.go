@@ -436,8 +436,11 @@ func TestWatcherMergesDatacenters(t *testing.T) {
 
 	w := fleet.NewWatcher(client(t, dc1), fleet.Config{})
 	runWatcher(t, w)
-	s := waitFor(t, w, 30*time.Second, "both datacenters", func(s *fleet.Snapshot) bool {
-		return s.Node("dc1", "app-1") != nil && s.Node("dc2", "app-1") != nil
+	// The node list comes first and each node's services after it
+	// (Node.Pending): wait for both datacenters' services.
+	s := waitFor(t, w, 30*time.Second, "both datacenters, loaded", func(s *fleet.Snapshot) bool {
+		n1, n2 := s.Node("dc1", "app-1"), s.Node("dc2", "app-1")
+		return n1 != nil && n2 != nil && n1.Pending == 0 && n2.Pending == 0
 	})
 	if got := strings.Join(s.Datacenters, ","); got != "dc1,dc2" {
 		t.Errorf("datacenters = %s", got)
