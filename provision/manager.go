@@ -571,7 +571,17 @@ func (m *Manager) execute(runCtx context.Context, r *mgrRun, plan *RunPlan) {
 	m.transition(rec, r, RunResult{Status: RunRunning})
 	run, err := m.cfg.Runner.Start(runCtx, plan)
 	if err != nil {
-		m.transition(rec, r, RunResult{Status: RunError, Reason: err.Error()})
+		// A cancel that lands between the locks and the process start
+		// makes Start fail on the cancelled context: that run was
+		// cancelled, not broken.
+		m.mu.Lock()
+		canceled := r.canceled
+		m.mu.Unlock()
+		if canceled || runCtx.Err() != nil {
+			m.transition(rec, r, RunResult{Status: RunCancelled, Reason: "cancelled while starting"})
+		} else {
+			m.transition(rec, r, RunResult{Status: RunError, Reason: err.Error()})
+		}
 		return
 	}
 
