@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"errors"
+	"maps"
 	"fmt"
 	"os"
 	"os/user"
@@ -62,6 +63,13 @@ type ApplierConfig struct {
 	// Poll bounds how long Wait sleeps between looks at the runs when the
 	// fleet is quiet (0: 250 ms).
 	Poll time.Duration
+	// ReadNode, when set, reads one node's services and checks from the
+	// catalog directly. Wait uses it for nodes whose run has ended and that
+	// the snapshot does not show converged: the watcher holds back a node
+	// that lost a service until the node list moves (up to 30 s), and an
+	// agent's deregistration alone does not move it, so on a quiet cluster
+	// the snapshot can lag the catalog by longer than SettleTime.
+	ReadNode func(ctx context.Context, dc, name string) (*fleet.Node, error)
 }
 
 // Applier plans, applies and follows changes of nodes' desired state. It
@@ -168,6 +176,9 @@ type NodePlan struct {
 	Added, Removed []string
 	// Write says Apply records Next (not for ApplyOnly or Check).
 	Write bool
+	// change is the change Apply records (with the seeded roles of an
+	// unmanaged node).
+	change Change
 }
 
 // Key is the node's key, "dc/name".
@@ -307,18 +318,39 @@ func (a *Applier) planNode(ctx context.Context, req Request, n *fleet.Node) (Nod
 		np.Current, np.Next = cur, *cur
 		return np, nil
 	}
-	cur, next, err := a.cfg.Store.Plan(ctx, Change{
+	ch := Change{
 		Node: n.Name, Datacenter: n.Datacenter, Add: req.Add, Remove: req.Remove, Maintenance: req.Maintenance,
 		Reason: req.Reason, Who: a.cfg.Who, RevertTo: req.RevertTo,
-	})
+	}
+	cur, next, err := a.cfg.Store.Plan(ctx, ch)
+	// A node without a record may already run managed services (put there
+	// by hand, or by a record deleted since): its first record starts from
+	// them, so that adding a role does not silently take the others away.
+	var held []string
+	changes := len(req.Add) > 0 || len(req.Remove) > 0 || req.Maintenance != nil
+	if cur == nil && req.RevertTo == 0 && changes && (err == nil || errors.Is(err, ErrNothingToChange)) {
+		for _, s := range n.Services {
+			if r, ok := strings.CutPrefix(s.ID, ServicePrefix); ok && !slices.Contains(req.Remove, r) && !slices.Contains(held, r) {
+				if _, known := a.cfg.Catalog.Lookup(r); known {
+					held = append(held, r)
+				}
+			}
+		}
+		if len(held) > 0 {
+			ch.Add = slices.Concat(held, req.Add)
+			cur, next, err = a.cfg.Store.Plan(ctx, ch)
+		}
+	}
 	if err != nil {
 		return np, err
 	}
-	np.Current, np.Next, np.Write = cur, *next, !req.Check
-	var held []string
 	if cur != nil {
+		ch.Expect = cur.Generation
 		held = cur.Roles
+	} else {
+		ch.ExpectUnmanaged = true
 	}
+	np.Current, np.Next, np.Write, np.change = cur, *next, !req.Check, ch
 	for _, r := range next.Roles {
 		if !slices.Contains(held, r) {
 			np.Added = append(np.Added, r)
@@ -327,6 +359,14 @@ func (a *Applier) planNode(ctx context.Context, req Request, n *fleet.Node) (Nod
 	for _, r := range held {
 		if !slices.Contains(next.Roles, r) {
 			np.Removed = append(np.Removed, r)
+		}
+	}
+	if cur == nil {
+		// Roles the catalog shows that the record will not have.
+		for _, s := range n.Services {
+			if r, ok := strings.CutPrefix(s.ID, ServicePrefix); ok && !slices.Contains(next.Roles, r) && !slices.Contains(np.Removed, r) {
+				np.Removed = append(np.Removed, r)
+			}
 		}
 	}
 	return np, nil
@@ -384,15 +424,8 @@ func (a *Applier) Apply(ctx context.Context, p *Plan, typed string) (runID strin
 		if !np.Write {
 			continue
 		}
-		ch := Change{
-			Node: np.Node.Name, Datacenter: np.Node.Datacenter, Add: p.Request.Add, Remove: p.Request.Remove,
-			Maintenance: p.Request.Maintenance, Reason: p.Request.Reason, Who: p.Who, RevertTo: p.Request.RevertTo,
-		}
-		if np.Current == nil {
-			ch.ExpectUnmanaged = true
-		} else {
-			ch.Expect = np.Current.Generation
-		}
+		ch := np.change
+		ch.Who = p.Who
 		d, err := a.cfg.Store.Set(ctx, ch)
 		if err == nil && (d.Generation != np.Next.Generation || !slices.Equal(d.Roles, np.Next.Roles) || d.Maintenance != np.Next.Maintenance) {
 			err = fmt.Errorf("node %s: recorded generation %d is not the planned %d (the catalog or the store changed under the plan)", np.Key(), d.Generation, np.Next.Generation)
@@ -454,8 +487,10 @@ func InMaintenance(n *fleet.Node) bool {
 	return n != nil && slices.ContainsFunc(n.Checks, func(c fleet.Check) bool { return c.ID == "_node_maintenance" })
 }
 
-// MaintenanceReason is the reason of n's _node_maintenance check ("" when
-// none).
+// MaintenanceReason is the output of n's _node_maintenance check ("" when
+// none). Consul keeps the reason in the check's notes, which the fleet
+// watcher does not read: a node read for its maintenance reason must put
+// the notes in the output (the CLI's direct read does).
 func MaintenanceReason(n *fleet.Node) string {
 	if n == nil {
 		return ""
@@ -548,6 +583,9 @@ func (a *Applier) Wait(ctx context.Context, feed fleet.Feed, records []Desired, 
 			}
 		}
 		states := NodeStates(snap, records, runs, a.cfg.Catalog, time.Now())
+		if a.cfg.ReadNode != nil && runEnded {
+			states = a.reread(ctx, snap, records, runs, states)
+		}
 		var failed []string
 		converged := 0
 		for k, st := range states {
@@ -577,6 +615,30 @@ func (a *Applier) Wait(ctx context.Context, feed fleet.Feed, records []Desired, 
 			return states, fmt.Errorf("waiting for convergence: %w", err)
 		}
 	}
+}
+
+// reread recomputes the states of the nodes not converged from the
+// catalog as ReadNode reads it now.
+func (a *Applier) reread(ctx context.Context, snap *fleet.Snapshot, records []Desired, runs []provision.RunInfo, states map[string]NodeState) map[string]NodeState {
+	var nodes []*fleet.Node
+	var recs []Desired
+	for _, d := range records {
+		if states[d.Datacenter+"/"+d.Node].State == StateConverged {
+			continue
+		}
+		n, err := a.cfg.ReadNode(ctx, d.Datacenter, d.Node)
+		if err != nil || n == nil {
+			continue
+		}
+		nodes = append(nodes, n)
+		recs = append(recs, d)
+	}
+	if len(nodes) == 0 {
+		return states
+	}
+	fresh := NodeStates(fleet.NewSnapshot(snap.Version, time.Now(), nodes, nil, nil), recs, runs, a.cfg.Catalog, time.Now())
+	maps.Copy(states, fresh)
+	return states
 }
 
 // failureReasons adds to the failed nodes' reasons what their run said:

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
@@ -53,6 +54,7 @@ const rolesSnapshotTimeout = 30 * time.Second
 // commands that apply, the run manager and the applier.
 type rolesEnv struct {
 	opts    options
+	client  *api.Client
 	watcher *fleet.Watcher
 	snap    *fleet.Snapshot
 	store   *roles.Store
@@ -110,7 +112,7 @@ func openRoles(ctx context.Context, cmd *cobra.Command, flags *flagSet, write bo
 		defer wg.Done()
 		_ = w.Run(wctx)
 	}()
-	e := &rolesEnv{opts: opts, watcher: w, store: store, catalog: cat}
+	e := &rolesEnv{opts: opts, client: client, watcher: w, store: store, catalog: cat}
 	e.stop = func() {
 		if e.mgr != nil {
 			// Cancels this process's runs and records them before the
@@ -152,12 +154,44 @@ func openRoles(ctx context.Context, cmd *cobra.Command, flags *flagSet, write bo
 			return nil, fmt.Errorf("the apply playbook %s is not in the playbook directory %s (write it with `fleetdeck roles playbook > %s`, or name yours in [roles] playbook): %w",
 				pb, opts.ansible.playbookDir, filepath.Join(opts.ansible.playbookDir, roles.PlaybookFile), err)
 		}
-		if e.applier, err = roles.NewApplier(roles.ApplierConfig{Store: store, Catalog: cat, Runner: mgr, Playbook: pb}); err != nil {
+		readNode := func(ctx context.Context, dc, name string) (*fleet.Node, error) { return readNode(ctx, client, dc, name) }
+		if e.applier, err = roles.NewApplier(roles.ApplierConfig{Store: store, Catalog: cat, Runner: mgr, Playbook: pb, ReadNode: readNode}); err != nil {
 			return nil, err
 		}
 	}
 	ok = true
 	return e, nil
+}
+
+// readNode reads one node's services and checks from the catalog (two
+// small requests), for roles.ApplierConfig.ReadNode.
+func readNode(ctx context.Context, client *api.Client, dc, name string) (*fleet.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	q := (&api.QueryOptions{Datacenter: dc}).WithContext(ctx)
+	cn, _, err := client.Catalog().Node(name, q)
+	if err != nil || cn == nil || cn.Node == nil {
+		return nil, err
+	}
+	checks, _, err := client.Health().Node(name, q)
+	if err != nil {
+		return nil, err
+	}
+	n := &fleet.Node{Name: name, Datacenter: dc, Address: cn.Node.Address}
+	for _, s := range cn.Services {
+		n.Services = append(n.Services, fleet.Service{ID: s.ID, Name: s.Service, Tags: s.Tags, Port: s.Port})
+	}
+	slices.SortFunc(n.Services, func(a, b fleet.Service) int { return strings.Compare(a.ID, b.ID) })
+	for _, c := range checks {
+		out := c.Output
+		if c.CheckID == "_node_maintenance" {
+			// Consul keeps the maintenance reason in the check's notes;
+			// roles.MaintenanceReason reads it from the output.
+			out = c.Notes
+		}
+		n.Checks = append(n.Checks, fleet.Check{ID: c.CheckID, Name: c.Name, Output: out, ServiceID: c.ServiceID, ServiceName: c.ServiceName})
+	}
+	return n, nil
 }
 
 // connSummary says what the datacenters' connections are, for errors.
@@ -583,6 +617,11 @@ func newRolesShowCmd(flags *flagSet) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// The catalog as it is now (the snapshot may hold back a node that
+		// lost a service), with the maintenance reason.
+		if fresh, err := readNode(ctx, e.client, n.Datacenter, n.Name); err == nil && fresh != nil {
+			n = fresh
+		}
 		r := nodeReport{Node: n.Name, Datacenter: n.Datacenter, Desired: d, Actual: []fleet.Service{}, RunsOff: e.runsOff}
 		for _, s := range n.Services {
 			if strings.HasPrefix(s.ID, roles.ServicePrefix) {
@@ -600,7 +639,7 @@ func newRolesShowCmd(flags *flagSet) *cobra.Command {
 		if d != nil {
 			run = roles.LatestRun(runs, n.Datacenter, n.Name, d.Generation)
 		}
-		st := roles.StateOf(d, n.Services, run, r.Maintenance.On, e.catalog, e.snap.Time)
+		st := roles.StateOf(d, n.Services, run, r.Maintenance.On, e.catalog, time.Now())
 		r.State, r.Reason, r.Missing, r.Extra, r.Differ = st.State, st.Reason, st.Missing, st.Extra, st.Differ
 		if run.ID != "" {
 			for _, ri := range runs {
