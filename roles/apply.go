@@ -3,8 +3,8 @@ package roles
 import (
 	"context"
 	"errors"
-	"maps"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"slices"

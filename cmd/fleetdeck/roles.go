@@ -154,7 +154,9 @@ func openRoles(ctx context.Context, cmd *cobra.Command, flags *flagSet, write bo
 			return nil, fmt.Errorf("the apply playbook %s is not in the playbook directory %s (write it with `fleetdeck roles playbook > %s`, or name yours in [roles] playbook): %w",
 				pb, opts.ansible.playbookDir, filepath.Join(opts.ansible.playbookDir, roles.PlaybookFile), err)
 		}
-		readNode := func(ctx context.Context, dc, name string) (*fleet.Node, error) { return readNode(ctx, client, dc, name) }
+		readNode := func(ctx context.Context, dc, name string) (*fleet.Node, error) {
+			return readNode(ctx, client, dc, name)
+		}
 		if e.applier, err = roles.NewApplier(roles.ApplierConfig{Store: store, Catalog: cat, Runner: mgr, Playbook: pb, ReadNode: readNode}); err != nil {
 			return nil, err
 		}
