@@ -450,3 +450,88 @@ func TestRolesNodeResolution(t *testing.T) {
 		t.Errorf("a node twice: %v", err)
 	}
 }
+
+var (
+	convergedRE = regexp.MustCompile(`converged in (\S+) from confirm`)
+	runOKRE     = regexp.MustCompile(`run \S+ ok in (\S+)`)
+)
+
+// BenchmarkRolesSet measures `fleetdeck roles set --wait` on 1 and on 10
+// real agents in one run: confirm (the plan printed, the records about to
+// be written) → every node Converged, as the command reports it, and
+// confirm → the run's end. Each iteration moves every node between web
+// and api. kv-txn/node counts the raft writes of the desired-state keys
+// per node and change (the goal is 1: the desired record and its audit
+// record in one /v1/txn). The bare playbook's figures are
+// BenchmarkApplyBare in ./roles/.
+//
+//	go test -run '^$' -bench BenchmarkRolesSet -benchtime 3x ./cmd/fleetdeck/
+func BenchmarkRolesSet(b *testing.B) {
+	for _, n := range []int{1, 10} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			f := startRolesFixture(b, n)
+			var nodes []string
+			for _, a := range f.agents {
+				nodes = append(nodes, a.NodeName())
+			}
+			moves := [][2]string{{"api", "web"}, {"web", "api"}}
+			var converged, run time.Duration
+			txns, changes := 0, 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				pairs, _, err := f.api.KV().List("fleetdeck/desired/", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := map[string]uint64{}
+				for _, p := range pairs {
+					before[p.Key] = p.ModifyIndex
+				}
+				b.StartTimer()
+				args := append([]string{"roles", "set"}, nodes...)
+				args = append(args, "--add", moves[i%2][0], "--remove", moves[i%2][1], "--reason", "bench", "--wait")
+				if n >= 5 {
+					args = append(args, "--confirm", strconv.Itoa(n))
+				}
+				out := f.mustRun(b, args...)
+				b.StopTimer()
+				c, r := convergedRE.FindStringSubmatch(out), runOKRE.FindStringSubmatch(out)
+				if c == nil || r == nil {
+					b.Fatalf("no timing in the output:\n%s", out)
+				}
+				cd, _ := time.ParseDuration(c[1])
+				rd, _ := time.ParseDuration(r[1])
+				converged += cd
+				run += rd
+				pairs, _, err = f.api.KV().List("fleetdeck/desired/", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				perNode := map[string]map[uint64]bool{}
+				for _, p := range pairs {
+					if before[p.Key] == p.ModifyIndex {
+						continue
+					}
+					// fleetdeck/desired/nodes/N or fleetdeck/desired/audit/N/GEN
+					node := strings.Split(strings.TrimPrefix(p.Key, "fleetdeck/desired/"), "/")[1]
+					if perNode[node] == nil {
+						perNode[node] = map[uint64]bool{}
+					}
+					perNode[node][p.ModifyIndex] = true
+				}
+				for _, idx := range perNode {
+					txns += len(idx)
+					changes++
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(converged.Seconds()/float64(b.N), "converged-s/op")
+			b.ReportMetric(run.Seconds()/float64(b.N), "run-s/op")
+			if changes > 0 {
+				b.ReportMetric(float64(txns)/float64(changes), "kv-txn/node")
+			}
+		})
+	}
+}
