@@ -30,14 +30,13 @@ func BenchmarkApplyBare(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				var nodes []roles.ApplyNode
+				var hosts []host
 				for j := range n {
-					nodes = append(nodes, c.node(j, sets[i%2], nil))
+					hosts = append(hosts, c.host(b, j, sets[i%2], nil))
 				}
-				vars := extraVars(b, nodes...)
 				b.StartTimer()
 				start := time.Now()
-				r := runApply(b, pb, c.inventory(n), vars)
+				r := runApply(b, pb, hosts)
 				playbookTime += time.Since(start)
 				if r.rc != 0 {
 					b.Fatalf("rc %d\n%s", r.rc, r.out)

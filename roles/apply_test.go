@@ -67,14 +67,62 @@ func startCluster(tb testing.TB, clients int) *cluster {
 	return c
 }
 
-// node returns the ApplyNode of client i with the agent paths passed as
-// extra vars.
-func (c *cluster) node(i int, rs []*roles.Role, m *roles.Maintenance) roles.ApplyNode {
-	a := c.clients[i]
-	return roles.ApplyNode{
-		Host: a.NodeName(), Address: "127.0.0.1", Roles: rs, Maintenance: m,
-		Agent: roles.AgentPaths{ConfigDir: a.ConfigDir(), HTTPAddr: a.HTTPAddr(), Bin: c.bin},
+// host is one host of a test run's inventory: its name, its inventory
+// variables (connection, where its agent is: what host_vars give in a
+// real playbook dir) and fleetdeck's per-host variables.
+type host struct {
+	name string
+	vars map[string]any
+}
+
+// host returns client i as an inventory host (local connection, its
+// agent's paths as inventory variables) with the per-host variables of
+// roles rs and maintenance m (roles.HostVars).
+func (c *cluster) host(tb testing.TB, i int, rs []*roles.Role, m *roles.Maintenance) host {
+	tb.Helper()
+	hv, err := roles.HostVars(roles.ApplyNode{Address: "127.0.0.1", Roles: rs, Maintenance: m})
+	if err != nil {
+		tb.Fatal(err)
 	}
+	return c.bare(i, hv)
+}
+
+// bare is client i with the per-host variables vars as given.
+func (c *cluster) bare(i int, vars map[string]any) host {
+	a := c.clients[i]
+	h := agentHost(a, map[string]any{"consul_config_dir": a.ConfigDir(), "consul_http_addr": a.HTTPAddr(), "consul_bin": c.bin})
+	maps.Copy(h.vars, vars)
+	return h
+}
+
+// agentHost is agent a as an inventory host with a local connection and
+// the inventory variables vars.
+func agentHost(a *consulagent.Agent, vars map[string]any) host {
+	h := host{name: a.NodeName(), vars: map[string]any{"ansible_connection": "local", "ansible_python_interpreter": "auto_silent"}}
+	maps.Copy(h.vars, vars)
+	return h
+}
+
+// unsafe wraps every string of v as {"__ansible_unsafe": s}, as the run
+// manager writes per-host variables into a run's inventory.
+func unsafe(v any) any {
+	switch x := v.(type) {
+	case string:
+		return map[string]any{"__ansible_unsafe": x}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = unsafe(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = unsafe(e)
+		}
+		return out
+	}
+	return v
 }
 
 // result is one ansible-playbook run.
@@ -97,23 +145,43 @@ func playbook(tb testing.TB) string {
 	return p
 }
 
-// runApply runs the playbook on hosts (inventory lines: "NAME k=v …") with
-// the extra-vars document vars. It runs in an empty directory, so no
-// ansible.cfg is picked up.
-func runApply(tb testing.TB, pb string, inventory []string, vars []byte, args ...string) result {
+// runApply runs the playbook on hosts through an inventory script that
+// prints their variables, every string wrapped unsafe (wrap false: as
+// given, for the control test) — the way the run manager serves a run's
+// inventory snapshot. It runs in an empty directory, so no ansible.cfg is
+// picked up.
+func runApply(tb testing.TB, pb string, hosts []host, args ...string) result {
+	tb.Helper()
+	return runApplyWrap(tb, pb, hosts, true, args...)
+}
+
+func runApplyWrap(tb testing.TB, pb string, hosts []host, wrap bool, args ...string) result {
 	tb.Helper()
 	dir := tb.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	if err := os.WriteFile(inv, []byte("[nodes]\n"+strings.Join(inventory, "\n")+"\n"), 0o600); err != nil {
+	names := []string{}
+	hostvars := map[string]any{}
+	for _, h := range hosts {
+		names = append(names, h.name)
+		if wrap {
+			hostvars[h.name] = unsafe(h.vars)
+		} else {
+			hostvars[h.name] = h.vars
+		}
+	}
+	doc, err := json.Marshal(map[string]any{"nodes": map[string]any{"hosts": names}, "_meta": map[string]any{"hostvars": hostvars}})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	xv := filepath.Join(dir, "vars.json")
-	if err := os.WriteFile(xv, vars, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "inventory.json"), doc, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	inv := filepath.Join(dir, "inventory.sh")
+	if err := os.WriteFile(inv, []byte("#!/bin/sh\nexec cat -- \"${0%/*}/inventory.json\"\n"), 0o700); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	argv := append([]string{"-i", inv, "--extra-vars", "@" + xv}, args...)
+	argv := append([]string{"-i", inv}, args...)
 	argv = append(argv, pb)
 	cmd := exec.CommandContext(ctx, "ansible-playbook", argv...)
 	cmd.Dir = dir
@@ -141,28 +209,6 @@ func runApply(tb testing.TB, pb string, inventory []string, vars []byte, args ..
 		tb.Errorf("staging dirs left behind: %v", left)
 	}
 	return r
-}
-
-// localHost is an inventory line for a client agent, local connection.
-func localHost(a *consulagent.Agent, vars ...string) string {
-	return strings.Join(append([]string{a.NodeName(), "ansible_connection=local", "ansible_python_interpreter=auto_silent"}, vars...), " ")
-}
-
-func (c *cluster) inventory(n int) []string {
-	var out []string
-	for i := range n {
-		out = append(out, localHost(c.clients[i]))
-	}
-	return out
-}
-
-func extraVars(tb testing.TB, nodes ...roles.ApplyNode) []byte {
-	tb.Helper()
-	b, err := roles.ExtraVars(nodes)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
 }
 
 // services returns node's services in the server's catalog by ID.
@@ -342,8 +388,8 @@ func TestApplyRoles(t *testing.T) {
 	before := snapshot(t, a.ConfigDir())
 
 	// 1. Add web and api to node-0, worker to node-1, in one run.
-	vars := extraVars(t, c.node(0, []*roles.Role{web, apiRole}, nil), c.node(1, []*roles.Role{worker}, nil))
-	r := runApply(t, pb, c.inventory(2), vars)
+	hosts := []host{c.host(t, 0, []*roles.Role{web, apiRole}, nil), c.host(t, 1, []*roles.Role{worker}, nil)}
+	r := runApply(t, pb, hosts)
 	if r.rc != 0 {
 		t.Fatalf("apply: rc %d\n%s", r.rc, r.out)
 	}
@@ -382,15 +428,15 @@ func TestApplyRoles(t *testing.T) {
 	}
 
 	// 2. The same again changes nothing.
-	r = runApply(t, pb, c.inventory(2), vars)
+	r = runApply(t, pb, hosts)
 	if r.rc != 0 || r.changed[a.NodeName()] != 0 || r.changed[b.NodeName()] != 0 {
 		t.Fatalf("second apply: rc %d changed %v\n%s", r.rc, r.changed, r.out)
 	}
 
 	// 3. Check mode shows the diff and changes nothing.
 	snap := snapshot(t, a.ConfigDir())
-	vars = extraVars(t, c.node(0, []*roles.Role{web, worker}, nil))
-	r = runApply(t, pb, c.inventory(1), vars, "--check", "--diff")
+	hosts = []host{c.host(t, 0, []*roles.Role{web, worker}, nil)}
+	r = runApply(t, pb, hosts, "--check", "--diff")
 	if r.rc != 0 || r.changed[a.NodeName()] == 0 {
 		t.Fatalf("check mode: rc %d changed %v\n%s", r.rc, r.changed, r.out)
 	}
@@ -403,7 +449,7 @@ func TestApplyRoles(t *testing.T) {
 	c.waitServices(t, a.NodeName(), map[string][]string{"fleetdeck-web": web.Tags, "fleetdeck-api": {}})
 
 	// 4. Remove api, add worker.
-	r = runApply(t, pb, c.inventory(1), vars)
+	r = runApply(t, pb, hosts)
 	if r.rc != 0 {
 		t.Fatalf("remove api: rc %d\n%s", r.rc, r.out)
 	}
@@ -413,13 +459,14 @@ func TestApplyRoles(t *testing.T) {
 	// 5. A definition consul validate refuses: the run fails with Consul's
 	// message, the config dir is untouched and the agent keeps its services.
 	snap = snapshot(t, a.ConfigDir())
-	bad := fmt.Sprintf(`{"fleetdeck_hosts": {%q: {"services": {
-		"fleetdeck-web.json": {"__ansible_unsafe": %q},
-		"fleetdeck-bad.json": {"__ansible_unsafe": "{\"service\": {\"id\": \"fleetdeck-bad\", \"name\": \"bad\", \"check\": {\"http\": \"http://127.0.0.1/\", \"interval\": \"often\"}}}"}},
-		"maintenance": {"managed": false, "on": false, "reason": ""},
-		"consul_config_dir": %q, "consul_http_addr": %q, "consul_bin": %q}}}`,
-		a.NodeName(), mustDef(t, web, "127.0.0.1"), a.ConfigDir(), a.HTTPAddr(), c.bin)
-	r = runApply(t, pb, c.inventory(1), []byte(bad))
+	bad := c.bare(0, map[string]any{
+		"fleetdeck_services": map[string]any{
+			"fleetdeck-web.json": string(mustDef(t, web, "127.0.0.1")),
+			"fleetdeck-bad.json": `{"service": {"id": "fleetdeck-bad", "name": "bad", "check": {"http": "http://127.0.0.1/", "interval": "often"}}}`,
+		},
+		"fleetdeck_maintenance": map[string]any{"managed": false, "on": false, "reason": ""},
+	})
+	r = runApply(t, pb, []host{bad})
 	if r.rc == 0 || r.failed[a.NodeName()] == 0 {
 		t.Fatalf("invalid definition applied: rc %d\n%s", r.rc, r.out)
 	}
@@ -432,7 +479,7 @@ func TestApplyRoles(t *testing.T) {
 	c.waitServices(t, a.NodeName(), map[string][]string{"fleetdeck-web": web.Tags, "fleetdeck-worker": {}})
 
 	// 6. Taking every role away leaves only the other files.
-	r = runApply(t, pb, c.inventory(2), extraVars(t, c.node(0, nil, nil), c.node(1, nil, nil)))
+	r = runApply(t, pb, []host{c.host(t, 0, nil, nil), c.host(t, 1, nil, nil)})
 	if r.rc != 0 {
 		t.Fatalf("remove all: rc %d\n%s", r.rc, r.out)
 	}
@@ -467,14 +514,14 @@ func TestApplyMaintenance(t *testing.T) {
 		{false, ""},
 	}
 	for i, s := range steps {
-		vars := extraVars(t, c.node(0, []*roles.Role{web}, &roles.Maintenance{On: s.on, Reason: s.reason}))
-		r := runApply(t, pb, c.inventory(1), vars)
+		hosts := []host{c.host(t, 0, []*roles.Role{web}, &roles.Maintenance{On: s.on, Reason: s.reason})}
+		r := runApply(t, pb, hosts)
 		if r.rc != 0 || r.changed[a.NodeName()] == 0 {
 			t.Fatalf("step %d: rc %d changed %v\n%s", i, r.rc, r.changed, r.out)
 		}
 		c.waitMaint(t, a.NodeName(), s.on, s.reason)
 		c.waitServices(t, a.NodeName(), map[string][]string{"fleetdeck-web": {}})
-		r = runApply(t, pb, c.inventory(1), vars)
+		r = runApply(t, pb, hosts)
 		if r.rc != 0 || r.changed[a.NodeName()] != 0 {
 			t.Fatalf("step %d again: rc %d changed %v\n%s", i, r.rc, r.changed, r.out)
 		}
@@ -486,7 +533,7 @@ func TestApplyMaintenance(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, c.bin, "maint", "-enable", "-reason=by hand", "-http-addr="+a.HTTPAddr()).CombinedOutput(); err != nil {
 		t.Fatalf("consul maint: %v\n%s", err, out)
 	}
-	r := runApply(t, pb, c.inventory(1), extraVars(t, c.node(0, []*roles.Role{web}, nil)))
+	r := runApply(t, pb, []host{c.host(t, 0, []*roles.Role{web}, nil)})
 	if r.rc != 0 || r.changed[a.NodeName()] != 0 {
 		t.Fatalf("unmanaged: rc %d changed %v\n%s", r.rc, r.changed, r.out)
 	}
@@ -496,53 +543,58 @@ func TestApplyMaintenance(t *testing.T) {
 	}
 }
 
-// TestApplyFlatVars runs the flat single-node form with the agent's
-// config dir and HTTP address in the inventory, as the demo's host_vars
-// give them.
-func TestApplyFlatVars(t *testing.T) {
+// TestApplyInventoryPaths: the agent's config dir and HTTP address come
+// from the inventory (as the demo's host_vars give them) and the consul
+// binary's path too; fleetdeck's per-host variables say nothing about
+// where the agent is.
+func TestApplyInventoryPaths(t *testing.T) {
 	c := startCluster(t, 1)
 	pb := playbook(t)
 	a := c.clients[0]
 	web := &roles.Role{Name: "web", Port: 80, Tags: []string{"blue"}}
-	vars, err := roles.NodeExtraVars(roles.ApplyNode{Address: "node-0.example", Roles: []*roles.Role{web}, Agent: roles.AgentPaths{Bin: c.bin}})
+	hv, err := roles.HostVars(roles.ApplyNode{Address: "node-0.example", Roles: []*roles.Role{web}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := []string{localHost(a, "consul_config_dir="+a.ConfigDir(), "consul_http_addr="+a.HTTPAddr())}
-	r := runApply(t, pb, inv, vars)
+	for k := range hv {
+		if strings.HasPrefix(k, "consul_") {
+			t.Errorf("HostVars passes %s: it would hide the host's own", k)
+		}
+	}
+	paths := map[string]any{"consul_config_dir": a.ConfigDir(), "consul_http_addr": a.HTTPAddr(), "consul_bin": c.bin}
+	h := agentHost(a, paths)
+	maps.Copy(h.vars, hv)
+	r := runApply(t, pb, []host{h})
 	if r.rc != 0 || r.changed[a.NodeName()] == 0 {
 		t.Fatalf("apply: rc %d changed %v\n%s", r.rc, r.changed, r.out)
 	}
 	c.waitServices(t, a.NodeName(), map[string][]string{"fleetdeck-web": {"blue"}})
 
-	// Control: the same kind of document without the unsafe wrapping gets
-	// its Jinja executed. This is what the wrapping prevents, and proof
+	// Control: the same kind of variables without the unsafe wrapping get
+	// their Jinja executed. This is what the wrapping prevents, and proof
 	// that the hostile-string checks above can fail.
 	marker := filepath.Join(t.TempDir(), "control")
-	plain, _ := json.Marshal(map[string]any{
-		"fleetdeck_services": map[string]string{"fleetdeck-web.json": `{"service": {"name": "web", "id": "fleetdeck-web", "tags": ["{{ lookup('pipe', 'touch ` + marker + `') }}"]}}`},
-		"consul_bin":         c.bin,
-	})
-	runApply(t, pb, inv, plain)
+	plain := agentHost(a, paths)
+	plain.vars["fleetdeck_services"] = map[string]any{"fleetdeck-web.json": `{"service": {"name": "web", "id": "fleetdeck-web", "tags": ["{{ lookup('pipe', 'touch ` + marker + `') }}"]}}`}
+	runApplyWrap(t, pb, []host{plain}, false)
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("control: unwrapped Jinja was not executed (%v): the hostile-string tests prove nothing", err)
 	}
 }
 
-// TestApplyNoDesiredState: a host without an entry and no flat variables
-// fails and nothing is removed — a missing variable must never mean
+// TestApplyNoDesiredState: a host without fleetdeck_services fails and nothing is removed — a missing variable must never mean
 // "take every role away".
 func TestApplyNoDesiredState(t *testing.T) {
 	c := startCluster(t, 2)
 	pb := playbook(t)
 	a, b := c.clients[0], c.clients[1]
 	web := &roles.Role{Name: "web"}
-	if r := runApply(t, pb, c.inventory(2), extraVars(t, c.node(0, []*roles.Role{web}, nil), c.node(1, []*roles.Role{web}, nil))); r.rc != 0 {
+	if r := runApply(t, pb, []host{c.host(t, 0, []*roles.Role{web}, nil), c.host(t, 1, []*roles.Role{web}, nil)}); r.rc != 0 {
 		t.Fatalf("apply: rc %d\n%s", r.rc, r.out)
 	}
 	snap := snapshot(t, b.ConfigDir())
-	// node-1 is in the inventory but not in the document.
-	r := runApply(t, pb, c.inventory(2), extraVars(t, c.node(0, []*roles.Role{web}, nil)))
+	// node-1 is in the inventory without fleetdeck's variables.
+	r := runApply(t, pb, []host{c.host(t, 0, []*roles.Role{web}, nil), c.bare(1, nil)})
 	if r.rc == 0 || r.failed[b.NodeName()] == 0 || r.failed[a.NodeName()] != 0 {
 		t.Fatalf("rc %d failed %v\n%s", r.rc, r.failed, r.out)
 	}
@@ -551,9 +603,8 @@ func TestApplyNoDesiredState(t *testing.T) {
 	}
 	c.waitServices(t, b.NodeName(), map[string][]string{"fleetdeck-web": {}})
 	// A file name outside fleetdeck-ROLE.json is refused before anything runs.
-	bad, _ := json.Marshal(map[string]any{"fleetdeck_services": map[string]any{"../../evil.json": map[string]string{"__ansible_unsafe": "{}"}},
-		"consul_config_dir": a.ConfigDir(), "consul_bin": c.bin})
-	if r := runApply(t, pb, c.inventory(1), bad); r.rc == 0 {
+	bad := c.bare(0, map[string]any{"fleetdeck_services": map[string]any{"../../evil.json": "{}"}})
+	if r := runApply(t, pb, []host{bad}); r.rc == 0 {
 		t.Fatalf("a bad file name was accepted:\n%s", r.out)
 	}
 }

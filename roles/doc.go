@@ -25,8 +25,11 @@
 //     generation. Every change is one /v1/txn: a check-and-set on the
 //     desired key and the audit record's creation (check-not-exists).
 //   - Every string that reaches Ansible (role names, tags, reasons, check
-//     URLs) is passed as an unsafe extra variable: Ansible never templates
-//     it, and no shell ever sees it.
+//     URLs) is a per-host variable of the run's inventory (HostVars, given
+//     to the run manager as provision.LaunchRequest.HostVars), written
+//     unsafe: Ansible never templates it, and no shell ever sees it.
+//     Where a node's agent lives (consul_config_dir, consul_http_addr,
+//     consul_bin) comes from the inventory and host_vars only.
 //
 // The role catalog (catalog.go) comes from two places: the config file's
 // [roles.NAME] tables (DecodeConfig, on the table the config decoder kept

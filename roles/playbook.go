@@ -18,8 +18,8 @@ const PlaybookFile = "fleetdeck-apply.yml"
 var applyPlaybook string
 
 // Playbook returns the shipped apply playbook (`fleetdeck roles
-// playbook` prints it). Its variables are what ExtraVars and NodeExtraVars
-// produce; its header comment documents them for users adapting a copy.
+// playbook` prints it). Its per-host variables are what HostVars
+// produces; its header comment documents them for users adapting a copy.
 func Playbook() []byte { return []byte(applyPlaybook) }
 
 // WritePlaybook writes the shipped playbook into dir as PlaybookFile and

@@ -198,7 +198,18 @@ type Change struct {
 	// against (the one a preview showed): any other current generation is
 	// a *ConflictError and nothing is written.
 	Expect uint64
+	// ExpectUnmanaged says the change was prepared against a node without
+	// a desired record (a preview showed it unmanaged): a record found now
+	// is a *ConflictError. Expect 0 alone means "no expectation".
+	ExpectUnmanaged bool
+	// RevertTo, when not 0, makes the change restore the roles and the
+	// maintenance mode generation RevertTo recorded (the new record's
+	// RevertOf); Add, Remove and Maintenance must then be empty.
+	RevertTo uint64
 }
+
+// expectation is what commit checks the current record against.
+func (ch Change) expectation() (gen uint64, none bool) { return ch.Expect, ch.ExpectUnmanaged }
 
 // ConflictError is a change refused because the node's desired record
 // changed since it was read (another operator's change won), or since
@@ -217,8 +228,12 @@ func (e *ConflictError) Error() string {
 		return fmt.Sprintf("node %s (%s): its desired record was deleted after generation %d was read; nothing was written: look again and retry", e.Node, e.Datacenter, e.Based)
 	}
 	c := e.Current
-	return fmt.Sprintf("node %s (%s) was changed by %s at %s to generation %d (%q) after generation %d was read; nothing was written: look again and retry",
-		e.Node, e.Datacenter, c.Who, c.When.UTC().Format(time.RFC3339), c.Generation, c.Reason, e.Based)
+	read := fmt.Sprintf("generation %d", e.Based)
+	if e.Based == 0 {
+		read = "the node (no desired record)"
+	}
+	return fmt.Sprintf("node %s (%s) was changed by %s at %s to generation %d (%q) after %s was read; nothing was written: look again and retry",
+		e.Node, e.Datacenter, c.Who, c.When.UTC().Format(time.RFC3339), c.Generation, c.Reason, read)
 }
 
 // query is a request in dc with the store's deadline.
@@ -358,11 +373,11 @@ func (s *Store) List(ctx context.Context, dc string) ([]Desired, error) {
 // (bad names, unknown roles, no reason, nothing to change) write nothing.
 // Losing a race is a *ConflictError naming who won.
 func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
-	next, err := s.change(ch)
+	next, err := s.builder(ctx, ch)
 	if err != nil {
 		return nil, err
 	}
-	_, d, err := s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, next, true)
+	_, d, err := s.commit(ctx, ch, next, true)
 	return d, err
 }
 
@@ -371,11 +386,22 @@ func (s *Store) Set(ctx context.Context, ch Change) (*Desired, error) {
 // and refusals: the preview of a change. To commit what was previewed,
 // Set the change with Expect set to the current generation shown.
 func (s *Store) Plan(ctx context.Context, ch Change) (cur, next *Desired, err error) {
-	build, err := s.change(ch)
+	build, err := s.builder(ctx, ch)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.commit(ctx, ch.Node, ch.Datacenter, ch.Expect, build, false)
+	return s.commit(ctx, ch, build, false)
+}
+
+// builder is change for a plain change and revertTo for a revert.
+func (s *Store) builder(ctx context.Context, ch Change) (func(cur *Desired) (Desired, error), error) {
+	if ch.RevertTo == 0 {
+		return s.change(ch)
+	}
+	if len(ch.Add) > 0 || len(ch.Remove) > 0 || ch.Maintenance != nil {
+		return nil, fmt.Errorf("node %s: a revert restores generation %d as it was: it takes no roles to add or remove and no maintenance mode", ch.Node, ch.RevertTo)
+	}
+	return s.revertTo(ctx, ch)
 }
 
 // change checks what can be checked of ch without reading KV and returns
@@ -440,13 +466,23 @@ func (s *Store) change(ch Change) (func(cur *Desired) (Desired, error), error) {
 
 // Revert records, as node's next generation, the roles and maintenance
 // mode its generation toGen had (RevertOf = toGen), with the rules and
-// the single transaction of Set.
+// the single transaction of Set: Set(Change{RevertTo: toGen, …}).
 func (s *Store) Revert(ctx context.Context, dc, node string, toGen uint64, reason, who string) (*Desired, error) {
 	if err := s.validChange(node, dc, reason, who); err != nil {
 		return nil, err
 	}
 	if toGen == 0 {
 		return nil, fmt.Errorf("node %s: revert to generation 0: generations count from 1", node)
+	}
+	return s.Set(ctx, Change{Node: node, Datacenter: dc, RevertTo: toGen, Reason: reason, Who: who})
+}
+
+// revertTo reads generation ch.RevertTo from node's audit trail and
+// returns the builder of the record that restores it.
+func (s *Store) revertTo(ctx context.Context, ch Change) (func(cur *Desired) (Desired, error), error) {
+	node, dc, toGen := ch.Node, ch.Datacenter, ch.RevertTo
+	if err := s.validChange(node, dc, ch.Reason, ch.Who); err != nil {
+		return nil, err
 	}
 	key := AuditKey(s.prefix, node, toGen)
 	p, _, err := s.c.KVGet(ctx, key, s.query(dc, consul.Consistent))
@@ -460,10 +496,9 @@ func (s *Store) Revert(ctx context.Context, dc, node string, toGen uint64, reaso
 	if err != nil {
 		return nil, err
 	}
-	_, d, err := s.commit(ctx, node, dc, 0, func(*Desired) (Desired, error) {
-		return Desired{Roles: sortedDistinct(old.Roles), Maintenance: old.Maintenance, Reason: reason, Who: who, RevertOf: toGen}, nil
-	}, true)
-	return d, err
+	return func(*Desired) (Desired, error) {
+		return Desired{Roles: sortedDistinct(old.Roles), Maintenance: old.Maintenance, Reason: ch.Reason, Who: ch.Who, RevertOf: toGen}, nil
+	}, nil
 }
 
 func (s *Store) validChange(node, dc, reason, who string) error {
@@ -486,7 +521,9 @@ func (s *Store) validChange(node, dc, reason, who string) error {
 // read would only fail later), builds the next one with next, checks it
 // and, when write is set, writes it with its audit record in one
 // transaction. It returns the record read and the next one.
-func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next func(cur *Desired) (Desired, error), write bool) (*Desired, *Desired, error) {
+func (s *Store) commit(ctx context.Context, ch Change, next func(cur *Desired) (Desired, error), write bool) (*Desired, *Desired, error) {
+	node, dc := ch.Node, ch.Datacenter
+	expect, none := ch.expectation()
 	cur, index, err := s.read(ctx, dc, node, consul.Consistent)
 	if err != nil {
 		return nil, nil, err
@@ -495,7 +532,7 @@ func (s *Store) commit(ctx context.Context, node, dc string, expect uint64, next
 	if cur != nil {
 		base = cur.Generation
 	}
-	if expect != 0 && base != expect {
+	if (expect != 0 && base != expect) || (none && cur != nil) {
 		return nil, nil, &ConflictError{Node: node, Datacenter: dc, Based: expect, Current: cur}
 	}
 	d, err := next(cur)

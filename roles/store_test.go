@@ -622,6 +622,19 @@ func TestPlanThenSetWithExpect(t *testing.T) {
 	if _, err := e.store.Set(ctx, ch); !errors.As(err, &ce) || ce.Current.Who != "bob@b" || ce.Based != 1 {
 		t.Fatalf("confirming a stale preview: %v", err)
 	}
+	// A preview of an unmanaged node: someone else's first record wins.
+	fresh := roles.Change{Node: "fresh", Datacenter: dc, Add: []string{"api"}, Reason: "r", Who: "w", ExpectUnmanaged: true}
+	e.mustSet(t, roles.Change{Node: "fresh", Add: []string{"web"}, Reason: "first", Who: "carol@c"})
+	if _, err := e.store.Set(ctx, fresh); !errors.As(err, &ce) || ce.Current.Who != "carol@c" || !strings.Contains(err.Error(), "no desired record") {
+		t.Fatalf("confirming a stale preview of an unmanaged node: %v", err)
+	}
+	// A revert is planned like a change, and a revert with roles is refused.
+	if _, n, err := e.store.Plan(ctx, roles.Change{Node: "n1", Datacenter: dc, RevertTo: 1, Reason: "undo", Who: "w"}); err != nil || n.RevertOf != 1 || !slices.Equal(n.Roles, []string{"web"}) || n.Generation != 3 {
+		t.Errorf("Plan of a revert: %+v, %v", n, err)
+	}
+	if _, _, err := e.store.Plan(ctx, roles.Change{Node: "n1", Datacenter: dc, RevertTo: 1, Add: []string{"db"}, Reason: "undo", Who: "w"}); err == nil {
+		t.Error("a revert with roles to add was planned")
+	}
 }
 
 // A role whose check is a script never enters the catalog, so it cannot

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/fleetdeck/fleetdeck/provision"
 )
 
 // ErrApplyVars is wrapped by every error of the vars builder: the input
@@ -21,11 +19,11 @@ import (
 var ErrApplyVars = errors.New("apply vars")
 
 // ApplyNode is one node of an apply run: what its agent must end up with.
+// Where the agent lives (consul_config_dir, consul_http_addr, consul_bin)
+// is never passed by fleetdeck: it comes from the inventory and the
+// playbook directory's host_vars/group_vars, which any variable fleetdeck
+// passed would hide.
 type ApplyNode struct {
-	// Host is the node's inventory_hostname in the run's inventory (the
-	// key of its entry in fleetdeck_hosts). Required by ExtraVars; ignored
-	// by NodeExtraVars.
-	Host string
 	// Address is the node's address (an IP or a DNS name), substituted
 	// for "{address}" in check URLs and TCP targets.
 	Address string
@@ -36,28 +34,12 @@ type ApplyNode struct {
 	// Maintenance is the node's desired maintenance mode; nil leaves the
 	// agent's maintenance alone (managed=false).
 	Maintenance *Maintenance
-	// Agent overrides where the node's agent lives; empty fields are left
-	// to the inventory (host_vars) and the playbook's defaults.
-	Agent AgentPaths
 }
 
-// AgentPaths say where a node's Consul agent is. Empty fields are not
-// passed: extra vars outrank host_vars, so passing a default would hide a
-// per-host setting.
-type AgentPaths struct {
-	// ConfigDir is consul_config_dir (playbook default /etc/consul.d).
-	ConfigDir string
-	// HTTPAddr is consul_http_addr, given to `consul reload` and `consul
-	// maint` as -http-addr (playbook default: the CLI's own, i.e.
-	// CONSUL_HTTP_ADDR or 127.0.0.1:8500).
-	HTTPAddr string
-	// Bin is consul_bin (playbook default "consul", found in PATH).
-	Bin string
-}
-
-// The extra variables of the apply playbook (see playbook/apply.yml).
+// The variables of the apply playbook (see playbook/apply.yml). The first
+// two are the per-host variables fleetdeck passes (HostVars); the consul_*
+// ones are the inventory's or host_vars' and are only read.
 const (
-	VarHosts       = "fleetdeck_hosts"
 	VarServices    = "fleetdeck_services"
 	VarMaintenance = "fleetdeck_maintenance"
 	VarConfigDir   = "consul_config_dir"
@@ -65,53 +47,53 @@ const (
 	VarBin         = "consul_bin"
 )
 
-// ExtraVars returns the extra-vars JSON document (for --extra-vars @FILE)
-// of one apply run over nodes:
+// HostVars returns node n's per-host variables for an apply run
+// (provision.LaunchRequest.HostVars[node key]):
 //
-//	{"fleetdeck_hosts": {HOST: {
-//	    "services": {"fleetdeck-R.json": U(content), ...},
-//	    "maintenance": {"managed": bool, "on": bool, "reason": U(reason)},
-//	    "consul_config_dir": U(dir), "consul_http_addr": U(addr), "consul_bin": U(path)}}}
+//	fleetdeck_services:    {"fleetdeck-R.json": "<ServiceDefinition>", ...}
+//	fleetdeck_maintenance: {"managed": bool, "on": bool, "reason": "..."}
 //
-// where U(s) is {"__ansible_unsafe": s}: Ansible never templates it. The
-// consul_* keys appear only when set. Per-host entries let one run move
-// several nodes whose desired roles differ (extra vars are global, so the
-// flat form of NodeExtraVars cannot). Keys are sorted, so the same input
-// gives the same bytes.
-func ExtraVars(nodes []ApplyNode) ([]byte, error) {
-	if len(nodes) == 0 {
-		return nil, fmt.Errorf("%w: no node", ErrApplyVars)
-	}
-	hosts := map[string]any{}
-	for _, n := range nodes {
-		if err := checkInventoryHost(n.Host); err != nil {
+// Strings are plain here: the run manager writes every string of a host's
+// variables into the run's inventory as {"__ansible_unsafe": ...}, so
+// Ansible never templates a role's tag, a check URL or a reason. File
+// names are map keys, which the manager holds to [A-Za-z0-9._-] (a role
+// name is [a-z0-9-]). The same input gives the same variables.
+func HostVars(n ApplyNode) (map[string]any, error) {
+	services := map[string]any{}
+	for _, r := range n.Roles {
+		if r == nil {
+			return nil, fmt.Errorf("%w: nil role", ErrApplyVars)
+		}
+		def, err := ServiceDefinition(r, n.Address)
+		if err != nil {
 			return nil, err
 		}
-		if _, dup := hosts[n.Host]; dup {
-			return nil, fmt.Errorf("%w: host %q twice", ErrApplyVars, n.Host)
+		f := FileName(r.Name)
+		if _, dup := services[f]; dup {
+			return nil, fmt.Errorf("%w: role %s listed twice", ErrApplyVars, r.Name)
 		}
-		v, err := nodeVars(n, "services", "maintenance")
-		if err != nil {
-			return nil, fmt.Errorf("%w (host %q)", err, n.Host)
+		services[f] = string(def)
+	}
+	if len(n.Roles) == 0 {
+		// Address is still checked: a bad one means the caller mixed up
+		// nodes, and removing every role of the wrong node is the worst
+		// outcome of that.
+		if _, err := applyAddress(n.Address); err != nil {
+			return nil, err
 		}
-		hosts[n.Host] = v
 	}
-	return marshalVars(map[string]any{VarHosts: hosts})
-}
-
-// NodeExtraVars returns the flat extra-vars document for a run on one
-// node (or on nodes that must all end up the same):
-//
-//	{"fleetdeck_services": {...}, "fleetdeck_maintenance": {...},
-//	 "consul_config_dir": U(dir), ...}
-//
-// with the same values as an entry of ExtraVars. n.Host is not used.
-func NodeExtraVars(n ApplyNode) ([]byte, error) {
-	v, err := nodeVars(n, VarServices, VarMaintenance)
-	if err != nil {
-		return nil, err
+	maint := map[string]any{"managed": false, "on": false, "reason": ""}
+	if m := n.Maintenance; m != nil {
+		if m.On && strings.TrimSpace(m.Reason) == "" {
+			return nil, fmt.Errorf("%w: maintenance on needs a reason", ErrApplyVars)
+		}
+		reason := m.Reason
+		if !m.On {
+			reason = ""
+		}
+		maint = map[string]any{"managed": true, "on": m.On, "reason": reason}
 	}
-	return marshalVars(v)
+	return map[string]any{VarServices: services, VarMaintenance: maint}, nil
 }
 
 // ServiceDefinition returns the content of role r's service definition
@@ -166,64 +148,6 @@ func ServiceDefinition(r *Role, address string) ([]byte, error) {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(map[string]any{"service": svc}); err != nil {
 		return nil, fmt.Errorf("%w: role %s: %v", ErrApplyVars, r.Name, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// nodeVars builds one node's variables under the given key names.
-func nodeVars(n ApplyNode, servicesKey, maintKey string) (map[string]any, error) {
-	services := map[string]provision.AnsibleUnsafe{}
-	for _, r := range n.Roles {
-		if r == nil {
-			return nil, fmt.Errorf("%w: nil role", ErrApplyVars)
-		}
-		def, err := ServiceDefinition(r, n.Address)
-		if err != nil {
-			return nil, err
-		}
-		f := FileName(r.Name)
-		if _, dup := services[f]; dup {
-			return nil, fmt.Errorf("%w: role %s listed twice", ErrApplyVars, r.Name)
-		}
-		services[f] = provision.AnsibleUnsafe(def)
-	}
-	if len(n.Roles) == 0 {
-		// Address is still checked: a bad one means the caller mixed up
-		// nodes, and removing every role of the wrong node is the worst
-		// outcome of that.
-		if _, err := applyAddress(n.Address); err != nil {
-			return nil, err
-		}
-	}
-	maint := map[string]any{"managed": false, "on": false, "reason": provision.AnsibleUnsafe("")}
-	if m := n.Maintenance; m != nil {
-		if m.On && strings.TrimSpace(m.Reason) == "" {
-			return nil, fmt.Errorf("%w: maintenance on needs a reason", ErrApplyVars)
-		}
-		maint = map[string]any{"managed": true, "on": m.On, "reason": provision.AnsibleUnsafe(m.Reason)}
-	}
-	v := map[string]any{servicesKey: services, maintKey: maint}
-	for k, s := range map[string]string{VarConfigDir: n.Agent.ConfigDir, VarHTTPAddr: n.Agent.HTTPAddr, VarBin: n.Agent.Bin} {
-		if s == "" {
-			continue
-		}
-		if strings.ContainsAny(s, "\x00\n\r") {
-			return nil, fmt.Errorf("%w: %s %q holds a NUL or a line break", ErrApplyVars, k, s)
-		}
-		v[k] = provision.AnsibleUnsafe(s)
-	}
-	if d := n.Agent.ConfigDir; d != "" && !strings.HasPrefix(d, "/") {
-		return nil, fmt.Errorf("%w: %s %q is not an absolute path", ErrApplyVars, VarConfigDir, d)
-	}
-	return v, nil
-}
-
-func marshalVars(v map[string]any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%w: encoding: %v", ErrApplyVars, err)
 	}
 	return buf.Bytes(), nil
 }
@@ -313,15 +237,4 @@ func applyCheck(role string, c *Check, host string) (map[string]any, error) {
 		out["timeout"] = dur(c.Timeout)
 	}
 	return out, nil
-}
-
-// checkInventoryHost refuses host names the playbook could not look up
-// safely: fleetdeck_hosts is indexed by inventory_hostname, and a name is
-// only ever a dictionary key there, but empty or control-character names
-// are a caller's bug.
-func checkInventoryHost(h string) error {
-	if h == "" || strings.ContainsFunc(h, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: inventory host %q", ErrApplyVars, h)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -103,98 +104,63 @@ func TestServiceDefinitionRefuses(t *testing.T) {
 	}
 }
 
-// unwrap returns the string inside {"__ansible_unsafe": s}, failing when v
-// is anything else: every string in the document must be wrapped.
-func unwrap(t *testing.T, v any) string {
-	t.Helper()
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		t.Fatalf("%#v is not an unsafe wrapper", v)
-	}
-	s, ok := m["__ansible_unsafe"].(string)
-	if !ok {
-		t.Fatalf("%#v is not an unsafe wrapper", v)
-	}
-	return s
-}
-
-func TestExtraVars(t *testing.T) {
+func TestHostVars(t *testing.T) {
 	evil := "{{ lookup('pipe','id') }} $(id) \"q\"\n"
 	web := &roles.Role{Name: "web", Tags: []string{evil}}
-	nodes := []roles.ApplyNode{
-		{Host: "b", Address: "10.0.0.2", Roles: []*roles.Role{web}, Maintenance: &roles.Maintenance{On: true, Reason: evil},
-			Agent: roles.AgentPaths{ConfigDir: "/etc/consul.d", HTTPAddr: "127.0.0.1:8500", Bin: "/usr/bin/consul"}},
-		{Host: "a", Address: "10.0.0.1"},
-	}
-	b, err := roles.ExtraVars(nodes)
+	n := roles.ApplyNode{Address: "10.0.0.2", Roles: []*roles.Role{web}, Maintenance: &roles.Maintenance{On: true, Reason: evil}}
+	hv, err := roles.HostVars(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := roles.ExtraVars(nodes)
-	if !bytes.Equal(b, again) {
+	again, _ := roles.HostVars(n)
+	if !reflect.DeepEqual(hv, again) {
 		t.Error("not deterministic")
 	}
-	var doc map[string]map[string]map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+	if len(hv) != 2 {
+		t.Errorf("variables %v, want fleetdeck_services and fleetdeck_maintenance only (agent paths come from the inventory)", hv)
 	}
-	hb := doc["fleetdeck_hosts"]["b"]
-	svcs := hb["services"].(map[string]any)
 	def, _ := roles.ServiceDefinition(web, "10.0.0.2")
-	if len(svcs) != 1 || unwrap(t, svcs["fleetdeck-web.json"]) != string(def) {
+	svcs := hv["fleetdeck_services"].(map[string]any)
+	if len(svcs) != 1 || svcs["fleetdeck-web.json"] != string(def) {
 		t.Errorf("services: %v", svcs)
 	}
-	m := hb["maintenance"].(map[string]any)
-	if m["managed"] != true || m["on"] != true || unwrap(t, m["reason"]) != evil {
+	m := hv["fleetdeck_maintenance"].(map[string]any)
+	if m["managed"] != true || m["on"] != true || m["reason"] != evil {
 		t.Errorf("maintenance: %v", m)
 	}
-	for k, want := range map[string]string{"consul_config_dir": "/etc/consul.d", "consul_http_addr": "127.0.0.1:8500", "consul_bin": "/usr/bin/consul"} {
-		if unwrap(t, hb[k]) != want {
-			t.Errorf("%s: %v", k, hb[k])
-		}
-	}
-	ha := doc["fleetdeck_hosts"]["a"]
-	if len(ha["services"].(map[string]any)) != 0 || ha["maintenance"].(map[string]any)["managed"] != false {
-		t.Errorf("host a: %v", ha)
-	}
-	// Unset agent paths are left to host_vars: extra vars would outrank them.
-	for _, k := range []string{"consul_config_dir", "consul_http_addr", "consul_bin"} {
-		if _, ok := ha[k]; ok {
-			t.Errorf("host a: %s passed though unset", k)
-		}
-	}
-
-	flat, err := roles.NodeExtraVars(nodes[0])
+	// Unmanaged maintenance, and maintenance off drops a stale reason.
+	hv, err = roles.HostVars(roles.ApplyNode{Address: "10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fd map[string]any
-	if err := json.Unmarshal(flat, &fd); err != nil {
-		t.Fatal(err)
+	if len(hv["fleetdeck_services"].(map[string]any)) != 0 || hv["fleetdeck_maintenance"].(map[string]any)["managed"] != false {
+		t.Errorf("no roles: %v", hv)
 	}
-	if unwrap(t, fd["fleetdeck_services"].(map[string]any)["fleetdeck-web.json"]) != string(def) || fd["fleetdeck_maintenance"] == nil || unwrap(t, fd["consul_bin"]) != "/usr/bin/consul" {
-		t.Errorf("flat: %s", flat)
+	hv, _ = roles.HostVars(roles.ApplyNode{Address: "10.0.0.1", Maintenance: &roles.Maintenance{Reason: "old"}})
+	if m := hv["fleetdeck_maintenance"].(map[string]any); m["managed"] != true || m["on"] != false || m["reason"] != "" {
+		t.Errorf("maintenance off: %v", m)
+	}
+	// What the run manager makes of them: accepted, every string unsafe in
+	// the inventory (provision's own tests check the wrapping).
+	b, err := json.Marshal(hv)
+	if err != nil || bytes.Contains(b, []byte("__")) {
+		t.Errorf("%s %v", b, err)
 	}
 }
 
-func TestExtraVarsRefuses(t *testing.T) {
+func TestHostVarsRefuses(t *testing.T) {
 	web := &roles.Role{Name: "web"}
-	cases := map[string][]roles.ApplyNode{
-		"no node":               nil,
-		"no host":               {{Address: "10.0.0.1"}},
-		"control in host":       {{Host: "a\nb", Address: "10.0.0.1"}},
-		"duplicate host":        {{Host: "a", Address: "10.0.0.1"}, {Host: "a", Address: "10.0.0.1"}},
-		"duplicate role":        {{Host: "a", Address: "10.0.0.1", Roles: []*roles.Role{web, web}}},
-		"nil role":              {{Host: "a", Address: "10.0.0.1", Roles: []*roles.Role{nil}}},
-		"bad address":           {{Host: "a", Address: "a b"}},
-		"bad address, no roles": {{Host: "a", Address: ""}},
-		"maint no reason":       {{Host: "a", Address: "10.0.0.1", Maintenance: &roles.Maintenance{On: true, Reason: " "}}},
-		"relative cfg dir":      {{Host: "a", Address: "10.0.0.1", Agent: roles.AgentPaths{ConfigDir: "etc/consul.d"}}},
-		"newline in addr":       {{Host: "a", Address: "10.0.0.1", Agent: roles.AgentPaths{HTTPAddr: "x\ny"}}},
+	cases := map[string]roles.ApplyNode{
+		"duplicate role":        {Address: "10.0.0.1", Roles: []*roles.Role{web, web}},
+		"nil role":              {Address: "10.0.0.1", Roles: []*roles.Role{nil}},
+		"bad address":           {Address: "a b"},
+		"bad address, no roles": {Address: ""},
+		"jinja address":         {Address: "{{ x }}", Roles: []*roles.Role{web}},
+		"maint no reason":       {Address: "10.0.0.1", Maintenance: &roles.Maintenance{On: true, Reason: " "}},
 	}
-	for name, nodes := range cases {
-		if b, err := roles.ExtraVars(nodes); err == nil || !errors.Is(err, roles.ErrApplyVars) {
-			t.Errorf("%s: got %s, %v; want ErrApplyVars", name, b, err)
+	for name, n := range cases {
+		if hv, err := roles.HostVars(n); err == nil || !errors.Is(err, roles.ErrApplyVars) {
+			t.Errorf("%s: got %v, %v; want ErrApplyVars", name, hv, err)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
+	"github.com/fleetdeck/fleetdeck/roles"
 	"github.com/fleetdeck/fleetdeck/tui"
 )
 
@@ -88,6 +89,23 @@ type fileConfig struct {
 	} `toml:"logs"`
 	SSH    sshConfig    `toml:"ssh"`
 	Alerts alertsConfig `toml:"alerts"`
+	// Roles is the [roles] table (settings and [roles.NAME] catalog
+	// entries), decoded by roles.DecodeConfig. A pointer: the TOML encoder
+	// panics on a zero Primitive, and the demo encodes this struct.
+	Roles *toml.Primitive `toml:"roles,omitempty"`
+}
+
+// rolesOptions are the [roles] settings and the config file's part of the
+// role catalog; the playbook directory's roles.toml is merged in when a
+// roles command needs the catalog (rolesCatalog).
+type rolesOptions struct {
+	// kvPrefix is [roles] kv_prefix, checked ("": the default).
+	kvPrefix string
+	// playbook is [roles] playbook: the apply playbook's name in the
+	// playbook directory ("": roles.PlaybookFile).
+	playbook string
+	// catalog holds the config file's [roles.NAME] tables.
+	catalog *roles.Catalog
 }
 
 // sshConfig is the [ssh] section: the x action's command template and
@@ -149,6 +167,8 @@ type options struct {
 	// ([alerts]).
 	ssh    *tui.SSHCommand
 	alerts tui.AlertOptions
+	// roles is [roles]: role reassignment's settings and catalog.
+	roles rolesOptions
 	// sshConfig and alertsConfig are [ssh] and [alerts] as written, for
 	// the demo's config file.
 	sshConfig    sshConfig
@@ -229,9 +249,24 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 		case err != nil:
 			return o, fmt.Errorf("reading config file %s: %w", f.config, err)
 		default:
+			// Before unknownKeys: decoding marks [roles]' keys as known,
+			// and reports the unknown ones inside it itself.
+			rc, err := roles.DecodeConfig(md, fc.Roles, f.config)
+			if err != nil {
+				return o, err
+			}
 			if err := unknownKeys(f.config, md); err != nil {
 				return o, err
 			}
+			if rc.KVPrefix != "" {
+				if _, err := roles.NewStore(nil, roles.StoreConfig{Prefix: rc.KVPrefix}); err != nil {
+					return o, fmt.Errorf("config file %s: roles.kv_prefix: %w", f.config, err)
+				}
+			}
+			if rc.Playbook != "" && (filepath.IsAbs(rc.Playbook) || strings.HasPrefix(filepath.Clean(rc.Playbook), "..")) {
+				return o, fmt.Errorf("config file %s: roles.playbook = %q: name a playbook inside the playbook directory (relative, e.g. %q)", f.config, rc.Playbook, roles.PlaybookFile)
+			}
+			o.roles = rolesOptions{kvPrefix: rc.KVPrefix, playbook: rc.Playbook, catalog: rc.Catalog}
 		}
 	}
 	c := o.consul
@@ -636,4 +671,22 @@ func resolveLogs(fc fileConfig, f *flagSet, changed func(string) bool) (logsOpti
 		return l, fmt.Errorf("config file %s: [logs]: %w", f.config, err)
 	}
 	return l, nil
+}
+
+// rolesCatalog is the role catalog: the config file's [roles.NAME] tables
+// merged with the playbook directory's roles.toml (a role defined in both
+// is an error naming both).
+func (o options) rolesCatalog() (*roles.Catalog, error) {
+	var dir *roles.Catalog
+	if o.ansible.playbookDir != "" {
+		var err error
+		if dir, err = roles.ReadDir(o.ansible.playbookDir); err != nil {
+			return nil, err
+		}
+	}
+	cat, err := roles.Merge(o.roles.catalog, dir)
+	if err != nil {
+		return nil, fmt.Errorf("the role catalog: %w", err)
+	}
+	return cat, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/provision"
+	"github.com/fleetdeck/fleetdeck/roles"
 )
 
 // resolveArgs parses args with the real root command's flags and resolves
@@ -523,11 +524,78 @@ jump = "bastion.example.com"
 [alerts]
 enabled = false
 filter = "role:web health:critical"
+[roles]
+kv_prefix = "ops/desired/"
+playbook = "site-roles.yml"
+[roles.web]
+port = 8080
+tags = ["prod"]
+check = { http = "http://{address}:8080/health", interval = "10s", timeout = "2s" }
+[roles.cache]
+check = { tcp = "{address}:6379" }
+[roles.batch]
+check = { ttl = "1m" }
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resolveArgs(t, "--config", full); err != nil {
+	o, err := resolveArgs(t, "--config", full)
+	if err != nil {
 		t.Fatalf("a file with every known key: %v", err)
+	}
+	if o.roles.kvPrefix != "ops/desired/" || o.roles.playbook != "site-roles.yml" || !slices.Equal(o.roles.catalog.Names(), []string{"batch", "cache", "web"}) {
+		t.Errorf("[roles]: %+v %v", o.roles, o.roles.catalog.Names())
+	}
+}
+
+// [roles]: errors name the file and the key; a role defined both in the
+// config file and in the playbook directory's roles.toml is refused.
+func TestConfigRoles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	for _, c := range []struct{ name, body, want string }{
+		{"unknown setting", "[roles]\nkv_prefx = \"x/\"\n", "roles.kv_prefx"},
+		{"unknown role key", "[roles.web]\nprot = 80\n", `role "web": unknown key prot`},
+		{"bad role name", "[roles.Web]\nport = 80\n", `role "Web"`},
+		{"script check", "[roles.web]\ncheck = { args = [\"/bin/true\"], interval = \"10s\" }\n", "script checks are not allowed"},
+		{"bad kv_prefix", "[roles]\nkv_prefix = \"/abs/\"\n", "roles.kv_prefix"},
+		{"absolute playbook", "[roles]\nplaybook = \"/etc/x.yml\"\n", "roles.playbook"},
+		{"other unknown keys still reported", "[roles]\nkv_prefix = \"x/\"\n[ui]\nread_onyl = true\n", "unknown key ui.read_onyl"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".toml")
+			if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := resolveArgs(t, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v; want it to say %q and name %s", err, c.want, path)
+			}
+		})
+	}
+	pb := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pb, roles.RolesFile), []byte("[roles.api]\nport = 9090\n[roles.web]\nport = 81\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "merge.toml")
+	if err := os.WriteFile(path, []byte("[ansible]\nplaybook_dir = \""+pb+"\"\n[roles.db]\nport = 5432\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := resolveArgs(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := o.rolesCatalog()
+	if err != nil || !slices.Equal(cat.Names(), []string{"api", "db", "web"}) {
+		t.Fatalf("merged catalog %v, %v", cat.Names(), err)
+	}
+	if err := os.WriteFile(path, []byte("[ansible]\nplaybook_dir = \""+pb+"\"\n[roles.web]\nport = 80\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = resolveArgs(t, "--config", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.rolesCatalog(); err == nil || !strings.Contains(err.Error(), "defined twice") || !strings.Contains(err.Error(), path) {
+		t.Errorf("a role in both places: %v", err)
 	}
 }
 

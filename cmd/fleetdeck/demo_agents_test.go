@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,9 +46,10 @@ func TestDemoAgentNamesAreFree(t *testing.T) {
 // demo (headless) runs real client agents beside the simulated fleet, each
 // in the catalog with its initial managed role, healthy; the real
 // ansible-playbook, run with the demo's playbook dir, the environment of
-// its config file and the inventory of `fleetdeck inventory`, moves app-01
-// from web to api with extra vars that say nothing about where its agent
-// is — so only the demo's host_vars can have said it — and the catalog
+// its config file and the inventory of `fleetdeck inventory` plus the
+// per-host variables of roles.HostVars, moves app-01 from web to api with
+// variables that say nothing about where its agent is — so only the
+// demo's host_vars can have said it — and the catalog
 // shows api on app-01 and no web; the same apply on a simulated node
 // fails without touching anything; and the demo stops leaving no agent
 // process and no directory.
@@ -150,11 +152,9 @@ func TestDemoAgentsMoveBetweenRoles(t *testing.T) {
 		t.Errorf("app-02's meta %v", m)
 	}
 
-	// The inventory as a playbook run gets it.
-	invScript := filepath.Join(t.TempDir(), "inventory.sh")
-	if err := os.WriteFile(invScript, []byte("#!/bin/sh\nexec "+bin+" inventory --config "+cfgPath+` --no-cache "$@"`+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// The inventory as a playbook run gets it: `fleetdeck inventory`,
+	// with the apply's per-host variables added to the host as the run
+	// manager adds them (every string unsafe).
 	cat, err := roles.ReadDir(pbDir)
 	if err != nil {
 		t.Fatal(err)
@@ -164,18 +164,47 @@ func TestDemoAgentsMoveBetweenRoles(t *testing.T) {
 		t.Fatalf("no api role in %s: %v", pbDir, cat.Names())
 	}
 	apply := func(host, address string) (string, error) {
-		vars, err := roles.ExtraVars([]roles.ApplyNode{{Host: host, Address: address, Roles: []*roles.Role{&apiRole}}})
+		hv, err := roles.HostVars(roles.ApplyNode{Address: address, Roles: []*roles.Role{&apiRole}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dir := t.TempDir()
-		xv := filepath.Join(dir, "vars.json")
-		if err := os.WriteFile(xv, vars, 0o600); err != nil {
+		list := exec.Command(bin, "inventory", "--config", cfgPath, "--no-cache", "--list")
+		list.Env = env
+		invOut, err := list.Output()
+		if err != nil {
+			t.Fatalf("fleetdeck inventory: %v", err)
+		}
+		var inv map[string]json.RawMessage
+		if err := json.Unmarshal(invOut, &inv); err != nil {
+			t.Fatal(err)
+		}
+		var meta struct {
+			Hostvars map[string]map[string]any `json:"hostvars"`
+		}
+		if err := json.Unmarshal(inv["_meta"], &meta); err != nil {
+			t.Fatal(err)
+		}
+		if meta.Hostvars[host] == nil {
+			t.Fatalf("host %s not in the inventory", host)
+		}
+		for k, v := range hv {
+			meta.Hostvars[host][k] = wrapUnsafe(v)
+		}
+		if inv["_meta"], err = json.Marshal(meta); err != nil {
+			t.Fatal(err)
+		}
+		doc, _ := json.Marshal(inv)
+		if err := os.WriteFile(filepath.Join(dir, "inventory.json"), doc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		invScript := filepath.Join(dir, "inventory.sh")
+		if err := os.WriteFile(invScript, []byte("#!/bin/sh\nexec cat -- \"${0%/*}/inventory.json\"\n"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, ansible, "-i", invScript, "--limit="+host, "--extra-vars", "@"+xv, filepath.Join(pbDir, roles.PlaybookFile))
+		cmd := exec.CommandContext(ctx, ansible, "-i", invScript, "--limit="+host, filepath.Join(pbDir, roles.PlaybookFile))
 		cmd.Dir = dir // no ansible.cfg from the working directory
 		cmd.Env = append(append(slices.Clone(env), opts.ansible.env...), "ANSIBLE_NOCOLOR=1", "ANSIBLE_HOST_PATTERN_MISMATCH=error",
 			"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_LOCAL_TEMP="+dir, "ANSIBLE_REMOTE_TEMP="+dir)
@@ -227,6 +256,22 @@ func TestDemoAgentsMoveBetweenRoles(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wrapUnsafe wraps every string of v as {"__ansible_unsafe": s}, as the
+// run manager writes per-host variables.
+func wrapUnsafe(v any) any {
+	switch x := v.(type) {
+	case string:
+		return map[string]any{"__ansible_unsafe": x}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = wrapUnsafe(e)
+		}
+		return out
+	}
+	return v
 }
 
 // waitRoles waits until node's managed roles in the catalog are exactly

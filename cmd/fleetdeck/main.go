@@ -88,5 +88,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDemoCmd(&flags))
 	root.AddCommand(newInventoryCmd(&flags))
 	root.AddCommand(newRunsCmd(&flags))
+	root.AddCommand(newRolesCmd(&flags))
+	root.AddCommand(newMaintCmd(&flags))
 	return root
 }
