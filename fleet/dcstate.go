@@ -112,6 +112,12 @@ type dcState struct {
 	// lostAt is the index of the service answer that removed it.
 	held   map[string]hold
 	lostAt map[string]uint64
+	// heldReads hands held nodes to readHeldNodes; toAsk collects them
+	// during a rebuild; confirmed are held nodes a read found still in the
+	// catalog: their roles did change.
+	heldReads chan []string
+	toAsk     []string
+	confirmed map[string]bool
 
 	errs        map[watchKey]result
 	aclFiltered map[watchKey]bool
@@ -153,6 +159,8 @@ func newDCState(name string, ctx context.Context, cancel context.CancelFunc, now
 		dirty:        map[string]bool{},
 		held:         map[string]hold{},
 		lostAt:       map[string]uint64{},
+		heldReads:    make(chan []string, 4),
+		confirmed:    map[string]bool{},
 		errs:         map[watchKey]result{},
 		aclFiltered:  map[watchKey]bool{},
 	}
@@ -520,10 +528,18 @@ const (
 // service answer that removed the service (Consul raises the node list's
 // index with every service write), so a node list that lags seconds behind
 // — 2,000 nodes deregistered at once — still turns into "left" events only.
+//
+// The node list's blocking query does not wake for a service write (its
+// watch is on the node table), so on a quiet cluster a node whose agent
+// took a service away — a role reassignment — would be held the whole
+// leaveGraceMax. So a held node is also asked for directly
+// (readHeldNodes): one that is still in the catalog after the service
+// answer really lost the service, and is shown at once.
 func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
-	if old == nil || n == nil || !lostService(old, n) {
+	if old == nil || n == nil || !lostService(old, n) || d.confirmed[name] {
 		delete(d.held, name)
 		delete(d.lostAt, name)
+		delete(d.confirmed, name)
 		return false
 	}
 	h, ok := d.held[name]
@@ -531,6 +547,7 @@ func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
 		h = hold{index: d.lostAt[name], due: now.Add(leaveGrace)}
 		if h.index > 0 {
 			h.due = now.Add(leaveGraceMax)
+			d.toAsk = append(d.toAsk, name)
 		}
 		d.held[name] = h
 	}
@@ -548,6 +565,31 @@ func (d *dcState) holdLeaving(name string, old, n *Node, now time.Time) bool {
 	delete(d.lostAt, name)
 	return false
 }
+
+// confirmHeld records a direct read of a held node: one still in the
+// catalog is shown as it is now at the next rebuild.
+func (d *dcState) confirmHeld(name string, present bool) {
+	if _, ok := d.held[name]; !ok || !present {
+		return // shown already, or leaving: the node list will say so
+	}
+	d.confirmed[name] = true
+	d.dirty[name] = true
+}
+
+// takeToAsk returns the held nodes to ask for, if few enough: many nodes
+// losing services at once is a mass deregistration, which the node list
+// settles without a read per node.
+func (d *dcState) takeToAsk() []string {
+	ask := d.toAsk
+	d.toAsk = nil
+	if len(ask) > heldReadsMax {
+		return nil
+	}
+	return ask
+}
+
+// heldReadsMax is the most held nodes asked for one by one at once.
+const heldReadsMax = 16
 
 // lostService reports whether n lacks a service instance old had. The
 // per-service watches of a leaving node answer one by one, so a node that

@@ -28,6 +28,7 @@ const (
 	watchSweep                           // a sweep of the services without a watch of their own has ended
 	watchNodeChecks                      // /v1/health/node/<name>, after one of its checks passed again
 	watchBootstrap                       // /v1/internal/ui/nodes, once: services and checks in one read
+	watchHeldNode                        // /v1/catalog/node/<name>, for a node held after it lost a service
 )
 
 // what says what a watch is doing, for error messages.
@@ -53,6 +54,8 @@ func (k watchKind) what(dc, service string) string {
 		return fmt.Sprintf("reading the checks of node %q in %s", service, dc)
 	case watchBootstrap:
 		return "reading every node's services and checks in " + dc
+	case watchHeldNode:
+		return fmt.Sprintf("asking whether node %q is still in %s", service, dc)
 	}
 	return "querying Consul"
 }
@@ -90,6 +93,8 @@ type result struct {
 	index uint64
 	// boot is a bootstrap read (nil when it failed).
 	boot *bootData
+	// present is, for watchHeldNode, whether the node is in the catalog.
+	present bool
 
 	// changed is false when a blocking query timed out without a new
 	// index: only the connection state is refreshed.

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -332,6 +333,7 @@ func (r *runner) addDC(parent context.Context, name string) {
 		r.goFunc(func() { r.probe(ctx, probeP) })
 		r.goFunc(func() { r.sweeper(ctx, dc) })
 		r.goFunc(func() { r.readNodeChecks(ctx, dc.name, dc.epoch, dc.nodeReads) })
+		r.goFunc(func() { r.readHeldNodes(ctx, dc.name, dc.epoch, dc.heldReads) })
 	}
 	if r.cfg.SkipAllChecks {
 		dc.allLoaded = true
@@ -408,6 +410,42 @@ func (r *runner) readNodeChecks(ctx context.Context, dcName string, ep *epoch, i
 				// the output; the status is right meanwhile.
 				continue
 			}
+			if !send(ctx, r.out, res) {
+				return
+			}
+		}
+	}
+}
+
+// readHeldNodes asks for nodes held after losing a service
+// (holdLeaving) whether they are still in the catalog, one small request
+// per node, read through the leader so that the answer is at least as new
+// as the service answer that removed the service.
+func (r *runner) readHeldNodes(ctx context.Context, dcName string, ep *epoch, in <-chan []string) {
+	c := r.w.c
+	for {
+		var nodes []string
+		select {
+		case <-ctx.Done():
+			return
+		case nodes = <-in:
+		}
+		for _, node := range nodes {
+			reqCtx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(ep.current(), cancel)
+			var got *struct{ Node *struct{ Node string } }
+			meta, err := c.Get(reqCtx, "/v1/catalog/node/"+url.PathEscape(node), consul.Query{Datacenter: dcName}, &got)
+			stop()
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				// The node list settles it, later.
+				continue
+			}
+			res := result{dc: dcName, kind: watchHeldNode, service: node, meta: meta, changed: true,
+				present: got != nil && got.Node != nil && got.Node.Node == node}
 			if !send(ctx, r.out, res) {
 				return
 			}
@@ -680,6 +718,8 @@ func (r *runner) apply(ctx context.Context, res result) {
 		dc.applyAllChecks(res.checks, index)
 	case watchNodeChecks:
 		dc.applyNodeChecks(res.service, res.checks, index)
+	case watchHeldNode:
+		dc.confirmHeld(res.service, res.present)
 	}
 }
 
@@ -758,6 +798,12 @@ func (r *runner) publish() {
 		wasReady := dc.ready
 		for _, e := range dc.rebuild(r.cfg, now) {
 			r.record(e, now)
+		}
+		if ask := dc.takeToAsk(); len(ask) > 0 && !r.cfg.oneShot {
+			select {
+			case dc.heldReads <- ask:
+			default: // reads under way: these wait for the node list
+			}
 		}
 		if dc.ready && !wasReady && !r.cfg.oneShot && !dc.allLoaded {
 			// Roles and health are complete: now the passing checks'

@@ -260,6 +260,22 @@ func testWatcherFollowsJoinsLeavesHealthAndTags(t *testing.T, path readPath) {
 		t.Errorf("no roles event for web-0: %+v", s.Events)
 	}
 
+	// A role taken away from a node that stays (role reassignment: the
+	// node's agent drops a service). The node list's blocking query does
+	// not wake for it; the watcher asks for the held node itself, so the
+	// change shows in seconds, not after the 30 s bound for a leave.
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "web-0", ServiceID: "cache"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dropped := time.Now()
+	s = waitFor(t, w, 20*time.Second, "web-0 without cache", func(s *fleet.Snapshot) bool {
+		return !s.Node("dc1", "web-0").HasRole("cache")
+	})
+	t.Logf("a role taken away shows after %v", time.Since(dropped).Round(10*time.Millisecond))
+	if !hasEvent(s, fleet.RolesChanged, "web-0", func(e fleet.Event) bool { return !slices.Contains(e.NewRoles, "cache") }) {
+		t.Errorf("no roles event for web-0 losing cache: %+v", s.Events)
+	}
+
 	// Join and leave, with the group size following.
 	register(t, c, "web-3", "10.0.0.4", map[string]string{"asg": "web-asg"}, svcDef{id: "web", name: "web", port: 80})
 	s = waitFor(t, w, 10*time.Second, "web-3 joined", func(s *fleet.Snapshot) bool { return s.Node("dc1", "web-3") != nil })
