@@ -151,9 +151,9 @@ const (
 // low-priority columns (image, instance, zone, ...) are dropped first.
 func nodeColumns() []column {
 	return []column{
-		ncName:     {title: "NAME", min: 12, max: 40, flex: true, prio: 100},
-		ncDC:       {title: "DC", min: 3, max: 12, prio: 60},
-		ncHealth:   {title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true},
+		ncName:   {title: "NAME", min: 12, max: 40, flex: true, prio: 100},
+		ncDC:     {title: "DC", min: 3, max: 12, prio: 60},
+		ncHealth: {title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true},
 		// The desired-state column shows only while a node shown is
 		// managed (has a desired record): blank for unmanaged nodes.
 		ncState:    {title: "STATE", min: 6, max: 9, prio: 92, hideEmpty: true},
