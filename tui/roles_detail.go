@@ -85,7 +85,11 @@ func (s *shared) desiredLines(n *fleet.Node, width int) []textLine {
 		}
 	}
 	if roles.InMaintenance(n) {
-		field(st.healthStyle(fleet.HealthMaintenance), "in catalog", "maintenance on: "+sanitize(roles.MaintenanceReason(n)))
+		m := "maintenance on"
+		if r := roles.MaintenanceReason(n); r != "" {
+			m += ": " + sanitize(r)
+		}
+		field(st.healthStyle(fleet.HealthMaintenance), "in catalog", m)
 	}
 	if t := s.lastTrack(key); t != nil {
 		now := s.now()

@@ -124,7 +124,7 @@ func historyLine(d roles.Desired, current uint64) string {
 		reason = "(revert to " + strconv.FormatUint(d.RevertOf, 10) + ") " + reason
 	}
 	return padWord(gen, 5) + " " + d.When.Local().Format(time.DateTime) + "  " + padCells(sanitize(d.Who), 18) + " " +
-		padCells(rolesList(d.Roles), 16) + " maint " + padCells(maintText(d.Maintenance), 5) + " " + reason
+		padCells(rolesList(d.Roles), 16) + " " + padWord(map[bool]string{true: "on", false: "off"}[d.Maintenance.On], 5) + reason
 }
 
 // view draws the heading, the column line and the generations.
@@ -146,7 +146,7 @@ func (v *historyView) view(_ time.Time, line func(string)) {
 		line(fitLine("  no generations: the node is unmanaged (o changes its roles, m its maintenance)", v.w))
 		return
 	}
-	line(st.render(st.colHeader, fitLine("   GEN   WHEN                 WHO                ROLES            MAINTENANCE REASON", v.w)))
+	line(st.render(st.colHeader, fitLine("   GEN   WHEN                 WHO                ROLES            MAINT REASON", v.w)))
 	end := min(v.offset+v.page(), len(v.lines))
 	for i := v.offset; i < end; i++ {
 		prefix, style := "   ", ""

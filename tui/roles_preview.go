@@ -253,7 +253,7 @@ func (ps *rolesPreview) planLines(width int) []textLine {
 	case req.RevertTo != 0:
 		what = "Revert to generation " + strconv.FormatUint(req.RevertTo, 10)
 	case req.Maintenance != nil && len(req.Add)+len(req.Remove) == 0:
-		what = "Maintenance " + map[bool]string{true: "on", false: "off"}[req.Maintenance.On] + " on " + plural(len(p.Nodes), "node")
+		what = "Maintenance " + map[bool]string{true: "on", false: "off"}[req.Maintenance.On] + " for " + plural(len(p.Nodes), "node")
 	}
 	add(st.title, what)
 	if req.Check {
@@ -284,6 +284,9 @@ func (ps *rolesPreview) planLines(width int) []textLine {
 		}
 		if len(np.Removed) > 0 {
 			change += "  -" + strings.Join(sanitizeAll(np.Removed), " -")
+		}
+		if change == "" && np.Current != nil {
+			change = "  (unchanged)"
 		}
 		for _, l := range wordWrap("roles: "+cur+" → "+rolesList(np.Next.Roles)+change, w-4) {
 			add("", "      "+l)
