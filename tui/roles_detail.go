@@ -56,7 +56,11 @@ func (s *shared) desiredLines(n *fleet.Node, width int) []textLine {
 		if !s.rl.listed {
 			add(st.dim, "  reading the desired records from Consul KV…")
 		} else {
-			field("", "state", "unmanaged: no desired record (o changes its roles, m its maintenance)")
+			what := "unmanaged: no desired record (o changes its roles, m its maintenance)"
+			if s.ro {
+				what = "unmanaged: no desired record"
+			}
+			field("", "state", what)
 		}
 		if extra := nodeManagedRoles(n); len(extra) > 0 {
 			field(st.dim, "catalog", "managed services "+rolesList(extra)+" (not recorded in KV)")
@@ -114,7 +118,11 @@ func (s *shared) desiredLines(n *fleet.Node, width int) []textLine {
 	case h.err != "" && len(h.recs) == 0:
 		add(st.bad, "  history: "+h.err)
 	case len(h.recs) > 0:
-		add(st.colHeader, "History ("+strconv.Itoa(len(h.recs))+", newest first; h picks one to revert to)")
+		what := "h picks one to revert to"
+		if s.ro {
+			what = "h lists them"
+		}
+		add(st.colHeader, "History ("+strconv.Itoa(len(h.recs))+", newest first; "+what+")")
 		for i := len(h.recs) - 1; i >= 0 && i >= len(h.recs)-maxDetailHistory; i-- {
 			add("", "  "+historyLine(h.recs[i], d.Generation))
 		}

@@ -212,11 +212,11 @@ func newRolesForm(s *shared, t rolesTarget, mode formMode, revert *roles.Desired
 func (f *rolesForm) title() string {
 	switch f.mode {
 	case formMaint:
-		return "maintenance"
+		return "maint"
 	case formRevert:
 		return "revert"
 	}
-	return "roles"
+	return "assign"
 }
 
 // row is the line under the cursor.

@@ -44,7 +44,7 @@ func newDetailView(s *shared, dc, name string) *textView {
 		s.maintAction("turn the node's maintenance on or off (reason; preview, then apply and track)", func() (rolesTarget, bool) {
 			return s.detailTarget(dc, name)
 		}),
-		action{keys: []string{"h"}, short: "history", desc: "the node's desired-state history (generations, who, why); pick one to revert to",
+		action{keys: []string{"h"}, short: "history", desc: historyDesc(s.ro),
 			do: func(tea.KeyPressMsg) tea.Cmd {
 				if s.rl.svc == nil {
 					s.setFlash(s.rolesOffText(), true)
@@ -58,6 +58,14 @@ func newDetailView(s *shared, dc, name string) *textView {
 	v.ver = func() uint64 { return s.gen + s.rl.ver }
 	v.onTop = func() tea.Cmd { return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchDesired()) }
 	return v
+}
+
+// historyDesc is h's help: a read-only console cannot revert.
+func historyDesc(ro bool) string {
+	if ro {
+		return "the node's desired-state history (generations, who, why)"
+	}
+	return "the node's desired-state history (generations, who, why); pick one to revert to"
 }
 
 // detailTarget is node dc/name as a roles target.
