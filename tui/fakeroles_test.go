@@ -211,4 +211,6 @@ func withServices(snap *fleet.Snapshot, key string, rs []string, maint bool, d t
 	return fleet.NewSnapshot(snap.Version+1, snap.Time.Add(d), nodes, snap.Conn, nil)
 }
 
-func isManaged(id string) bool { return len(id) > len(roles.ServicePrefix) && id[:len(roles.ServicePrefix)] == roles.ServicePrefix }
+func isManaged(id string) bool {
+	return len(id) > len(roles.ServicePrefix) && id[:len(roles.ServicePrefix)] == roles.ServicePrefix
+}
