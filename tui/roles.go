@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -631,12 +630,4 @@ func managedRoles(services []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// genText renders a generation, "-" for none.
-func genText(g uint64) string {
-	if g == 0 {
-		return "-"
-	}
-	return strconv.FormatUint(g, 10)
 }
