@@ -20,6 +20,9 @@ import (
 //	name:web           node name contains              (substring)
 //	meta:key=value     node meta key has value; meta:key = key is present
 //	tag:canary         some service has the tag        (exact)
+//	state:drift        desired-state state: pending, applying, converged,
+//	                   failed, drift, unmanaged (no desired record)
+//	drift              the same as state:drift
 //	!term              negates any term
 //
 // Terms are separated by spaces and ANDed; a value with spaces can be
@@ -39,6 +42,7 @@ const (
 	fieldName
 	fieldMeta
 	fieldTag
+	fieldState
 )
 
 // filterFields maps the field prefixes to fields. Built by a function so
@@ -61,6 +65,8 @@ func filterFieldByName(name string) (filterField, bool) {
 		return fieldMeta, true
 	case "tag":
 		return fieldTag, true
+	case "state":
+		return fieldState, true
 	}
 	return fieldText, false
 }
@@ -101,6 +107,11 @@ func parseFilter(s string) filterExpr {
 			tok = tok[1:]
 		}
 		t.value = strings.ToLower(tok)
+		if t.value == "drift" {
+			// The term for nodes whose catalog left their desired
+			// state (name:drift finds names).
+			t.field = fieldState
+		}
 		if i := strings.IndexByte(tok, ':'); i > 0 {
 			if field, ok := filterFieldByName(strings.ToLower(tok[:i])); ok {
 				t.field = field
@@ -123,6 +134,10 @@ func parseFilter(s string) filterExpr {
 						} else {
 							t.health = h
 						}
+					}
+				case fieldState:
+					if !validStateTerm(t.value) {
+						f.problem = "unknown state " + strconv.Quote(raw) + " (pending, applying, converged, failed, drift or unmanaged)"
 					}
 				case fieldMeta:
 					if k, v, ok := strings.Cut(raw, "="); ok {
@@ -154,7 +169,7 @@ func termCost(f filterField) int {
 		return 1
 	case fieldRole, fieldTag:
 		return 2
-	case fieldName:
+	case fieldName, fieldState:
 		return 3
 	case fieldMeta:
 		return 4
@@ -236,6 +251,17 @@ func (t *filterTerm) matchNode(r *row) bool {
 		return strings.EqualFold(v, t.value)
 	case fieldTag:
 		return slices.Contains(k.tags, t.value)
+	case fieldState:
+		return r.state == t.value || (r.state == "" && t.value == "unmanaged")
+	}
+	return false
+}
+
+// validStateTerm reports whether v names a desired-state state.
+func validStateTerm(v string) bool {
+	switch v {
+	case "pending", "applying", "converged", "failed", "drift", "unmanaged":
+		return true
 	}
 	return false
 }

@@ -61,6 +61,11 @@ func (s *shared) headerCounts() string {
 		add(st.title, "runs "+strconv.Itoa(running)+" running "+strconv.Itoa(queued)+" queued",
 			"runs "+strconv.Itoa(running)+"+"+strconv.Itoa(queued)+"q")
 	}
+	if n := s.tracking(); n > 0 {
+		// Nodes of applied role changes not yet converged or failed,
+		// whatever view is on top.
+		add(st.warn, "roles applying "+strconv.Itoa(n), "applying "+strconv.Itoa(n))
+	}
 	if len(s.marks) > 0 {
 		add(st.title, "marked "+strconv.Itoa(len(s.marks)), "marked "+strconv.Itoa(len(s.marks)))
 	}

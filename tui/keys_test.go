@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fleetdeck/fleetdeck/logview"
+	"github.com/fleetdeck/fleetdeck/roles"
 )
 
 // liveKeyClashes returns the keys that more than one live action of a
@@ -45,7 +46,10 @@ func TestNoKeyBoundTwice(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		p := newFakeProv()
 		seedRuns(p)
-		h := newProvHarness(t, synthSnapshot(10), p, ro, 160, 40)
+		fr := newFakeRoles(t)
+		d := roles.Desired{Node: "node-00000", Datacenter: "dc1", Roles: []string{"api"}, Generation: 1, When: t0, Who: "a@b", Reason: "r"}
+		fr.records["dc1/node-00000"], fr.hist["dc1/node-00000"] = d, []roles.Desired{d}
+		h := newRolesHarness(t, synthSnapshot(10), p, fr, ro, 160, 40)
 		h.m.logs = &fakeLogs{seed: []logview.Batch{{Entries: entries("node-00000", 5, t0, 1e9, 10), Status: logview.Status{Phase: logview.Live, Listed: 5}}}}
 		seen := map[string]bool{}
 		check := func(step string) {
@@ -71,10 +75,15 @@ func TestNoKeyBoundTwice(t *testing.T) {
 			{"r"}, {"ctrl+s"}, {"esc"}, {"esc"},
 			{":roles", "enter"}, {"enter"}, {":groups", "enter"}, {":events", "enter"}, {":alerts", "enter"}, {":locks", "enter"},
 			{":runs", "enter"}, {"down"}, {"down"}, {"enter"}, {"enter"}, {"esc"}, {"tab"}, {"tab"}, {"esc"}, {"up"}, {"enter"}, {"c"}, {"n"},
+			// Roles: the form (each line), its preview, maintenance, the
+			// history and a revert.
+			{":nodes", "enter"}, {"o"}, {"?"}, {"esc"}, {"+"}, {"down"}, {"space"}, {"tab"}, {"tab"}, {"tab"}, {"tab"}, {"r"},
+			{"ctrl+s"}, {"?"}, {"esc"}, {"esc"}, {"esc"},
+			{"m"}, {"esc"}, {"enter"}, {"h"}, {"?"}, {"esc"}, {"enter"}, {"esc"}, {"esc"}, {"esc"},
 			{"ctrl+c"}, {"n"},
 		} {
 			for _, k := range step {
-				if k == "tab" || k == "ctrl+s" {
+				if k == "tab" || k == "ctrl+s" || k == "shift+tab" {
 					h.do(special(k))
 				} else if len(k) > 1 && strings.HasPrefix(k, ":") {
 					h.keys(k)
@@ -90,9 +99,9 @@ func TestNoKeyBoundTwice(t *testing.T) {
 		}
 		sort.Strings(got)
 		want := []string{"nodes", "copy", "prompt", "node", "help", "logs", "entry", "roles", "groups", "events", "alerts", "locks", "runs",
-			"run/hosts", "run/tasks", "run/output", "failure"}
+			"run/hosts", "run/tasks", "run/output", "failure", "history"}
 		if !ro {
-			want = append(want, "launch", "preview", "question")
+			want = append(want, "launch", "preview", "question", "assign", "change", "maint", "revert")
 		}
 		for _, w := range want {
 			if !slices.Contains(got, w) {

@@ -62,6 +62,12 @@ type Options struct {
 	// Alerts configures the bell, desktop notifications and the header's
 	// counter when a node turns critical (off unless Enabled).
 	Alerts AlertOptions
+
+	// Roles changes nodes' desired roles and maintenance (the roles
+	// Applier and Store); nil turns those keys off, and RolesOff says
+	// why (runs are off, no role catalog).
+	Roles    RolesService
+	RolesOff string
 }
 
 // defaultLogsWindow is the default of Options.LogsBefore and LogsAfter.
@@ -130,6 +136,7 @@ func New(ctx context.Context, opts Options) *Model {
 		ssh:        opts.SSH,
 		alerts:     newAlerting(opts.Alerts, now()),
 	}
+	s.setRoles(opts.Roles, opts.RolesOff)
 	if s.ssh == nil {
 		// The default template always parses.
 		s.ssh, _ = ParseSSHCommand("", "", "")
@@ -198,6 +205,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.snap != nil && msg.snap.Version > m.snap.Version {
 			old := m.snap
 			m.setSnapshot(msg.snap)
+			m.recomputeStates()
 			cmds = append(cmds, m.detectAlerts(old, msg.snap))
 		}
 		cmds = append(cmds, m.waitSnapshot())
@@ -209,7 +217,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.retryAfterSecond(m.waitSnapshot()))
 	case tickMsg:
 		m.expireFlash(m.now())
-		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns(), m.flushAlerts())
+		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns(), m.flushAlerts(), m.tickRoles())
 		cmds = append(cmds, m.broadcast(msg))
 	case tea.KeyPressMsg:
 		cmds = append(cmds, m.handleKey(msg))

@@ -235,8 +235,12 @@ func quoteArg(s string) string {
 // previewLines renders the preview: scope, hosts (alias → node), argv,
 // environment additions, warnings.
 func (ps *previewView) previewLines(width int) []textLine {
-	st := &ps.s.st
-	p := ps.p
+	return runPreviewLines(&ps.s.st, ps.p, ps.rerunOf, width)
+}
+
+// runPreviewLines renders a run's preview (the launch preview's text; the
+// roles preview shows it below the nodes' changes).
+func runPreviewLines(st *styles, p *provision.Preview, rerunOf string, width int) []textLine {
 	r := p.Request
 	var out []textLine
 	add := func(style, text string) { out = append(out, textLine{style: style, text: text}) }
@@ -258,8 +262,8 @@ func (ps *previewView) previewLines(width int) []textLine {
 		style = st.warn
 	}
 	title := "Playbook " + sanitize(r.Playbook) + " on " + sanitize(scopeText(r.Scope, r.Subject))
-	if ps.rerunOf != "" && !strings.Contains(r.Subject, ps.rerunOf) {
-		title += " (re-run of " + sanitize(ps.rerunOf) + ")"
+	if rerunOf != "" && !strings.Contains(r.Subject, rerunOf) {
+		title += " (re-run of " + sanitize(rerunOf) + ")"
 	}
 	add(st.title, title)
 	add(style, "  "+strings.Join(mode, " · "))

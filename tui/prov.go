@@ -214,6 +214,7 @@ func (s *shared) updateProv(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 			s.runsErr = ""
 			s.runs = msg.runs
 			s.invalidate("runs")
+			s.indexRuns()
 			s.dropStaleQuestion()
 		}
 		if s.runsAgain {

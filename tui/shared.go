@@ -86,6 +86,8 @@ type shared struct {
 	ssh *SSHCommand
 	// alerts is the alert state (alerts.go).
 	alerts alerting
+	// rl is role reassignment's state (roles.go).
+	rl rolesState
 }
 
 // flashFor is how long a footer message stays.

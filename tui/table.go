@@ -26,6 +26,10 @@ type column struct {
 	prio int
 	// right aligns numbers.
 	right bool
+	// hideEmpty drops the column while no row shown has anything in it
+	// (the Nodes view's STATE in a fleet whose roles fleetdeck does not
+	// manage).
+	hideEmpty bool
 	// words cuts a long cell between words (a queue reason, a scope), so
 	// that no word is shown half.
 	words bool
@@ -78,6 +82,9 @@ type row struct {
 	event *fleet.Event
 	// runID is, for a host lock, the run that holds it.
 	runID string
+	// state is a node row's desired-state label (roles.State; "" for
+	// unmanaged), kept up to date by recomputeStates.
+	state string
 	// filterable is set once a node row's search text and keys are built
 	// (filterKeys): the first screen of 10,000 nodes does not wait for
 	// what only a filter needs.
@@ -142,6 +149,9 @@ const gutter = 3
 func fitColumns(cols []column, natural []int, avail int) []int {
 	w := make([]int, len(cols))
 	for i, c := range cols {
+		if c.hideEmpty && natural[i] == 0 {
+			continue
+		}
 		n := max(natural[i], cellWidth(c.title)+1) // +1: room for a sort arrow
 		w[i] = min(max(n, c.min), max(c.max, cellWidth(c.title)+1))
 	}

@@ -501,6 +501,8 @@ func filterHelp() [][2]string {
 		{"name:web", "name contains"},
 		{"meta:key=value", "node meta (meta:key = has key)"},
 		{"tag:canary", "service tag"},
+		{"state:failed", "desired roles' state: pending, applying, converged, failed, drift, unmanaged"},
+		{"drift", "state:drift: the catalog differs from the node's applied desired roles"},
 		{"!term", "negate, e.g. !health:passing"},
 		{`role:"a b"`, "quote values with spaces"},
 	}

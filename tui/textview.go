@@ -21,8 +21,12 @@ type textView struct {
 	// build renders the text for width w.
 	build func(w int) []textLine
 	// live rebuilds the text when the snapshot changes (a node's detail
-	// follows the node).
+	// follows the node), or when ver, if set, changes.
 	live bool
+	ver  func() uint64
+	// onTop, if set, runs when the view is on top (node detail reads the
+	// node's desired records and history again when they are old).
+	onTop func() tea.Cmd
 
 	lines    []textLine
 	builtW   int
@@ -67,11 +71,23 @@ func (v *textView) clamp() {
 // refresh rebuilds the text when the width (or, for a live view, the
 // snapshot) changed.
 func (v *textView) refresh() {
-	if v.builtW != v.w || (v.live && v.builtGen != v.s.gen) {
+	gen := v.s.gen
+	if v.ver != nil {
+		gen = v.ver()
+	}
+	if v.builtW != v.w || (v.live && v.builtGen != gen) {
 		v.lines = v.build(v.w)
-		v.builtW, v.builtGen = v.w, v.s.gen
+		v.builtW, v.builtGen = v.w, gen
 	}
 	v.clamp()
+}
+
+// wake runs the view's onTop hook.
+func (v *textView) wake() tea.Cmd {
+	if v.onTop == nil {
+		return nil
+	}
+	return v.onTop()
 }
 
 // view draws the heading and the text from the scroll position.

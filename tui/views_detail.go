@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/provision"
 )
@@ -36,9 +38,44 @@ func newDetailView(s *shared, dc, name string) *textView {
 		}),
 		s.sshAction(func() *fleet.Node { return s.nodeOrDeparted(dc, name) }),
 		s.copyAction(func() *fleet.Node { return s.nodeOrDeparted(dc, name) }),
+		s.rolesAction("change the node's roles (catalog roles to add and remove, reason; preview, then apply and track)", func() (rolesTarget, bool) {
+			return s.detailTarget(dc, name)
+		}),
+		s.maintAction("turn the node's maintenance on or off (reason; preview, then apply and track)", func() (rolesTarget, bool) {
+			return s.detailTarget(dc, name)
+		}),
+		action{keys: []string{"h"}, short: "history", desc: historyDesc(s.ro),
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				if s.rl.svc == nil {
+					s.setFlash(s.rolesOffText(), true)
+					return nil
+				}
+				s.push(newHistoryView(s, dc, name))
+				return nil
+			}},
 	)
 	v.live = true
+	v.ver = func() uint64 { return s.gen + s.rl.ver }
+	v.onTop = func() tea.Cmd { return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchDesired()) }
 	return v
+}
+
+// historyDesc is h's help: a read-only console cannot revert.
+func historyDesc(ro bool) string {
+	if ro {
+		return "the node's desired-state history (generations, who, why)"
+	}
+	return "the node's desired-state history (generations, who, why); pick one to revert to"
+}
+
+// detailTarget is node dc/name as a roles target.
+func (s *shared) detailTarget(dc, name string) (rolesTarget, bool) {
+	n := s.snap.Node(dc, name)
+	if n == nil {
+		s.setFlash("node "+name+" has left the fleet", true)
+		return rolesTarget{}, false
+	}
+	return rolesTarget{subject: "node " + n.Key(), nodes: []string{n.Key()}}, true
 }
 
 // detailLines renders everything known about one node: identity, services
@@ -103,6 +140,8 @@ func (s *shared) detailLines(dc, name string, w int) []textLine {
 				}
 			}
 		}
+
+		out = append(out, s.desiredLines(n, width)...)
 
 		blank()
 		add(st.colHeader, "Meta ("+strconv.Itoa(len(n.Meta))+")")

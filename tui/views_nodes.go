@@ -21,6 +21,8 @@ func nodesKind() *tableKind {
 		rows:      (*shared).nodeRows,
 		nameField: fieldName,
 		actions:   nodesActions,
+		// The STATE column's records are read again while it is shown.
+		onTop: func(t *tableView) tea.Cmd { return t.s.maybeFetchDesired() },
 	}
 }
 
@@ -76,7 +78,27 @@ func nodesActions(t *tableView) []action {
 		}),
 		s.sshAction(node),
 		s.copyAction(node),
+		s.rolesAction("change the roles of the marked nodes shown here, or the node under the cursor (form, preview, apply, track)", func() (rolesTarget, bool) {
+			return nodesRolesTarget(t)
+		}),
+		s.maintAction("maintenance on/off for the marked nodes shown here, or the node under the cursor (form, preview, apply, track)", func() (rolesTarget, bool) {
+			return nodesRolesTarget(t)
+		}),
 	}
+}
+
+// nodesRolesTarget is what o and m change in the Nodes view: the marked
+// nodes this view shows, or the node under the cursor (as r).
+func nodesRolesTarget(t *tableView) (rolesTarget, bool) {
+	lt, ok := nodesLaunchTarget(t)
+	if !ok {
+		return rolesTarget{}, false
+	}
+	subject := "node " + lt.subject
+	if lt.scope == provision.ScopeMarked {
+		subject = "the marked " + lt.subject
+	}
+	return rolesTarget{subject: subject, nodes: lt.targets}, true
 }
 
 // nodesLaunchTarget works out what r targets in the Nodes view: the marked
@@ -115,6 +137,7 @@ const (
 	ncName = iota
 	ncDC
 	ncHealth
+	ncState
 	ncRoles
 	ncGroup
 	ncZone
@@ -128,9 +151,12 @@ const (
 // low-priority columns (image, instance, zone, ...) are dropped first.
 func nodeColumns() []column {
 	return []column{
-		ncName:     {title: "NAME", min: 12, max: 40, flex: true, prio: 100},
-		ncDC:       {title: "DC", min: 3, max: 12, prio: 60},
-		ncHealth:   {title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true},
+		ncName:   {title: "NAME", min: 12, max: 40, flex: true, prio: 100},
+		ncDC:     {title: "DC", min: 3, max: 12, prio: 60},
+		ncHealth: {title: "HEALTH", min: 8, max: 11, prio: 95, sortBy: sortHealth, descFirst: true},
+		// The desired-state column shows only while a node shown is
+		// managed (has a desired record): blank for unmanaged nodes.
+		ncState:    {title: "STATE", min: 6, max: 9, prio: 92, hideEmpty: true},
 		ncRoles:    {title: "ROLES", min: 10, max: 40, flex: true, prio: 90},
 		ncGroup:    {title: "GROUP", min: 8, max: 24, flex: true, prio: 50},
 		ncZone:     {title: "ZONE", min: 5, max: 16, prio: 30},
@@ -154,6 +180,7 @@ func (s *shared) nodeRows() []*row {
 		r, ok := s.nodeCache[n]
 		if !ok {
 			r = nodeRow(n)
+			s.rowState(r)
 			s.nodeCache[n] = r
 		}
 		r.seen = gen
@@ -193,6 +220,7 @@ func nodeRow(n *fleet.Node) *row {
 		ncName:     n.Name,
 		ncDC:       n.Datacenter,
 		ncHealth:   health,
+		ncState:    "",
 		ncRoles:    roles,
 		ncGroup:    n.Group,
 		ncZone:     n.Zone,

@@ -47,6 +47,11 @@ func runConsole(ctx context.Context, opts options, note string) error {
 		topts.Provisioner = mgr
 	}
 	topts.RunsOff = off
+	rs, rolesOff, err := newConsoleRoles(opts, client, resolved, mgr, off)
+	if err != nil {
+		return err
+	}
+	topts.Roles, topts.RolesOff = rs, rolesOff
 	logs, off, err := newLogService(ctx, opts.logs)
 	if err != nil {
 		return err
