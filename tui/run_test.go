@@ -457,3 +457,27 @@ func TestAnotherConsolesRun(t *testing.T) {
 	h.do(tickMsg(h.clk.t))
 	h.mustContain("ok")
 }
+
+// A run that carried per-host variables (a roles apply) cannot be re-run:
+// R and F are not offered in the footer, and pressing them
+// says why instead of asking the manager.
+func TestRerunOfAHostVarsRunIsNotOffered(t *testing.T) {
+	p := newFakeProv()
+	seedRuns(p)
+	p.runs[2].HostVars = []string{"fleetdeck_maintenance", "fleetdeck_services"}
+	v := *p.views["r1"]
+	v.Info = p.runs[2]
+	p.views["r1"] = &v
+	h := newProvHarness(t, synthSnapshot(10), p, false, 200, 30)
+	h.keys(":runs")
+	h.press("enter", "down", "down")
+	h.mustNotContain("R rerun", "F rerun failed")
+	h.press("enter")
+	h.mustNotContain("R rerun", "F rerun failed")
+	h.press("R")
+	h.mustContain("applied per-host values (desired roles) as they were then")
+	h.press("F")
+	if len(p.reruns) != 0 || h.m.top().title() != "run" {
+		t.Fatalf("R/F on a host-vars run asked the manager: reruns %v, top %v", p.reruns, h.m.top().title())
+	}
+}

@@ -79,11 +79,23 @@ func (s *shared) runControlActions(run func() *provision.RunInfo) []action {
 				return nil
 			}},
 		{keys: []string{"R"}, short: "rerun", desc: "re-run with the same settings (preview first)", dangerous: true,
-			when: func() bool { return run() != nil },
+			when: func() bool { ri := run(); return ri != nil && ri.HostVars == nil },
 			do:   func(tea.KeyPressMsg) tea.Cmd { return s.rerun(run().ID, false) }},
 		{keys: []string{"F"}, short: "rerun failed", desc: "re-run on the hosts that failed, were unreachable or did not finish (preview first)", dangerous: true,
-			when: func() bool { ri := run(); return ri != nil && ri.Status.Final() && ri.Status != provision.RunOK },
-			do:   func(tea.KeyPressMsg) tea.Cmd { return s.rerun(run().ID, true) }},
+			when: func() bool {
+				ri := run()
+				return ri != nil && ri.HostVars == nil && ri.Status.Final() && ri.Status != provision.RunOK
+			},
+			do: func(tea.KeyPressMsg) tea.Cmd { return s.rerun(run().ID, true) }},
+		// R or F on a run that carried per-host variables (a roles apply)
+		// says why it cannot be re-run (not in the footer or the help):
+		// its values were that moment's desired state.
+		{keys: []string{"R", "F"}, dangerous: true,
+			when: func() bool { ri := run(); return ri != nil && ri.HostVars != nil },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				s.setFlash("run "+sanitize(run().ID)+" applied per-host values (desired roles) as they were then: a re-run could undo a later change; apply the current desired state instead (o, or fleetdeck roles apply)", true)
+				return nil
+			}},
 	}
 }
 
