@@ -2,6 +2,8 @@ package roles
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -221,6 +223,15 @@ func (p *Plan) Keys() []string {
 	return out
 }
 
+// newChangeID returns a random change identifier (Desired.Change).
+func newChangeID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("making a change identifier: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
 // Records are the records the plan applies (the Next of every node).
 func (p *Plan) Records() []Desired {
 	out := make([]Desired, len(p.Nodes))
@@ -239,9 +250,13 @@ func (a *Applier) Plan(ctx context.Context, req Request) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Request: req, Who: a.cfg.Who}
+	changeID, err := newChangeID()
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, n := range req.Targets {
-		np, err := a.planNode(ctx, req, n)
+		np, err := a.planNode(ctx, req, n, changeID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -305,7 +320,7 @@ func (req Request) check() error {
 }
 
 // planNode reads one node's record and works out its next one.
-func (a *Applier) planNode(ctx context.Context, req Request, n *fleet.Node) (NodePlan, error) {
+func (a *Applier) planNode(ctx context.Context, req Request, n *fleet.Node, changeID string) (NodePlan, error) {
 	np := NodePlan{Node: n}
 	if req.ApplyOnly {
 		cur, err := a.cfg.Store.Get(ctx, n.Datacenter, n.Name)
@@ -320,7 +335,7 @@ func (a *Applier) planNode(ctx context.Context, req Request, n *fleet.Node) (Nod
 	}
 	ch := Change{
 		Node: n.Name, Datacenter: n.Datacenter, Add: req.Add, Remove: req.Remove, Maintenance: req.Maintenance,
-		Reason: req.Reason, Who: a.cfg.Who, RevertTo: req.RevertTo,
+		Reason: req.Reason, Who: a.cfg.Who, RevertTo: req.RevertTo, ID: changeID,
 	}
 	cur, next, err := a.cfg.Store.Plan(ctx, ch)
 	// A node without a record may already run managed services (put there
@@ -472,7 +487,7 @@ func NodeStates(snap *fleet.Snapshot, records []Desired, runs []provision.RunInf
 		if n != nil {
 			services, maint = n.Services, InMaintenance(n)
 		}
-		st := StateOf(&d, services, LatestRun(runs, d.Datacenter, d.Node, d.Generation), maint, catalog, now)
+		st := StateOf(&d, services, LatestRun(runs, &d), maint, catalog, now)
 		if n == nil {
 			st.Reason = "not in the fleet snapshot; " + st.Reason
 		}
@@ -503,11 +518,14 @@ func MaintenanceReason(n *fleet.Node) string {
 	return ""
 }
 
-// LatestRun returns the latest run (by start) linked to generation gen of
-// node in dc, or when there is none the latest linked to any generation
-// of the node, as StateOf takes it; the zero RunInfo when no run is
-// linked.
-func LatestRun(runs []provision.RunInfo, dc, node string, gen uint64) RunInfo {
+// LatestRun returns the latest run (by start) linked to record d — its
+// generation, and its change when it names one —, or when there is none
+// the latest linked to the node otherwise, as StateOf takes it (a run of
+// the same generation number but another change counts as an older
+// generation's: it belongs to another lineage of records); the zero
+// RunInfo when no run is linked.
+func LatestRun(runs []provision.RunInfo, d *Desired) RunInfo {
+	dc, node, gen := d.Datacenter, d.Node, d.Generation
 	var best, latest *provision.RunInfo
 	var bestGen, latestGen uint64
 	for i := range runs {
@@ -516,10 +534,14 @@ func LatestRun(runs []provision.RunInfo, dc, node string, gen uint64) RunInfo {
 		if g == 0 {
 			continue
 		}
+		match := g == gen && (d.Change == "" || LinkedChange(r.Meta, dc, node) == d.Change)
+		if !match && g == gen {
+			g = 0 // not this record's: an unknown, older one
+		}
 		if latest == nil || r.Started.After(latest.Started) {
 			latest, latestGen = r, g
 		}
-		if g == gen && (best == nil || r.Started.After(best.Started)) {
+		if match && (best == nil || r.Started.After(best.Started)) {
 			best, bestGen = r, g
 		}
 	}

@@ -243,21 +243,34 @@ const linkPrefix = "fleetdeck.roles/"
 
 // RunLinks returns the run metadata that links an apply run to the
 // generations it applies (the desired records it was built from): one
-// entry per node, "fleetdeck.roles/<dc>/<node>" = "<generation>". Node
-// and datacenter names reach it through the store, which refuses any
-// with '/'. See the package documentation.
+// entry per node, "fleetdeck.roles/<dc>/<node>" = "<generation>", or
+// "<generation>/<change>" when the record names its change (see
+// Desired.Change). Node and datacenter names reach it through the store,
+// which holds them to [A-Za-z0-9._-]. See the package documentation.
 func RunLinks(records []Desired) map[string]string {
 	out := make(map[string]string, len(records))
 	for _, d := range records {
-		out[linkPrefix+d.Datacenter+"/"+d.Node] = strconv.FormatUint(d.Generation, 10)
+		v := strconv.FormatUint(d.Generation, 10)
+		if d.Change != "" {
+			v += "/" + d.Change
+		}
+		out[linkPrefix+d.Datacenter+"/"+d.Node] = v
 	}
 	return out
+}
+
+// LinkedChange returns the change a run with metadata meta applies on
+// node in dc ("" when the link names none, or there is no link).
+func LinkedChange(meta map[string]string, dc, node string) string {
+	_, change, _ := strings.Cut(meta[linkPrefix+dc+"/"+node], "/")
+	return change
 }
 
 // LinkedGeneration returns the generation of node in dc that a run with
 // metadata meta applies (0: the run does not apply node's roles).
 func LinkedGeneration(meta map[string]string, dc, node string) uint64 {
-	g, err := strconv.ParseUint(meta[linkPrefix+dc+"/"+node], 10, 64)
+	gen, _, _ := strings.Cut(meta[linkPrefix+dc+"/"+node], "/")
+	g, err := strconv.ParseUint(gen, 10, 64)
 	if err != nil {
 		return 0
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/provision"
 	"github.com/fleetdeck/fleetdeck/roles"
 )
 
@@ -123,5 +124,43 @@ func TestRunLinks(t *testing.T) {
 	}
 	if g := roles.LinkedGeneration(nil, "dc1", "web-1"); g != 0 {
 		t.Errorf("no metadata: %d", g)
+	}
+}
+
+// A run links a record by generation and change: a run recorded for the
+// same generation number of another lineage (the KV wiped, a demo whose
+// history outlived its Consul) is not this record's run.
+func TestLatestRunMatchesTheChange(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+	rec := roles.Desired{Node: "app-01", Datacenter: "dc1", Generation: 2, Change: "c0ffee"}
+	meta := roles.RunLinks([]roles.Desired{rec})
+	if v := meta["fleetdeck.roles/dc1/app-01"]; v != "2/c0ffee" {
+		t.Fatalf("link value %q, want 2/c0ffee", v)
+	}
+	if g, c := roles.LinkedGeneration(meta, "dc1", "app-01"), roles.LinkedChange(meta, "dc1", "app-01"); g != 2 || c != "c0ffee" {
+		t.Fatalf("read back generation %d change %q", g, c)
+	}
+	old := roles.RunLinks([]roles.Desired{{Node: "app-01", Datacenter: "dc1", Generation: 2, Change: "0ld"}})
+	legacy := map[string]string{"fleetdeck.roles/dc1/app-01": "2"}
+	runs := []provision.RunInfo{
+		{ID: "other-lineage", Status: provision.RunOK, Started: t0.Add(time.Hour), Ended: t0.Add(time.Hour + time.Minute), Meta: old},
+		{ID: "no-change-named", Status: provision.RunFailed, Started: t0.Add(2 * time.Hour), Meta: legacy},
+		{ID: "ours", Status: provision.RunRunning, Started: t0, Meta: meta},
+	}
+	if r := roles.LatestRun(runs, &rec); r.ID != "ours" || r.Generation != 2 || r.Status != roles.RunRunning {
+		t.Errorf("LatestRun = %+v, want run ours for generation 2", r)
+	}
+	// Without our run, the others count as an older generation's: the
+	// record is Pending, never Converged or Failed on their account.
+	r := roles.LatestRun(runs[:2], &rec)
+	if r.Generation == 2 {
+		t.Errorf("another lineage's run counted as generation 2: %+v", r)
+	}
+	// A record that names no change (written without a plan) matches by
+	// generation alone.
+	bare := rec
+	bare.Change = ""
+	if r := roles.LatestRun(runs, &bare); r.ID != "no-change-named" {
+		t.Errorf("LatestRun without a change = %+v, want the latest run of generation 2", r)
 	}
 }

@@ -206,6 +206,9 @@ type Change struct {
 	// maintenance mode generation RevertTo recorded (the new record's
 	// RevertOf); Add, Remove and Maintenance must then be empty.
 	RevertTo uint64
+	// ID becomes the new record's Change (see Desired.Change); "" when
+	// the caller links no run to it.
+	ID string
 }
 
 // expectation is what commit checks the current record against.
@@ -560,7 +563,7 @@ func (s *Store) commit(ctx context.Context, ch Change, next func(cur *Desired) (
 	if d.Roles == nil {
 		d.Roles = []string{}
 	}
-	d.Node, d.Datacenter, d.Generation, d.When = node, dc, base+1, s.now().UTC().Round(0)
+	d.Node, d.Datacenter, d.Generation, d.When, d.Change = node, dc, base+1, s.now().UTC().Round(0), ch.ID
 	value, err := json.Marshal(d)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding the desired record of node %s: %w", node, err)

@@ -73,4 +73,10 @@ type Desired struct {
 	Reason string `json:"reason"`
 	// RevertOf is the generation this one restores (0: not a revert).
 	RevertOf uint64 `json:"revert_of,omitempty"`
+	// Change identifies the change that recorded this generation (random,
+	// made by the plan). An apply run's link names it along with the
+	// generation, so that a run recorded for generation G of another
+	// lineage — the KV wiped, another cluster with the same node names, a
+	// demo's history outliving its Consul — never counts for this one.
+	Change string `json:"change,omitempty"`
 }

@@ -81,7 +81,7 @@ func (s *shared) desiredLines(n *fleet.Node, width int) []textLine {
 		if d.RevertOf != 0 {
 			field("", "restores", "generation "+strconv.FormatUint(d.RevertOf, 10))
 		}
-		run := roles.LatestRun(s.rl.runsBy[key], n.Datacenter, n.Name, d.Generation)
+		run := roles.LatestRun(s.rl.runsBy[key], &d)
 		if run.ID != "" {
 			field("", "last apply", "run "+sanitize(run.ID)+" "+string(run.Status)+" (generation "+strconv.FormatUint(run.Generation, 10)+")")
 		} else {

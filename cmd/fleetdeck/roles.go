@@ -639,7 +639,7 @@ func newRolesShowCmd(flags *flagSet) *cobra.Command {
 		}
 		run := roles.RunInfo{}
 		if d != nil {
-			run = roles.LatestRun(runs, n.Datacenter, n.Name, d.Generation)
+			run = roles.LatestRun(runs, d)
 		}
 		st := roles.StateOf(d, n.Services, run, r.Maintenance.On, e.catalog, time.Now())
 		r.State, r.Reason, r.Missing, r.Extra, r.Differ = st.State, st.Reason, st.Missing, st.Extra, st.Differ
