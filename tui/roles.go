@@ -521,6 +521,18 @@ func (s *shared) tickRoles() tea.Cmd {
 	return nil
 }
 
+// maybeFetchRoles is what a view showing desired state reads while on
+// top: the records and, once some node is managed, the runs list too —
+// the apply runs of other consoles and of the CLI make a node Applying
+// or Failed, and are its "last apply", and this console hears of them
+// only by reading the list.
+func (s *shared) maybeFetchRoles() tea.Cmd {
+	if len(s.rl.desired) == 0 {
+		return s.maybeFetchDesired()
+	}
+	return tea.Batch(s.maybeFetchDesired(), s.maybeFetchRuns())
+}
+
 // maybeFetchRuns reads the runs list when it is older than rolesRefresh
 // (other consoles' and the CLI's apply runs).
 func (s *shared) maybeFetchRuns() tea.Cmd {

@@ -63,7 +63,7 @@ func (v *historyView) selected() *roles.Desired {
 
 // wake reads the trail when it is old.
 func (v *historyView) wake() tea.Cmd {
-	return tea.Batch(v.s.maybeFetchHistory(v.dc, v.name), v.s.maybeFetchDesired())
+	return tea.Batch(v.s.maybeFetchHistory(v.dc, v.name), v.s.maybeFetchRoles())
 }
 
 // revert opens the form that reverts to the selected generation.

@@ -428,3 +428,25 @@ func TestRolesOff(t *testing.T) {
 	h.mustContain("roles are off: no role catalog")
 	h.mustNotContain("Desired state")
 }
+
+// TestOtherProcessApplyRunReachesNodeDetail: an apply run launched by
+// another console or by `fleetdeck roles set` is heard of only through
+// the runs list; while Node detail of a managed node is on top the list
+// is read again every few seconds, so the run shows as the last apply.
+func TestOtherProcessApplyRunReachesNodeDetail(t *testing.T) {
+	fr := newFakeRoles(t)
+	rec := roles.Desired{Node: "node-00001", Datacenter: "dc1", Roles: []string{"api"}, Generation: 1, Who: "cli@ops", When: t0, Reason: "from the shell", Change: "c1"}
+	fr.records["dc1/node-00001"] = rec
+	fr.hist["dc1/node-00001"] = []roles.Desired{rec}
+	p := newFakeProv()
+	h := newRolesHarness(t, synthSnapshot(10), p, fr, false, 160, 40)
+	h.press("down", "enter")
+	h.mustContain("no apply run known to this console for the node")
+	p.mu.Lock()
+	p.runs = append(p.runs, provision.RunInfo{ID: "cli-run", Playbook: roles.PlaybookFile, Who: "cli", Status: provision.RunOK,
+		Started: t0.Add(time.Second), Ended: t0.Add(9 * time.Second), Meta: roles.RunLinks([]roles.Desired{rec})})
+	p.mu.Unlock()
+	h.clk.add(rolesRefresh + time.Second)
+	h.do(tickMsg(h.clk.now()))
+	h.mustContain("last apply   run cli-run succeeded (generation 1)")
+}

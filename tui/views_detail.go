@@ -56,7 +56,7 @@ func newDetailView(s *shared, dc, name string) *textView {
 	)
 	v.live = true
 	v.ver = func() uint64 { return s.gen + s.rl.ver }
-	v.onTop = func() tea.Cmd { return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchDesired()) }
+	v.onTop = func() tea.Cmd { return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchRoles()) }
 	return v
 }
 

@@ -22,7 +22,7 @@ func nodesKind() *tableKind {
 		nameField: fieldName,
 		actions:   nodesActions,
 		// The STATE column's records are read again while it is shown.
-		onTop: func(t *tableView) tea.Cmd { return t.s.maybeFetchDesired() },
+		onTop: func(t *tableView) tea.Cmd { return t.s.maybeFetchRoles() },
 	}
 }
 

@@ -20,7 +20,7 @@ func rolesKind() *tableKind {
 			return append(acts, t.s.rolesAction("change the roles of the role's nodes in this scope: those running it or desired to (form, preview, apply, track)",
 				func() (rolesTarget, bool) { return t.s.roleTarget(t) }))
 		},
-		onTop: func(t *tableView) tea.Cmd { return t.s.maybeFetchDesired() },
+		onTop: func(t *tableView) tea.Cmd { return t.s.maybeFetchRoles() },
 	}
 }
 
