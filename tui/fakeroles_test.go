@@ -75,6 +75,9 @@ func (f *fakeRoles) next(req roles.Request, n *fleet.Node) (*roles.Desired, role
 		c := cur
 		curp = &c
 	}
+	if req.ApplyOnly {
+		return curp, cur // the record as it is (the Applier's ApplyOnly)
+	}
 	next := roles.Desired{Node: n.Name, Datacenter: n.Datacenter, Generation: cur.Generation + 1, Who: "alice@console", When: t0, Reason: req.Reason,
 		Roles: slices.Clone(cur.Roles), Maintenance: cur.Maintenance}
 	if req.RevertTo != 0 {
@@ -108,7 +111,7 @@ func (f *fakeRoles) Plan(_ context.Context, req roles.Request) (*roles.Plan, err
 	var hosts []string
 	for _, n := range req.Targets {
 		cur, next := f.next(req, n)
-		np := roles.NodePlan{Node: n, Current: cur, Next: next, Write: !req.Check}
+		np := roles.NodePlan{Node: n, Current: cur, Next: next, Write: !req.Check && !req.ApplyOnly}
 		var held []string
 		if cur != nil {
 			held = cur.Roles

@@ -34,6 +34,9 @@ const (
 	formRoles formMode = iota
 	formMaint
 	formRevert
+	// formApply applies the current desired record again (after a
+	// failed run, or a drift): nothing is recorded.
+	formApply
 )
 
 // form row kinds.
@@ -81,6 +84,24 @@ func (s *shared) rolesAction(desc string, target func() (rolesTarget, bool)) act
 	return action{keys: []string{"o"}, short: "roles", desc: desc, dangerous: true, do: func(tea.KeyPressMsg) tea.Cmd {
 		return s.openRolesForm(formRoles, target)
 	}}
+}
+
+// reapplyAction is a in Node detail: apply the node's current desired
+// record again, through the same form (check mode) and preview.
+func (s *shared) reapplyAction(dc, name string) action {
+	key := dc + "/" + name
+	return action{keys: []string{"a"}, short: "reapply", dangerous: true,
+		desc: "apply the node's desired state again (after a failed run or a drift): preview, then apply and track; nothing is recorded",
+		when: func() bool { _, ok := s.rl.desired[key]; return s.rl.svc != nil && ok },
+		do: func(tea.KeyPressMsg) tea.Cmd {
+			t, ok := s.detailTarget(dc, name)
+			if !ok {
+				return nil
+			}
+			d := s.rl.desired[key]
+			s.push(newRolesForm(s, t, formApply, &d))
+			return nil
+		}}
 }
 
 // maintAction is m: the same form, for maintenance on or off.
@@ -156,7 +177,7 @@ func newRolesForm(s *shared, t rolesTarget, mode formMode, revert *roles.Desired
 			}
 		}
 	}
-	if mode != formRevert {
+	if mode != formRevert && mode != formApply {
 		for i := range f.names {
 			f.rows = append(f.rows, formRow{kind: rowRole, role: i})
 		}
@@ -171,7 +192,7 @@ func newRolesForm(s *shared, t rolesTarget, mode formMode, revert *roles.Desired
 		}
 		f.cur = len(f.rows) - 1
 	}
-	if mode == formRevert {
+	if mode == formRevert || mode == formApply {
 		f.cur = len(f.rows) - 1
 	}
 	onReason := func() bool { return f.row().kind == rowReason }
@@ -215,6 +236,8 @@ func (f *rolesForm) title() string {
 		return "maint"
 	case formRevert:
 		return "revert"
+	case formApply:
+		return "reapply"
 	}
 	return "assign"
 }
@@ -298,6 +321,11 @@ func (f *rolesForm) request() (roles.Request, string) {
 	switch f.mode {
 	case formRevert:
 		req.RevertTo = f.revert.Generation
+	case formApply:
+		// Nothing is recorded, so no reason is needed: the run applies
+		// the record as it is, with its own reason.
+		req.ApplyOnly = true
+		return req, ""
 	default:
 		for i, c := range f.change {
 			switch c {
@@ -408,6 +436,13 @@ func (f *rolesForm) formLines() ([]textLine, int) {
 		add(st.dim, "  a new generation restores these roles and maintenance; it is recorded and applied like any change")
 	case formMaint:
 		add(st.title, "Maintenance of "+subject)
+	case formApply:
+		add(st.title, "Apply the desired state of "+subject+" again")
+		if d := f.revert; d != nil {
+			add("", "  generation "+strconv.FormatUint(d.Generation, 10)+": roles "+rolesList(d.Roles)+", maintenance "+maintText(d.Maintenance))
+			add(st.dim, "  set "+d.When.Local().Format(time.DateTime)+" by "+sanitize(d.Who)+": "+sanitize(d.Reason))
+		}
+		add(st.dim, "  nothing is recorded: the run applies the current record (after a failed run, or a drift); the reason is optional")
 	default:
 		add(st.title, "Change the roles of "+subject)
 	}

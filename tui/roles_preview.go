@@ -250,15 +250,20 @@ func (ps *rolesPreview) planLines(width int) []textLine {
 	w := max(width-6, 10)
 	what := "Change the roles of " + plural(len(p.Nodes), "node")
 	switch {
+	case req.ApplyOnly:
+		what = "Apply the desired state of " + plural(len(p.Nodes), "node") + " again"
 	case req.RevertTo != 0:
 		what = "Revert to generation " + strconv.FormatUint(req.RevertTo, 10)
 	case req.Maintenance != nil && len(req.Add)+len(req.Remove) == 0:
 		what = "Maintenance " + map[bool]string{true: "on", false: "off"}[req.Maintenance.On] + " for " + plural(len(p.Nodes), "node")
 	}
 	add(st.title, what)
-	if req.Check {
+	switch {
+	case req.Check:
 		add(st.ok, "  check mode: the run shows what would change (--check --diff); nothing is recorded")
-	} else {
+	case req.ApplyOnly:
+		add(st.warn, "  REAL RUN: the apply run applies each node's current desired record; nothing new is recorded")
+	default:
 		add(st.warn, "  REAL CHANGE: each node's next generation is recorded in Consul KV, then the run applies it")
 	}
 	for _, l := range wordWrap("reason: "+sanitize(req.Reason)+" (by "+sanitize(p.Who)+")", w) {
@@ -274,7 +279,10 @@ func (ps *rolesPreview) planLines(width int) []textLine {
 			curMaint = maintText(np.Current.Maintenance)
 		}
 		next := "generation " + gen + " → " + strconv.FormatUint(np.Next.Generation, 10)
-		if !np.Write {
+		switch {
+		case req.ApplyOnly:
+			next = "generation " + gen + " (applied again, not recorded)"
+		case !np.Write:
 			next = "generation " + gen + " (check only: not recorded)"
 		}
 		add(st.key, "  "+sanitize(np.Key())+"  "+next)

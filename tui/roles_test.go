@@ -450,3 +450,42 @@ func TestOtherProcessApplyRunReachesNodeDetail(t *testing.T) {
 	h.do(tickMsg(h.clk.now()))
 	h.mustContain("last apply   run cli-run succeeded (generation 1)")
 }
+
+// TestReapplyFromNodeDetail: a in Node detail applies the node's current
+// desired record again (after a failed run or a drift): the form needs
+// no reason, the request is ApplyOnly, the preview says nothing new is
+// recorded, and enter applies. Nodes without a record have no a, and a
+// read-only console has none.
+func TestReapplyFromNodeDetail(t *testing.T) {
+	fr := newFakeRoles(t)
+	rec := roles.Desired{Node: "node-00001", Datacenter: "dc1", Roles: []string{"api"}, Generation: 4, Who: "bob@ops", When: t0, Reason: "scale api"}
+	fr.records["dc1/node-00001"] = rec
+	h := newRolesHarness(t, synthSnapshot(10), newFakeProv(), fr, false, 160, 40)
+	h.press("enter") // node-00000: unmanaged
+	h.mustNotContain("a reapply")
+	h.press("a")
+	if h.m.top().title() != "node" {
+		t.Fatalf("a on an unmanaged node opened %s", h.m.top().title())
+	}
+	h.press("esc", "down", "enter")
+	h.mustContain("a reapply")
+	h.press("a")
+	h.mustContain("Apply the desired state of node dc1/node-00001 again", "generation 4: roles [api], maintenance off", "nothing is recorded")
+	h.do(special("ctrl+s"))
+	if len(fr.plans) != 1 || !fr.plans[0].ApplyOnly || fr.plans[0].Reason != "" {
+		t.Fatalf("plans %+v, want one ApplyOnly request", fr.plans)
+	}
+	h.mustContain("Apply the desired state of 1 node again", "REAL RUN: the apply run applies each node's current desired record", "generation 4 (applied again, not recorded)")
+	h.press("enter")
+	if len(fr.applied) != 1 || !fr.applied[0].ApplyOnly {
+		t.Fatalf("applied %+v", fr.applied)
+	}
+	h.runView()
+
+	ro := newRolesHarness(t, synthSnapshot(10), newFakeProv(), fr, true, 160, 40)
+	ro.press("down", "enter", "a")
+	if ro.m.top().title() != "node" {
+		t.Fatalf("a in a read-only console opened %s", ro.m.top().title())
+	}
+	ro.mustNotContain("a reapply")
+}

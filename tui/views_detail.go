@@ -44,6 +44,7 @@ func newDetailView(s *shared, dc, name string) *textView {
 		s.maintAction("turn the node's maintenance on or off (reason; preview, then apply and track)", func() (rolesTarget, bool) {
 			return s.detailTarget(dc, name)
 		}),
+		s.reapplyAction(dc, name),
 		action{keys: []string{"h"}, short: "history", desc: historyDesc(s.ro),
 			do: func(tea.KeyPressMsg) tea.Cmd {
 				if s.rl.svc == nil {
