@@ -446,7 +446,11 @@ func (f *rolesForm) formLines() ([]textLine, int) {
 	default:
 		add(st.title, "Change the roles of "+subject)
 	}
-	add(st.dim, "  recorded as "+sanitize(f.s.rl.who)+"; the preview shows every node and the apply run before anything is written")
+	if f.mode == formApply {
+		add(st.dim, "  run as "+sanitize(f.s.rl.who)+"; the preview shows every node and the apply run before anything runs")
+	} else {
+		add(st.dim, "  recorded as "+sanitize(f.s.rl.who)+"; the preview shows every node and the apply run before anything is written")
+	}
 	add("", "")
 	mark := func(i int) string {
 		if f.cur == i {

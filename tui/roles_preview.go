@@ -266,7 +266,11 @@ func (ps *rolesPreview) planLines(width int) []textLine {
 	default:
 		add(st.warn, "  REAL CHANGE: each node's next generation is recorded in Consul KV, then the run applies it")
 	}
-	for _, l := range wordWrap("reason: "+sanitize(req.Reason)+" (by "+sanitize(p.Who)+")", w) {
+	why := "reason: " + sanitize(req.Reason) + " (by " + sanitize(p.Who) + ")"
+	if req.Reason == "" {
+		why = "by " + sanitize(p.Who)
+	}
+	for _, l := range wordWrap(why, w) {
 		add("", "  "+l)
 	}
 	add("", "")
