@@ -359,7 +359,6 @@ func (s *Scheduler) Finished(now time.Time, runID string, outcomes map[string]Ou
 		return nil, nil
 	}
 	delete(st.Running, runID)
-	delete(st.Skips, run.Stage) // a slot is free: a waiting batch may say so again
 	var recs []Record
 	var out []Decision
 	failed, cancelled := false, true

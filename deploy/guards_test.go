@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -397,5 +398,101 @@ func TestChainPasses(t *testing.T) {
 	want := "n1/i-1:base n1/i-1:roles n1/i-1:web n1/i-2:base n1/i-2:roles"
 	if got := strings.Join(order, " "); got != want {
 		t.Errorf("runs %q, want %q", got, want)
+	}
+}
+
+// TestStateContinues: the state survives a JSON round trip mid-schedule (a
+// new leader reads it from KV) and the new scheduler goes on where the old
+// one stopped: the running run finishes, the rest launch, nothing twice.
+func TestStateContinues(t *testing.T) {
+	g := DefaultGuards()
+	g.BatchMax, g.MaxParallelRuns = 10, 1
+	s := NewScheduler(g, State{})
+	due := items("base", 25)
+	s.Plan(t0, due)
+	ds := s.Plan(t0.Add(5*time.Second), due)
+	if len(launched(ds)) != 1 {
+		t.Fatalf("launched %d", len(launched(ds)))
+	}
+	id := launched(ds)[0].RunID
+	b, err := json.Marshal(s.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	s2 := NewScheduler(g, st)
+	seen := map[string]int{}
+	for _, it := range launched(ds)[0].Batch {
+		seen[it.Key()]++
+	}
+	recs, _ := s2.Finished(t0.Add(6*time.Second), id, all(s2.State.Running[id], Succeeded))
+	if len(recs) != 10 {
+		t.Fatalf("records %d", len(recs))
+	}
+	done := map[string]bool{}
+	for _, r := range recs {
+		done[RecordKey(r.Incarnation, r.Stage)] = true
+	}
+	now := t0.Add(7 * time.Second)
+	for range 10 {
+		var left []DueItem
+		for _, d := range due {
+			if !done[d.Key()] {
+				left = append(left, d)
+			}
+		}
+		for _, l := range launched(s2.Plan(now, left)) {
+			for _, it := range l.Batch {
+				seen[it.Key()]++
+			}
+			recs, _ := s2.Finished(now, l.RunID, all(s2.State.Running[l.RunID], Succeeded))
+			for _, r := range recs {
+				done[RecordKey(r.Incarnation, r.Stage)] = true
+			}
+		}
+		now = now.Add(time.Second)
+	}
+	if len(done) != 25 || len(seen) != 25 {
+		t.Fatalf("applied %d, launched %d distinct of 25", len(done), len(seen))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s launched %d times", k, n)
+		}
+	}
+}
+
+// TestFinishedOutcomes: a node missing from a run's outcomes failed (the
+// run did not show it applied); a cancelled run is no attempt and does not
+// count for the breaker; an unknown run changes nothing.
+func TestFinishedOutcomes(t *testing.T) {
+	g := DefaultGuards()
+	s := NewScheduler(g, State{})
+	due := items("base", 3)
+	s.Plan(t0, due)
+	l := launched(s.Plan(t0.Add(5*time.Second), due))[0]
+	recs, ds := s.Finished(t0.Add(6*time.Second), l.RunID, map[string]Outcome{due[0].Incarnation: Succeeded, due[1].Incarnation: Cancelled})
+	if len(recs) != 2 || recs[0].Outcome != Succeeded || recs[1].Outcome != Failed || recs[1].Incarnation != due[2].Incarnation {
+		t.Fatalf("records %+v", recs)
+	}
+	if k := kinds(ds); k[KindSucceeded] != 1 || k[KindFailed] != 1 {
+		t.Errorf("decisions %+v", ds)
+	}
+	if _, ok := s.State.Attempts[due[1].Key()]; ok {
+		t.Error("a cancelled node counted an attempt")
+	}
+	if r, d := s.Finished(t0.Add(7*time.Second), l.RunID, nil); r != nil || d != nil {
+		t.Errorf("finished twice: %v %v", r, d)
+	}
+	s.Plan(t0.Add(8*time.Second), due[1:2])
+	l = launched(s.Plan(t0.Add(14*time.Second), due[1:2]))[0]
+	if _, ds := s.Finished(t0.Add(15*time.Second), l.RunID, map[string]Outcome{due[1].Incarnation: Cancelled}); len(ds) != 0 {
+		t.Errorf("cancelled: %+v", ds)
+	}
+	if len(s.State.Breaker.Window) != 1 {
+		t.Errorf("breaker window %v: the cancelled run counted", s.State.Breaker.Window)
 	}
 }
