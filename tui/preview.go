@@ -42,7 +42,6 @@ type previewView struct {
 func newPreviewView(s *shared, p *provision.Preview, form *launchForm, rerunOf string) *previewView {
 	ps := &previewView{base: base{s: s}, p: p, form: form, rerunOf: rerunOf, typed: newTextInput(""), builtW: -1}
 	confirming := func() bool { return p.Confirm != "" }
-	notConfirming := func() bool { return p.Confirm == "" }
 	esc := "discard the preview (back to the form)"
 	if form == nil {
 		esc = "discard the preview"
@@ -52,9 +51,19 @@ func newPreviewView(s *shared, p *provision.Preview, form *launchForm, rerunOf s
 			do: func(tea.KeyPressMsg) tea.Cmd { return ps.launch() }},
 		{keys: []string{"esc"}, short: "discard", desc: esc, do: func(tea.KeyPressMsg) tea.Cmd { s.pop(); return nil }},
 	}
-	// While a confirmation is typed, letters are text: only the arrows
-	// and page keys scroll.
-	for _, a := range moveActions(func() int { return ps.page() }, ps.scroll) {
+	acts = append(acts, confirmScreenActions(s, ps, confirming, ps.page, ps.scroll)...)
+	ps.acts = s.register(acts...)
+	return ps
+}
+
+// confirmScreenActions are the keys of a screen where a confirmation may
+// be typed (the run preview, the roles preview): while it is typed,
+// letters are text, so only the arrows and page keys scroll, help is f1
+// and q is not quit; otherwise the usual move keys, ? and q.
+func confirmScreenActions(s *shared, c component, confirming func() bool, page func() int, scroll func(int)) []action {
+	notConfirming := func() bool { return !confirming() }
+	var acts []action
+	for _, a := range moveActions(page, scroll) {
 		a.when = notConfirming
 		acts = append(acts, a)
 	}
@@ -63,26 +72,24 @@ func newPreviewView(s *shared, p *provision.Preview, form *launchForm, rerunOf s
 			do: func(msg tea.KeyPressMsg) tea.Cmd {
 				switch msg.String() {
 				case "up":
-					ps.scroll(-1)
+					scroll(-1)
 				case "down":
-					ps.scroll(1)
+					scroll(1)
 				case "pgup":
-					ps.scroll(-ps.page())
+					scroll(-page())
 				default:
-					ps.scroll(ps.page())
+					scroll(page())
 				}
 				return nil
 			}},
 		action{keys: []string{"?", "f1"}, label: "?", short: "help", desc: "help (f1 while typing the confirmation)", when: notConfirming,
-			do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
-		action{keys: []string{"f1"}, short: "help", when: confirming, do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
+			do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, c)); return nil }},
+		action{keys: []string{"f1"}, short: "help", when: confirming, do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, c)); return nil }},
 	)
 	// q quits as in the views, except while it is text.
 	quitQ, quit := s.quitAction(true), s.quitAction(false)
 	quitQ.when, quit.when, quit.desc = notConfirming, confirming, ""
-	acts = append(acts, quitQ, quit)
-	ps.acts = s.register(acts...)
-	return ps
+	return append(acts, quitQ, quit)
 }
 
 func (ps *previewView) title() string { return "preview" }

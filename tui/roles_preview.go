@@ -42,39 +42,13 @@ type rolesPreview struct {
 func newRolesPreview(s *shared, p *roles.Plan, f *rolesForm) *rolesPreview {
 	ps := &rolesPreview{base: base{s: s}, plan: p, form: f, typed: newTextInput(""), builtW: -1}
 	confirming := func() bool { return p.Preview.Confirm != "" }
-	notConfirming := func() bool { return !confirming() }
 	acts := []action{
 		{keys: []string{"enter"}, short: "apply", desc: "record the change and launch the apply run (after typing the confirmation when asked)",
 			when: func() bool { return !ps.gone }, do: func(tea.KeyPressMsg) tea.Cmd { return ps.apply() }},
 		{keys: []string{"esc"}, short: "back", desc: "discard the preview (back to the form; nothing was written)",
 			do: func(tea.KeyPressMsg) tea.Cmd { s.pop(); return nil }},
 	}
-	for _, a := range moveActions(func() int { return ps.page() }, ps.scroll) {
-		a.when = notConfirming
-		acts = append(acts, a)
-	}
-	acts = append(acts,
-		action{keys: []string{"up", "down", "pgup", "pgdown"}, label: "↑/↓ pgup/pgdn", desc: "scroll", when: confirming,
-			do: func(msg tea.KeyPressMsg) tea.Cmd {
-				switch msg.String() {
-				case "up":
-					ps.scroll(-1)
-				case "down":
-					ps.scroll(1)
-				case "pgup":
-					ps.scroll(-ps.page())
-				default:
-					ps.scroll(ps.page())
-				}
-				return nil
-			}},
-		action{keys: []string{"?", "f1"}, label: "?", short: "help", desc: "help (f1 while typing the confirmation)", when: notConfirming,
-			do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
-		action{keys: []string{"f1"}, short: "help", when: confirming, do: func(tea.KeyPressMsg) tea.Cmd { s.push(newHelpView(s, ps)); return nil }},
-	)
-	quitQ, quit := s.quitAction(true), s.quitAction(false)
-	quitQ.when, quit.when, quit.desc = notConfirming, confirming, ""
-	acts = append(acts, quitQ, quit)
+	acts = append(acts, confirmScreenActions(s, ps, confirming, ps.page, ps.scroll)...)
 	ps.acts = s.register(acts...)
 	return ps
 }
