@@ -658,6 +658,8 @@ func newRolesShowCmd(flags *flagSet) *cobra.Command {
 	return cmd
 }
 
+// writeJSON prints v as indented JSON with every control character
+// escaped (the CLI's one JSON output).
 func writeJSON(w io.Writer, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -700,11 +702,13 @@ func printNodeReport(w io.Writer, r nodeReport) error {
 	return nil
 }
 
+// maintText describes a maintenance mode; the reason (from KV, or from
+// Consul's maintenance check) is sanitised.
 func maintText(m roles.Maintenance) string {
 	if !m.On {
 		return "off"
 	}
-	return fmt.Sprintf("on (%s)", m.Reason)
+	return "on (" + termtext.Sanitize(m.Reason) + ")"
 }
 
 func newRolesHistoryCmd(flags *flagSet) *cobra.Command {

@@ -6,6 +6,7 @@ package main
 // host_vars per node) and the real ansible-playbook.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -533,5 +534,37 @@ func BenchmarkRolesSet(b *testing.B) {
 				b.ReportMetric(float64(txns)/float64(changes), "kv-txn/node")
 			}
 		})
+	}
+}
+
+// The node report prints text from KV and from Consul's maintenance
+// check: every byte of it passes the sanitiser, JSON included.
+func TestNodeReportSanitisesWhatConsulSays(t *testing.T) {
+	hostile := "disk\x1b]0;pwned\x07 swap\u202e\r\nrm -rf"
+	r := nodeReport{Node: "app-01", Datacenter: "dc1", State: roles.StateConverged, Reason: "ok\x1b[2J",
+		Desired:     &roles.Desired{Node: "app-01", Datacenter: "dc1", Roles: []string{"api"}, Generation: 2, Who: "eve\x07@x", Reason: hostile, Maintenance: roles.Maintenance{On: true, Reason: hostile}},
+		Maintenance: roles.Maintenance{On: true, Reason: hostile},
+		Actual:      []fleet.Service{{ID: "fleetdeck-api", Name: "api", Tags: []string{"t\x1b[31m"}}},
+		LastRun:     &lastRun{ID: "r\x1b1", Status: "ok"}}
+	var text, js bytes.Buffer
+	if err := printNodeReport(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string][]byte{"text": text.Bytes(), "json": js.Bytes()} {
+		for _, b := range out {
+			if (b < 0x20 && b != '\n') || b == 0x7f {
+				t.Errorf("%s output has control byte %#x:\n%q", name, b, out)
+				break
+			}
+		}
+		if bytes.Contains(out, []byte("\u202e")) {
+			t.Errorf("%s output has a bidi override:\n%q", name, out)
+		}
+	}
+	if !strings.Contains(text.String(), "maintenance on (disk") {
+		t.Errorf("the maintenance reason is not shown:\n%s", text.String())
 	}
 }

@@ -96,11 +96,7 @@ func newRunsCmd(flags *flagSet) *cobra.Command {
 			return err
 		}
 		if asJSON {
-			data, err := json.MarshalIndent(r, "", "  ")
-			if err != nil {
-				return fmt.Errorf("encoding run %s: %w", id, err)
-			}
-			if _, err := cmd.OutOrStdout().Write(append(termtext.EscapeJSON(data), '\n')); err != nil {
+			if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
 				return fmt.Errorf("writing run %s: %w", id, err)
 			}
 			return nil
