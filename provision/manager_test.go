@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,12 +76,7 @@ func newMgrFixture(t *testing.T, opts ...func(*mgrOptions)) *mgrFixture {
 	for _, f := range opts {
 		f(&o)
 	}
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
-		if os.Getenv(consulagent.EnvRequire) == "1" {
-			t.Fatal("ansible-playbook is needed (apt-get install --no-install-recommends ansible-core)")
-		}
-		t.Skip("no ansible-playbook")
-	}
+	consulagent.NeedProgram(t, "ansible-playbook")
 	agent := consulagent.StartTest(t, o.agent)
 	c, err := agent.Client()
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -28,12 +27,7 @@ func e2eSleep() string { return fmt.Sprintf("sleep 300.%d", os.Getpid()%100000+9
 // in Consul.
 func realManager(t *testing.T) (*provision.Manager, *fleet.Watcher) {
 	t.Helper()
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
-		if os.Getenv(consulagent.EnvRequire) == "1" {
-			t.Fatal("ansible-playbook is needed (apt-get install --no-install-recommends ansible-core)")
-		}
-		t.Skip("no ansible-playbook")
-	}
+	consulagent.NeedProgram(t, "ansible-playbook")
 	agent := consulagent.StartTest(t, consulagent.Options{})
 	c, err := agent.Client()
 	if err != nil {

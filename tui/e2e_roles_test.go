@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,12 +47,7 @@ func (r *e2eRoles) History(ctx context.Context, dc, node string) ([]roles.Desire
 // Node detail shows the record, the last apply and the history; the
 // reason ran nowhere; a read-only console has none of the actions.
 func TestEndToEndRolesConsole(t *testing.T) {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
-		if os.Getenv(consulagent.EnvRequire) == "1" {
-			t.Fatal("ansible-playbook is needed (apt-get install --no-install-recommends ansible-core)")
-		}
-		t.Skip("no ansible-playbook")
-	}
+	consulagent.NeedProgram(t, "ansible-playbook")
 	bin := consulagent.TestBinary(t)
 	server := consulagent.StartTest(t, consulagent.Options{Binary: bin})
 	agent := consulagent.StartTest(t, consulagent.Options{Binary: bin, NodeName: "app-01", JoinLAN: []string{server.SerfLANAddr()}})

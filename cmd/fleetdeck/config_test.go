@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consulagent"
 	"github.com/fleetdeck/fleetdeck/provision"
 	"github.com/fleetdeck/fleetdeck/roles"
 )
@@ -664,12 +664,7 @@ func TestConfigSSHAndAlerts(t *testing.T) {
 // --read-only and [ui] read_only reach the run manager: it refuses runs
 // itself, not only the console's keys.
 func TestReadOnlyReachesTheRunManager(t *testing.T) {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
-		if os.Getenv("FLEETDECK_REQUIRE_CONSUL") == "1" {
-			t.Fatal("ansible-playbook is needed")
-		}
-		t.Skip("no ansible-playbook")
-	}
+	consulagent.NeedProgram(t, "ansible-playbook")
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", dir)
 	books := filepath.Join(dir, "books")

@@ -31,6 +31,23 @@ func TestBinary(tb testing.TB) string {
 	return bin
 }
 
+// NeedProgram returns the path of a program a test needs (ansible-playbook,
+// sshd, ssh-keygen, …). Absent, the test skips under plain `go test`, and
+// fails when FLEETDECK_REQUIRE_CONSUL=1 (the project's test command and
+// CI), the same rule as TestBinary's.
+func NeedProgram(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv(EnvRequire) == "1" {
+		tb.Fatalf("%s is required (%s=1): %v", name, EnvRequire, err)
+	}
+	tb.Skipf("%s not installed: %v", name, err)
+	return ""
+}
+
 // StartTest starts an agent for a test or benchmark (see TestBinary for
 // when it skips) and stops it in tb.Cleanup. It fails tb if the agent does
 // not come up within a minute.

@@ -54,19 +54,11 @@ func (s *Server) ClientOptions() []string {
 	}
 }
 
-// Need returns the path of a program the test needs. Absent, the test
-// skips, or fails when FLEETDECK_REQUIRE_CONSUL=1.
+// Need returns the path of a program the test needs (see
+// consulagent.NeedProgram: skip, or fail under FLEETDECK_REQUIRE_CONSUL=1).
 func Need(tb testing.TB, name string) string {
 	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv(consulagent.EnvRequire) == "1" {
-		tb.Fatalf("%s is required (%s=1): %v", name, consulagent.EnvRequire, err)
-	}
-	tb.Skipf("%s not installed: %v", name, err)
-	return ""
+	return consulagent.NeedProgram(tb, name)
 }
 
 // Client returns the path of the OpenSSH client (see Need).
