@@ -612,3 +612,60 @@ func TestKVGetReadsOneKey(t *testing.T) {
 		t.Errorf("a consistent read sent %q", v.Encode())
 	}
 }
+
+// KVAcquire and KVRelease: one session holds a key at a time, a release
+// frees it at once for another (no lock-delay), a destroyed holder's key
+// stays refused for the lock-delay.
+func TestKVAcquireRelease(t *testing.T) {
+	_, c := agentClient(t, consulagent.Options{})
+	ctx := context.Background()
+	q := consul.Query{Timeout: 10 * time.Second}
+	newSession := func(delay time.Duration) string {
+		id, err := c.CreateSession(ctx, q, consul.Session{Name: "s", TTL: 30 * time.Second, LockDelay: delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.DestroySession(ctx, q, id) })
+		return id
+	}
+	a, b := newSession(2*time.Second), newSession(time.Millisecond)
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("a"), a); err != nil || !ok {
+		t.Fatalf("a acquires: %v, %v", ok, err)
+	}
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("b"), b); err != nil || ok {
+		t.Fatalf("b acquires a held key: %v, %v; want false", ok, err)
+	}
+	if ok, err := c.KVRelease(ctx, q, "l/leader", nil, b); err != nil || ok {
+		t.Fatalf("b releases a's key: %v, %v; want false", ok, err)
+	}
+	if ok, err := c.KVRelease(ctx, q, "l/leader", []byte("a gone"), a); err != nil || !ok {
+		t.Fatalf("a releases: %v, %v", ok, err)
+	}
+	p, _, err := c.KVGet(ctx, "l/leader", q)
+	if err != nil || p == nil || p.Session != "" || string(p.Value) != "a gone" {
+		t.Fatalf("after release: %+v, %v; want the value written, no session", p, err)
+	}
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("b"), b); err != nil || !ok {
+		t.Fatalf("b acquires after a release: %v, %v; want true at once", ok, err)
+	}
+	// b (lock-delay 1ms) is destroyed: the key is deleted, and a can take it.
+	if err := c.DestroySession(ctx, q, b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("a"), a); err != nil || !ok {
+		t.Fatalf("a acquires after b's destruction: %v, %v", ok, err)
+	}
+	// a (lock-delay 2s) is destroyed: the key is refused for 2s.
+	c2 := newSession(time.Millisecond)
+	if err := c.DestroySession(ctx, q, a); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("c"), c2); err != nil || ok {
+		t.Fatalf("acquire within the lock-delay: %v, %v; want false", ok, err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if ok, err := c.KVAcquire(ctx, q, "l/leader", []byte("c"), c2); err != nil || !ok {
+		t.Fatalf("acquire after the lock-delay: %v, %v; want true", ok, err)
+	}
+}

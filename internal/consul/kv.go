@@ -97,3 +97,26 @@ func (c *Client) Servers(ctx context.Context, q Query) ([]Server, *api.QueryMeta
 	slices.SortFunc(out, func(a, b Server) int { return strings.Compare(a.Node, b.Node) })
 	return out, meta, nil
 }
+
+// KVAcquire takes key in q.Datacenter's KV store for session, writing
+// value, when no other session holds it (the lock of a leader election).
+// ok is false when Consul refused: the key is held by another session, or
+// it is in the lock-delay of a session that was invalidated while holding
+// it. Retaking a key the session already holds succeeds and rewrites value.
+func (c *Client) KVAcquire(ctx context.Context, q Query, key string, value []byte, session string) (ok bool, err error) {
+	o, cancel := q.writeOptions(ctx)
+	defer cancel()
+	ok, _, err = c.api.KV().Acquire(&api.KVPair{Key: key, Value: value, Session: session}, o)
+	return ok, err
+}
+
+// KVRelease gives up session's hold on key in q.Datacenter, writing value
+// (Consul's release is a write: what was there is replaced). Releasing is not an invalidation, so no lock-delay follows: the
+// next contender can take the key at once (a resignation). ok is false
+// when session did not hold key.
+func (c *Client) KVRelease(ctx context.Context, q Query, key string, value []byte, session string) (ok bool, err error) {
+	o, cancel := q.writeOptions(ctx)
+	defer cancel()
+	ok, _, err = c.api.KV().Release(&api.KVPair{Key: key, Value: value, Session: session}, o)
+	return ok, err
+}
