@@ -2,18 +2,15 @@ package deploy
 
 import "github.com/fleetdeck/fleetdeck/fleet"
 
-// Incarnation identifies one life of a node: a replacement server with the
-// same name (an autoscaling group's auto-heal) is a new incarnation, due
-// for every stage again, while a restarted one keeps its records.
-//
-// The issue asks for the Consul node ID plus the instance id. fleet.Node
-// does not carry the node ID yet (fleet must add Node.ID from the catalog
-// node list's ID field); until then the datacenter, the name and the
-// instance id (node meta "instance-id", set at boot) stand in. A node
-// without an instance id is identified by its name alone, so its
-// replacement is not told apart: that is the gap Node.ID closes.
+// Incarnation identifies one life of a node: "dc/name/node-id/instance-id".
+// A replacement server with the same name (an autoscaling group's
+// auto-heal) has a new Consul node ID and instance id, so it is a new
+// incarnation, due for every stage again, while a restarted one keeps
+// both and its records. Either may be empty (a node registered without
+// an ID, a group without the instance-id meta): the other still tells
+// replacements apart.
 func Incarnation(n *fleet.Node) string {
-	return n.Key() + "/" + n.InstanceID
+	return n.Key() + "/" + n.ID + "/" + n.InstanceID
 }
 
 // Due returns every stage due on every node of the snapshot, in the

@@ -1,11 +1,17 @@
 package deploy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
+	mrand "math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,102 +23,30 @@ import (
 )
 
 // DecisionsKept is how many decisions the KV keeps (a ring); the leader's
-// history has them all.
+// history file has them all.
 const DecisionsKept = 1000
 
-// Layout under the prefix, one datacenter's KV store:
+// Layout under the prefix, in one datacenter's KV store:
 //
-//	leader                                  the lock (leader.go)
-//	records/<node>/<incarnation>/<stage>    Record
-//	holds/<node>/<stage>                    Hold ("_all" for the whole node)
-//	pause                                   Pause
-//	breaker                                 Breaker
-//	decisions/head                          the ring's next sequence number
-//	decisions/<slot>                        Decision, slot = seq mod DecisionsKept
+//	leader                                   the lock (leader.go)
+//	state                                    the scheduler's State, gzip'd JSON
+//	records/<dc>/<node>/<id>/<inst>/<stage>  Record (path-escaped parts, "-" for none)
+//	requests/<id>                            an operator's Request, until the leader takes it
+//	decisions/head                           the ring's next sequence number
+//	decisions/<slot>                         Decision, slot = seq mod DecisionsKept
 //
-// A full pass reads it all with one KV list of the prefix (Snapshot).
+// The State is one value because the scheduler changes many parts of it
+// in one pass and a new leader must see them together; compressed, a
+// 10,000-node fleet's state stays far below Consul's 512 KB value limit.
+// Records are one key each: they grow with the fleet, and the console
+// reads one node's with a prefix list. Operators never write the State:
+// they leave a Request, which the leader applies and deletes in the same
+// transaction that saves the State it changed, so a pause asked while no
+// leader runs waits for the next one and is never lost.
 
-// Record is the outcome of a stage on one incarnation of a node (Consul
-// node ID + instance id: a replacement with the same name is new).
-type Record struct {
-	Node        string    `json:"node"`
-	Incarnation string    `json:"incarnation"`
-	Stage       string    `json:"stage"`
-	Status      string    `json:"status"` // StatusSucceeded or StatusFailed
-	RunID       string    `json:"run_id,omitempty"`
-	InputsHash  string    `json:"inputs_hash,omitempty"`
-	Attempts    int       `json:"attempts"`
-	LastAttempt time.Time `json:"last_attempt"`
-	Held        *Hold     `json:"held,omitempty"`
-	At          time.Time `json:"at"`
-	// Index is the record's ModifyIndex as read (0: new); a write
-	// succeeds only if the record is still at it (check-and-set).
-	Index uint64 `json:"-"`
-}
-
-// Stage statuses.
-const (
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-)
-
-// Hold stops a node (Stage "": all its stages) until an operator releases
-// it: max attempts reached, oscillating.
-type Hold struct {
-	Node   string    `json:"node,omitempty"`
-	Stage  string    `json:"stage,omitempty"`
-	Reason string    `json:"reason"`
-	By     string    `json:"by,omitempty"`
-	Since  time.Time `json:"since"`
-	Index  uint64    `json:"-"`
-}
-
-// Pause stops all launches of the datacenter's leader.
-type Pause struct {
-	Paused bool      `json:"paused"`
-	Reason string    `json:"reason,omitempty"`
-	Who    string    `json:"who,omitempty"`
-	At     time.Time `json:"at"`
-	Index  uint64    `json:"-"`
-}
-
-// Breaker is the circuit breaker's state: open pauses everything.
-type Breaker struct {
-	Open   bool      `json:"open"`
-	Reason string    `json:"reason,omitempty"`
-	Since  time.Time `json:"since"`
-	// Recent is the outcome of the last runs (true: failed), newest last.
-	Recent []bool `json:"recent,omitempty"`
-	Index  uint64 `json:"-"`
-}
-
-// Decision is one entry of the decisions log. The planner's types.go may
-// define its own: reconcile them when the branches meet (this one is what
-// the KV ring stores).
-type Decision struct {
-	Seq    uint64    `json:"seq"` // assigned by the store
-	At     time.Time `json:"at"`
-	Node   string    `json:"node,omitempty"`
-	Stage  string    `json:"stage,omitempty"`
-	Kind   string    `json:"kind"`
-	Reason string    `json:"reason,omitempty"`
-	RunID  string    `json:"run_id,omitempty"`
-}
-
-// State is everything under the prefix, from one read.
-type State struct {
-	Records   []Record
-	Holds     []Hold
-	Pause     Pause
-	Breaker   Breaker
-	Decisions []Decision // oldest first
-	// Index is the KV's index at the read.
-	Index uint64
-}
-
-// Store reads and writes one datacenter's state. Writes are one
-// transaction per logical change, check-and-set on what was read, and,
-// fenced (Fenced), valid only while the writer holds the leader lock.
+// Store reads and writes one datacenter's deployment state. Writes are
+// transactions fenced (Fenced) by the leader's session: a leader that lost
+// the lock can no longer write.
 type Store struct {
 	c      *consul.Client
 	dc     string
@@ -132,9 +66,14 @@ func NewStore(c *consul.Client, dc, prefix string) *Store {
 	return &Store{c: c, dc: dc, prefix: prefix}
 }
 
-// Fenced returns a store whose every write also checks that session holds
-// the leader lock, in the same transaction: a leader that lost the lock
-// (a new one elected while it was frozen) can no longer write.
+// Prefix is the store's KV prefix (with its trailing slash).
+func (s *Store) Prefix() string { return s.prefix }
+
+// Datacenter is the store's datacenter ("" the agent's own).
+func (s *Store) Datacenter() string { return s.dc }
+
+// Fenced returns a store whose every write also checks, in the same
+// transaction, that session holds the leader lock.
 func (s *Store) Fenced(session string) *Store {
 	f := *s
 	f.fence = session
@@ -142,8 +81,8 @@ func (s *Store) Fenced(session string) *Store {
 }
 
 // ConflictError is a write refused because a key changed since it was
-// read (another writer: an old and a new leader) or because the writer no
-// longer holds the leader lock (Fence). Re-read and decide again.
+// read (another writer) or because the writer no longer holds the leader
+// lock (Fence).
 type ConflictError struct {
 	Key   string
 	Fence bool
@@ -163,90 +102,313 @@ func (s *Store) query() consul.Query {
 	return consul.Query{Datacenter: s.dc, Timeout: 30 * time.Second}
 }
 
-func (s *Store) recordKey(node, incarnation, stage string) string {
-	return s.prefix + "records/" + node + "/" + incarnation + "/" + stage
-}
+func (s *Store) stateKey() string { return s.prefix + "state" }
 
-func (s *Store) holdKey(node, stage string) string {
-	if stage == "" {
-		stage = "_all"
+// part escapes one part of a record's key ("-" for an empty one).
+func part(p string) string {
+	if p == "" {
+		return "-"
 	}
-	return s.prefix + "holds/" + node + "/" + stage
+	return url.PathEscape(p)
 }
 
-func (s *Store) decisionsHead() string { return s.prefix + "decisions/head" }
+// RecordsPrefix is where node's records are (node: "dc/name").
+func (s *Store) RecordsPrefix(node string) string {
+	dc, name, _ := strings.Cut(node, "/")
+	return s.prefix + "records/" + part(dc) + "/" + part(name) + "/"
+}
+
+func (s *Store) recordKey(r Record) string {
+	// The incarnation is dc/name/id/instance (Incarnation); its node part
+	// is r.Node's.
+	rest := strings.TrimPrefix(r.Incarnation, r.Node+"/")
+	id, inst, _ := strings.Cut(rest, "/")
+	return s.RecordsPrefix(r.Node) + part(id) + "/" + part(inst) + "/" + part(r.Stage)
+}
+
+func (s *Store) requestKey(id string) string { return s.prefix + "requests/" + id }
+func (s *Store) decisionsHead() string       { return s.prefix + "decisions/head" }
 func (s *Store) slotKey(seq uint64) string {
 	return fmt.Sprintf("%sdecisions/%04d", s.prefix, seq%DecisionsKept)
 }
 
-// Change is one logical change, written in one transaction: all of it or
-// none. Every item is check-and-set on its Index.
-type Change struct {
-	Records []Record
-	Holds   []Hold
-	// Released deletes these holds (check-and-set on their Index).
-	Released []Hold
-	Pause    *Pause
-	Breaker  *Breaker
+// RequestKind is what an operator asks of the leader.
+type RequestKind string
+
+// Operator requests.
+const (
+	RequestPause   RequestKind = "pause"
+	RequestResume  RequestKind = "resume"
+	RequestRelease RequestKind = "release" // Node, Stage ("" every hold of the node)
+	RequestRerun   RequestKind = "rerun"   // Node, Stage: forget the stage's record so it is due again
+)
+
+// Request is an operator's request, waiting under requests/ for the
+// leader.
+type Request struct {
+	ID     string      `json:"id"`
+	Kind   RequestKind `json:"kind"`
+	Node   string      `json:"node,omitempty"` // dc/name
+	Stage  string      `json:"stage,omitempty"`
+	Reason string      `json:"reason"`
+	Who    string      `json:"who"`
+	At     time.Time   `json:"at"`
+	// Index is the key's ModifyIndex as read: the leader deletes the
+	// request check-and-set on it.
+	Index uint64 `json:"-"`
 }
 
-// ops is the change's operations with the key of each.
-func (s *Store) ops(ch Change) (api.TxnOps, error) {
-	var ops api.TxnOps
-	put := func(key string, v any, index uint64) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
+// Check says what is wrong with a request before it is written.
+func (r Request) Check() error {
+	switch r.Kind {
+	case RequestPause, RequestResume:
+	case RequestRelease:
+		if r.Node == "" {
+			return errors.New("release needs a node")
 		}
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: b, Index: index}})
-		return nil
+	case RequestRerun:
+		if r.Node == "" || r.Stage == "" {
+			return errors.New("rerun needs a node and a stage")
+		}
+	default:
+		return fmt.Errorf("unknown request %q", r.Kind)
 	}
-	for _, r := range ch.Records {
-		if r.Node == "" || r.Incarnation == "" || r.Stage == "" {
-			return nil, fmt.Errorf("deploy: record needs a node, an incarnation and a stage: %+v", r)
-		}
-		if err := put(s.recordKey(r.Node, r.Incarnation, r.Stage), r, r.Index); err != nil {
-			return nil, err
-		}
+	if strings.TrimSpace(r.Reason) == "" && r.Kind != RequestRelease {
+		return fmt.Errorf("%s needs a reason (--reason)", r.Kind)
 	}
-	for _, h := range ch.Holds {
-		if h.Node == "" {
-			return nil, errors.New("deploy: a hold needs a node")
-		}
-		if err := put(s.holdKey(h.Node, h.Stage), h, h.Index); err != nil {
-			return nil, err
-		}
+	if r.Node != "" && !strings.Contains(r.Node, "/") {
+		return fmt.Errorf("node %q: give it as datacenter/name", r.Node)
 	}
-	for _, h := range ch.Released {
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: s.holdKey(h.Node, h.Stage), Index: h.Index}})
+	if len(r.Reason) > 1000 {
+		return errors.New("the reason is longer than 1000 bytes")
 	}
-	if ch.Pause != nil {
-		if err := put(s.prefix+"pause", ch.Pause, ch.Pause.Index); err != nil {
-			return nil, err
-		}
-	}
-	if ch.Breaker != nil {
-		if err := put(s.prefix+"breaker", ch.Breaker, ch.Breaker.Index); err != nil {
-			return nil, err
-		}
-	}
-	return ops, nil
+	return nil
 }
 
-// Commit writes ch in one transaction (fenced when the store is) and
-// returns the new ModifyIndex of every key written. A *ConflictError when
-// something changed since it was read or the fence failed.
-func (s *Store) Commit(ctx context.Context, ch Change) (map[string]uint64, error) {
-	ops, err := s.ops(ch)
+// Ask writes an operator's request for the leader (create-only under a
+// fresh id) and returns it with its id.
+func (s *Store) Ask(ctx context.Context, r Request) (Request, error) {
+	if err := r.Check(); err != nil {
+		return r, err
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return r, err
+	}
+	if r.At.IsZero() {
+		r.At = time.Now().UTC()
+	}
+	r.ID = fmt.Sprintf("%d-%s", r.At.UnixNano(), hex.EncodeToString(b[:]))
+	v, err := json.Marshal(r)
 	if err != nil {
+		return r, err
+	}
+	ops := api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: s.requestKey(r.ID), Value: v, Index: 0}}}
+	if _, err := s.txn(ctx, ops, false); err != nil {
+		return r, fmt.Errorf("writing the %s request: %w", r.Kind, err)
+	}
+	return r, nil
+}
+
+// Loaded is everything under the prefix, from one read.
+type Loaded struct {
+	State State
+	// StateIndex is the state key's ModifyIndex (0: none yet); Save
+	// checks it.
+	StateIndex uint64
+	// Records by RecordKey.
+	Records   map[string]Record
+	Requests  []Request  // oldest first
+	Decisions []Decision // oldest first
+	// Index is the KV index of the read.
+	Index uint64
+}
+
+// Load reads the whole state with one consistent KV list of the prefix.
+func (s *Store) Load(ctx context.Context) (*Loaded, error) {
+	q := s.query()
+	q.Consistency = consul.Consistent
+	pairs, meta, err := s.c.KVList(ctx, s.prefix, q)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployment state under %s: %w", s.prefix, err)
+	}
+	l := &Loaded{Records: map[string]Record{}, Index: meta.LastIndex}
+	for _, p := range pairs {
+		rel := strings.TrimPrefix(p.Key, s.prefix)
+		var err error
+		switch {
+		case rel == "state":
+			err = decodeState(p.Value, &l.State)
+			l.StateIndex = p.ModifyIndex
+		case strings.HasPrefix(rel, "records/"):
+			var r Record
+			if err = json.Unmarshal(p.Value, &r); err == nil {
+				l.Records[RecordKey(r.Incarnation, r.Stage)] = r
+			}
+		case strings.HasPrefix(rel, "requests/"):
+			var r Request
+			err = json.Unmarshal(p.Value, &r)
+			r.Index = p.ModifyIndex
+			l.Requests = append(l.Requests, r)
+		case strings.HasPrefix(rel, "decisions/"):
+			if _, e := strconv.Atoi(strings.TrimPrefix(rel, "decisions/")); e != nil {
+				continue // the head
+			}
+			var d Decision
+			err = json.Unmarshal(p.Value, &d)
+			l.Decisions = append(l.Decisions, d)
+		}
+		if err != nil {
+			// One bad value must not stop the datacenter's provisioning
+			// forever, nor be silently dropped: the error names the key
+			// to repair or delete.
+			return nil, fmt.Errorf("deploy: decoding %s: %w", p.Key, err)
+		}
+	}
+	slices.SortFunc(l.Requests, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(l.Decisions, func(a, b Decision) int { return cmpUint(a.Seq, b.Seq) })
+	return l, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// NodeRecords reads one node's records (node: "dc/name"), every
+// incarnation's, with one KV list.
+func (s *Store) NodeRecords(ctx context.Context, node string) ([]Record, error) {
+	pairs, _, err := s.c.KVList(ctx, s.RecordsPrefix(node), s.query())
+	if err != nil {
+		return nil, fmt.Errorf("reading the stage records of %s: %w", node, err)
+	}
+	out := make([]Record, 0, len(pairs))
+	for _, p := range pairs {
+		var r Record
+		if err := json.Unmarshal(p.Value, &r); err != nil {
+			return nil, fmt.Errorf("deploy: decoding %s: %w", p.Key, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func encodeState(st *State) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(st); err != nil {
 		return nil, err
 	}
-	return s.txn(ctx, ops)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
-// txn runs ops behind the fence and maps a rollback to a ConflictError.
-func (s *Store) txn(ctx context.Context, ops api.TxnOps) (map[string]uint64, error) {
-	if s.fence != "" {
+func decodeState(b []byte, st *State) error {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	// The state is bounded by the fleet; 64 MB uncompressed is far past
+	// any real one and stops a hostile value from exhausting memory.
+	raw, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, st)
+}
+
+// MaxStateBytes is the largest compressed State the store writes:
+// Consul's default limit for a KV value.
+const MaxStateBytes = 512 * 1024
+
+// Save is one pass's changes.
+type Save struct {
+	// State, when set, replaces the state, check-and-set on StateIndex.
+	State      *State
+	StateIndex uint64
+	// Records to write (the latest outcome of each node's stage) and
+	// records to delete (a rerun).
+	Records []Record
+	Forget  []Record
+	// Done are the requests the state now reflects: deleted with it.
+	Done []Request
+}
+
+// Commit writes sv, fenced. Records go first, in transactions of up to
+// MaxTxnOps operations, then the state with the requests it took in one
+// last transaction: if the writer dies between them, the records are kept
+// (what was applied is never applied again) and the state is the one
+// before, which a new leader's first pass brings in line with them.
+// It returns the state key's new index.
+func (s *Store) Commit(ctx context.Context, sv Save) (uint64, error) {
+	var ops api.TxnOps
+	for _, r := range sv.Records {
+		if r.Node == "" || r.Incarnation == "" || r.Stage == "" {
+			return 0, fmt.Errorf("deploy: a record needs a node, an incarnation and a stage: %+v", r)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return 0, err
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: s.recordKey(r), Value: b}})
+	}
+	for _, r := range sv.Forget {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.recordKey(r)}})
+	}
+	var last api.TxnOps
+	for _, r := range sv.Done {
+		last = append(last, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: s.requestKey(r.ID), Index: r.Index}})
+	}
+	if sv.State != nil {
+		b, err := encodeState(sv.State)
+		if err != nil {
+			return 0, err
+		}
+		if len(b) > MaxStateBytes {
+			return 0, fmt.Errorf("deploy: the state is %d bytes compressed, over Consul's value limit of %d", len(b), MaxStateBytes)
+		}
+		last = append(last, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: s.stateKey(), Value: b, Index: sv.StateIndex}})
+	}
+	per := consul.MaxTxnOps - 1 // the fence
+	for len(ops) > 0 {
+		n := min(per, len(ops))
+		if len(ops) == n && n+len(last) <= per {
+			break // the last records go with the state
+		}
+		if _, err := s.txn(ctx, ops[:n], true); err != nil {
+			return 0, fmt.Errorf("writing stage records: %w", err)
+		}
+		ops = ops[n:]
+	}
+	ops = append(ops, last...)
+	if len(ops) == 0 {
+		return sv.StateIndex, nil
+	}
+	if len(ops) > per {
+		return 0, fmt.Errorf("deploy: %d requests at once do not fit one transaction", len(sv.Done))
+	}
+	idx, err := s.txn(ctx, ops, true)
+	if err != nil {
+		return 0, fmt.Errorf("writing the deployment state: %w", err)
+	}
+	if v, ok := idx[s.stateKey()]; ok {
+		return v, nil
+	}
+	return sv.StateIndex, nil
+}
+
+// txn runs ops (behind the fence when fenced and the store has one) and
+// maps a rollback to a ConflictError.
+func (s *Store) txn(ctx context.Context, ops api.TxnOps, fenced bool) (map[string]uint64, error) {
+	fence := fenced && s.fence != ""
+	if fence {
 		ops = append(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: s.prefix + "leader", Session: s.fence}}}, ops...)
 	}
 	if len(ops) > consul.MaxTxnOps {
@@ -260,7 +422,7 @@ func (s *Store) txn(ctx context.Context, ops api.TxnOps) (map[string]uint64, err
 			i := te.Errors[0].Op
 			if i >= 0 && i < len(ops) {
 				ce.Key = ops[i].KV.Key
-				ce.Fence = s.fence != "" && i == 0
+				ce.Fence = fence && i == 0
 			}
 		}
 		return nil, ce
@@ -275,30 +437,6 @@ func (s *Store) txn(ctx context.Context, ops api.TxnOps) (map[string]uint64, err
 		}
 	}
 	return idx, nil
-}
-
-// PutRecord writes r (check-and-set on r.Index) and returns it with its
-// new Index.
-func (s *Store) PutRecord(ctx context.Context, r Record) (Record, error) {
-	idx, err := s.Commit(ctx, Change{Records: []Record{r}})
-	if err != nil {
-		return r, err
-	}
-	r.Index = idx[s.recordKey(r.Node, r.Incarnation, r.Stage)]
-	return r, nil
-}
-
-// SetPause pauses (p.Paused) or resumes, check-and-set on p.Index.
-func (s *Store) SetPause(ctx context.Context, p Pause) (Pause, error) {
-	if p.At.IsZero() {
-		p.At = time.Now().UTC()
-	}
-	idx, err := s.Commit(ctx, Change{Pause: &p})
-	if err != nil {
-		return p, err
-	}
-	p.Index = idx[s.prefix+"pause"]
-	return p, nil
 }
 
 // ringHead is the value of decisions/head.
@@ -328,12 +466,12 @@ func (s *Store) AppendDecisions(ctx context.Context, ds []Decision) error {
 			if !errors.As(err, &ce) || ce.Fence || ce.Key != s.decisionsHead() {
 				break
 			}
-			if !sleep(ctx, time.Duration(try+1)*time.Duration(1+rand.IntN(10))*time.Millisecond) {
+			if !sleep(ctx, time.Duration(try+1)*time.Duration(1+mrand.IntN(10))*time.Millisecond) {
 				return ctx.Err()
 			}
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("recording decisions: %w", err)
 		}
 		ds = ds[n:]
 	}
@@ -369,60 +507,6 @@ func (s *Store) appendBatch(ctx context.Context, ds []Decision) error {
 		}
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: s.slotKey(d.Seq), Value: b}})
 	}
-	_, err = s.txn(ctx, ops)
+	_, err = s.txn(ctx, ops, true)
 	return err
-}
-
-// Snapshot reads the whole state with one KV list of the prefix.
-func (s *Store) Snapshot(ctx context.Context) (*State, error) {
-	q := s.query()
-	q.Consistency = consul.Consistent
-	pairs, meta, err := s.c.KVList(ctx, s.prefix, q)
-	if err != nil {
-		return nil, err
-	}
-	st := &State{Index: meta.LastIndex}
-	for _, p := range pairs {
-		rel := strings.TrimPrefix(p.Key, s.prefix)
-		var err error
-		switch {
-		case strings.HasPrefix(rel, "records/"):
-			var r Record
-			err = json.Unmarshal(p.Value, &r)
-			r.Index = p.ModifyIndex
-			st.Records = append(st.Records, r)
-		case strings.HasPrefix(rel, "holds/"):
-			var h Hold
-			err = json.Unmarshal(p.Value, &h)
-			h.Index = p.ModifyIndex
-			st.Holds = append(st.Holds, h)
-		case rel == "pause":
-			err = json.Unmarshal(p.Value, &st.Pause)
-			st.Pause.Index = p.ModifyIndex
-		case rel == "breaker":
-			err = json.Unmarshal(p.Value, &st.Breaker)
-			st.Breaker.Index = p.ModifyIndex
-		case rel == "decisions/head", rel == "leader":
-		case strings.HasPrefix(rel, "decisions/"):
-			if _, e := strconv.Atoi(strings.TrimPrefix(rel, "decisions/")); e != nil {
-				continue
-			}
-			var d Decision
-			err = json.Unmarshal(p.Value, &d)
-			st.Decisions = append(st.Decisions, d)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("deploy: %s: %w", p.Key, err)
-		}
-	}
-	slices.SortFunc(st.Decisions, func(a, b Decision) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
-	return st, nil
 }

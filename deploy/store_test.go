@@ -10,83 +10,67 @@ import (
 	"github.com/fleetdeck/fleetdeck/deploy"
 )
 
-func TestStoreRoundTripAndCAS(t *testing.T) {
+func TestStoreRoundTrip(t *testing.T) {
 	t.Parallel()
 	_, c := startConsul(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := deploy.NewStore(c, "", "")
 	now := time.Now().UTC().Truncate(time.Second)
-	r, err := s.PutRecord(ctx, deploy.Record{Node: "web-1", Incarnation: "nid-1.i-1", Stage: "base", Status: deploy.StatusFailed,
-		RunID: "r1", InputsHash: "h1", Attempts: 1, LastAttempt: now, At: now})
-	if err != nil || r.Index == 0 {
-		t.Fatalf("PutRecord: %+v, %v", r, err)
+	// An operator's request waits for the leader.
+	req, err := s.Ask(ctx, deploy.Request{Kind: deploy.RequestPause, Reason: "maintenance window", Who: "alice"})
+	if err != nil || req.ID == "" {
+		t.Fatalf("Ask: %+v, %v", req, err)
 	}
-	hold := deploy.Hold{Node: "web-2", Reason: "oscillating", By: "provisioner", Since: now}
-	if _, err := s.Commit(ctx, deploy.Change{Holds: []deploy.Hold{hold}, Breaker: &deploy.Breaker{Open: true, Reason: "3 of 5 failed", Since: now, Recent: []bool{true, false}}}); err != nil {
+	if _, err := s.Ask(ctx, deploy.Request{Kind: deploy.RequestPause, Who: "alice"}); err == nil {
+		t.Fatal("a pause without a reason was written")
+	}
+	l, err := s.Load(ctx)
+	if err != nil || len(l.Requests) != 1 || l.Requests[0].Reason != "maintenance window" || l.StateIndex != 0 {
+		t.Fatalf("Load: %+v, %v", l, err)
+	}
+	// The leader saves a state and records and takes the request, in
+	// more records than one transaction holds.
+	st := deploy.State{Seq: 7, Paused: "maintenance window (alice)", Holds: map[string]deploy.Hold{
+		deploy.RecordKey("dc1/web-2/id2/i-2", ""): {Node: "dc1/web-2", Incarnation: "dc1/web-2/id2/i-2", Reason: "oscillating", At: now}}}
+	var recs []deploy.Record
+	for i := range 150 {
+		node := fmt.Sprintf("dc1/web-%d", i)
+		recs = append(recs, deploy.Record{Node: node, Incarnation: node + "/id/i-" + fmt.Sprint(i), Stage: "base",
+			Inputs: deploy.Inputs{PlaybookSum: "p", SettingsSum: "s"}, Outcome: deploy.Succeeded, RunID: "base-1", At: now})
+	}
+	idx, err := s.Commit(ctx, deploy.Save{State: &st, Records: recs, Done: l.Requests})
+	if err != nil || idx == 0 {
+		t.Fatalf("Commit: %d, %v", idx, err)
+	}
+	if l, err = s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if l.StateIndex != idx || l.State.Seq != 7 || len(l.State.Holds) != 1 || len(l.Records) != 150 || len(l.Requests) != 0 {
+		t.Fatalf("after Commit: index %d/%d seq %d holds %d records %d requests %d", l.StateIndex, idx, l.State.Seq, len(l.State.Holds), len(l.Records), len(l.Requests))
 	}
-	if len(st.Records) != 1 || st.Records[0].RunID != "r1" || !st.Records[0].LastAttempt.Equal(now) || st.Records[0].Index != r.Index {
-		t.Fatalf("records: %+v", st.Records)
+	if r := l.Records[recs[3].Incarnation+"|base"]; r != recs[3] {
+		t.Fatalf("record: %+v; want %+v", r, recs[3])
 	}
-	if len(st.Holds) != 1 || st.Holds[0].Reason != "oscillating" || !st.Breaker.Open || len(st.Breaker.Recent) != 2 {
-		t.Fatalf("holds %+v breaker %+v", st.Holds, st.Breaker)
-	}
-	// Two writers (an old and a new leader) both read the record at
-	// r.Index: the first write wins, the second is a conflict.
-	a, b := r, r
-	a.Status, a.Attempts = deploy.StatusSucceeded, 2
-	b.Attempts = 2
-	if _, err := s.PutRecord(ctx, a); err != nil {
-		t.Fatalf("first writer: %v", err)
-	}
+	// A state saved from a stale read is refused; nothing of it is kept.
 	var ce *deploy.ConflictError
-	if _, err := s.PutRecord(ctx, b); !errors.As(err, &ce) || ce.Fence {
-		t.Fatalf("second writer: %v; want a ConflictError on the record", err)
+	st.Seq = 99
+	if _, err := s.Commit(ctx, deploy.Save{State: &st, StateIndex: 1}); !errors.As(err, &ce) || ce.Fence {
+		t.Fatalf("stale state: %v; want a ConflictError", err)
 	}
-	// A new record where one exists (Index 0) conflicts too.
-	r0 := r
-	r0.Index = 0
-	if _, err := s.PutRecord(ctx, r0); !errors.As(err, &ce) {
-		t.Fatalf("create over an existing record: %v", err)
-	}
-	// Releasing the hold: check-and-set on its index.
-	if _, err := s.Commit(ctx, deploy.Change{Released: []deploy.Hold{st.Holds[0]}}); err != nil {
+	// A rerun forgets a record; one node's records are one list.
+	if _, err := s.Commit(ctx, deploy.Save{Forget: recs[3:4]}); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = s.Snapshot(ctx); err != nil || len(st.Holds) != 0 || st.Records[0].Status != deploy.StatusSucceeded {
-		t.Fatalf("after release: %+v, %v", st, err)
+	got, err := s.NodeRecords(ctx, "dc1/web-3")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("web-3 after forget: %+v, %v", got, err)
 	}
-}
-
-func TestPauseResume(t *testing.T) {
-	t.Parallel()
-	_, c := startConsul(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s := deploy.NewStore(c, "", "")
-	p, err := s.SetPause(ctx, deploy.Pause{Paused: true, Reason: "maintenance window", Who: "alice"})
-	if err != nil {
-		t.Fatal(err)
+	if got, err = s.NodeRecords(ctx, "dc1/web-4"); err != nil || len(got) != 1 || got[0] != recs[4] {
+		t.Fatalf("web-4: %+v, %v", got, err)
 	}
-	st, err := s.Snapshot(ctx)
-	if err != nil || !st.Pause.Paused || st.Pause.Who != "alice" || st.Pause.Reason != "maintenance window" {
-		t.Fatalf("paused: %+v, %v", st.Pause, err)
-	}
-	// A resume based on a stale read (Index 0) is refused.
-	var ce *deploy.ConflictError
-	if _, err := s.SetPause(ctx, deploy.Pause{Paused: false, Who: "bob"}); !errors.As(err, &ce) {
-		t.Fatalf("stale resume: %v", err)
-	}
-	if _, err := s.SetPause(ctx, deploy.Pause{Paused: false, Reason: "done", Who: "bob", Index: p.Index}); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = s.Snapshot(ctx); err != nil || st.Pause.Paused || st.Pause.Who != "bob" {
-		t.Fatalf("resumed: %+v, %v", st.Pause, err)
+	if l, err = s.Load(ctx); err != nil || l.State.Seq != 7 || len(l.Records) != 149 {
+		t.Fatalf("after the stale write: %+v, %v", l.State, err)
 	}
 }
 
@@ -101,7 +85,7 @@ func TestDecisionsRingBounded(t *testing.T) {
 	const total = deploy.DecisionsKept + 250
 	var ds []deploy.Decision
 	for i := range total {
-		ds = append(ds, deploy.Decision{Node: fmt.Sprintf("n%d", i), Stage: "base", Kind: "due", Reason: "new node"})
+		ds = append(ds, deploy.Decision{Node: fmt.Sprintf("n%d", i), Stage: "base", Kind: deploy.KindDue, Reason: "new node"})
 	}
 	start := time.Now()
 	if err := s.AppendDecisions(ctx, ds[:700]); err != nil {
@@ -111,7 +95,7 @@ func TestDecisionsRingBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d decisions appended in %s", total, time.Since(start))
-	st, err := s.Snapshot(ctx)
+	st, err := s.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +119,10 @@ func TestFencedWrites(t *testing.T) {
 	defer cancel()
 	a := mustElect(t, electConfig(c, "a"))
 	sa := deploy.NewStore(c, "", "").Fenced(a.Session())
-	if _, err := sa.SetPause(ctx, deploy.Pause{Paused: true, Who: "a"}); err != nil {
+	if _, err := sa.Commit(ctx, deploy.Save{State: &deploy.State{Paused: "a"}}); err != nil {
 		t.Fatalf("the leader's write: %v", err)
 	}
-	if err := sa.AppendDecisions(ctx, []deploy.Decision{{Kind: "leader", Reason: "a leads"}}); err != nil {
+	if err := sa.AppendDecisions(ctx, []deploy.Decision{{Kind: deploy.KindLeader, Reason: "a leads"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Resign(ctx); err != nil {
@@ -146,14 +130,17 @@ func TestFencedWrites(t *testing.T) {
 	}
 	b := mustElect(t, electConfig(c, "b"))
 	var ce *deploy.ConflictError
-	if err := sa.AppendDecisions(ctx, []deploy.Decision{{Kind: "launched"}}); !errors.As(err, &ce) || !ce.Fence {
+	if err := sa.AppendDecisions(ctx, []deploy.Decision{{Kind: deploy.KindLaunched}}); !errors.As(err, &ce) || !ce.Fence {
 		t.Fatalf("the old leader's write: %v; want a fence conflict", err)
 	}
+	if _, err := sa.Commit(ctx, deploy.Save{Records: []deploy.Record{{Node: "dc1/x", Incarnation: "dc1/x/-/-", Stage: "base"}}}); !errors.As(err, &ce) || !ce.Fence {
+		t.Fatalf("the old leader's record: %v; want a fence conflict", err)
+	}
 	sb := deploy.NewStore(c, "", "").Fenced(b.Session())
-	if err := sb.AppendDecisions(ctx, []deploy.Decision{{Kind: "leader", Reason: "b leads"}}); err != nil {
+	if err := sb.AppendDecisions(ctx, []deploy.Decision{{Kind: deploy.KindLeader, Reason: "b leads"}}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sb.Snapshot(ctx)
+	st, err := sb.Load(ctx)
 	if err != nil || len(st.Decisions) != 2 || st.Decisions[1].Reason != "b leads" {
 		t.Fatalf("%+v, %v", st, err)
 	}
@@ -171,7 +158,7 @@ func TestDecisionsConcurrentWriters(t *testing.T) {
 		go func() {
 			var err error
 			for i := 0; i < 20 && err == nil; i++ {
-				err = s.AppendDecisions(ctx, []deploy.Decision{{Kind: "due", Node: fmt.Sprintf("w%d-%d", w, i)}})
+				err = s.AppendDecisions(ctx, []deploy.Decision{{Kind: deploy.KindDue, Node: fmt.Sprintf("w%d-%d", w, i)}})
 			}
 			errs <- err
 		}()
@@ -181,7 +168,7 @@ func TestDecisionsConcurrentWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := s.Snapshot(ctx)
+	st, err := s.Load(ctx)
 	if err != nil || len(st.Decisions) != 40 {
 		t.Fatalf("%d decisions, %v; want 40", len(st.Decisions), err)
 	}

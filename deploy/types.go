@@ -96,10 +96,15 @@ const (
 	KindBreakerClosed Kind = "breaker-closed" // the cool-down ended
 	KindPaused        Kind = "paused"         // an operator paused launching
 	KindResumed       Kind = "resumed"        // an operator resumed launching
+	KindRerun         Kind = "rerun"          // an operator asked a node's stage to run again
+	KindLeader        Kind = "leader"         // an instance became leader, or stopped leading
+	KindStopped       Kind = "stopped"        // launching stopped: why (Consul unreachable, shutdown)
 )
 
 // Decision is one thing the scheduler decided, with why and until when.
 type Decision struct {
+	// Seq numbers the decisions of a datacenter (the store assigns it).
+	Seq   uint64    `json:"seq"`
 	At    time.Time `json:"at"`
 	Kind  Kind      `json:"kind"`
 	Stage string    `json:"stage,omitempty"`

@@ -186,7 +186,7 @@ func (d *dcState) applyNodes(nodes []catalogNode, index uint64) (membership bool
 		case !ok:
 			membership = true
 			d.dirty[n.Node] = true
-		case old.Address != n.Address || !maps.Equal(old.Meta, n.Meta):
+		case old.ID != n.ID || old.Address != n.Address || !maps.Equal(old.Meta, n.Meta):
 			d.dirty[n.Node] = true
 		}
 	}
@@ -629,6 +629,7 @@ func (d *dcState) buildNode(name string, cfg Config) *Node {
 	}
 	n := &Node{
 		Name:       an.Node,
+		ID:         an.ID,
 		Datacenter: d.name,
 		Address:    an.Address,
 		Meta:       an.Meta,

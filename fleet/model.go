@@ -76,7 +76,10 @@ type Service struct {
 // Node is one Consul node with everything fleetdeck knows about it.
 // Node values are immutable once published in a Snapshot.
 type Node struct {
-	Name       string
+	Name string
+	// ID is the Consul node ID (a UUID the agent keeps in its data
+	// directory): a new server with an old server's name has a new one.
+	ID         string
 	Datacenter string
 	Address    string
 	Meta       map[string]string

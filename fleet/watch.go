@@ -108,9 +108,12 @@ type result struct {
 
 // catalogNode is the part of a /v1/catalog/nodes entry fleetdeck keeps.
 // Decoding into it rather than api.Node skips what fleetdeck does not use
-// (tagged addresses, raft indexes, IDs): at 10,000 nodes the answer is
-// about 4 MB and decoding is most of the first screen's cost.
+// (tagged addresses, raft indexes): at 10,000 nodes the answer is about
+// 4 MB and decoding is most of the first screen's cost. The node ID is
+// kept: it tells a replacement with the same name apart (the deployment
+// server's incarnations).
 type catalogNode struct {
+	ID      string
 	Node    string
 	Address string
 	Meta    map[string]string
