@@ -24,6 +24,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/fleetdeck/fleetdeck/internal/notify"
 	"github.com/fleetdeck/fleetdeck/roles"
 )
 
@@ -114,6 +115,20 @@ type Config struct {
 	// would sit inside the roles package's [roles] table, whose entries are
 	// role definitions; keeping it here leaves that table's meaning alone.
 	Defaults map[string][]string
+	// KVPrefix is where the state and the leader lock live in each
+	// datacenter's KV (kv_prefix, default DefaultPrefix).
+	KVPrefix string
+	// Grace is how long a stopping provisioner lets its runs finish
+	// (grace, default 30s); SessionTTL the leader session's TTL
+	// (session_ttl, default DefaultTTL, at least 10s).
+	Grace      time.Duration
+	SessionTTL time.Duration
+	// Alerts: a Slack incoming webhook and a PagerDuty Events v2 routing
+	// key (and endpoint, default notify.DefaultPagerDutyURL). Both are
+	// secrets: keep the config file private.
+	SlackWebhookURL string
+	PagerDutyKey    string
+	PagerDutyURL    string
 }
 
 // Stage returns the stage named name.
@@ -147,6 +162,12 @@ type provisionerTOML struct {
 	BreakerCooldown *string             `toml:"breaker_cooldown"`
 	Defaults        map[string][]string `toml:"defaults"`
 	Stage           []stageTOML         `toml:"stage"`
+	KVPrefix        *string             `toml:"kv_prefix"`
+	Grace           *string             `toml:"grace"`
+	SessionTTL      *string             `toml:"session_ttl"`
+	SlackWebhookURL *string             `toml:"slack_webhook_url"`
+	PagerDutyKey    *string             `toml:"pagerduty_routing_key"`
+	PagerDutyURL    *string             `toml:"pagerduty_url"`
 }
 
 // DecodeConfig decodes the [provisioner] table, which the config decoder
@@ -164,7 +185,7 @@ type provisionerTOML struct {
 // Whether the playbook exists is checked by CheckPlaybooks, which needs
 // the playbook directory.
 func DecodeConfig(md toml.MetaData, table *toml.Primitive, source string, compile func(string) (Selector, error)) (Config, error) {
-	cfg := Config{Guards: DefaultGuards()}
+	cfg := Config{Guards: DefaultGuards(), Grace: 30 * time.Second, SessionTTL: DefaultTTL}
 	if table == nil {
 		return cfg, nil
 	}
@@ -187,6 +208,7 @@ func DecodeConfig(md toml.MetaData, table *toml.Primitive, source string, compil
 		}
 	}
 	cfg.Defaults = pt.Defaults
+	errs = append(errs, decodeSettings(&cfg, pt, source)...)
 	stages, serrs := decodeStages(pt.Stage, source, compile)
 	errs = append(errs, serrs...)
 	if err := errors.Join(errs...); err != nil {
@@ -255,6 +277,51 @@ func decodeGuards(g *Guards, pt provisionerTOML, source string) []error {
 	}
 	if g.BackoffMax < g.BackoffBase {
 		errs = append(errs, fmt.Errorf("%s: provisioner.backoff_max (%s) is less than backoff_base (%s)", source, g.BackoffMax, g.BackoffBase))
+	}
+	return errs
+}
+
+// decodeSettings decodes the keys that are not guards.
+func decodeSettings(cfg *Config, pt provisionerTOML, source string) []error {
+	var errs []error
+	str := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	cfg.KVPrefix = str(pt.KVPrefix)
+	if p := cfg.KVPrefix; p != "" && (strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, " \t\n")) {
+		errs = append(errs, fmt.Errorf("%s: provisioner.kv_prefix = %q: want a KV path such as %q", source, p, DefaultPrefix))
+	}
+	cfg.Grace, cfg.SessionTTL = 30*time.Second, DefaultTTL
+	for _, d := range []struct {
+		key string
+		v   *string
+		dst *time.Duration
+		min time.Duration
+	}{{"grace", pt.Grace, &cfg.Grace, 0}, {"session_ttl", pt.SessionTTL, &cfg.SessionTTL, 10 * time.Second}} {
+		if d.v == nil {
+			continue
+		}
+		v, err := time.ParseDuration(*d.v)
+		if err != nil || v <= 0 || v < d.min {
+			errs = append(errs, fmt.Errorf("%s: provisioner.%s = %q: want a duration of at least %s", source, d.key, *d.v, max(d.min, time.Second)))
+			continue
+		}
+		*d.dst = v
+	}
+	cfg.SlackWebhookURL, cfg.PagerDutyKey, cfg.PagerDutyURL = str(pt.SlackWebhookURL), str(pt.PagerDutyKey), str(pt.PagerDutyURL)
+	for key, u := range map[string]string{"slack_webhook_url": cfg.SlackWebhookURL, "pagerduty_url": cfg.PagerDutyURL} {
+		if u == "" {
+			continue
+		}
+		if err := notify.CheckURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("%s: provisioner.%s: %w", source, key, err))
+		}
+	}
+	if cfg.PagerDutyURL != "" && cfg.PagerDutyKey == "" {
+		errs = append(errs, fmt.Errorf("%s: provisioner.pagerduty_url is set but pagerduty_routing_key is not", source))
 	}
 	return errs
 }

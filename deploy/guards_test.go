@@ -394,7 +394,7 @@ func TestChainPasses(t *testing.T) {
 	pass([]*fleet.Node{node("n1", "i-1")})
 	pass([]*fleet.Node{node("n1", "i-1", "web")}) // the agent reloaded with its role
 	pass([]*fleet.Node{node("n1", "i-1", "web")})
-	pass([]*fleet.Node{node("n1", "i-2")}) // auto-healed: a new instance
+	pass([]*fleet.Node{node("n1", "i-2")})                                      // auto-healed: a new instance
 	want := "n1//i-1:base n1//i-1:roles n1//i-1:web n1//i-2:base n1//i-2:roles" // no node ID: the instance id tells them apart
 	if got := strings.Join(order, " "); got != want {
 		t.Errorf("runs %q, want %q", got, want)

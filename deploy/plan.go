@@ -23,6 +23,9 @@ func Incarnation(n *fleet.Node) string {
 // Stage.SettingsSum and, for @roles stages only, desiredGen(node).
 // records are keyed by RecordKey.
 //
+// A @roles stage is never due on a node whose desiredGen is 0 (no
+// desired record: generations start at 1).
+//
 // Nodes with Pending facts are never due: their roles (and so select and
 // the role stage's outcome) are not known yet, and a run on a guess could
 // undo what the agent is about to report.
@@ -55,6 +58,11 @@ func Due(nodes []*fleet.Node, stages []Stage, records map[string]Record, desired
 				continue
 			}
 			if s.Selector != nil && !s.Selector.Match(n) {
+				continue
+			}
+			// A node without desired roles (no record, no group default)
+			// has nothing for @roles to apply: the chain stops there.
+			if s.Roles() && (desiredGen == nil || desiredGen(n) == 0) {
 				continue
 			}
 			inc := Incarnation(n)

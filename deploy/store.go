@@ -232,7 +232,34 @@ func (s *Store) Load(ctx context.Context) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployment state under %s: %w", s.prefix, err)
 	}
-	l := &Loaded{Records: map[string]Record{}, Index: meta.LastIndex}
+	return s.decode(pairs, meta.LastIndex)
+}
+
+// LoadStatus reads all but the records (which grow with the fleet): the
+// state, the requests and the decisions, in three reads.
+func (s *Store) LoadStatus(ctx context.Context) (*Loaded, error) {
+	var all api.KVPairs
+	var index uint64
+	p, meta, err := s.c.KVGet(ctx, s.stateKey(), s.query())
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployment state %s: %w", s.stateKey(), err)
+	}
+	if p != nil {
+		all = append(all, p)
+	}
+	index = meta.LastIndex
+	for _, sub := range []string{"requests/", "decisions/"} {
+		pairs, _, err := s.c.KVList(ctx, s.prefix+sub, s.query())
+		if err != nil {
+			return nil, fmt.Errorf("reading %s%s: %w", s.prefix, sub, err)
+		}
+		all = append(all, pairs...)
+	}
+	return s.decode(all, index)
+}
+
+func (s *Store) decode(pairs api.KVPairs, index uint64) (*Loaded, error) {
+	l := &Loaded{Records: map[string]Record{}, Index: index}
 	for _, p := range pairs {
 		rel := strings.TrimPrefix(p.Key, s.prefix)
 		var err error
@@ -509,4 +536,31 @@ func (s *Store) appendBatch(ctx context.Context, ds []Decision) error {
 	}
 	_, err = s.txn(ctx, ops, true)
 	return err
+}
+
+// RequestsAt lists the operators' requests waiting for the leader, as a
+// blocking query when index > 0 (answering when they change or after
+// wait). It returns the index to wait on next.
+func (s *Store) RequestsAt(ctx context.Context, index uint64, wait time.Duration) ([]Request, uint64, error) {
+	q := s.query()
+	if index > 0 {
+		q.WaitIndex, q.WaitTime, q.Timeout = index, wait, 0
+	}
+	pairs, meta, err := s.c.KVList(ctx, s.prefix+"requests/", q)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the operators' requests: %w", err)
+	}
+	out := make([]Request, 0, len(pairs))
+	for _, p := range pairs {
+		var r Request
+		if err := json.Unmarshal(p.Value, &r); err != nil {
+			// A request nobody can read is skipped (named in the log by
+			// the caller's next error) rather than blocking the others.
+			continue
+		}
+		r.Index = p.ModifyIndex
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+	return out, meta.LastIndex, nil
 }

@@ -99,6 +99,7 @@ const (
 	KindRerun         Kind = "rerun"          // an operator asked a node's stage to run again
 	KindLeader        Kind = "leader"         // an instance became leader, or stopped leading
 	KindStopped       Kind = "stopped"        // launching stopped: why (Consul unreachable, shutdown)
+	KindDefaults      Kind = "defaults"       // a new node got its group's default roles
 )
 
 // Decision is one thing the scheduler decided, with why and until when.

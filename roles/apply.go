@@ -160,6 +160,9 @@ type Request struct {
 	// apply again, a drifted node back, a pending record. Nothing is
 	// written; every node needs a record.
 	ApplyOnly bool
+	// Meta is more run metadata (the deployment server's stage and batch
+	// labels), merged with the run's generation links.
+	Meta map[string]string
 	// Check previews and launches an ansible-playbook --check --diff run
 	// of the change and writes nothing to KV. The run is not linked to any
 	// generation, so it never makes a node Applying or Failed.
@@ -283,6 +286,12 @@ func (a *Applier) Plan(ctx context.Context, req Request) (*Plan, error) {
 	}
 	if !req.Check {
 		lr.Meta = RunLinks(p.Records())
+	}
+	if len(req.Meta) > 0 {
+		if lr.Meta == nil {
+			lr.Meta = map[string]string{}
+		}
+		maps.Copy(lr.Meta, req.Meta)
 	}
 	pv, err := a.cfg.Runner.Preview(ctx, lr)
 	if err != nil {

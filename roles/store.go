@@ -342,13 +342,27 @@ func (s *Store) History(ctx context.Context, dc, node string) ([]Desired, error)
 // decoded are left out and named in the error, which comes with the
 // others: one corrupt key must not hide the fleet.
 func (s *Store) List(ctx context.Context, dc string) ([]Desired, error) {
+	out, _, err := s.ListAt(ctx, dc, 0, 0)
+	return out, err
+}
+
+// ListAt is List as a blocking query: with index > 0 it answers when the
+// records have changed since index or wait has passed (the deployment
+// server follows the desired state this way, one request per change
+// however many nodes there are). It returns the KV index to wait on next.
+func (s *Store) ListAt(ctx context.Context, dc string, index uint64, wait time.Duration) ([]Desired, uint64, error) {
 	if err := validDatacenter(dc); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	folder := s.prefix + "nodes/"
-	pairs, _, err := s.c.KVList(ctx, folder, s.query(dc, consul.Default))
+	q := s.query(dc, consul.Default)
+	if index > 0 {
+		// Timeout 0: consul.BlockingTimeout(wait) outlasts the wait.
+		q.WaitIndex, q.WaitTime, q.Timeout = index, wait, 0
+	}
+	pairs, meta, err := s.c.KVList(ctx, folder, q)
 	if err != nil {
-		return nil, s.c.Describe(fmt.Sprintf("listing the desired state of %s (%s)", dc, folder), err)
+		return nil, 0, s.c.Describe(fmt.Sprintf("listing the desired state of %s (%s)", dc, folder), err)
 	}
 	var out []Desired
 	var errs []error
@@ -366,7 +380,7 @@ func (s *Store) List(ctx context.Context, dc string) ([]Desired, error) {
 		out = append(out, *d)
 	}
 	slices.SortFunc(out, func(a, b Desired) int { return strings.Compare(a.Node, b.Node) })
-	return out, errors.Join(errs...)
+	return out, meta.LastIndex, errors.Join(errs...)
 }
 
 // Set records ch as node's next generation: one consistent read, then one

@@ -62,8 +62,25 @@ const notifyMax = 240
 // term without a key, or health terms that no node turning critical can
 // match.
 func CheckAlertFilter(filter string) error {
+	f, err := checkFilter(filter)
+	if err != nil {
+		return err
+	}
+	for _, t := range f.terms {
+		switch {
+		case t.field != fieldHealth:
+		case t.neg && (t.failing || t.health == fleet.HealthCritical), !t.neg && !t.failing && t.health != fleet.HealthCritical:
+			return fmt.Errorf("the health term of %q never matches a node that turns critical, and only those alert", filter)
+		}
+	}
+	return nil
+}
+
+// checkFilter parses a filter written in a config file, where a typo must
+// be an error rather than free text that silently matches nothing.
+func checkFilter(filter string) (filterExpr, error) {
 	if strings.Count(filter, `"`)%2 != 0 {
-		return errors.New(`unbalanced " (quote values with spaces: role:"my svc")`)
+		return filterExpr{}, errors.New(`unbalanced " (quote values with spaces: role:"my svc")`)
 	}
 	for _, tok := range tokenize(filter) {
 		term := strings.TrimPrefix(tok, "!")
@@ -75,23 +92,47 @@ func CheckAlertFilter(filter string) error {
 			if _, err := netip.ParseAddr(term); err == nil {
 				continue // an IPv6 address searched as text
 			}
-			return fmt.Errorf("unknown field %q in %q (known: role, health, group, dc, zone, name, meta, tag; other text is searched as is)", field+":", tok)
+			return filterExpr{}, fmt.Errorf("unknown field %q in %q (known: role, health, group, dc, zone, name, meta, tag; other text is searched as is)", field+":", tok)
 		}
 	}
 	f := parseFilter(filter)
 	if f.problem != "" {
-		return errors.New(f.problem)
+		return filterExpr{}, errors.New(f.problem)
 	}
 	for _, t := range f.terms {
-		switch {
-		case t.field == fieldMeta && t.key == "":
-			return errors.New("a meta: term needs a key (meta:key or meta:key=value)")
-		case t.field != fieldHealth:
-		case t.neg && (t.failing || t.health == fleet.HealthCritical), !t.neg && !t.failing && t.health != fleet.HealthCritical:
-			return fmt.Errorf("the health term of %q never matches a node that turns critical, and only those alert", filter)
+		if t.field == fieldMeta && t.key == "" {
+			return filterExpr{}, errors.New("a meta: term needs a key (meta:key or meta:key=value)")
 		}
 	}
-	return nil
+	return f, nil
+}
+
+// NodeSelector is a filter compiled for code outside the console: the
+// deployment server's stage selects are the console's filter language.
+type NodeSelector struct {
+	f filterExpr
+}
+
+// CompileSelector compiles a stage's select. Besides CheckAlertFilter's
+// typos it refuses state: and drift terms: a node's desired-state state
+// is the console's view, not part of the node the server matches.
+func CompileSelector(text string) (*NodeSelector, error) {
+	f, err := checkFilter(text)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range f.terms {
+		if t.field == fieldState {
+			return nil, errors.New("state: and drift are not known to a stage's select (use role:, group:, tag:, meta:, …)")
+		}
+	}
+	return &NodeSelector{f: f}, nil
+}
+
+// Match reports whether n matches the selector (an empty one matches
+// every node).
+func (s *NodeSelector) Match(n *fleet.Node) bool {
+	return s.f.empty() || s.f.matchNode(nodeRow(n))
 }
 
 // alert is one node turning critical.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/spf13/pflag"
 
+	"github.com/fleetdeck/fleetdeck/deploy"
 	"github.com/fleetdeck/fleetdeck/fleet"
 	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
@@ -93,6 +94,9 @@ type fileConfig struct {
 	// entries), decoded by roles.DecodeConfig. A pointer: the TOML encoder
 	// panics on a zero Primitive, and the demo encodes this struct.
 	Roles *toml.Primitive `toml:"roles,omitempty"`
+	// Provisioner is the [provisioner] table, decoded by
+	// deploy.DecodeConfig (a pointer for the same reason).
+	Provisioner *toml.Primitive `toml:"provisioner,omitempty"`
 }
 
 // rolesOptions are the [roles] settings and the config file's part of the
@@ -169,10 +173,23 @@ type options struct {
 	alerts tui.AlertOptions
 	// roles is [roles]: role reassignment's settings and catalog.
 	roles rolesOptions
+	// provisioner is [provisioner]: the deployment server's stages,
+	// guards and settings (the defaults and no stages when absent).
+	provisioner deploy.Config
 	// sshConfig and alertsConfig are [ssh] and [alerts] as written, for
 	// the demo's config file.
 	sshConfig    sshConfig
 	alertsConfig alertsConfig
+}
+
+// compileSelect compiles a stage's select in the console's filter
+// language.
+func compileSelect(text string) (deploy.Selector, error) {
+	sel, err := tui.CompileSelector(text)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return sel, nil
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/fleetdeck/config.toml.
@@ -253,6 +270,9 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 			// and reports the unknown ones inside it itself.
 			rc, err := roles.DecodeConfig(md, fc.Roles, f.config)
 			if err != nil {
+				return o, err
+			}
+			if o.provisioner, err = deploy.DecodeConfig(md, fc.Provisioner, f.config, compileSelect); err != nil {
 				return o, err
 			}
 			if err := unknownKeys(f.config, md); err != nil {

@@ -90,5 +90,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRunsCmd(&flags))
 	root.AddCommand(newRolesCmd(&flags))
 	root.AddCommand(newMaintCmd(&flags))
+	root.AddCommand(newProvisionerCmd(&flags))
 	return root
 }

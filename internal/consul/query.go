@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -147,4 +148,21 @@ func (c *Client) Leader(ctx context.Context, q Query) (string, *api.QueryMeta, e
 	var leader string
 	meta, err := c.Get(ctx, "/v1/status/leader", q, &leader)
 	return leader, meta, err
+}
+
+// LocalDatacenter is the datacenter of the agent the client talks to
+// (/v1/agent/self).
+func (c *Client) LocalDatacenter(ctx context.Context) (string, error) {
+	var self struct {
+		Config struct {
+			Datacenter string
+		}
+	}
+	if _, err := c.Get(ctx, "/v1/agent/self", Query{}, &self); err != nil {
+		return "", fmt.Errorf("asking the agent for its datacenter: %w", err)
+	}
+	if self.Config.Datacenter == "" {
+		return "", fmt.Errorf("asking the agent for its datacenter: the answer names none")
+	}
+	return self.Config.Datacenter, nil
 }
