@@ -246,9 +246,22 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 	ld := &leading{l: l, store: s.cfg.Store, records: map[string]Record{}, runs: map[string]*liveRun{},
 		applied: map[string]bool{}, defaults: map[string]bool{}, wake: make(chan struct{}, 1)}
 	var lost <-chan struct{}
+	// pctx is what the passes' requests run under: a lost leadership
+	// cancels them at once, so a pass blocked on a frozen Consul cannot
+	// keep a stale leader acting (or hide the loss) for its timeouts.
+	// SIGTERM does not: a stopping leader still saves its state.
+	pctx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPasses()
 	if l != nil {
 		ld.store = s.cfg.Store.Fenced(l.Session())
 		lost = l.Lost()
+		go func() {
+			select {
+			case <-lost:
+				cancelPasses()
+			case <-pctx.Done():
+			}
+		}()
 	}
 	loaded, err := s.load(ctx, ld.store, lost)
 	if err != nil {
@@ -290,7 +303,7 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 	var alerts sync.WaitGroup
 	defer alerts.Wait()
 	for {
-		if err := s.pass(ctx, ld, &alerts, true); err != nil {
+		if err := s.pass(pctx, ld, &alerts, true); err != nil {
 			s.cancelRuns(ld, "leadership lost")
 			return err
 		}

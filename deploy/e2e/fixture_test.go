@@ -49,22 +49,20 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 })
 
 // stagePlaybook is a stage's playbook: it fails on a host while the file
-// <marks>/fail-<stage>-<host> exists, and otherwise leaves
+// <marks>/fail-<stage>-<host> exists, takes 20 s longer while
+// <marks>/slow-<stage>-<host> does, and otherwise leaves
 // <marks>/<host>.<stage> with one line per run (so tests count runs).
 func stagePlaybook(marks, stage string) string {
+	// One raw task: no Python module per host, so a 200-host run costs
+	// a shell per host rather than three module executions.
 	return fmt.Sprintf(`- hosts: all
   gather_facts: false
   tasks:
-    - name: asked to fail?
-      ansible.builtin.stat:
-        path: %[1]s/fail-%[2]s-{{ inventory_hostname }}
-      register: asked
-    - name: fail as asked
-      ansible.builtin.fail:
-        msg: the test asked this host to fail
-      when: asked.stat.exists
-    - name: leave a mark
-      ansible.builtin.shell: echo run >> %[1]s/{{ inventory_hostname }}.%[2]s
+    - name: fail if asked, be slow if asked, leave a mark
+      ansible.builtin.raw: >-
+        if [ -e %[1]s/fail-%[2]s-{{ inventory_hostname }} ]; then echo asked to fail >&2; exit 1; fi;
+        if [ -e %[1]s/slow-%[2]s-{{ inventory_hostname }} ]; then sleep 20; fi;
+        echo run >> %[1]s/{{ inventory_hostname }}.%[2]s
 `, marks, stage)
 }
 
@@ -149,7 +147,7 @@ func newFixture(t *testing.T, provisionerTOML string) *fixture {
 address = "http://%s"
 [ansible]
 playbook_dir = %q
-env = ["ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent"]
+env = ["ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent", "ANSIBLE_FORKS=25"]
 `, f.server.HTTPAddr(), f.pbDir) + provisionerTOML
 	if err := os.WriteFile(f.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,6 +174,13 @@ func (f *fixture) addAgent(t *testing.T, name string) *consulagent.Agent {
 	if err := demoplaybooks.WriteRoles(f.pbDir, f.port, hosts); err != nil {
 		t.Fatal(err)
 	}
+	// The agent is up before the servers have it in the catalog (the
+	// leader reconciles the member a moment later, without its meta; the
+	// agent's own sync adds that).
+	waitFor(t, 30*time.Second, name+" in the catalog with its group", func() bool {
+		n, _, err := f.api.Catalog().Node(name, nil)
+		return err == nil && n != nil && n.Node != nil && n.Node.Meta["asg"] == "app"
+	})
 	return a
 }
 

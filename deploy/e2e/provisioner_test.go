@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/fleetdeck/fleetdeck/deploy"
 )
@@ -143,4 +146,233 @@ func attempts(st deploy.Status, stage string) int {
 		}
 	}
 	return n
+}
+
+// Two instances: one leads, the other stands by and says who leads. The
+// leader is SIGKILLed while a run is going: the standby leads within the
+// documented time (session TTL + lock-delay, 2 × 10 s here) and runs only
+// what was not applied — base and roles were, web was in flight.
+func TestLeaderKilledMidRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, chainConfig)
+	if err := os.WriteFile(filepath.Join(f.marks, "slow-web-app-01"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string]*proc{"a": f.start(t, "a", "--id", "a"), "b": f.start(t, "b", "--id", "b")}
+	var leader string
+	waitFor(t, 30*time.Second, "one leader", func() bool {
+		if st := f.status(t); st.Leader != nil {
+			leader = st.Leader.ID
+		}
+		return leader != ""
+	})
+	standby := map[string]string{"a": "b", "b": "a"}[leader]
+	waitFor(t, 15*time.Second, "the standby naming the leader", func() bool {
+		return regexp.MustCompile(`msg=standby .*leader=` + leader + `\b`).MatchString(procs[standby].log.String())
+	})
+	f.addAgent(t, "app-01")
+	waitFor(t, 3*time.Minute, "web running on app-01", func() bool {
+		st := f.status(t)
+		return len(st.Running) == 1 && st.Running[0].Stage == "web"
+	})
+	before := f.records(t, "app-01")
+	if before["base"].Outcome != deploy.Succeeded || before["roles"].Outcome != deploy.Succeeded {
+		t.Fatalf("records before the kill: %+v", before)
+	}
+	if err := procs[leader].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var took time.Duration
+	waitFor(t, 60*time.Second, "the standby leading", func() bool {
+		st := f.status(t)
+		if st.Leader != nil && st.Leader.ID == standby {
+			took = time.Since(killed)
+			return true
+		}
+		return false
+	})
+	t.Logf("failover after SIGKILL: %s", took.Round(100*time.Millisecond))
+	if err := os.Remove(filepath.Join(f.marks, "slow-web-app-01")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "web applied by the new leader", func() bool {
+		return f.records(t, "app-01")["web"].Outcome == deploy.Succeeded
+	})
+	after := f.records(t, "app-01")
+	for _, s := range []string{"base", "roles"} {
+		if after[s].RunID != before[s].RunID || !after[s].At.Equal(before[s].At) {
+			t.Errorf("%s ran again: %+v, was %+v", s, after[s], before[s])
+		}
+	}
+	if n := f.runs("app-01", "base"); n != 1 {
+		t.Errorf("base ran %d times; want 1", n)
+	}
+	st := f.status(t)
+	found := false
+	for _, d := range st.Decisions {
+		if d.Kind == deploy.KindStopped && d.Stage == "web" && strings.Contains(d.Reason, "previous leader") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no decision about the previous leader's web run: %+v", st.Decisions)
+	}
+}
+
+// --dry-run decides and logs but launches nothing, writes nothing (no
+// record, no desired roles, no lock); --once launches what is due now,
+// waits for it and exits.
+func TestDryRunAndOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, chainConfig)
+	f.addAgent(t, "app-01")
+	out, err := f.run(t, "provisioner", "--dry-run", "--once")
+	if err != nil {
+		t.Fatalf("--dry-run --once: %v\n%s", err, out)
+	}
+	for _, want := range []string{"dry run: would set new node of group app", "dry run: would launch on 1 nodes", "stage=base"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := f.runs("app-01", "base"); n != 0 {
+		t.Errorf("the dry run ran base %d times", n)
+	}
+	pairs, _, err := f.api.KV().List("fleetdeck/", nil)
+	if err != nil || len(pairs) != 0 {
+		t.Errorf("the dry run wrote to KV: %d keys, %v", len(pairs), err)
+	}
+
+	start := time.Now()
+	out, err = f.run(t, "provisioner", "--once")
+	if err != nil {
+		t.Fatalf("--once: %v\n%s", err, out)
+	}
+	t.Logf("--once took %s:\n%s", time.Since(start).Round(time.Millisecond), out)
+	recs := f.records(t, "app-01")
+	if recs["base"].Outcome != deploy.Succeeded || len(recs) != 1 {
+		t.Errorf("after --once: %+v; want base applied and nothing else yet", recs)
+	}
+	if h, _, err := f.api.KV().Get(deploy.DefaultPrefix+"leader", nil); err != nil || (h != nil && h.Session != "") {
+		t.Errorf("--once left the lock held: %+v, %v", h, err)
+	}
+}
+
+// The circuit breaker opens when the configured share of the last runs
+// failed: nothing launches, the status says until when, PagerDuty gets a
+// critical event.
+func TestBreakerOpensAndAlerts(t *testing.T) {
+	t.Parallel()
+	pd := newReceiver(t, true)
+	cfg := strings.Replace(chainConfig, "max_attempts = 2", fmt.Sprintf("max_attempts = 9\nbreaker_window = 2\nbreaker_ratio = 1.0\npagerduty_routing_key = \"rk\"\npagerduty_url = %q", pd.srv.URL), 1)
+	f := newFixture(t, cfg)
+	for _, n := range []string{"app-01", "app-02"} {
+		if err := os.WriteFile(filepath.Join(f.marks, "fail-base-"+n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.start(t, "a", "--id", "a")
+	f.addAgent(t, "app-01")
+	waitFor(t, 2*time.Minute, "the breaker open", func() bool { return f.status(t).Breaker.Open })
+	st := f.status(t)
+	if !strings.HasPrefix(st.State, "breaker open until ") {
+		t.Errorf("state %q", st.State)
+	}
+	f.addAgent(t, "app-02") // due, but nothing may launch
+	time.Sleep(6 * time.Second)
+	st = f.status(t)
+	if len(st.Running) != 0 || attempts(st, "base") != 2 {
+		t.Errorf("while open: running %+v, %d failures (want 2)", st.Running, attempts(st, "base"))
+	}
+	queued := false
+	for _, q := range st.Queue {
+		queued = queued || (q.Stage == "base" && strings.Contains(q.Waiting, "circuit breaker open"))
+	}
+	if !queued {
+		t.Errorf("queue %+v: want base waiting on the breaker", st.Queue)
+	}
+	waitFor(t, 30*time.Second, "the breaker's PagerDuty event", func() bool {
+		for _, ev := range pd.got() {
+			p, _ := ev["payload"].(map[string]any)
+			if ev["dedup_key"] == "fleetdeck/dc1/breaker" && p["severity"] == "critical" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Consul frozen (SIGSTOP) under the leader: it stops leading within half
+// the session TTL and says why; thawed, it leads again and provisions.
+func TestConsulFrozen(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, chainConfig)
+	p := f.start(t, "a", "--id", "a")
+	waitFor(t, 30*time.Second, "a leader", func() bool { return f.status(t).Leader != nil })
+	thaw := f.server.Freeze(t)
+	frozen := time.Now()
+	waitFor(t, 30*time.Second, "the leader stopping", func() bool {
+		return strings.Contains(p.log.String(), "stopped leading: leadership lost") || strings.Contains(p.log.String(), "msg=\"stopped leading:")
+	})
+	t.Logf("stopped leading %s after the freeze", time.Since(frozen).Round(100*time.Millisecond))
+	if !strings.Contains(p.log.String(), "not renewed") {
+		t.Errorf("the log does not say why:\n%s", p.log.String())
+	}
+	thaw()
+	f.addAgent(t, "app-01")
+	waitFor(t, 3*time.Minute, "app-01 provisioned after the thaw", func() bool {
+		return f.records(t, "app-01")["web"].Outcome == deploy.Succeeded
+	})
+}
+
+// 200 nodes join in a burst: the quiet period batches them into
+// ceil(200/batch_max) runs, and every one is applied once.
+func TestBurstIsBatched(t *testing.T) {
+	t.Parallel()
+	const nodes, batchMax = 200, 50
+	f := newFixture(t, fmt.Sprintf(`
+[provisioner]
+quiet_min = "3s"
+quiet_max = "20s"
+batch_max = %d
+[[provisioner.stage]]
+name = "base"
+select = "group:burst"
+playbook = "base.yml"
+`, batchMax))
+	f.start(t, "a", "--id", "a")
+	waitFor(t, 30*time.Second, "a leader", func() bool { return f.status(t).Leader != nil })
+	start := time.Now()
+	for i := range nodes {
+		name := fmt.Sprintf("burst-%03d", i)
+		_, err := f.api.Catalog().Register(&api.CatalogRegistration{Node: name, Address: fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250),
+			NodeMeta: map[string]string{"asg": "burst", "instance-id": "i-" + name}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d nodes registered in %s", nodes, time.Since(start).Round(time.Millisecond))
+	var st deploy.Status
+	waitFor(t, 5*time.Minute, "every burst node applied", func() bool {
+		pairs, _, err := f.api.KV().Keys(deploy.DefaultPrefix+"records/", "", nil)
+		return err == nil && len(pairs) == nodes
+	})
+	t.Logf("all %d applied %s after the first registration", nodes, time.Since(start).Round(time.Millisecond))
+	st = f.status(t)
+	runs := 0
+	for _, d := range st.Decisions {
+		if d.Kind == deploy.KindLaunched {
+			runs++
+		}
+	}
+	t.Logf("%d runs launched", runs)
+	if want := (nodes + batchMax - 1) / batchMax; runs > want {
+		t.Errorf("%d runs launched; want at most %d", runs, want)
+	}
+	for i := range nodes {
+		if n := f.runs(fmt.Sprintf("burst-%03d", i), "base"); n != 1 {
+			t.Fatalf("burst-%03d ran base %d times", i, n)
+		}
+	}
 }
