@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -374,5 +375,124 @@ playbook = "base.yml"
 		if n := f.runs(fmt.Sprintf("burst-%03d", i), "base"); n != 1 {
 			t.Fatalf("burst-%03d ran base %d times", i, n)
 		}
+	}
+}
+
+// A stage whose select flaps — the node's role comes and goes, as when a
+// playbook or a script keeps undoing it — is due, then not, then due: it
+// never gets a quiet period, and after more than oscillation_max returns
+// in an hour the node is held, alerting, with no run launched. (A
+// playbook that toggles its own role cannot loop here: its successful
+// record keeps its stage from being due again; the select is what can
+// flap.)
+func TestOscillatingNodeHeld(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, `
+[provisioner]
+quiet_min = "4s"
+quiet_max = "60s"
+oscillation_max = 4
+[[provisioner.stage]]
+name = "base"
+select = "group:app"
+playbook = "base.yml"
+[[provisioner.stage]]
+name = "web"
+select = "role:flappy"
+playbook = "web.yml"
+after = ["base"]
+`)
+	f.start(t, "a", "--id", "a")
+	a := f.addAgent(t, "app-01")
+	waitFor(t, 2*time.Minute, "base applied", func() bool { return f.records(t, "app-01")["base"].Outcome == deploy.Succeeded })
+	c, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flips := 0
+	held := func() bool {
+		for _, h := range f.status(t).Held {
+			if h.Node == "dc1/app-01" && strings.Contains(h.Reason, "oscillating") {
+				return true
+			}
+		}
+		return false
+	}
+	for !held() {
+		if flips > 30 {
+			t.Fatalf("not held after %d flips", flips)
+		}
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "flappy", Name: "flappy"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if err := c.Agent().ServiceDeregister("flappy"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		flips++
+	}
+	t.Logf("held as oscillating after %d flips", flips)
+	// Steady now, but held: web does not run.
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "flappy", Name: "flappy"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second)
+	if n := f.runs("app-01", "web"); n != 0 {
+		t.Errorf("web ran %d times while the node was held", n)
+	}
+	if out, err := f.run(t, "provisioner", "release", "dc1/app-01"); err != nil {
+		t.Fatalf("release: %v: %s", err, out)
+	}
+	waitFor(t, time.Minute, "web applied after the release", func() bool { return f.runs("app-01", "web") == 1 })
+}
+
+// SIGTERM mid-run: nothing new launches, the run gets the grace period,
+// is cancelled, the process exits 0 and says so; restarted, the
+// provisioner re-runs only the cancelled stage, once.
+func TestSigtermThenRestart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, strings.Replace(chainConfig, `grace = "20s"`, `grace = "2s"`, 1))
+	if err := os.WriteFile(filepath.Join(f.marks, "slow-web-app-01"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := f.start(t, "a", "--id", "a")
+	f.addAgent(t, "app-01")
+	waitFor(t, 3*time.Minute, "web running", func() bool {
+		st := f.status(t)
+		return len(st.Running) == 1 && st.Running[0].Stage == "web"
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("still running 40 s after SIGTERM")
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(sent).Round(100*time.Millisecond))
+	for _, want := range []string{"stopping: waiting for runs to finish", "the grace period ended; cancelling runs", "stopped leading: shutdown"} {
+		if !strings.Contains(p.log.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if st := f.status(t); st.Leader != nil || len(st.Running) != 0 {
+		t.Errorf("after the stop: leader %+v, running %+v", st.Leader, st.Running)
+	}
+	if err := os.Remove(filepath.Join(f.marks, "slow-web-app-01")); err != nil {
+		t.Fatal(err)
+	}
+	f.start(t, "a2", "--id", "a2")
+	waitFor(t, 2*time.Minute, "web applied after the restart", func() bool {
+		return f.records(t, "app-01")["web"].Outcome == deploy.Succeeded
+	})
+	time.Sleep(3 * time.Second)
+	if b, w := f.runs("app-01", "base"), f.runs("app-01", "web"); b != 1 || w != 1 {
+		t.Errorf("base ran %d times, web %d; want once each", b, w)
 	}
 }
