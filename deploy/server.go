@@ -268,6 +268,8 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 		return err
 	}
 	ld.sched = NewScheduler(s.cfg.Config.Guards, loaded.State)
+	g := s.cfg.Config.Guards
+	ld.sched.State.Guards = &g
 	ld.records = loaded.Records
 	ld.stateIndex = loaded.StateIndex
 	ld.requests = loaded.Requests

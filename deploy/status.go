@@ -73,6 +73,9 @@ type Backoff struct {
 // StatusOf builds the status from what Load read, the guards and the
 // leader, at now. At most last decisions are kept (0: all read).
 func StatusOf(dc string, l *Loaded, g Guards, leader *Holder, now time.Time, last int) Status {
+	if l.State.Guards != nil {
+		g = *l.State.Guards
+	}
 	sched := NewScheduler(g, l.State)
 	st := sched.State
 	s := Status{Datacenter: dc, Leader: leader, Paused: st.Paused, Breaker: st.Breaker, Records: map[Outcome]int{}}

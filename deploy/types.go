@@ -197,4 +197,7 @@ type State struct {
 	// Skips is the last skip reason shown per stage, so a batch that keeps
 	// waiting for the same reason is one decision, not one per pass.
 	Skips map[string]string `json:"skips"`
+	// Guards are the leader's guards as it last saved the state: the
+	// status shows what the leader enforces, not the reader's config.
+	Guards *Guards `json:"guards,omitempty"`
 }

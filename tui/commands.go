@@ -44,6 +44,8 @@ func viewRegistry() []command {
 				}
 				return s.fetchLocks()
 			}},
+		{names: []string{"provisioner", "prov", "pv", "deploy"}, help: "the deployment server: leader, state, held/backoff/queued/running nodes with why and until when", run: openProvisioner},
+		{names: []string{"decisions", "decision", "dec"}, help: "the deployment server's decisions, newest first, with their reasons", run: openDecisions},
 		{names: []string{"dc", "datacenter"}, usage: ":dc NAME", help: "restrict every view to one datacenter (:dc or :dc all: all)",
 			run: func(s *shared, args []string) tea.Cmd { s.setDC(args); return nil }},
 		{names: []string{"help", "h"}, help: "the help of the view on top",
@@ -85,7 +87,7 @@ func (s *shared) runCommand(line string) tea.Cmd {
 			return c.run(s, args)
 		}
 	}
-	s.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :alerts :runs :locks :dc :q)", true)
+	s.setFlash("unknown command: "+line+" (try :nodes :roles :groups :events :alerts :runs :locks :provisioner :decisions :dc :q)", true)
 	return nil
 }
 

@@ -68,6 +68,11 @@ type Options struct {
 	// why (runs are off, no role catalog).
 	Roles    RolesService
 	RolesOff string
+	// Deploy reads the deployment server's state and takes operators'
+	// requests (the Provisioner view); nil turns it off, and DeployOff
+	// says why.
+	Deploy    Deployer
+	DeployOff string
 }
 
 // defaultLogsWindow is the default of Options.LogsBefore and LogsAfter.
@@ -137,6 +142,7 @@ func New(ctx context.Context, opts Options) *Model {
 		alerts:     newAlerting(opts.Alerts, now()),
 	}
 	s.setRoles(opts.Roles, opts.RolesOff)
+	s.setDeploy(opts.Deploy, opts.DeployOff)
 	if s.ssh == nil {
 		// The default template always parses.
 		s.ssh, _ = ParseSSHCommand("", "", "")
@@ -217,7 +223,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.retryAfterSecond(m.waitSnapshot()))
 	case tickMsg:
 		m.expireFlash(m.now())
-		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns(), m.flushAlerts(), m.tickRoles())
+		cmds = append(cmds, m.tick(), m.tickLocks(), m.tickRuns(), m.flushAlerts(), m.tickRoles(), m.tickDeploy())
 		cmds = append(cmds, m.broadcast(msg))
 	case tea.KeyPressMsg:
 		cmds = append(cmds, m.handleKey(msg))

@@ -25,11 +25,16 @@ const (
 	promptCommand
 	// promptJump moves the Logs view to a time on enter.
 	promptJump
+	// promptReason asks the reason of an operator's request; its label
+	// (promptHooks.label) says what is asked.
+	promptReason
 )
 
 // promptHooks connect a prompt to the view it edits: change runs as the
 // text changes, enter when it is applied, cancel when esc abandons it.
 type promptHooks struct {
+	// label starts a promptReason's line.
+	label  string
 	change func(text string)
 	enter  func(text string) tea.Cmd
 	cancel func()
@@ -142,6 +147,8 @@ func (p *prompt) label() string {
 		return ":"
 	case promptJump:
 		return "jump to (10:02, 10:02:13, RFC3339, -5m, now): "
+	case promptReason:
+		return p.hooks.label
 	}
 	return "/"
 }

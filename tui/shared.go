@@ -88,6 +88,8 @@ type shared struct {
 	alerts alerting
 	// rl is role reassignment's state (roles.go).
 	rl rolesState
+	// dp is the deployment server's status (deploy.go).
+	dp deployState
 }
 
 // flashFor is how long a footer message stays.

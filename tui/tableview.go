@@ -41,6 +41,9 @@ type tableKind struct {
 	// onTop, if set, runs when the view is back on top (Locks reads the
 	// locks again when they are old).
 	onTop func(t *tableView) tea.Cmd
+	// banner, if set, gives summary lines drawn above the column header
+	// (the Provisioner view's leader and state).
+	banner func(s *shared) []string
 }
 
 // source is the unfiltered row set of one table kind, rebuilt when the
@@ -135,7 +138,17 @@ func newTable(s *shared, k *tableKind, filter string) *tableView {
 func (t *tableView) title() string { return t.kind.name }
 
 // page is the number of rows shown.
-func (t *tableView) page() int { return max(t.h-1, 1) }
+func (t *tableView) page() int { return max(t.h-1-len(t.bannerLines()), 1) }
+
+// bannerLines are the kind's banner lines, at most two and never more
+// than leave a row on a small terminal.
+func (t *tableView) bannerLines() []string {
+	if t.kind.banner == nil {
+		return nil
+	}
+	b := t.kind.banner(t.s)
+	return b[:min(len(b), 2, max(t.h-2, 0))]
+}
 
 // setFilter replaces the view's filter.
 func (t *tableView) setFilter(f string) {
@@ -372,6 +385,9 @@ func (t *tableView) visible() []*row {
 func (t *tableView) view(now time.Time, line func(string)) {
 	st := &t.s.st
 	avail := max(t.w-gutter, 1)
+	for _, b := range t.bannerLines() {
+		line(fitLine(" "+b, t.w))
+	}
 	line(st.render(st.colHeader, "   "+headerLine(t.cols, t.lay.widths, avail, t.sortCol, t.desc)))
 	if len(t.rows) == 0 {
 		line(fitLine("  "+t.emptyText(), t.w))

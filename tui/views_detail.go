@@ -56,8 +56,10 @@ func newDetailView(s *shared, dc, name string) *textView {
 			}},
 	)
 	v.live = true
-	v.ver = func() uint64 { return s.gen + s.rl.ver }
-	v.onTop = func() tea.Cmd { return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchRoles()) }
+	v.ver = func() uint64 { return s.gen + s.rl.ver + s.dp.ver }
+	v.onTop = func() tea.Cmd {
+		return tea.Batch(s.maybeFetchHistory(dc, name), s.maybeFetchRoles(), s.fetchNodeRecords(dc+"/"+name))
+	}
 	return v
 }
 
@@ -143,6 +145,7 @@ func (s *shared) detailLines(dc, name string, w int) []textLine {
 		}
 
 		out = append(out, s.desiredLines(n, width)...)
+		out = append(out, s.deployDetailLines(n)...)
 
 		blank()
 		add(st.colHeader, "Meta ("+strconv.Itoa(len(n.Meta))+")")
