@@ -434,11 +434,18 @@ func (s *shared) decisionRows() []*row {
 		if !d.Until.IsZero() {
 			reason += " (until " + d.Until.Local().Format("15:04:05") + ")"
 		}
-		if d.RunID != "" {
+		if d.RunID != "" && !strings.Contains(reason, d.RunID) {
 			reason += " [run " + d.RunID + "]"
 		}
+		node := d.Node
+		switch {
+		case node == "" && len(d.Batch) == 1:
+			node = d.Batch[0].Node
+		case node == "" && len(d.Batch) > 1:
+			node = strconv.Itoa(len(d.Batch)) + " nodes"
+		}
 		r := newRow("decision/"+strconv.FormatUint(d.Seq, 10), []string{dcAt: d.At.Local().Format("01-02 15:04:05"),
-			dcKind: string(d.Kind), dcStage: orDash(d.Stage), dcNode: orDash(d.Node), dcReason: reason})
+			dcKind: string(d.Kind), dcStage: orDash(d.Stage), dcNode: orDash(node), dcReason: reason})
 		r.nums = make([]int, dcCount)
 		r.nums[dcAt] = int(d.At.UnixNano())
 		r.health = fleet.HealthPassing
@@ -448,7 +455,7 @@ func (s *shared) decisionRows() []*row {
 		case deploy.KindFailed, deploy.KindStopped:
 			r.health = fleet.HealthWarning
 		}
-		if dc, name, ok := strings.Cut(d.Node, "/"); ok {
+		if dc, name, ok := strings.Cut(node, "/"); ok {
 			r.dc, r.name = dc, name
 			r.node = s.snap.Node(dc, name)
 		}

@@ -192,6 +192,12 @@ func runDemo(ctx context.Context, opts options, stderr io.Writer, spec fleetsim.
 	if err != nil {
 		return err
 	}
+	prov, err := startDemoProvisioner(ctx, files.config, demoProvisionerLog(files.dir), bin, agent, standIn.port,
+		demoAgentHosts(st.agents, bin), files.playbooks)
+	if err != nil {
+		return err
+	}
+	defer prov.stop(stderr)
 	var wg sync.WaitGroup
 	simErr := make(chan error, 1)
 	wg.Add(2)
@@ -226,6 +232,12 @@ fleetdeck demo: open another console on this demo (same Consul, playbooks, locks
 			first.agent.NodeName(), other, first.role, selfCommand(), files.config)
 	}
 
+	fmt.Fprintf(stderr, `fleetdeck demo: a deployment server (fleetdeck provisioner, log %[1]s) configures
+    new servers of group %[2]s through base → roles → web; the simulated autoscaling starts a blank
+    agent (scale-01, …) %[3]s from now and every %[4]s after (%[5]d at most); base fails on scale-%02[6]d,
+    which ends held. Watch it in the console with :provisioner, or
+    %[7]s --config %[8]s provisioner status
+`, demoProvisionerLog(files.dir), demoScaleGroup, demoScaleFirst, demoScaleEvery, demoScaleMax, demoScaleFailing, selfCommand(), files.config)
 	if headless {
 		fmt.Fprintln(stderr, "fleetdeck demo: running headless; Ctrl-C stops it.")
 		select {
@@ -419,6 +431,9 @@ func writeDemoFiles(opts options, stateDir, consulAddr, logsAddr string) (*demoF
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("encoding the demo's config file: %w", err)
 	}
+	// [provisioner] is written as text: the encoder cannot write the
+	// Primitive the decoder keeps it in.
+	buf.WriteString(demoProvisionerTOML)
 	if err := os.WriteFile(f.config, buf.Bytes(), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing the demo's config file: %w", err)
