@@ -450,6 +450,30 @@ func (s *Scheduler) Release(now time.Time, incarnation, stage, reason string) []
 	return out
 }
 
+// Forget drops what the scheduler remembers of an incarnation that is
+// gone from the fleet (its holds, attempts and oscillation history), so
+// the state stays bounded by the fleet, not by its history. A queued item
+// of it leaves with the next Plan (it is no longer due); a running one is
+// left to finish.
+func (s *Scheduler) Forget(incarnation string) {
+	s.init()
+	st := &s.State
+	prefix := incarnation + "|"
+	for k := range st.Holds {
+		if strings.HasPrefix(k, prefix) {
+			delete(st.Holds, k)
+		}
+	}
+	for k := range st.Attempts {
+		if strings.HasPrefix(k, prefix) {
+			delete(st.Attempts, k)
+		}
+	}
+	delete(st.Due, incarnation)
+	delete(st.LeftAt, incarnation)
+	delete(st.Flips, incarnation)
+}
+
 // Pause stops launching (running runs go on) until Resume.
 func (s *Scheduler) Pause(now time.Time, reason string) []Decision {
 	s.State.Paused = reason

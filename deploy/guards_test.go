@@ -496,3 +496,25 @@ func TestFinishedOutcomes(t *testing.T) {
 		t.Errorf("breaker window %v: the cancelled run counted", s.State.Breaker.Window)
 	}
 }
+
+// Forget drops an incarnation's holds, attempts and oscillation history,
+// and only its own.
+func TestForgetIncarnation(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	s := NewScheduler(DefaultGuards(), State{})
+	for _, inc := range []string{"dc1/a//i-1", "dc1/a//i-10"} {
+		s.State.Holds[RecordKey(inc, "base")] = Hold{Node: "dc1/a", Incarnation: inc, Stage: "base", At: now}
+		s.State.Holds[RecordKey(inc, "")] = Hold{Node: "dc1/a", Incarnation: inc, At: now}
+		s.State.Attempts[RecordKey(inc, "web")] = Attempt{Failures: 1}
+		s.State.Due[inc] = []string{"web"}
+		s.State.Flips[inc] = []time.Time{now}
+		s.State.LeftAt[inc] = map[string]time.Time{"web": now}
+	}
+	s.Forget("dc1/a//i-1")
+	if len(s.State.Holds) != 2 || len(s.State.Attempts) != 1 || len(s.State.Due) != 1 || len(s.State.Flips) != 1 || len(s.State.LeftAt) != 1 {
+		t.Fatalf("after Forget: %+v", s.State)
+	}
+	if _, ok := s.State.Holds[RecordKey("dc1/a//i-10", "base")]; !ok {
+		t.Fatal("forgot the other incarnation (a prefix of it)")
+	}
+}

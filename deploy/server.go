@@ -226,6 +226,7 @@ type leading struct {
 	defaults map[string]bool // node keys given their group's defaults
 	stopped  string          // why launching stopped ("" launching)
 	planned  bool            // Once: the one pass has planned
+	pruned   time.Time       // when records of gone nodes were last pruned
 
 	mu       sync.Mutex
 	desired  map[string]uint64 // node key → generation
@@ -460,6 +461,10 @@ func (s *Server) pass(ctx context.Context, ld *leading, alerts *sync.WaitGroup, 
 	}
 	if why == "" && launch && !(s.cfg.Once && ld.planned) {
 		nodes := s.nodes(snap)
+		if now.Sub(ld.pruned) >= PruneEvery {
+			ds = append(ds, s.prune(ld, nodes, now)...)
+			ld.pruned = now
+		}
 		ds = append(ds, s.defaults(ctx, ld, nodes, hasRoles, now)...)
 		sums := map[string]string{}
 		for _, st := range s.cfg.Config.Stages {
@@ -522,8 +527,75 @@ func (s *Server) nodes(snap *fleet.Snapshot) []*fleet.Node {
 	return out
 }
 
+// PruneEvery is how often the leader forgets incarnations gone from the
+// fleet, and PruneAfter how long a node must have been gone (by its last
+// record) when no other incarnation replaced it: a node down for a day
+// comes back with its records, a server replaced under the same name
+// loses its predecessor's at once.
+const (
+	PruneEvery = time.Hour
+	PruneAfter = 7 * 24 * time.Hour
+)
+
+// prune forgets the records and the scheduler's memory of incarnations
+// gone from the fleet: replaced (another incarnation of the node is
+// there) or gone for PruneAfter. Without it the KV would grow with every
+// server an autoscaling group ever started.
+func (s *Server) prune(ld *leading, nodes []*fleet.Node, now time.Time) []Decision {
+	current := make(map[string]string, len(nodes)) // node key → incarnation
+	for _, n := range nodes {
+		current[n.Key()] = Incarnation(n)
+	}
+	// A node's incarnation can be wrong for a moment (its catalog entry
+	// exists before its agent syncs the meta with the instance id): an
+	// incarnation replaces another only once it has records of its own.
+	provisioned := map[string]bool{}
+	for _, r := range ld.records {
+		provisioned[r.Incarnation] = true
+	}
+	gone := map[string]string{} // incarnation → why
+	for key, r := range ld.records {
+		inc, ok := current[r.Node]
+		switch {
+		case ok && inc == r.Incarnation:
+			continue
+		case ok && provisioned[inc]:
+			gone[r.Incarnation] = "replaced by a new incarnation of " + r.Node
+		case !ok && now.Sub(r.At) >= PruneAfter:
+			if _, seen := gone[r.Incarnation]; !seen {
+				gone[r.Incarnation] = fmt.Sprintf("gone from the fleet for over %s", PruneAfter)
+			}
+		default:
+			continue
+		}
+		ld.forget = append(ld.forget, r)
+		delete(ld.records, key)
+	}
+	var out []Decision
+	for _, inc := range slices.Sorted(maps.Keys(gone)) {
+		ld.sched.Forget(inc)
+		node := inc
+		if parts := strings.SplitN(inc, "/", 3); len(parts) >= 2 {
+			node = parts[0] + "/" + parts[1]
+		}
+		out = append(out, Decision{At: now, Kind: KindForgotten, Node: node, Incarnation: inc, Reason: "records forgotten: " + gone[inc]})
+	}
+	return out
+}
+
 // requests applies the operators' requests not taken yet.
 func (s *Server) requests(ld *leading, snap *fleet.Snapshot, reqs []Request, now time.Time) []Decision {
+	// Forget ids of requests deleted since: the set stays as small as
+	// the requests waiting.
+	waiting := make(map[string]bool, len(reqs))
+	for _, r := range reqs {
+		waiting[r.ID] = true
+	}
+	for id := range ld.applied {
+		if !waiting[id] && !slices.ContainsFunc(ld.done, func(d Request) bool { return d.ID == id }) {
+			delete(ld.applied, id)
+		}
+	}
 	var out []Decision
 	for _, r := range reqs {
 		if ld.applied[r.ID] {

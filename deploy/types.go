@@ -100,6 +100,7 @@ const (
 	KindLeader        Kind = "leader"         // an instance became leader, or stopped leading
 	KindStopped       Kind = "stopped"        // launching stopped: why (Consul unreachable, shutdown)
 	KindDefaults      Kind = "defaults"       // a new node got its group's default roles
+	KindForgotten     Kind = "forgotten"      // records of an incarnation gone from the fleet were dropped
 )
 
 // Decision is one thing the scheduler decided, with why and until when.

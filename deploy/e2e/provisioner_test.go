@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -494,5 +496,81 @@ func TestSigtermThenRestart(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if b, w := f.runs("app-01", "base"), f.runs("app-01", "web"); b != 1 || w != 1 {
 		t.Errorf("base ran %d times, web %d; want once each", b, w)
+	}
+}
+
+// Operators pause (a new node waits, and the status says why), resume
+// (it converges) and rerun one stage of one node (only that stage runs
+// again); a bad configuration exits 1 before anything starts.
+func TestOperatorRequestsAndBadConfig(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, chainConfig)
+	f.start(t, "a", "--id", "a")
+	waitFor(t, 30*time.Second, "a leader", func() bool { return f.status(t).Leader != nil })
+	if out, err := f.run(t, "provisioner", "pause"); err == nil || !strings.Contains(out, "pause needs a reason") {
+		t.Errorf("pause without a reason: %v: %s", err, out)
+	}
+	if out, err := f.run(t, "provisioner", "pause", "--reason", "change window"); err != nil {
+		t.Fatalf("pause: %v: %s", err, out)
+	}
+	waitFor(t, 30*time.Second, "paused", func() bool { return strings.HasPrefix(f.status(t).State, "paused: change window (") })
+	f.addAgent(t, "app-01")
+	waitFor(t, 30*time.Second, "app-01 waiting on the pause", func() bool {
+		for _, q := range f.status(t).Queue {
+			if q.Stage == "base" && strings.Contains(q.Waiting, "paused: change window") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := f.runs("app-01", "base"); n != 0 {
+		t.Fatalf("base ran %d times while paused", n)
+	}
+	out, err := f.run(t, "provisioner", "status")
+	if err != nil || !strings.Contains(out, "paused: change window") || !strings.Contains(out, "queue (1)") {
+		t.Errorf("status while paused: %v:\n%s", err, out)
+	}
+	if out, err := f.run(t, "provisioner", "resume", "--reason", "window over"); err != nil {
+		t.Fatalf("resume: %v: %s", err, out)
+	}
+	waitFor(t, 3*time.Minute, "app-01 converged after the resume", func() bool {
+		return f.records(t, "app-01")["web"].Outcome == deploy.Succeeded
+	})
+	if out, err := f.run(t, "provisioner", "rerun", "app-01", "--stage", "nope", "--reason", "x"); err == nil || !strings.Contains(out, `no stage "nope"`) {
+		t.Errorf("rerun of an unknown stage: %v: %s", err, out)
+	}
+	if out, err := f.run(t, "provisioner", "rerun", "app-01", "--stage", "web", "--reason", "config drifted"); err != nil {
+		t.Fatalf("rerun: %v: %s", err, out)
+	}
+	waitFor(t, 2*time.Minute, "web run again", func() bool { return f.runs("app-01", "web") == 2 })
+	time.Sleep(3 * time.Second)
+	if b, w := f.runs("app-01", "base"), f.runs("app-01", "web"); b != 1 || w != 2 {
+		t.Errorf("after the rerun base ran %d times, web %d; want 1 and 2", b, w)
+	}
+
+	// Bad configurations: exit 1, a message naming the problem.
+	for name, cfg := range map[string]string{
+		"no stages":     "[provisioner]\nquiet_min = \"1s\"\n",
+		"a cycle":       "[[provisioner.stage]]\nname = \"a\"\nplaybook = \"base.yml\"\nafter = [\"b\"]\n[[provisioner.stage]]\nname = \"b\"\nplaybook = \"web.yml\"\nafter = [\"a\"]\n",
+		"missing":       "[[provisioner.stage]]\nname = \"a\"\nplaybook = \"nope.yml\"\n",
+		"bad select":    "[[provisioner.stage]]\nname = \"a\"\nplaybook = \"base.yml\"\nselect = \"helth:critical\"\n",
+		"unknown key":   "[provisioner]\nquiet = \"1s\"\n[[provisioner.stage]]\nname = \"a\"\nplaybook = \"base.yml\"\n",
+		"bad guard":     "[provisioner]\nbatch_max = 0\n[[provisioner.stage]]\nname = \"a\"\nplaybook = \"base.yml\"\n",
+		"bad alert url": "[provisioner]\nslack_webhook_url = \"hooks.slack.com/x\"\n[[provisioner.stage]]\nname = \"a\"\nplaybook = \"base.yml\"\n",
+	} {
+		want := map[string]string{"no stages": "no stages", "a cycle": "a → b → a", "missing": "nope.yml", "bad select": `unknown field "helth:"`,
+			"unknown key": "provisioner.quiet", "bad guard": "batch_max", "bad alert url": "slack_webhook_url"}[name]
+		path := filepath.Join(t.TempDir(), "bad.toml")
+		base := fmt.Sprintf("[consul]\naddress = \"http://%s\"\n[ansible]\nplaybook_dir = %q\n", f.server.HTTPAddr(), f.pbDir)
+		if err := os.WriteFile(path, []byte(base+cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(f.bin, "--config", path, "--state-dir", t.TempDir(), "provisioner")
+		cmd.Env = f.env
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {
+			t.Errorf("%s: %v, want exit 1 naming %q:\n%s", name, err, want, out)
+		}
 	}
 }
