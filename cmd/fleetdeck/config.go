@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetdeck/fleetdeck/deploy"
 	"github.com/fleetdeck/fleetdeck/fleet"
+	"github.com/fleetdeck/fleetdeck/internal/consul"
 	"github.com/fleetdeck/fleetdeck/logview"
 	"github.com/fleetdeck/fleetdeck/provision"
 	"github.com/fleetdeck/fleetdeck/roles"
@@ -180,6 +181,12 @@ type options struct {
 	// the demo's config file.
 	sshConfig    sshConfig
 	alertsConfig alertsConfig
+}
+
+// consulAccess is the Consul access layer over client, for opts whose
+// fleet.Direct newConsulClient has resolved.
+func consulAccess(opts options, client *api.Client) *consul.Client {
+	return consul.New(client, consul.Options{Direct: opts.fleet.Direct, TokenSource: opts.fleet.TokenSource})
 }
 
 // compileSelect compiles a stage's select in the console's filter

@@ -9,7 +9,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
-	"github.com/fleetdeck/fleetdeck/internal/consul"
 	"github.com/fleetdeck/fleetdeck/tui"
 )
 
@@ -53,7 +52,7 @@ func runConsole(ctx context.Context, opts options, note string) error {
 		return err
 	}
 	topts.Roles, topts.RolesOff = rs, rolesOff
-	topts.Deploy = newConsoleDeploy(opts, consul.New(client, consul.Options{Direct: resolved, TokenSource: opts.fleet.TokenSource}))
+	topts.Deploy = newConsoleDeploy(opts, consulAccess(opts, client))
 	logs, off, err := newLogService(ctx, opts.logs)
 	if err != nil {
 		return err

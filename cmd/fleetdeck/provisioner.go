@@ -91,7 +91,7 @@ func openProvisioner(ctx context.Context, cmd *cobra.Command, flags *flagSet) (*
 		return nil, err
 	}
 	opts.fleet.Direct = resolved
-	cc := consul.New(client, consul.Options{Direct: resolved, TokenSource: opts.fleet.TokenSource})
+	cc := consulAccess(opts, client)
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	dc, err := cc.LocalDatacenter(dctx)

@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetdeck/fleetdeck/fleet"
-	"github.com/fleetdeck/fleetdeck/internal/consul"
 	"github.com/fleetdeck/fleetdeck/internal/termtext"
 	"github.com/fleetdeck/fleetdeck/provision"
 	"github.com/fleetdeck/fleetdeck/roles"
@@ -99,7 +98,7 @@ func openRoles(ctx context.Context, cmd *cobra.Command, flags *flagSet, write bo
 		return nil, err
 	}
 	opts.fleet.Direct = resolved
-	store, err := roles.NewStore(consul.New(client, consul.Options{Direct: resolved, TokenSource: opts.fleet.TokenSource}),
+	store, err := roles.NewStore(consulAccess(opts, client),
 		roles.StoreConfig{Prefix: opts.roles.kvPrefix, Catalog: cat})
 	if err != nil {
 		return nil, err
