@@ -136,6 +136,18 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if s.cfg.Once {
+		// One pass cannot wait for another instance to stop leading.
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		h, err := Leader(qctx, s.cfg.Store.c, s.cfg.Store.dc, s.cfg.Store.prefix)
+		cancel()
+		switch {
+		case err != nil:
+			return fmt.Errorf("--once: reading who leads: %w", err)
+		case h != nil:
+			return fmt.Errorf("--once: %s leads %s now; a single pass runs only when no provisioner does (or use --dry-run)", h.ID, s.cfg.Datacenter)
+		}
+	}
 	for {
 		l, err := s.elect(ctx)
 		if err != nil {
@@ -305,6 +317,7 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 	defer tick.Stop()
 	var alerts sync.WaitGroup
 	defer alerts.Wait()
+	started := time.Now()
 	for {
 		if err := s.pass(pctx, ld, &alerts, true); err != nil {
 			s.cancelRuns(ld, "leadership lost")
@@ -312,6 +325,9 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 		}
 		if s.cfg.Once && ld.planned && len(ld.runs) == 0 {
 			return nil
+		}
+		if s.cfg.Once && !ld.planned && time.Since(started) > OnceReadyTimeout {
+			return fmt.Errorf("--once: nothing decided after %s: %s", OnceReadyTimeout, ld.stopped)
 		}
 		select {
 		case <-ctx.Done():
@@ -526,6 +542,10 @@ func (s *Server) nodes(snap *fleet.Snapshot) []*fleet.Node {
 	}
 	return out
 }
+
+// OnceReadyTimeout bounds how long --once waits for Consul to answer and
+// the fleet to be read before it gives up (a cron job must not hang).
+const OnceReadyTimeout = time.Minute
 
 // PruneEvery is how often the leader forgets incarnations gone from the
 // fleet, and PruneAfter how long a node must have been gone (by its last

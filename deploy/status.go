@@ -88,7 +88,12 @@ func StatusOf(dc string, l *Loaded, g Guards, leader *Holder, now time.Time, las
 		s.State = "launching"
 	}
 	if leader == nil {
-		s.State += " (no leader: nothing launches)"
+		// Nothing launches whatever the state says.
+		if s.State == "launching" {
+			s.State = "no leader: nothing launches"
+		} else {
+			s.State = "no leader: nothing launches; " + s.State
+		}
 	}
 	n := 0
 	for _, t := range st.Launches {

@@ -507,6 +507,9 @@ func TestOperatorRequestsAndBadConfig(t *testing.T) {
 	f := newFixture(t, chainConfig)
 	f.start(t, "a", "--id", "a")
 	waitFor(t, 30*time.Second, "a leader", func() bool { return f.status(t).Leader != nil })
+	if out, err := f.run(t, "provisioner", "--once"); err == nil || !strings.Contains(out, "a leads dc1 now") {
+		t.Errorf("--once beside a leader: %v: %s", err, out)
+	}
 	if out, err := f.run(t, "provisioner", "pause"); err == nil || !strings.Contains(out, "pause needs a reason") {
 		t.Errorf("pause without a reason: %v: %s", err, out)
 	}
