@@ -234,11 +234,12 @@ type leading struct {
 	done      []Request
 	decisions []Decision
 
-	applied  map[string]bool // request ids taken
-	defaults map[string]bool // node keys given their group's defaults
-	stopped  string          // why launching stopped ("" launching)
-	planned  bool            // Once: the one pass has planned
-	pruned   time.Time       // when records of gone nodes were last pruned
+	applied     map[string]bool // request ids taken
+	defaults    map[string]bool // node keys given their group's defaults
+	stopped     string          // why launching stopped ("" launching)
+	stoppedKind string          // its kind, for one decision per kind
+	planned     bool            // Once: the one pass has planned
+	pruned      time.Time       // when records of gone nodes were last pruned
 
 	mu       sync.Mutex
 	desired  map[string]uint64 // node key → generation
@@ -466,16 +467,20 @@ func (s *Server) pass(ctx context.Context, ld *leading, alerts *sync.WaitGroup, 
 	ld.mu.Unlock()
 	ds = append(ds, s.requests(ld, snap, requests, now)...)
 
-	why := s.notReady(snap, desired)
-	if why != ld.stopped {
-		if why != "" {
+	kind, why := s.notReady(snap, desired)
+	// One decision per kind of trouble, with the first error: a long
+	// outage whose error text changes every retry must not flood the
+	// decisions.
+	if kind != ld.stoppedKind {
+		if kind != "" {
 			ds = append(ds, Decision{At: now, Kind: KindStopped, Reason: "not launching: " + why})
-		} else if ld.stopped != "" {
+		} else {
 			ds = append(ds, Decision{At: now, Kind: KindStopped, Reason: "launching again: Consul answers and the fleet is read"})
 		}
-		ld.stopped = why
+		ld.stoppedKind = kind
 	}
-	if why == "" && launch && !(s.cfg.Once && ld.planned) {
+	ld.stopped = why
+	if kind == "" && launch && !(s.cfg.Once && ld.planned) {
 		nodes := s.nodes(snap)
 		if now.Sub(ld.pruned) >= PruneEvery {
 			ds = append(ds, s.prune(ld, nodes, now)...)
@@ -508,13 +513,13 @@ func (s *Server) pass(ctx context.Context, ld *leading, alerts *sync.WaitGroup, 
 	return nil
 }
 
-// notReady says why nothing may launch now ("" when it may): a fleet not
-// read yet, or Consul not answering, must not look like a fleet with no
-// due nodes — nor like nodes whose records are missing.
-func (s *Server) notReady(snap *fleet.Snapshot, desired map[string]uint64) string {
+// notReady says why nothing may launch now, and its kind ("" when it
+// may): a fleet not read yet, or Consul not answering, must not look like
+// a fleet with no due nodes — nor like nodes whose records are missing.
+func (s *Server) notReady(snap *fleet.Snapshot, desired map[string]uint64) (kind, why string) {
 	i := slices.Index(snap.Datacenters, s.cfg.Datacenter)
 	if i < 0 || i >= len(snap.Conn) {
-		return fmt.Sprintf("the fleet of %s is not read yet", s.cfg.Datacenter)
+		return "unread", fmt.Sprintf("the fleet of %s is not read yet", s.cfg.Datacenter)
 	}
 	cs := snap.Conn[i]
 	switch {
@@ -523,13 +528,13 @@ func (s *Server) notReady(snap *fleet.Snapshot, desired map[string]uint64) strin
 		if cs.LastError != "" {
 			why += ": " + cs.LastError
 		}
-		return why
+		return cs.Status.String(), why
 	case len(cs.Pending) > 0:
-		return "the fleet is still loading (" + strings.Join(cs.Pending, ", ") + ")"
+		return "loading", "the fleet is still loading (" + strings.Join(cs.Pending, ", ") + ")"
 	case desired == nil:
-		return "the desired roles are not read yet"
+		return "loading", "the desired roles are not read yet"
 	}
-	return ""
+	return "", ""
 }
 
 // nodes are the snapshot's nodes of the server's datacenter.

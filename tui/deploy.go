@@ -394,11 +394,13 @@ func decisionsKind() *tableKind {
 	return &tableKind{name: decisionsName, cols: decisionsColumns, rows: (*shared).decisionRows, nameField: fieldName,
 		banner: (*shared).provisionerBanner,
 		actions: func(t *tableView) []action {
-			return []action{{keys: []string{"enter"}, short: "open", desc: "the node's detail",
-				when: func() bool { r := t.selected(); return r != nil && r.node != nil },
+			return []action{{keys: []string{"enter"}, short: "open", desc: "the whole decision (its reason unabridged, its batch); n there opens the node",
+				when: func() bool { return t.selected() != nil },
 				do: func(tea.KeyPressMsg) tea.Cmd {
-					r := t.selected()
-					t.s.push(newDetailView(t.s, r.dc, r.name))
+					seq, err := strconv.ParseUint(strings.TrimPrefix(t.selected().id, "decision/"), 10, 64)
+					if err == nil {
+						t.s.push(newDecisionView(t.s, seq))
+					}
 					return nil
 				}}}
 		},
@@ -462,6 +464,74 @@ func (s *shared) decisionRows() []*row {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// newDecisionView shows one decision whole, wrapped to the screen: on 80
+// columns the table cuts the reason, which is the point of a decision.
+func newDecisionView(s *shared, seq uint64) *textView {
+	find := func() *deploy.Decision {
+		for i := range s.dp.st.Decisions {
+			if s.dp.st.Decisions[i].Seq == seq {
+				return &s.dp.st.Decisions[i]
+			}
+		}
+		return nil
+	}
+	node := func() (string, string, bool) {
+		d := find()
+		if d == nil {
+			return "", "", false
+		}
+		key := d.Node
+		if key == "" && len(d.Batch) == 1 {
+			key = d.Batch[0].Node
+		}
+		dc, name, ok := strings.Cut(key, "/")
+		return dc, name, ok && s.snap.Node(dc, name) != nil
+	}
+	v := newTextView(s, "decision", func() string { return "Decision " + strconv.FormatUint(seq, 10) },
+		func(w int) []textLine {
+			d := find()
+			if d == nil {
+				return []textLine{{style: s.st.dim, text: "this decision is no longer among the last ones kept"}}
+			}
+			var out []textLine
+			add := func(k, v string) {
+				if v != "" {
+					out = append(out, textLine{text: padWord(k, 10) + sanitize(v)})
+				}
+			}
+			add("at", d.At.Local().Format(time.DateTime))
+			add("kind", string(d.Kind))
+			add("stage", d.Stage)
+			add("node", d.Node)
+			add("incarnation", d.Incarnation)
+			add("run", d.RunID)
+			if !d.Until.IsZero() {
+				add("until", d.Until.Local().Format(time.DateTime))
+			}
+			out = append(out, textLine{}, textLine{style: s.st.colHeader, text: "Reason"})
+			for _, l := range wrap(sanitize(d.Reason), max(w-2, 20)) {
+				out = append(out, textLine{text: "  " + l})
+			}
+			if len(d.Batch) > 0 {
+				out = append(out, textLine{}, textLine{style: s.st.colHeader, text: "Batch (" + strconv.Itoa(len(d.Batch)) + " nodes)"})
+				for _, it := range d.Batch {
+					out = append(out, textLine{text: "  " + sanitize(it.Node) + "  " + sanitize(it.Incarnation)})
+				}
+			}
+			return out
+		},
+		action{keys: []string{"n"}, short: "node", desc: "the decision's node's detail",
+			when: func() bool { _, _, ok := node(); return ok },
+			do: func(tea.KeyPressMsg) tea.Cmd {
+				dc, name, _ := node()
+				s.push(newDetailView(s, dc, name))
+				return nil
+			}})
+	v.live = true
+	v.ver = func() uint64 { return s.dp.ver }
+	return v
 }
 
 // deployDetailLines is Node detail's "Provisioner stages" section: each

@@ -109,6 +109,12 @@ func TestProvisionerViewAndActions(t *testing.T) {
 	if strings.Index(scr, "run r1 started") < strings.Index(scr, "failed 3 times") {
 		t.Errorf("decisions not newest first:\n%s", scr)
 	}
+	// enter: the whole decision; n: its node.
+	h.press("enter")
+	h.mustContain("Decision 2", "kind      held", "node      dc1/node-00001", "Reason", "failed 3 times")
+	h.press("n")
+	h.mustContain("Node node-00001  dc dc1")
+	h.press("esc", "esc")
 	// Node detail: the node's stage records, the hold, older incarnations.
 	h.press("esc", "home", "enter")
 	h.mustContain("Provisioner stages", "base         succeeded", "run r1", "web          failed", "held (web): failed 3 times",
