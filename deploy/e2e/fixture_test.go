@@ -109,7 +109,7 @@ playbook = "web.yml"
 after = ["roles"]
 `
 
-func newFixture(t *testing.T, provisionerTOML string) *fixture {
+func newFixture(t testing.TB, provisionerTOML string) *fixture {
 	t.Helper()
 	consulagent.NeedProgram(t, "ansible-playbook")
 	bin, err := buildOnce()
@@ -159,7 +159,7 @@ env = ["ANSIBLE_TRANSPORT=local", "ANSIBLE_PYTHON_INTERPRETER=auto_silent", "ANS
 
 // addAgent starts a blank client agent (no service) of group app, as an
 // autoscaling group's new server, and writes its host_vars.
-func (f *fixture) addAgent(t *testing.T, name string) *consulagent.Agent {
+func (f *fixture) addAgent(t testing.TB, name string) *consulagent.Agent {
 	t.Helper()
 	a := consulagent.StartTest(t, consulagent.Options{Binary: f.consulBin, NodeName: name,
 		JoinLAN:  []string{f.server.SerfLANAddr()},
@@ -210,7 +210,7 @@ func (l *lockedBuffer) String() string {
 
 // start runs `fleetdeck provisioner args…` with its own state directory
 // (state: a name under the fixture's directory).
-func (f *fixture) start(t *testing.T, state string, args ...string) *proc {
+func (f *fixture) start(t testing.TB, state string, args ...string) *proc {
 	t.Helper()
 	argv := append([]string{"--config", f.cfg, "--state-dir", filepath.Join(f.dir, state), "provisioner"}, args...)
 	cmd := exec.Command(f.bin, argv...)
@@ -237,7 +237,7 @@ func (f *fixture) start(t *testing.T, state string, args ...string) *proc {
 }
 
 // run runs a fleetdeck command to its end.
-func (f *fixture) run(t *testing.T, args ...string) (string, error) {
+func (f *fixture) run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -247,7 +247,7 @@ func (f *fixture) run(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-func (f *fixture) status(t *testing.T) deploy.Status {
+func (f *fixture) status(t testing.TB) deploy.Status {
 	t.Helper()
 	out, err := f.run(t, "provisioner", "status", "--json", "--last", "0")
 	if err != nil {
@@ -261,7 +261,7 @@ func (f *fixture) status(t *testing.T) deploy.Status {
 }
 
 // records reads a node's stage records straight from KV.
-func (f *fixture) records(t *testing.T, node string) map[string]deploy.Record {
+func (f *fixture) records(t testing.TB, node string) map[string]deploy.Record {
 	t.Helper()
 	pairs, _, err := f.api.KV().List(deploy.DefaultPrefix+"records/dc1/"+node+"/", nil)
 	if err != nil {
@@ -279,7 +279,7 @@ func (f *fixture) records(t *testing.T, node string) map[string]deploy.Record {
 }
 
 // waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -300,7 +300,7 @@ func (f *fixture) runs(node, stage string) int {
 }
 
 // services is a node's services in the catalog.
-func (f *fixture) services(t *testing.T, node string) []string {
+func (f *fixture) services(t testing.TB, node string) []string {
 	t.Helper()
 	n, _, err := f.api.Catalog().Node(node, nil)
 	if err != nil || n == nil {
