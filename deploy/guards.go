@@ -474,6 +474,33 @@ func (s *Scheduler) Forget(incarnation string) {
 	delete(st.Flips, incarnation)
 }
 
+// NextWake is the earliest moment after now at which a timer of the
+// guards ends (a quiet period, a backoff, the breaker's cool-down, the
+// hourly cap): the caller runs a pass then instead of waiting for its
+// tick. Zero when nothing waits on time.
+func (s *Scheduler) NextWake(now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	st := &s.State
+	for _, p := range st.Pending {
+		consider(s.readyAt(p))
+	}
+	for _, a := range st.Attempts {
+		consider(a.NextAt)
+	}
+	if st.Breaker.Open {
+		consider(st.Breaker.Until)
+	}
+	if len(st.Launches) >= s.Guards.RunsPerHour && len(st.Launches) > 0 {
+		consider(st.Launches[0].Add(time.Hour))
+	}
+	return next
+}
+
 // Pause stops launching (running runs go on) until Resume.
 func (s *Scheduler) Pause(now time.Time, reason string) []Decision {
 	s.State.Paused = reason

@@ -518,3 +518,26 @@ func TestForgetIncarnation(t *testing.T) {
 		t.Fatal("forgot the other incarnation (a prefix of it)")
 	}
 }
+
+// NextWake is the nearest end of a quiet period, a backoff or the
+// breaker's cool-down; zero when nothing waits on time.
+func TestNextWake(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	g := DefaultGuards()
+	s := NewScheduler(g, State{})
+	if w := s.NextWake(now); !w.IsZero() {
+		t.Fatalf("idle: %s", w)
+	}
+	s.Plan(now, items("base", 1))
+	if w := s.NextWake(now); !w.Equal(now.Add(g.QuietMin)) {
+		t.Fatalf("quiet period: wake %s, want %s", w, now.Add(g.QuietMin))
+	}
+	s.State.Attempts["x|web"] = Attempt{Failures: 1, NextAt: now.Add(time.Second)}
+	if w := s.NextWake(now); !w.Equal(now.Add(time.Second)) {
+		t.Fatalf("backoff: wake %s", w)
+	}
+	s.State.Breaker = Breaker{Open: true, Until: now.Add(500 * time.Millisecond)}
+	if w := s.NextWake(now); !w.Equal(now.Add(500 * time.Millisecond)) {
+		t.Fatalf("breaker: wake %s", w)
+	}
+}

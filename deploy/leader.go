@@ -101,7 +101,9 @@ func (c *ElectConfig) defaults() error {
 	}
 	switch {
 	case c.LockDelay == 0:
-		c.LockDelay = DefaultLockDelay
+		// The lock-delay follows the TTL (a session_ttl of 10 s must
+		// not keep a 15 s delay: the margin above is in TTLs).
+		c.LockDelay = c.TTL
 	case c.LockDelay < 0:
 		c.LockDelay = time.Millisecond
 	}

@@ -330,7 +330,15 @@ func (s *Server) lead(ctx context.Context, l *Leadership) error {
 		if s.cfg.Once && !ld.planned && time.Since(started) > OnceReadyTimeout {
 			return fmt.Errorf("--once: nothing decided after %s: %s", OnceReadyTimeout, ld.stopped)
 		}
+		// A guard's timer ending (a quiet period, a backoff) runs a pass
+		// at that moment, not at the next tick.
+		var wake <-chan time.Time
+		if at := ld.sched.NextWake(time.Now()); !at.IsZero() {
+			// time.After: since Go 1.23 an unfired timer is collected.
+			wake = time.After(time.Until(at) + 5*time.Millisecond)
+		}
 		select {
+		case <-wake:
 		case <-ctx.Done():
 			return s.shutdown(ld, &alerts)
 		case <-lost:
