@@ -32,7 +32,7 @@ const DefaultPrefix = "fleetdeck/provisioner/"
 //   - leadership counts as lost (Lost is closed) when no renewal has
 //     succeeded for TTL/2 (7.5 s) since it was sent, or at once when
 //     Consul says the session is gone (destroyed, invalidated);
-//   - the lock-delay is the TTL (DefaultLockDelay, 15 s): after the
+//   - the lock-delay is the TTL (15 s by default): after the
 //     session is invalidated, Consul refuses the key to everyone for that
 //     long.
 //
@@ -43,10 +43,7 @@ const DefaultPrefix = "fleetdeck/provisioner/"
 // at its next renewal (≤ TTL/5 later), well inside the lock-delay.
 // A resignation releases the key (not an invalidation: no lock-delay),
 // so the standby takes over at once.
-const (
-	DefaultTTL       = 15 * time.Second
-	DefaultLockDelay = 15 * time.Second
-)
+const DefaultTTL = 15 * time.Second
 
 // Holder is who holds the leader lock: the lock key's value.
 type Holder struct {
@@ -73,7 +70,7 @@ type ElectConfig struct {
 	// Prefix+"leader".
 	Prefix string
 	// TTL of the session (Consul's minimum is 10 s; default DefaultTTL)
-	// and LockDelay (default DefaultLockDelay; negative: none, for tests).
+	// and LockDelay (default: the TTL; negative: none, for tests).
 	TTL       time.Duration
 	LockDelay time.Duration
 	// ID identifies this instance in Holder (default host:pid).

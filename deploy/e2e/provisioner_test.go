@@ -153,7 +153,8 @@ func attempts(st deploy.Status, stage string) int {
 
 // Two instances: one leads, the other stands by and says who leads. The
 // leader is SIGKILLed while a run is going: the standby leads within the
-// documented time (session TTL + lock-delay, 2 × 10 s here) and runs only
+// documented time (≈ 3 × the session TTL of 10 s: Consul expires the
+// session after 2 × TTL, then the lock-delay of one TTL) and runs only
 // what was not applied — base and roles were, web was in flight.
 func TestLeaderKilledMidRun(t *testing.T) {
 	t.Parallel()
