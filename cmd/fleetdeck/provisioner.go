@@ -295,7 +295,7 @@ func newProvisionerStatusCmd(flags *flagSet) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
-			return printStatus(cmd.OutOrStdout(), st, time.Now())
+			return printStatus(cmd.OutOrStdout(), st)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -305,8 +305,9 @@ func newProvisionerStatusCmd(flags *flagSet) *cobra.Command {
 
 // printStatus prints a status for people; every value from KV passes the
 // sanitiser.
-func printStatus(out io.Writer, st deploy.Status, now time.Time) error {
-	clean := termtext.SanitizeText
+func printStatus(out io.Writer, st deploy.Status) error {
+	// One line per value: a newline from KV must not forge a row.
+	clean := termtext.Sanitize
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	leader := "none (nothing launches until an instance runs)"
 	if st.Leader != nil {
@@ -384,10 +385,16 @@ func printStatus(out io.Writer, st deploy.Status, now time.Time) error {
 		if !d.Until.IsZero() {
 			until = " (until " + ago(d.Until) + ")"
 		}
-		rows = append(rows, []string{d.At.Local().Format("01-02 15:04:05"), string(d.Kind), cmp.Or(d.Stage, "-"), cmp.Or(d.Node, "-"), d.Reason + until})
+		node := d.Node
+		switch {
+		case node == "" && len(d.Batch) == 1:
+			node = d.Batch[0].Node
+		case node == "" && len(d.Batch) > 1:
+			node = fmt.Sprintf("%d nodes", len(d.Batch))
+		}
+		rows = append(rows, []string{d.At.Local().Format("01-02 15:04:05"), string(d.Kind), cmp.Or(d.Stage, "-"), cmp.Or(node, "-"), d.Reason + until})
 	}
 	section("decisions", "AT\tKIND\tSTAGE\tNODE\tREASON", rows)
-	_ = now
 	return nil
 }
 
@@ -449,7 +456,7 @@ func newProvisionerAskCmd(flags *flagSet, kind deploy.RequestKind) *cobra.Comman
 			case h == nil:
 				fmt.Fprintf(cmd.OutOrStdout(), "asked (%s); no provisioner leads %s now: the request waits for the next leader\n", r.ID, env.dc)
 			default:
-				fmt.Fprintf(cmd.OutOrStdout(), "asked (%s); %s takes it at its next pass (see `fleetdeck provisioner status`)\n", r.ID, termtext.SanitizeText(h.ID))
+				fmt.Fprintf(cmd.OutOrStdout(), "asked (%s); %s takes it at its next pass (see `fleetdeck provisioner status`)\n", r.ID, termtext.Sanitize(h.ID))
 			}
 			return nil
 		},
