@@ -108,7 +108,7 @@ func (l *RunLauncher) Launch(ctx context.Context, stage Stage, batch string, nod
 		if l.roles == nil {
 			return Launched{}, errors.New("stage runs @roles but the roles applier is not configured")
 		}
-		p, err := l.roles.Plan(ctx, roles.Request{Targets: nodes, ApplyOnly: true, Meta: meta})
+		p, err := l.roles.Plan(ctx, roles.Request{Targets: nodes, ApplyOnly: true, Meta: meta, Unlisted: true})
 		if err != nil {
 			return Launched{}, fmt.Errorf("planning the roles run: %w", err)
 		}
@@ -123,7 +123,10 @@ func (l *RunLauncher) Launch(ctx context.Context, stage Stage, batch string, nod
 		keys[i] = n.Key()
 	}
 	req := provision.LaunchRequest{Playbook: stage.Playbook, Scope: provision.ScopeMarked,
-		Subject: fmt.Sprintf("stage %s: %d nodes", stage.Name, len(nodes)), Targets: keys, Meta: meta}
+		Subject: fmt.Sprintf("stage %s: %d nodes", stage.Name, len(nodes)), Targets: keys, Meta: meta,
+		// The batch is exactly its hosts; a listing would cost a second
+		// per run and decide nothing.
+		Unlisted: true}
 	if len(nodes) == 1 {
 		req.Scope, req.Subject = provision.ScopeNode, keys[0]
 	}

@@ -236,6 +236,9 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	if err := ValidateRunMeta(req.Meta); err != nil {
 		return nil, fmt.Errorf("previewing a run: %w", err)
 	}
+	if req.Unlisted && req.Scope.Wide() {
+		return nil, fmt.Errorf("previewing a run: %w: a %s-wide run is always listed", ErrRunSpec, req.Scope)
+	}
 	if len(req.HostVars) > 0 && req.Scope.Wide() {
 		// Its nodes are worked out again below: nodes that joined the
 		// role or group since would run without their variables.
@@ -293,7 +296,7 @@ func (m *Manager) Preview(ctx context.Context, req LaunchRequest) (*Preview, err
 	spec := RunSpec{
 		Playbook: req.Playbook, Inventory: invJSON.Bytes(), Limit: limit,
 		Check: req.Check, Diff: req.Diff, Tags: req.Tags, SkipTags: req.SkipTags,
-		ExtraVars: req.ExtraVars, Forks: req.Forks, Become: req.Become, Timeout: m.cfg.Timeout,
+		ExtraVars: req.ExtraVars, Forks: req.Forks, Become: req.Become, Timeout: m.cfg.Timeout, Unlisted: req.Unlisted,
 	}
 	plan, err := m.cfg.Runner.Preview(ctx, spec)
 	if err != nil {

@@ -378,3 +378,46 @@ func TestManagerResolvesWideRunsAtPreviewAndConfirmsLargeRuns(t *testing.T) {
 	}
 	f.m.Discard(p.PlanID)
 }
+
+// An unlisted preview (the deployment server's) takes its hosts from the
+// targets without running --list-hosts — a playbook whose listing fails
+// (its play targets no host) previews fine unlisted — and runs on them; a
+// wide scope is always listed.
+func TestManagerUnlistedPreview(t *testing.T) {
+	f := newMgrFixture(t, func(o *mgrOptions) {
+		o.playbooks = map[string]string{"hello.yml": mgrPlaybook, "other.yml": "- hosts: nobody\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n"}
+	})
+	ctx := context.Background()
+	req := provision.LaunchRequest{Playbook: "other.yml", Scope: provision.ScopeMarked, Subject: "2 nodes",
+		Targets: []string{"dc1/web-1", "dc1/web-0"}}
+	if listed, err := f.m.Preview(ctx, req); err == nil {
+		f.m.Discard(listed.PlanID)
+		if len(listed.Hosts) != 0 {
+			t.Fatalf("listed hosts %v: the play targets no host", listed.Hosts)
+		}
+	}
+	req.Unlisted = true
+	p, err := f.m.Preview(ctx, req)
+	if err != nil {
+		t.Fatalf("unlisted preview ran a listing: %v", err)
+	}
+	f.m.Discard(p.PlanID)
+	if !slices.Equal(p.Hosts, []string{"web-0", "web-1"}) {
+		t.Fatalf("unlisted hosts %v, want the targets", p.Hosts)
+	}
+	req.Playbook = "hello.yml"
+	if p, err = f.m.Preview(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.m.Launch(ctx, p.PlanID, p.Confirm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := f.waitRun(t, id, 2*time.Minute, ended); v.Info.Status != provision.RunOK {
+		t.Fatalf("run %s", v.Info.Status)
+	}
+	wide := provision.LaunchRequest{Playbook: "hello.yml", Scope: provision.ScopeGroup, Subject: "web-asg", Targets: []string{"dc1/web-0"}, Unlisted: true}
+	if _, err := f.m.Preview(ctx, wide); !errors.Is(err, provision.ErrRunSpec) {
+		t.Fatalf("unlisted group-wide preview: %v", err)
+	}
+}

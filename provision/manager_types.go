@@ -52,6 +52,10 @@ type LaunchRequest struct {
 	// nodes are worked out again at preview time. A run with host vars
 	// cannot be re-run (its values would be stale).
 	HostVars map[string]map[string]any
+	// Unlisted skips the preview's `ansible-playbook --list-hosts`: the
+	// preview's hosts are the targets (RunSpec.Unlisted). Only for scope
+	// node or marked: a person's preview always lists.
+	Unlisted bool
 }
 
 // Preview is a prepared run: the hosts exactly as ansible-playbook resolved

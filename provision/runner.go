@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,6 +154,11 @@ type RunSpec struct {
 	Become    bool
 	// Timeout ends the run (like a cancel) after this long; 0: no timeout.
 	Timeout time.Duration
+	// Unlisted skips Preview's `--list-hosts`: the plan's Hosts are Limit
+	// as given. For automation that names its hosts exactly (the
+	// deployment server), where the listing only costs a second per run;
+	// a play that targets none of them then runs on nothing.
+	Unlisted bool
 }
 
 // RunPlan is a prepared run: the run directory with the inventory snapshot,
@@ -649,6 +655,11 @@ func (r *Runner) Preview(ctx context.Context, spec RunSpec) (*RunPlan, error) {
 	plan, err := r.Prepare(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Unlisted {
+		plan.Hosts = slices.Clone(spec.Limit)
+		sort.Strings(plan.Hosts)
+		return plan, nil
 	}
 	if err := plan.ListHosts(ctx); err != nil {
 		plan.Discard()

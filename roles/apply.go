@@ -163,6 +163,9 @@ type Request struct {
 	// Meta is more run metadata (the deployment server's stage and batch
 	// labels), merged with the run's generation links.
 	Meta map[string]string
+	// Unlisted skips the preview's --list-hosts (provision.LaunchRequest):
+	// for the deployment server, which names its hosts exactly.
+	Unlisted bool
 	// Check previews and launches an ansible-playbook --check --diff run
 	// of the change and writes nothing to KV. The run is not linked to any
 	// generation, so it never makes a node Applying or Failed.
@@ -279,7 +282,7 @@ func (a *Applier) Plan(ctx context.Context, req Request) (*Plan, error) {
 	}
 	lr := provision.LaunchRequest{
 		Playbook: a.cfg.Playbook, Scope: provision.ScopeNode, Subject: p.Nodes[0].Key(),
-		Targets: p.Keys(), Check: req.Check, Diff: req.Check, HostVars: hostVars,
+		Targets: p.Keys(), Check: req.Check, Diff: req.Check, HostVars: hostVars, Unlisted: req.Unlisted,
 	}
 	if len(p.Nodes) > 1 {
 		lr.Scope, lr.Subject = provision.ScopeMarked, fmt.Sprintf("%d nodes", len(p.Nodes))
