@@ -563,7 +563,7 @@ func (s *shared) deployDetailLines(n *fleet.Node) []textLine {
 		case deploy.Succeeded:
 			style = st.healthStyle(fleet.HealthPassing)
 		}
-		out = append(out, textLine{style: style, text: "  " + padWord(sanitize(r.Stage), 12) + " " + padWord(string(r.Outcome), 10) +
+		out = append(out, textLine{style: style, text: "  " + padWord(sanitize(r.Stage), 12) + " " + padWord(sanitize(string(r.Outcome)), 10) +
 			" " + r.At.Local().Format(time.DateTime) + "  run " + sanitize(r.RunID)})
 	}
 	if shown == 0 {
