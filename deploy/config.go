@@ -111,9 +111,8 @@ type Config struct {
 	Stages []Stage
 	Guards Guards
 	// Defaults maps an autoscaling group to the roles its new nodes get
-	// ([provisioner.defaults] group = ["web"]). The brief's [roles.defaults]
-	// would sit inside the roles package's [roles] table, whose entries are
-	// role definitions; keeping it here leaves that table's meaning alone.
+	// ([provisioner.defaults] group = ["web"]; cmd adds the config file's
+	// [roles.defaults], the spelling, which package roles decodes).
 	Defaults map[string][]string
 	// KVPrefix is where the state and the leader lock live in each
 	// datacenter's KV (kv_prefix, default DefaultPrefix).

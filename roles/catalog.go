@@ -208,7 +208,15 @@ type Config struct {
 	Playbook string
 	// Catalog holds the [roles.NAME] tables (empty when none).
 	Catalog *Catalog
+	// Defaults is [roles.defaults]: autoscaling group → the roles its new
+	// nodes get from the deployment server (nil when not set). "defaults"
+	// is therefore not a role name.
+	Defaults map[string][]string
 }
+
+// DefaultsTable is the [roles] entry that is not a role: the groups'
+// default roles.
+const DefaultsTable = "defaults"
 
 // DecodeConfig decodes the [roles] table of the config file named source
 // from the document's metadata md and the table's primitive (nil when the
@@ -233,7 +241,21 @@ func DecodeConfig(md toml.MetaData, table *toml.Primitive, source string) (Confi
 		return cfg, nil
 	}
 	settings := map[string]*string{"kv_prefix": &cfg.KVPrefix, "playbook": &cfg.Playbook}
-	cat, err := decodeRoles(md, *table, source, func(name string, p toml.Primitive) error {
+	defaults := func(p toml.Primitive) error {
+		if err := md.PrimitiveDecode(p, &cfg.Defaults); err != nil {
+			return fmt.Errorf("%s: [roles.defaults] maps a group to its roles (web-asg = [\"web\"]): %w", source, err)
+		}
+		var errs []error
+		for group, rs := range cfg.Defaults {
+			for _, r := range rs {
+				if err := ValidName(r); err != nil {
+					errs = append(errs, fmt.Errorf("%s: roles.defaults.%s: %w", source, group, err))
+				}
+			}
+		}
+		return errors.Join(errs...)
+	}
+	cat, err := decodeRoles(md, *table, source, defaults, func(name string, p toml.Primitive) error {
 		dst, ok := settings[name]
 		if !ok {
 			return fmt.Errorf("%s: unknown key roles.%s (a role is a table, [roles.NAME]; the settings are kv_prefix and playbook)", source, name)
@@ -275,7 +297,10 @@ func Parse(data []byte, source string) (*Catalog, error) {
 	if doc.Roles == nil {
 		return &Catalog{roles: map[string]Role{}}, nil
 	}
-	return decodeRoles(md, *doc.Roles, source, func(name string, _ toml.Primitive) error {
+	noDefaults := func(toml.Primitive) error {
+		return fmt.Errorf("%s: [roles.defaults] (the groups' default roles) belongs in the config file, not in %s", source, RolesFile)
+	}
+	return decodeRoles(md, *doc.Roles, source, noDefaults, func(name string, _ toml.Primitive) error {
 		return fmt.Errorf("%s: roles.%s is not a role table ([roles.NAME]); the settings of [roles] belong in the config file", source, name)
 	})
 }
@@ -321,7 +346,7 @@ type checkTOML struct {
 // decodeRoles decodes the [roles] table: each sub-table is a role; other
 // entries go to scalar (settings in the config file, errors in roles.toml).
 // Every error is collected, so that one pass over the file shows them all.
-func decodeRoles(md toml.MetaData, table toml.Primitive, source string, scalar func(string, toml.Primitive) error) (*Catalog, error) {
+func decodeRoles(md toml.MetaData, table toml.Primitive, source string, defaults func(toml.Primitive) error, scalar func(string, toml.Primitive) error) (*Catalog, error) {
 	if t := md.Type("roles"); t != "Hash" && t != "" {
 		return nil, fmt.Errorf("%s: roles is a %s, not a table", source, strings.ToLower(t))
 	}
@@ -339,6 +364,12 @@ func decodeRoles(md toml.MetaData, table toml.Primitive, source string, scalar f
 	var order []string
 	skip := map[string]bool{}
 	for _, name := range names {
+		if name == DefaultsTable {
+			if err := defaults(entries[name]); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		// A table named implicitly ([roles.db.check] alone) has no type.
 		if t := md.Type("roles", name); t != "Hash" && t != "" {
 			if err := scalar(name, entries[name]); err != nil {

@@ -282,6 +282,18 @@ func (f *flagSet) resolve(changed func(name string) bool) (options, error) {
 			if o.provisioner, err = deploy.DecodeConfig(md, fc.Provisioner, f.config, compileSelect); err != nil {
 				return o, err
 			}
+			// The groups' defaults may be written as the issue names them,
+			// [roles.defaults], or as [provisioner.defaults]; a group in
+			// both is an error rather than a silent choice.
+			for group, rs := range rc.Defaults {
+				if _, dup := o.provisioner.Defaults[group]; dup {
+					return o, fmt.Errorf("config file %s: group %s has default roles in both [roles.defaults] and [provisioner.defaults]", f.config, group)
+				}
+				if o.provisioner.Defaults == nil {
+					o.provisioner.Defaults = map[string][]string{}
+				}
+				o.provisioner.Defaults[group] = rs
+			}
 			if err := unknownKeys(f.config, md); err != nil {
 				return o, err
 			}

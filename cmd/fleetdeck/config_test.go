@@ -703,3 +703,39 @@ func TestReadOnlyReachesTheRunManager(t *testing.T) {
 		}
 	}
 }
+
+// The groups' default roles are read as the issue spells them,
+// [roles.defaults], and as [provisioner.defaults]; "defaults" is no role;
+// a group in both is an error.
+func TestConfigGroupDefaults(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	both := write("both.toml", "[roles.defaults]\nweb-asg = [\"web\"]\n[roles.web]\nport = 80\n[provisioner.defaults]\napi-asg = [\"api\", \"web\"]\n")
+	o, err := resolveArgs(t, "--config", both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.provisioner.Defaults["web-asg"], []string{"web"}) || !slices.Equal(o.provisioner.Defaults["api-asg"], []string{"api", "web"}) {
+		t.Errorf("defaults %v", o.provisioner.Defaults)
+	}
+	if _, ok := o.roles.catalog.Lookup("defaults"); ok {
+		t.Error("[roles.defaults] became a role")
+	}
+	if _, ok := o.roles.catalog.Lookup("web"); !ok {
+		t.Error("[roles.web] lost")
+	}
+	dup := write("dup.toml", "[roles.defaults]\nweb-asg = [\"web\"]\n[provisioner.defaults]\nweb-asg = [\"api\"]\n")
+	if _, err := resolveArgs(t, "--config", dup); err == nil || !strings.Contains(err.Error(), "group web-asg has default roles in both") {
+		t.Errorf("a group in both: %v", err)
+	}
+	bad := write("bad.toml", "[roles.defaults]\nweb-asg = [\"Not A Role\"]\n")
+	if _, err := resolveArgs(t, "--config", bad); err == nil || !strings.Contains(err.Error(), "roles.defaults.web-asg") {
+		t.Errorf("a bad role name: %v", err)
+	}
+}
