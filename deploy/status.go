@@ -29,8 +29,6 @@ type Status struct {
 	// Requests are operators' requests the leader has not taken yet.
 	Requests  []Request  `json:"requests"`
 	Decisions []Decision `json:"decisions"` // newest last
-	// Records counts the stage records by outcome.
-	Records map[Outcome]int `json:"records"`
 }
 
 // GuardView is the guards with durations as text.
@@ -78,7 +76,7 @@ func StatusOf(dc string, l *Loaded, g Guards, leader *Holder, now time.Time, las
 	}
 	sched := NewScheduler(g, l.State)
 	st := sched.State
-	s := Status{Datacenter: dc, Leader: leader, Paused: st.Paused, Breaker: st.Breaker, Records: map[Outcome]int{}}
+	s := Status{Datacenter: dc, Leader: leader, Paused: st.Paused, Breaker: st.Breaker}
 	switch {
 	case st.Paused != "":
 		s.State = "paused: " + st.Paused
@@ -141,9 +139,6 @@ func StatusOf(dc string, l *Loaded, g Guards, leader *Holder, now time.Time, las
 		s.Backoff = append(s.Backoff, Backoff{Node: node, Stage: stage, Failures: a.Failures, Until: a.NextAt})
 	}
 	slices.SortFunc(s.Backoff, func(a, b Backoff) int { return a.Until.Compare(b.Until) })
-	for _, r := range l.Records {
-		s.Records[r.Outcome]++
-	}
 	s.Requests = l.Requests
 	s.Decisions = l.Decisions
 	if last > 0 && len(s.Decisions) > last {
@@ -152,9 +147,8 @@ func StatusOf(dc string, l *Loaded, g Guards, leader *Holder, now time.Time, las
 	return s
 }
 
-// ReadStatus reads a datacenter's status (without the record counts,
-// which need every record: StatusOf over Load has them) in four small
-// reads, whatever the fleet's size.
+// ReadStatus reads a datacenter's status in four small reads (the
+// records are not among them), whatever the fleet's size.
 func ReadStatus(ctx context.Context, s *Store, dc string, g Guards, last int) (Status, error) {
 	l, err := s.LoadStatus(ctx)
 	if err != nil {

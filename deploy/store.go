@@ -69,9 +69,6 @@ func NewStore(c *consul.Client, dc, prefix string) *Store {
 // Prefix is the store's KV prefix (with its trailing slash).
 func (s *Store) Prefix() string { return s.prefix }
 
-// Datacenter is the store's datacenter ("" the agent's own).
-func (s *Store) Datacenter() string { return s.dc }
-
 // Fenced returns a store whose every write also checks, in the same
 // transaction, that session holds the leader lock.
 func (s *Store) Fenced(session string) *Store {
@@ -220,34 +217,30 @@ type Loaded struct {
 	Records   map[string]Record
 	Requests  []Request  // oldest first
 	Decisions []Decision // oldest first
-	// Index is the KV index of the read.
-	Index uint64
 }
 
 // Load reads the whole state with one consistent KV list of the prefix.
 func (s *Store) Load(ctx context.Context) (*Loaded, error) {
 	q := s.query()
 	q.Consistency = consul.Consistent
-	pairs, meta, err := s.c.KVList(ctx, s.prefix, q)
+	pairs, _, err := s.c.KVList(ctx, s.prefix, q)
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployment state under %s: %w", s.prefix, err)
 	}
-	return s.decode(pairs, meta.LastIndex)
+	return s.decode(pairs)
 }
 
 // LoadStatus reads all but the records (which grow with the fleet): the
 // state, the requests and the decisions, in three reads.
 func (s *Store) LoadStatus(ctx context.Context) (*Loaded, error) {
 	var all api.KVPairs
-	var index uint64
-	p, meta, err := s.c.KVGet(ctx, s.stateKey(), s.query())
+	p, _, err := s.c.KVGet(ctx, s.stateKey(), s.query())
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployment state %s: %w", s.stateKey(), err)
 	}
 	if p != nil {
 		all = append(all, p)
 	}
-	index = meta.LastIndex
 	for _, sub := range []string{"requests/", "decisions/"} {
 		pairs, _, err := s.c.KVList(ctx, s.prefix+sub, s.query())
 		if err != nil {
@@ -255,11 +248,11 @@ func (s *Store) LoadStatus(ctx context.Context) (*Loaded, error) {
 		}
 		all = append(all, pairs...)
 	}
-	return s.decode(all, index)
+	return s.decode(all)
 }
 
-func (s *Store) decode(pairs api.KVPairs, index uint64) (*Loaded, error) {
-	l := &Loaded{Records: map[string]Record{}, Index: index}
+func (s *Store) decode(pairs api.KVPairs) (*Loaded, error) {
+	l := &Loaded{Records: map[string]Record{}}
 	for _, p := range pairs {
 		rel := strings.TrimPrefix(p.Key, s.prefix)
 		var err error

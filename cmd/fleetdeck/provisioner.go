@@ -320,9 +320,6 @@ func printStatus(out io.Writer, st deploy.Status) error {
 	fmt.Fprintf(w, "guards\tquiet %s/%s, batch %d, %d parallel, %d attempts (backoff %s..%s), oscillation >%d/h, %d of %d runs/h, breaker %.0f%% of %d (cool-down %s)\n",
 		g.QuietMin, g.QuietMax, g.BatchMax, g.MaxParallelRuns, g.MaxAttempts, g.BackoffBase, g.BackoffMax, g.OscillationMax,
 		g.RunsLastHour, g.RunsPerHour, g.BreakerRatio*100, g.BreakerWindow, g.BreakerCooldown)
-	if len(st.Records) > 0 {
-		fmt.Fprintf(w, "records\t%d succeeded, %d failed\n", st.Records[deploy.Succeeded], st.Records[deploy.Failed])
-	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
