@@ -29,8 +29,8 @@ import (
 // A pass runs when something may have changed — a new fleet snapshot, a
 // change of the desired roles or of the operators' requests (each a
 // blocking query: requests per minute do not grow with the fleet), a run
-// that ended — and on a tick for the guards' timers (quiet periods,
-// backoffs). It reconciles from the whole snapshot each time and never
+// that ended, a guard's timer ending (quiet periods, backoffs, the
+// breaker: Scheduler.NextWake) — and on a 30 s safety tick. It reconciles from the whole snapshot each time and never
 // reacts to one event, so joins during a restart or a leader change are
 // found by the first pass of whoever leads next.
 
@@ -83,7 +83,11 @@ type ServerConfig struct {
 	// Grace is how long a stopping server lets its runs finish before it
 	// cancels them (default 30 s).
 	Grace time.Duration
-	// Tick bounds the time between passes (default 1 s).
+	// Tick bounds the time between passes (default 30 s). It is a safety
+	// net: every change has its own wake-up (a snapshot, the desired roles,
+	// a request, a run's end, a guard's timer through NextWake), so an idle
+	// leader does not recompute the due set of the whole fleet every
+	// second.
 	Tick time.Duration
 }
 
@@ -114,7 +118,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Grace = 30 * time.Second
 	}
 	if cfg.Tick <= 0 {
-		cfg.Tick = time.Second
+		cfg.Tick = 30 * time.Second
 	}
 	if cfg.Who == "" {
 		cfg.Who = "provisioner@" + roles.Who()
